@@ -1,0 +1,1 @@
+"""crev: self-consumed solar → signed readings → C-REV on an auditable ledger."""

@@ -1,0 +1,198 @@
+"""The one state-transition path.
+
+``BlockBuilder`` applies transactions one at a time to a state; ``apply_block`` checks a sealed
+block's header, replays its transactions through a builder and compares every root. The embedded
+sequencer builds blocks with the same builder (dropping transactions that fail, so its blocks hold
+only transactions that succeeded); the auditor and every restarted node call ``apply_block``.
+
+Each handler checks everything before it changes anything, so a refused transaction (or a
+refused reading inside a batch) leaves the state exactly as it was.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from crev.core import merkle
+from crev.core.encoding import encode
+from crev.core.hashing import sha256
+from crev.core.signing import verify
+from crev.errors import CrevError, InvalidBlock, NotFoundError, SignatureError
+from crev.ledger import messages  # noqa: F401 - fills the registry
+from crev.ledger.block import Block, Header
+from crev.ledger.events import Event
+from crev.ledger.records import Account
+from crev.ledger.state import State
+from crev.ledger.tx import Tx, decode_tx
+
+
+class SigCache:
+    """Signatures already verified (for example in parallel before the block was built).
+
+    Holding only triples that truly verified, it changes speed, never results: a triple not in
+    the cache is verified on the spot.
+    """
+
+    def __init__(self) -> None:
+        self._ok: set[tuple[bytes, bytes, bytes]] = set()
+
+    def add(self, public_key: bytes, message: bytes, signature: bytes) -> None:
+        self._ok.add((public_key, message, signature))
+
+    def __len__(self) -> int:
+        return len(self._ok)
+
+    def verify(self, public_key: bytes, message: bytes, signature: bytes) -> bool:
+        t = (public_key, message, signature)
+        if t in self._ok:
+            self._ok.discard(t)
+            return True
+        return verify(public_key, message, signature)
+
+
+@dataclass
+class Ctx:
+    """What a handler sees: the state, the block's height and time, and where to put events."""
+
+    state: State
+    height: int
+    time: int
+    sigs: SigCache
+    tx_hash: bytes = b""
+    signer: Account | None = None
+    events: list[Event] = field(default_factory=list)
+
+    def emit(self, event: Event) -> None:
+        self.events.append(event)
+
+
+@dataclass(frozen=True, slots=True)
+class TxResult:
+    tx_hash: bytes
+    kind: str
+    ok: bool
+    error: CrevError | None
+    events: tuple[Event, ...]
+    detail: Any
+
+    def to_value(self) -> list[Any]:
+        err = [] if self.error is None else [self.error.code, self.error.field, self.error.reason]
+        return [self.tx_hash, self.kind, self.ok, err, [e.to_value() for e in self.events], self.detail]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tx_hash": self.tx_hash.hex(),
+            "kind": self.kind,
+            "ok": self.ok,
+            "error": None if self.error is None else self.error.to_dict(),
+            "events": [e.to_dict() for e in self.events],
+            "detail": self.detail,
+        }
+
+
+@dataclass
+class BlockOutcome:
+    header: Header
+    results: list[TxResult]
+    txs: list[bytes]
+    changed: list[tuple[str, bytes | None]]
+
+
+def authenticate(ctx: Ctx, tx: Tx) -> Account | None:
+    """Check a signed transaction's signer, nonce and signature against state."""
+    if not tx.signer:
+        return None
+    acct = ctx.state.accounts.get(tx.signer)
+    if acct is None:
+        raise NotFoundError("tx.signer", f"no participant {tx.signer!r}")
+    if tx.nonce != acct.nonce:
+        raise SignatureError(
+            "tx.nonce", f"is {tx.nonce}, expected {acct.nonce} (replayed or out of order)"
+        )
+    if not ctx.sigs.verify(acct.public_key, tx.signed_bytes, tx.signature):
+        raise SignatureError("tx.signature", f"not a valid signature by {tx.signer}'s key")
+    return acct
+
+
+class BlockBuilder:
+    def __init__(self, state: State, height: int, time: int, sigs: SigCache | None = None) -> None:
+        if height != state.height + 1:
+            raise InvalidBlock("header.height", f"is {height}, expected {state.height + 1}")
+        if time < state.last_time:
+            raise InvalidBlock("header.time", f"{time} is before the previous block's {state.last_time}")
+        self.state = state
+        self.height = height
+        self.time = time
+        self.sigs = sigs or SigCache()
+        self.txs: list[bytes] = []
+        self.results: list[TxResult] = []
+
+    def add(self, tx: Tx | bytes, keep_failed: bool = True) -> TxResult:
+        """Apply one transaction. A failed one changes nothing; it joins the block only if
+        ``keep_failed`` (replay of a block keeps whatever the block holds)."""
+        state = self.state
+        ctx = Ctx(state, self.height, self.time, self.sigs)
+        kind = "?"
+        try:
+            if isinstance(tx, bytes):
+                ctx.tx_hash = sha256(tx)
+                tx = decode_tx(tx, state.chain_id, state.params)
+            ctx.tx_hash = tx.hash
+            kind = tx.kind
+            ctx.signer = authenticate(ctx, tx)
+            detail = tx.message.handle(ctx)
+            if ctx.signer is not None:
+                ctx.signer.nonce += 1
+                state.mark(f"a/{ctx.signer.account_id}")
+            result = TxResult(tx.hash, kind, True, None, tuple(ctx.events), detail)
+            raw = tx.raw
+        except CrevError as err:
+            result = TxResult(ctx.tx_hash, kind, False, err, (), None)
+            if not keep_failed:
+                return result
+            raw = tx.raw if isinstance(tx, Tx) else tx
+        self.txs.append(raw)
+        self.results.append(result)
+        return result
+
+    def finish(self) -> BlockOutcome:
+        state = self.state
+        state_root, changed = state.seal()
+        header = Header(
+            chain_id=state.chain_id,
+            height=self.height,
+            time=self.time,
+            prev_hash=state.last_block_hash,
+            tx_root=merkle.root(self.txs),
+            results_root=merkle.root([encode(r.to_value()) for r in self.results]),
+            state_root=state_root,
+            tx_count=len(self.txs),
+        )
+        state.height = self.height
+        state.last_time = self.time
+        state.last_block_hash = header.hash
+        return BlockOutcome(header, self.results, self.txs, changed)
+
+
+def apply_block(state: State, block: Block, sigs: SigCache | None = None,
+                check_signature: bool = True) -> BlockOutcome:
+    """Validate and apply a sealed block; raise InvalidBlock naming the first disagreement."""
+    h = block.header
+    if h.chain_id != state.chain_id:
+        raise InvalidBlock("header.chain_id", f"is {h.chain_id!r}, expected {state.chain_id!r}")
+    if h.prev_hash != state.last_block_hash:
+        raise InvalidBlock("header.prev_hash", "does not match the previous block's hash")
+    if h.tx_count != len(block.txs):
+        raise InvalidBlock("header.tx_count", f"is {h.tx_count}, block holds {len(block.txs)}")
+    if check_signature and not verify(state.sequencer_key, h.encode(), block.signature):
+        raise InvalidBlock("block.signature", "not signed by the genesis sequencer key")
+    builder = BlockBuilder(state, h.height, h.time, sigs)
+    for raw in block.txs:
+        builder.add(raw)
+    out = builder.finish()
+    for name in ("tx_root", "results_root", "state_root"):
+        if getattr(out.header, name) != getattr(h, name):
+            raise InvalidBlock(f"header.{name}", f"recomputed {getattr(out.header, name).hex()} "
+                                                 f"but the block says {getattr(h, name).hex()}")
+    return out

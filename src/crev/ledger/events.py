@@ -1,0 +1,157 @@
+"""Typed events: every state change emits one. Indexers, reports and the API read these, never
+the state machine's private structures. ``to_value`` gives the canonical list that is hashed into
+the block's results root; ``to_dict`` the JSON form."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    type: ClassVar[str] = "event"
+
+    def to_value(self) -> list[Any]:
+        return [self.type, *[getattr(self, f.name) for f in fields(self)]]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k, v in d.items():
+            if isinstance(v, bytes):
+                d[k] = v.hex()
+        return {"type": self.type, **d}
+
+
+@dataclass(frozen=True, slots=True)
+class ParticipantRegistered(Event):
+    type: ClassVar[str] = "participant_registered"
+    account_id: str
+    name: str
+    role: str
+    public_key: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRotated(Event):
+    type: ClassVar[str] = "key_rotated"
+    account_id: str
+    public_key: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRegistered(Event):
+    type: ClassVar[str] = "device_registered"
+    device_id: str
+    owner: str
+    rated_capacity_w: int
+    grid_area: str
+    fit: bool
+    public_key: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceUpdated(Event):
+    type: ClassVar[str] = "device_updated"
+    device_id: str
+    changed: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceKeyRevoked(Event):
+    type: ClassVar[str] = "device_key_revoked"
+    device_id: str
+    public_key: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRevoked(Event):
+    type: ClassVar[str] = "device_revoked"
+    device_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReadingAccepted(Event):
+    type: ClassVar[str] = "reading_accepted"
+    device_id: str
+    seq: int
+    interval_start: int
+    interval_s: int
+    generation_wh: int
+    import_wh: int
+    export_wh: int
+    demand_wh: int
+    self_consumed_wh: int
+    reading_hash: bytes
+    lot_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReadingGap(Event):
+    """Readings between two accepted ones are missing. Energy the registers advanced beyond the
+    reported interval is recorded here and never issued."""
+
+    type: ClassVar[str] = "reading_gap"
+    device_id: str
+    missing_from_seq: int
+    missing_to_seq: int
+    gap_start: int
+    gap_end: int
+    unreported_generation_wh: int
+    unreported_import_wh: int
+    unreported_export_wh: int
+
+
+@dataclass(frozen=True, slots=True)
+class Issued(Event):
+    type: ClassVar[str] = "issued"
+    lot_id: str
+    device_id: str
+    owner: str
+    first_unit: int
+    quantity_g: int
+    self_consumed_wh: int
+    factor_g_per_kwh: int
+    slot_id: int
+    origin: str
+
+
+@dataclass(frozen=True, slots=True)
+class Transferred(Event):
+    type: ClassVar[str] = "transferred"
+    lot_id: str
+    sender: str
+    recipient: str
+    start_unit: int
+    end_unit: int
+
+
+@dataclass(frozen=True, slots=True)
+class Retired(Event):
+    type: ClassVar[str] = "retired"
+    retirement_id: str
+    account: str
+    beneficiary: str
+    purpose: str
+    lot_id: str
+    start_unit: int
+    end_unit: int
+
+
+@dataclass(frozen=True, slots=True)
+class Cancelled(Event):
+    type: ClassVar[str] = "cancelled"
+    lot_id: str
+    holder: str
+    start_unit: int
+    end_unit: int
+    reason: str
+    reference: str
+
+
+@dataclass(frozen=True, slots=True)
+class EmissionFactorsSet(Event):
+    type: ClassVar[str] = "emission_factors_set"
+    rows: int
+    table_hash: bytes

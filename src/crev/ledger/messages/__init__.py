@@ -1,0 +1,16 @@
+"""One module per transaction kind. Each defines a frozen message dataclass with a stateless
+``from_body`` (shape: types, ranges, lengths) and a stateful ``handle`` (checks against state,
+then changes it). Importing this package registers every kind."""
+
+from crev.ledger.messages import (  # noqa: F401
+    correct,
+    register_device,
+    register_participant,
+    retire,
+    revoke_device,
+    rotate_key,
+    set_emission_factors,
+    submit_readings,
+    transfer,
+    update_device,
+)

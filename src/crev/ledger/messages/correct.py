@@ -1,0 +1,103 @@
+"""correct: the operator corrects an issuance without editing history.
+
+body = [action, lot_id, quantity_g, self_consumed_wh, reason, reference]
+
+* ``cancel``: cancels ``quantity_g`` tradable units of the lot (lowest unit ids first, whoever
+  holds them); retired or escrowed units cannot be cancelled. ``self_consumed_wh`` must be 0.
+* ``topup``: issues a new lot ``<lot_id>+<n>`` of ``quantity_g`` units for ``self_consumed_wh``
+  more Wh of the same interval (for example after reconciling with the utility smart meter) to
+  whoever the original lot was issued to. The quantity may not exceed what the factor gives
+  for that energy.
+
+``reason`` and ``reference`` (a ticket, a smart-meter statement ...) are required and recorded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from crev.core.units import co2_g_floor
+from crev.errors import MalformedError, NotFoundError, RuleError
+from crev.ledger.events import Cancelled
+from crev.ledger.holdings import available, move_units, shift_balance
+from crev.ledger.issuance import issue_lot
+from crev.ledger.messages.common import require_operator
+from crev.ledger.params import Params
+from crev.ledger.records import CANCELLED, TRADABLE
+from crev.ledger.shape import MAX_U63, need_choice, need_int, need_list, need_text
+from crev.ledger.tx import register
+
+
+@dataclass(frozen=True, slots=True)
+class Correct:
+    kind: ClassVar[str] = "correct"
+    action: str
+    lot_id: str
+    quantity_g: int
+    self_consumed_wh: int
+    reason: str
+    reference: str
+
+    def to_body(self) -> list[Any]:
+        return [self.action, self.lot_id, self.quantity_g, self.self_consumed_wh, self.reason,
+                self.reference]
+
+    def handle(self, ctx: Any) -> Any:
+        require_operator(ctx)
+        st = ctx.state
+        lot = st.lots.get(self.lot_id)
+        if lot is None:
+            raise NotFoundError("body.lot_id", f"no lot {self.lot_id!r}")
+        if self.action == "cancel":
+            have = available(lot, None, TRADABLE)
+            if self.quantity_g > have:
+                raise RuleError("body.quantity_g", f"{self.quantity_g} g exceeds the {have} g of "
+                                                   f"{self.lot_id} still tradable")
+            note = f"{self.reason} [{self.reference}]"
+            for holder, a, b in move_units(lot, None, TRADABLE, self.quantity_g, None, CANCELLED, note):
+                shift_balance(st.accounts[holder], TRADABLE, CANCELLED, b - a)
+                st.mark(f"a/{holder}")
+                ctx.emit(Cancelled(lot.lot_id, holder, a, b, self.reason, self.reference))
+            st.supply.tradable_g -= self.quantity_g
+            st.supply.cancelled_g += self.quantity_g
+            st.mark(f"l/{lot.lot_id}")
+            st.mark("s")
+            return [lot.lot_id, self.quantity_g]
+        # top-up
+        if lot.origin != "reading":
+            raise RuleError("body.lot_id", "top up the original lot, not a top-up")
+        limit = co2_g_floor(self.self_consumed_wh, lot.factor_g_per_kwh)
+        if self.quantity_g > limit:
+            raise RuleError("body.quantity_g", f"{self.quantity_g} g exceeds {limit} g, what "
+                                               f"{self.self_consumed_wh} Wh gives at "
+                                               f"{lot.factor_g_per_kwh} g/kWh")
+        n = 1
+        while f"{lot.lot_id}+{n}" in st.lots:
+            n += 1
+        dev = st.devices[lot.device_id]
+        new = issue_lot(st, ctx.events, lot_id=f"{lot.lot_id}+{n}", device=dev, owner=lot.issued_to,
+                        interval_start=lot.interval_start, interval_end=lot.interval_end,
+                        self_consumed_wh=self.self_consumed_wh, quantity_g=self.quantity_g,
+                        factor_g_per_kwh=lot.factor_g_per_kwh, factor_ref=lot.factor_ref,
+                        factor_source=lot.factor_source, height=ctx.height, block_time=ctx.time,
+                        reading_hash=b"", origin="topup",
+                        reference=f"{lot.lot_id}: {self.reason} [{self.reference}]")
+        st.mark(f"d/{dev.device_id}")
+        return [new.lot_id, self.quantity_g]
+
+
+@register(Correct.kind)
+def from_body(body: Any, params: Params) -> Correct:
+    b = need_list(body, "body", 6)
+    msg = Correct(need_choice(b[0], "body.action", ("cancel", "topup")),
+                  need_text(b[1], "body.lot_id", 128),
+                  need_int(b[2], "body.quantity_g", 1, MAX_U63),
+                  need_int(b[3], "body.self_consumed_wh", 0, MAX_U63),
+                  need_text(b[4], "body.reason", params.max_text_len),
+                  need_text(b[5], "body.reference", params.max_text_len))
+    if msg.action == "cancel" and msg.self_consumed_wh:
+        raise MalformedError("body.self_consumed_wh", "must be 0 for a cancellation")
+    if msg.action == "topup" and not msg.self_consumed_wh:
+        raise MalformedError("body.self_consumed_wh", "a top-up must state the extra Wh")
+    return msg

@@ -1,0 +1,52 @@
+"""register_participant: the operator admits a participant with a role and an Ed25519 key.
+
+body = [account_id, name, role, public_key]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from crev.core.signing import PUBLIC_KEY_LEN
+from crev.errors import ConflictError
+from crev.ledger.events import ParticipantRegistered
+from crev.ledger.messages.common import require_operator
+from crev.ledger.params import Params
+from crev.ledger.records import ROLES, Account
+from crev.ledger.shape import need_bytes, need_choice, need_id, need_list, need_text
+from crev.ledger.tx import register
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterParticipant:
+    kind: ClassVar[str] = "register_participant"
+    account_id: str
+    name: str
+    role: str
+    public_key: bytes
+
+    def to_body(self) -> list[Any]:
+        return [self.account_id, self.name, self.role, self.public_key]
+
+    def handle(self, ctx: Any) -> Any:
+        require_operator(ctx)
+        st = ctx.state
+        if self.account_id in st.accounts:
+            raise ConflictError("body.account_id", f"participant {self.account_id!r} already exists")
+        st.accounts[self.account_id] = Account(self.account_id, self.name, self.role, self.public_key,
+                                               registered_height=ctx.height)
+        st.mark(f"a/{self.account_id}")
+        ctx.emit(ParticipantRegistered(self.account_id, self.name, self.role, self.public_key))
+        return [self.account_id]
+
+
+@register(RegisterParticipant.kind)
+def from_body(body: Any, params: Params) -> RegisterParticipant:
+    b = need_list(body, "body", 4)
+    return RegisterParticipant(
+        need_id(b[0], "body.account_id"),
+        need_text(b[1], "body.name", params.max_text_len),
+        need_choice(b[2], "body.role", ROLES),
+        need_bytes(b[3], "body.public_key", PUBLIC_KEY_LEN),
+    )

@@ -1,0 +1,251 @@
+"""submit_readings: a batch of DGC readings, each signed by its device. Accepted readings issue
+C-REV at once, in the same block.
+
+body = [reading, ...]; a reading is the 13-element array
+
+    [ "crev/reading/1", chain_id, device_id, seq, interval_start, interval_s,
+      generation_wh, import_wh, export_wh,
+      generation_register_wh, import_register_wh, export_register_wh, signature ]
+
+The device signs the canonical encoding of the first twelve elements. The reading hash is SHA-256
+of all thirteen. Each reading is accepted or refused on its own (a gateway forwards many devices'
+readings at once); a refused reading changes nothing and its result names the field and reason.
+Resubmitting an accepted reading returns its first result ("duplicate") and changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from crev.core.encoding import encode
+from crev.core.hashing import sha256
+from crev.core.metering import MAX_WH, capacity_limit_wh, register_delta
+from crev.core.signing import SIGNATURE_LEN
+from crev.core.units import ALLOWED_INTERVAL_SECONDS, co2_g_floor
+from crev.errors import (
+    ConflictError,
+    CrevError,
+    MalformedError,
+    NotFoundError,
+    PermissionError_,
+    RuleError,
+    SignatureError,
+)
+from crev.ledger.events import ReadingAccepted, ReadingGap
+from crev.ledger.issuance import fiscal_year_cached, issue_lot, lot_id_for
+from crev.ledger.params import Params
+from crev.ledger.records import ReadingRecord
+from crev.ledger.shape import ID_RE, need_list
+from crev.ledger.tx import register
+
+READING_VERSION = "crev/reading/1"
+FIELDS = ("version", "chain_id", "device_id", "seq", "interval_start", "interval_s", "generation_wh",
+          "import_wh", "export_wh", "generation_register_wh", "import_register_wh",
+          "export_register_wh", "signature")
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    chain_id: str
+    device_id: str
+    seq: int
+    interval_start: int
+    interval_s: int
+    generation_wh: int
+    import_wh: int
+    export_wh: int
+    generation_register_wh: int
+    import_register_wh: int
+    export_register_wh: int
+    signature: bytes
+    signed_bytes: bytes
+    hash: bytes
+
+    @property
+    def interval_end(self) -> int:
+        return self.interval_start + self.interval_s
+
+    def to_list(self) -> list[Any]:
+        return [READING_VERSION, self.chain_id, self.device_id, self.seq, self.interval_start,
+                self.interval_s, self.generation_wh, self.import_wh, self.export_wh,
+                self.generation_register_wh, self.import_register_wh, self.export_register_wh,
+                self.signature]
+
+
+def reading_payload(chain_id: str, device_id: str, seq: int, interval_start: int, interval_s: int,
+                    generation_wh: int, import_wh: int, export_wh: int, generation_register_wh: int,
+                    import_register_wh: int, export_register_wh: int) -> list[Any]:
+    """The twelve signed elements of a reading, in order."""
+    return [READING_VERSION, chain_id, device_id, seq, interval_start, interval_s, generation_wh,
+            import_wh, export_wh, generation_register_wh, import_register_wh, export_register_wh]
+
+
+def parse_reading(v: Any, where: str) -> Reading:
+    """Stateless shape check of one reading."""
+    if type(v) is not list or len(v) != 13:
+        raise MalformedError(where, "must be an array of 13 elements (see docs/wire-format.md)")
+    if v[0] != READING_VERSION:
+        raise MalformedError(f"{where}.version", f"must be {READING_VERSION!r}")
+    if type(v[1]) is not str:
+        raise MalformedError(f"{where}.chain_id", "must be text")
+    if type(v[2]) is not str or not ID_RE.match(v[2]):
+        raise MalformedError(f"{where}.device_id", "must be 1-64 of a-z 0-9 . _ -")
+    for i in range(3, 12):
+        x = v[i]
+        if type(x) is not int:
+            kind = "a fraction or NaN" if isinstance(x, float) else type(x).__name__
+            raise MalformedError(f"{where}.{FIELDS[i]}", f"must be an integer, found {kind}")
+        if x < 0:
+            raise MalformedError(f"{where}.{FIELDS[i]}", f"must not be negative, found {x}")
+        if x > MAX_WH and i >= 6:
+            raise MalformedError(f"{where}.{FIELDS[i]}", f"{x} exceeds the maximum {MAX_WH} Wh")
+    if v[3] < 1 or v[3] > 2**63 - 1:
+        raise MalformedError(f"{where}.seq", "must be 1 .. 2^63-1")
+    if v[4] > 2**40:
+        raise MalformedError(f"{where}.interval_start", "is not a plausible unix time")
+    if v[5] not in ALLOWED_INTERVAL_SECONDS:
+        raise MalformedError(f"{where}.interval_s", "must be whole minutes dividing 1800 s (60..1800)")
+    if v[4] % v[5]:
+        what = "a 30-minute slot boundary" if v[5] == 1800 else f"a multiple of {v[5]} s"
+        raise MalformedError(f"{where}.interval_start", f"{v[4]} is not on {what}")
+    if v[8] > v[6]:
+        raise MalformedError(f"{where}.export_wh", f"export {v[8]} Wh exceeds generation {v[6]} Wh")
+    sig = v[12]
+    if type(sig) is not bytes or len(sig) != SIGNATURE_LEN:
+        raise MalformedError(f"{where}.signature", f"must be {SIGNATURE_LEN} bytes")
+    signed = encode(v[:12])
+    return Reading(v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], sig, signed,
+                   sha256(encode(v)))
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitReadings:
+    kind: ClassVar[str] = "submit_readings"
+    readings: tuple[Reading, ...]
+
+    def to_body(self) -> list[Any]:
+        return [r.to_list() for r in self.readings]
+
+    def handle(self, ctx: Any) -> Any:
+        out: list[list[Any]] = []
+        for i, r in enumerate(self.readings):
+            try:
+                out.append(accept_reading(ctx, r))
+            except CrevError as err:
+                e = err.at(f"readings[{i}]")
+                out.append(["refused", e.code, e.field, e.reason])
+        return out
+
+
+def accept_reading(ctx: Any, r: Reading) -> list[Any]:
+    """Check one reading against state; if it passes, record it and issue its lot."""
+    st = ctx.state
+    params = st.params
+    if r.chain_id != st.chain_id:
+        raise MalformedError("chain_id", f"is {r.chain_id!r}, this ledger is {st.chain_id!r}")
+    dev = st.devices.get(r.device_id)
+    if dev is None:
+        raise NotFoundError("device_id", f"no device {r.device_id!r}")
+    prior = st.readings.get((r.device_id, r.seq))
+    if prior is not None:
+        if prior.reading_hash == r.hash:
+            return ["duplicate", prior.lot_id, prior.height]
+        raise ConflictError("seq", f"seq {r.seq} was already used by a different reading "
+                                   f"(accepted at height {prior.height})")
+    if not dev.active:
+        raise PermissionError_("device_id", f"device {r.device_id!r} is revoked")
+    end = r.interval_start + r.interval_s
+    key = dev.key_for(end)
+    if key is None:
+        raise SignatureError("signature", "no key of this device is valid for this interval")
+    if key.revoked:
+        raise SignatureError("signature", "signed by a revoked device key")
+    if not ctx.sigs.verify(key.public_key, r.signed_bytes, r.signature):
+        raise SignatureError("signature", f"not a valid signature by device {r.device_id}'s key")
+    if r.seq <= dev.last_seq:
+        raise ConflictError("seq", f"{r.seq} is not after the last accepted seq {dev.last_seq} "
+                                   "(replayed or out of order)")
+    if r.interval_start < dev.last_interval_end:
+        raise ConflictError("interval_start", f"interval overlaps the last accepted reading, which "
+                                              f"ended at {dev.last_interval_end}")
+    if r.interval_start < dev.commissioned:
+        raise RuleError("interval_start", "is before the device was commissioned")
+    if end > dev.certified_until:
+        raise RuleError("interval_start", "is after the meter's certification expired")
+    if end > ctx.time + params.max_future_s:
+        raise RuleError("interval_start", f"interval ends {end - ctx.time} s after block time "
+                                          f"(allowed {params.max_future_s} s): timestamp in the future")
+    limit = capacity_limit_wh(dev.rated_capacity_w, r.interval_s, params.capacity_tolerance_bp)
+    if r.generation_wh > limit:
+        raise RuleError("generation_wh", f"{r.generation_wh} Wh exceeds what {dev.rated_capacity_w} W "
+                                         f"can generate in {r.interval_s} s ({limit} Wh with tolerance)")
+    gap: ReadingGap | None = None
+    if dev.generation_register_wh >= 0:
+        deltas = []
+        for name, prev, cur, val in (
+            ("generation_register_wh", dev.generation_register_wh, r.generation_register_wh, r.generation_wh),
+            ("import_register_wh", dev.import_register_wh, r.import_register_wh, r.import_wh),
+            ("export_register_wh", dev.export_register_wh, r.export_register_wh, r.export_wh),
+        ):
+            d = register_delta(prev, cur)
+            if d is None:
+                raise RuleError(name, f"went backwards from {prev} to {cur} Wh")
+            if d < val:
+                raise RuleError(name, f"advanced {d} Wh but the interval reports {val} Wh")
+            deltas.append(d - val)
+        contiguous = r.seq == dev.last_seq + 1 and r.interval_start == dev.last_interval_end
+        if contiguous and any(deltas):
+            raise RuleError("generation_register_wh" if deltas[0] else
+                            "import_register_wh" if deltas[1] else "export_register_wh",
+                            "register delta differs from the interval value with no gap in between")
+        if not contiguous:
+            span = end - dev.last_interval_end
+            if deltas[0] + r.generation_wh > capacity_limit_wh(dev.rated_capacity_w, span,
+                                                               params.capacity_tolerance_bp):
+                raise RuleError("generation_register_wh", "advanced more than the PV capacity allows "
+                                                          "since the last reading")
+            gap = ReadingGap(r.device_id, dev.last_seq + 1, r.seq - 1, dev.last_interval_end,
+                             r.interval_start, deltas[0], deltas[1], deltas[2])
+    # every check passed: change state
+    self_consumed = r.generation_wh - r.export_wh
+    lot_id = ""
+    if self_consumed > 0:
+        factor = st.factors.lookup(dev.grid_area, fiscal_year_cached(r.interval_start),
+                                   params.issuance_factor_kind)
+        quantity = co2_g_floor(self_consumed, factor.g_per_kwh)
+        if quantity > 0:
+            lot_id = lot_id_for(r.device_id, r.interval_start)
+            issue_lot(st, ctx.events, lot_id=lot_id, device=dev, owner=dev.owner,
+                      interval_start=r.interval_start, interval_end=end,
+                      self_consumed_wh=self_consumed, quantity_g=quantity,
+                      factor_g_per_kwh=factor.g_per_kwh,
+                      factor_ref=f"{factor.key}/{factor.fiscal_year}/{factor.kind}",
+                      factor_source=factor.source, height=ctx.height, block_time=ctx.time,
+                      reading_hash=r.hash, origin="reading", reference="")
+    dev.last_seq = r.seq
+    dev.last_interval_end = end
+    dev.generation_register_wh = r.generation_register_wh
+    dev.import_register_wh = r.import_register_wh
+    dev.export_register_wh = r.export_register_wh
+    dev.readings += 1
+    st.readings[(r.device_id, r.seq)] = ReadingRecord(r.interval_start, r.hash, lot_id, ctx.height)
+    st.mark(f"d/{r.device_id}")
+    st.mark(f"r/{r.device_id}/{r.seq}")
+    if gap is not None:
+        ctx.emit(gap)
+    ctx.emit(ReadingAccepted(r.device_id, r.seq, r.interval_start, r.interval_s, r.generation_wh,
+                             r.import_wh, r.export_wh, r.generation_wh + r.import_wh - r.export_wh,
+                             self_consumed, r.hash, lot_id))
+    return ["accepted", lot_id, st.lots[lot_id].quantity_g if lot_id else 0]
+
+
+@register(SubmitReadings.kind)
+def from_body(body: Any, params: Params) -> SubmitReadings:
+    items = need_list(body, "body")
+    if not items:
+        raise MalformedError("body", "a batch must hold at least one reading")
+    if len(items) > params.max_batch_readings:
+        raise MalformedError("body", f"{len(items)} readings exceed the batch limit of "
+                                     f"{params.max_batch_readings}")
+    return SubmitReadings(tuple(parse_reading(v, f"readings[{i}]") for i, v in enumerate(items)))

@@ -1,0 +1,100 @@
+"""update_device: the operator changes a device's registration; history stays in the chain.
+
+body = [device_id, [[field, value], ...]] with fields among ``public_key`` (key rotation),
+``rated_capacity_w``, ``meter_serial``, ``certified_until``, ``fit`` and ``owner``.
+
+A rotated-out key stays valid for readings of intervals that ended by the rotation's block time
+(so readings queued in a gateway are not lost); it signs nothing newer. To refuse everything a key
+ever signed, revoke it (revoke_device).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from crev.core.signing import PUBLIC_KEY_LEN
+from crev.errors import ConflictError, MalformedError, NotFoundError, RuleError
+from crev.ledger.events import DeviceUpdated
+from crev.ledger.messages.common import require_operator
+from crev.ledger.messages.register_device import MAX_CAPACITY_W
+from crev.ledger.params import Params
+from crev.ledger.records import PROSUMER, DeviceKey
+from crev.ledger.shape import need_bool, need_bytes, need_id, need_int, need_list, need_text
+from crev.ledger.tx import register
+
+FIELDS = ("public_key", "rated_capacity_w", "meter_serial", "certified_until", "fit", "owner")
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateDevice:
+    kind: ClassVar[str] = "update_device"
+    device_id: str
+    changes: tuple[tuple[str, Any], ...]
+
+    def to_body(self) -> list[Any]:
+        return [self.device_id, [[f, v] for f, v in self.changes]]
+
+    def handle(self, ctx: Any) -> Any:
+        require_operator(ctx)
+        st = ctx.state
+        dev = st.devices.get(self.device_id)
+        if dev is None:
+            raise NotFoundError("body.device_id", f"no device {self.device_id!r}")
+        if not dev.active:
+            raise RuleError("body.device_id", "device is revoked")
+        ch = dict(self.changes)
+        if "public_key" in ch and any(k.public_key == ch["public_key"] for k in dev.keys):
+            raise ConflictError("body.changes.public_key", "this key was already used by the device")
+        if "owner" in ch:
+            owner = st.accounts.get(ch["owner"])
+            if owner is None:
+                raise NotFoundError("body.changes.owner", f"no participant {ch['owner']!r}")
+            if owner.role != PROSUMER:
+                raise RuleError("body.changes.owner", "devices belong to prosumers")
+        if "meter_serial" in ch:
+            for d in st.devices.values():
+                if d.meter_serial == ch["meter_serial"] and d.device_id != dev.device_id:
+                    raise ConflictError("body.changes.meter_serial", f"used by {d.device_id!r}")
+        for f, v in self.changes:
+            if f == "public_key":
+                dev.keys[-1].valid_until = ctx.time
+                dev.keys.append(DeviceKey(v, ctx.time + 1 if ctx.time else 0, 0))
+            else:
+                setattr(dev, f, v)
+        st.mark(f"d/{dev.device_id}")
+        ctx.emit(DeviceUpdated(dev.device_id, tuple(f for f, _ in self.changes)))
+        return [dev.device_id]
+
+
+@register(UpdateDevice.kind)
+def from_body(body: Any, params: Params) -> UpdateDevice:
+    b = need_list(body, "body", 2)
+    device_id = need_id(b[0], "body.device_id")
+    items = need_list(b[1], "body.changes")
+    if not items:
+        raise MalformedError("body.changes", "must list at least one change")
+    seen: set[str] = set()
+    out: list[tuple[str, Any]] = []
+    for i, item in enumerate(items):
+        where = f"body.changes[{i}]"
+        f, v = need_list(item, where, 2)
+        if f not in FIELDS:
+            raise MalformedError(f"{where}.field", f"must be one of {', '.join(FIELDS)}")
+        if f in seen:
+            raise MalformedError(f"{where}.field", f"{f} listed twice")
+        seen.add(f)
+        if f == "public_key":
+            v = need_bytes(v, f"{where}.value", PUBLIC_KEY_LEN)
+        elif f == "rated_capacity_w":
+            v = need_int(v, f"{where}.value", 1, MAX_CAPACITY_W)
+        elif f in ("meter_serial",):
+            v = need_text(v, f"{where}.value", 64)
+        elif f == "certified_until":
+            v = need_int(v, f"{where}.value")
+        elif f == "fit":
+            v = need_bool(v, f"{where}.value")
+        elif f == "owner":
+            v = need_id(v, f"{where}.value")
+        out.append((f, v))
+    return UpdateDevice(device_id, tuple(out))

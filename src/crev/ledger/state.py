@@ -1,0 +1,114 @@
+"""The ledger state: every record, the supply totals and the state commitment.
+
+Handlers read and change records in the typed maps and call ``mark(key)`` for each record they
+changed; ``seal()`` then re-encodes exactly those records into the state tree and returns the
+changed (key, value) pairs for storage. Keys:
+
+``a/<account>``  ``d/<device>``  ``l/<lot>``  ``r/<device>/<seq>``  ``t/<retirement>``
+``f/<key>/<fiscal year>/<kind>``  ``s`` (supply)  ``g`` (genesis hash and params)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crev.core.encoding import encode
+from crev.core.factors import FactorRow, FactorTable
+from crev.core.statetree import StateProof, StateTree
+from crev.ledger.params import Params
+from crev.ledger.records import Account, Device, Lot, ReadingRecord, Retirement, Supply
+
+
+class State:
+    def __init__(self, chain_id: str, params: Params, genesis_hash: bytes) -> None:
+        self.chain_id = chain_id
+        self.params = params
+        self.genesis_hash = genesis_hash
+        self.accounts: dict[str, Account] = {}
+        self.devices: dict[str, Device] = {}
+        self.lots: dict[str, Lot] = {}
+        self.readings: dict[tuple[str, int], ReadingRecord] = {}
+        self.retirements: dict[str, Retirement] = {}
+        self.factors = FactorTable()
+        self.factor_rows: dict[str, FactorRow] = {}
+        self.supply = Supply()
+        self.operator_id = ""
+        self.sequencer_key = b""
+        # chain head (committed by the block headers, not by the state tree)
+        self.height = 0
+        self.last_block_hash = b"\x00" * 32
+        self.last_time = 0
+        self.tree = StateTree(params.state_tree_depth)
+        self._dirty: set[str] = set()
+        self.mark("g")
+
+    # --- change tracking ---------------------------------------------------------------------
+
+    def mark(self, key: str) -> None:
+        self._dirty.add(key)
+
+    def value_of(self, key: str) -> bytes | None:
+        """Canonical bytes of the record at ``key``, or None if absent."""
+        kind, _, rest = key.partition("/")
+        obj: Any
+        if kind == "a":
+            obj = self.accounts.get(rest)
+        elif kind == "d":
+            obj = self.devices.get(rest)
+        elif kind == "l":
+            obj = self.lots.get(rest)
+        elif kind == "r":
+            dev, _, seq = rest.rpartition("/")
+            obj = self.readings.get((dev, int(seq)))
+        elif kind == "t":
+            obj = self.retirements.get(rest)
+        elif kind == "f":
+            row = self.factor_rows.get(rest)
+            return None if row is None else encode(row.as_list())
+        elif kind == "s":
+            obj = self.supply
+        elif kind == "g":
+            return encode([self.chain_id, self.genesis_hash, self.params.to_value(), self.operator_id,
+                           self.sequencer_key])
+        else:
+            raise KeyError(key)
+        return None if obj is None else encode(obj.to_value())
+
+    def seal(self) -> tuple[bytes, list[tuple[str, bytes | None]]]:
+        """Fold every marked record into the tree. Returns (state root, changed entries)."""
+        changed: list[tuple[str, bytes | None]] = []
+        tree = self.tree
+        for key in sorted(self._dirty):
+            value = self.value_of(key)
+            if value is None:
+                tree.delete(key)
+            else:
+                tree.set(key, value)
+            changed.append((key, value))
+        self._dirty.clear()
+        return tree.root(), changed
+
+    def discard_changes(self) -> None:
+        self._dirty.clear()
+
+    def prove(self, key: str) -> StateProof:
+        return self.tree.prove(key, self.value_of(key))
+
+    def all_keys(self) -> list[str]:
+        keys = ["g", "s"]
+        keys += [f"a/{k}" for k in self.accounts]
+        keys += [f"d/{k}" for k in self.devices]
+        keys += [f"l/{k}" for k in self.lots]
+        keys += [f"r/{d}/{s}" for d, s in self.readings]
+        keys += [f"t/{k}" for k in self.retirements]
+        keys += [f"f/{k}" for k in self.factor_rows]
+        return keys
+
+    # --- helpers used by handlers ----------------------------------------------------------
+
+    def set_factor_rows(self, rows: list[FactorRow]) -> None:
+        for r in rows:
+            k = f"{r.key}/{r.fiscal_year}/{r.kind}"
+            self.factor_rows[k] = r
+            self.mark(f"f/{k}")
+        self.factors.upsert(rows)
