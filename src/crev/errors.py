@@ -45,7 +45,7 @@ class NotFoundError(CrevError):
     code = "not_found"
 
 
-class PermissionError_(CrevError):  # noqa: N801 - avoid shadowing the builtin
+class PermissionError_(CrevError):
     code = "forbidden"
 
 

@@ -6,9 +6,13 @@
 
 The package ships ``data/emission_factors.csv``, every row citing its source; the operator can load
 a CSV of the same columns, which the ledger records as a transaction and which overrides rows with
-the same (key, fiscal_year, kind). Lookup for an interval in fiscal year F takes the newest row with
-results year ≤ F for the device's grid area and the chain's issuance kind, else the national
-average by the same rule: the factor that was published and in force, never a future one.
+the same (key, fiscal_year, kind).
+
+Factors for results year X are published around December of X+1 and used for the reports of
+fiscal year X+1. Lookup for an interval in fiscal year F therefore takes the newest row with
+results year ≤ F − 1 for the device's grid area and the chain's issuance kind, else the national
+average by the same rule: a factor that had been published, never a future one. (An older area
+row wins over a newer national average: the area's own retailer figure is the better estimate.)
 """
 
 from __future__ import annotations
@@ -132,13 +136,14 @@ class FactorTable:
         return best
 
     def lookup(self, grid_area: str, fy: int, kind: str) -> FactorRow:
-        """The factor in force for ``grid_area`` in fiscal year ``fy`` (see module doc)."""
+        """The factor in force for electricity used in fiscal year ``fy`` in ``grid_area``."""
         ck = (grid_area, fy, kind)
         hit = self._cache.get(ck)
         if hit is not None:
             return hit
-        row = self._newest(grid_area, fy, kind) or self._newest(NATIONAL, fy, "national_average")
+        row = self._newest(grid_area, fy - 1, kind) or self._newest(NATIONAL, fy - 1, "national_average")
         if row is None:
-            raise NotFoundError("emission_factor", f"no factor for {grid_area} {kind} in or before FY{fy}")
+            raise NotFoundError("emission_factor", f"no factor for {grid_area} {kind} with results year "
+                                                   f"before FY{fy}")
         self._cache[ck] = row
         return row

@@ -40,6 +40,9 @@ class SigCache:
     def add(self, public_key: bytes, message: bytes, signature: bytes) -> None:
         self._ok.add((public_key, message, signature))
 
+    def discard(self, triple: tuple[bytes, bytes, bytes]) -> None:
+        self._ok.discard(triple)
+
     def __len__(self) -> int:
         return len(self._ok)
 

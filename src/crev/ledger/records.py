@@ -165,7 +165,7 @@ class Lot:
 
     @staticmethod
     def from_value(v: list[Any]) -> Lot:
-        lot = Lot(*v[:22])  # type: ignore[misc]
+        lot = Lot(*v[:22])
         lot.segments = [Segment(*s) for s in v[22]]
         return lot
 
@@ -195,7 +195,7 @@ class Retirement:
     @staticmethod
     def from_value(v: list[Any]) -> Retirement:
         r = Retirement(*v)
-        r.ranges = [tuple(x) for x in v[8]]  # type: ignore[misc]
+        r.ranges = [(x[0], x[1], x[2]) for x in v[8]]
         return r
 
 

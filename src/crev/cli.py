@@ -1,0 +1,441 @@
+"""The ``crev`` command."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from crev.core.factors import parse_csv, shipped_rows
+from crev.core.signing import Signer
+from crev.core.units import jst
+from crev.errors import CrevError
+
+console = Console()
+DEFAULT_DIR = "crev-data"
+DEFAULT_NODE = "http://127.0.0.1:8000"
+
+
+def _fail(msg: str) -> None:
+    console.print(f"[red]error:[/red] {msg}")
+    sys.exit(2)
+
+
+def _load_key(path: str) -> Signer:
+    try:
+        text = Path(path).read_text().strip()
+        return Signer(bytes.fromhex(text))
+    except (OSError, ValueError) as exc:
+        _fail(f"cannot read key file {path}: {exc}")
+        raise
+
+
+@click.group()
+@click.version_option(package_name="crev")
+def main() -> None:
+    """crev: self-consumed solar → signed DGC readings → C-REV on an auditable ledger."""
+
+
+# --- keys -----------------------------------------------------------------------------------
+
+
+@main.group()
+def keys() -> None:
+    """Ed25519 key files."""
+
+
+@keys.command("new")
+@click.argument("path", type=click.Path(dir_okay=False))
+def keys_new(path: str) -> None:
+    """Write a new private key (hex seed, mode 600) to PATH and print its public key."""
+    p = Path(path)
+    if p.exists():
+        _fail(f"{path} exists; refusing to overwrite a key")
+    seed = os.urandom(32)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(seed.hex() + "\n")
+    click.echo(Signer(seed).public_key.hex())
+
+
+# --- init / node ------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("data_dir", type=click.Path(file_okay=False), default=DEFAULT_DIR)
+@click.option("--chain-id", required=True, help="Name of this ledger, e.g. crev-kanto-2027.")
+@click.option("--operator-id", required=True, help="Account id of the registry operator.")
+@click.option("--operator-name", required=True)
+@click.option("--operator-key", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="The operator's key file (crev keys new).")
+@click.option("--factors", type=click.Path(exists=True, dir_okay=False),
+              help="Emission factor CSV to start with (default: the shipped table).")
+@click.option("--genesis-time", default=None, help="ISO time (JST if no offset); default now.")
+def init(data_dir: str, chain_id: str, operator_id: str, operator_name: str, operator_key: str,
+         factors: str | None, genesis_time: str | None) -> None:
+    """Create a new ledger in DATA_DIR (genesis file, sequencer key, empty database)."""
+    from crev.core.units import parse_time
+    from crev.ledger.genesis import Genesis
+    from crev.node.node import Node
+
+    rows = parse_csv(Path(factors).read_text("utf-8"), factors) if factors else shipped_rows()
+    seq_seed = os.urandom(32)
+    g = Genesis(chain_id, parse_time(genesis_time) if genesis_time else int(time.time()), operator_id,
+                operator_name, _load_key(operator_key).public_key, Signer(seq_seed).public_key,
+                emission_factors=tuple(rows))
+    try:
+        Node.init(data_dir, g, seq_seed)
+    except FileExistsError as exc:
+        _fail(str(exc))
+    console.print(f"initialised [bold]{chain_id}[/bold] in {data_dir} (genesis {g.hash.hex()[:16]}…, "
+                  f"{len(rows)} emission factor rows)")
+
+
+@main.command()
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False), default=DEFAULT_DIR)
+@click.option("--host", default="127.0.0.1")
+@click.option("--port", default=8000, type=int)
+@click.option("--block-ms", default=200, type=int, help="Seal a block at least this often [ms].")
+def node(data_dir: str, host: str, port: int, block_ms: int) -> None:
+    """Run the embedded node: sequence, apply, store, and serve POST /tx over HTTP."""
+    from crev.node.http import make_server
+    from crev.node.node import Node
+
+    n = Node(data_dir, block_interval_ms=block_ms).start()
+    server = make_server(n, host, port)
+    console.print(f"node {n.state.chain_id} at height {n.state.height} listening on http://{host}:{port}")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        n.close()
+
+
+# --- submitting -------------------------------------------------------------------------------
+
+
+def _post(node_url: str, raw: bytes) -> dict[str, Any]:
+    req = urllib.request.Request(f"{node_url}/tx", data=raw, method="POST",
+                                 headers={"Content-Type": "application/cbor"})
+    try:
+        with urllib.request.urlopen(req, timeout=90) as resp:
+            out: dict[str, Any] = json.loads(resp.read())
+            return out
+    except urllib.error.HTTPError as err:
+        out = json.loads(err.read() or b"{}")
+        return out
+    except urllib.error.URLError as err:
+        _fail(f"cannot reach node at {node_url}: {err.reason}")
+        raise
+
+
+def _nonce(node_url: str, account: str) -> int:
+    try:
+        with urllib.request.urlopen(f"{node_url}/account/{account}", timeout=10) as resp:
+            return int(json.loads(resp.read())["nonce"])
+    except urllib.error.HTTPError as err:
+        _fail(f"account {account}: {json.loads(err.read())['error']['reason']}")
+    except urllib.error.URLError as err:
+        _fail(f"cannot reach node at {node_url}: {err.reason}")
+    raise AssertionError
+
+
+def _json_to_cbor(v: Any) -> Any:
+    if isinstance(v, str) and v.startswith("hex:"):
+        return bytes.fromhex(v[4:])
+    if isinstance(v, list):
+        return [_json_to_cbor(x) for x in v]
+    return v
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--node", "node_url", default=DEFAULT_NODE, show_default=True)
+@click.option("--signer", help="Account id that signs (JSON input only).")
+@click.option("--key", type=click.Path(exists=True, dir_okay=False), help="Signer's key file.")
+def submit(file: str, node_url: str, signer: str | None, key: str | None) -> None:
+    """Submit a transaction to a running node and print its receipt.
+
+    FILE is either canonical CBOR bytes of a signed transaction (*.cbor, e.g. a gateway's
+    reading batch), or JSON {"kind": ..., "body": [...]} that is signed here with --signer and
+    --key (byte strings written as "hex:…"). See docs/wire-format.md.
+    """
+    from crev.ledger.tx import REGISTRY, build_tx
+
+    data = Path(file).read_bytes()
+    if file.endswith(".json"):
+        spec = json.loads(data)
+        info = json.loads(urllib.request.urlopen(f"{node_url}/info", timeout=10).read())
+        kind = spec.get("kind")
+        if kind not in REGISTRY:
+            _fail(f"kind: unknown transaction kind {kind!r}")
+        try:
+            from crev.ledger.params import Params
+
+            msg = REGISTRY[kind](_json_to_cbor(spec.get("body")), Params())
+        except CrevError as err:
+            _fail(str(err))
+            raise
+        if kind == "submit_readings":
+            raw = build_tx(info["chain_id"], msg)
+        else:
+            if not signer or not key:
+                _fail("--signer and --key are required to sign a JSON transaction")
+                raise AssertionError
+            raw = build_tx(info["chain_id"], msg, signer, _nonce(node_url, signer), _load_key(key))
+    else:
+        raw = data
+    out = _post(node_url, raw)
+    click.echo(json.dumps(out, indent=1, ensure_ascii=False))
+    if "error" in out:
+        sys.exit(1)
+
+
+@main.group()
+def factors() -> None:
+    """Emission factor tables."""
+
+
+@factors.command("show")
+def factors_show() -> None:
+    """Print the shipped emission factor table."""
+    t = Table("key", "FY", "kind", "g/kWh", "source")
+    for r in shipped_rows():
+        t.add_row(r.key, str(r.fiscal_year), r.kind, str(r.g_per_kwh), r.source[:60])
+    console.print(t)
+
+
+@factors.command("load")
+@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--node", "node_url", default=DEFAULT_NODE, show_default=True)
+@click.option("--signer", required=True, help="The operator's account id.")
+@click.option("--key", required=True, type=click.Path(exists=True, dir_okay=False))
+def factors_load(csv_file: str, node_url: str, signer: str, key: str) -> None:
+    """Record emission factor rows from CSV_FILE on the ledger (operator only)."""
+    from crev.ledger.messages.set_emission_factors import SetEmissionFactors
+    from crev.ledger.tx import build_tx
+
+    try:
+        rows = parse_csv(Path(csv_file).read_text("utf-8"), csv_file)
+    except CrevError as err:
+        _fail(str(err))
+        raise
+    info = json.loads(urllib.request.urlopen(f"{node_url}/info", timeout=10).read())
+    raw = build_tx(info["chain_id"], SetEmissionFactors(tuple(rows)), signer, _nonce(node_url, signer),
+                   _load_key(key))
+    out = _post(node_url, raw)
+    click.echo(json.dumps(out, indent=1, ensure_ascii=False))
+    if "error" in out:
+        sys.exit(1)
+
+
+# --- demo -------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--data-dir", default=DEFAULT_DIR, show_default=True, type=click.Path(file_okay=False))
+@click.option("--sites", default=40, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--days", default=3, show_default=True, type=click.IntRange(1, 366))
+@click.option("--interval", "interval_s", default=1800, show_default=True,
+              type=click.Choice(["60", "120", "180", "300", "360", "600", "900", "1800"]),
+              help="Metering interval [s].")
+@click.option("--seed", default=1, show_default=True, type=int)
+@click.option("--start", default=None, help="First simulated day (ISO date, JST); default: DAYS ago.")
+def demo(data_dir: str, sites: int, days: int, interval_s: str, seed: int, start: str | None) -> None:
+    """Simulate a fleet of sites on a fresh embedded ledger and leave DATA_DIR to explore."""
+    from crev.demo import run_demo
+
+    try:
+        s = run_demo(Path(data_dir), sites=sites, days=days, interval_s=int(interval_s), seed=seed,
+                     start=start, console=console)
+    except FileExistsError as exc:
+        _fail(str(exc))
+        raise
+    console.print(f"\n[bold green]done[/bold green]: {s.readings:,} signed readings → "
+                  f"{s.issued_g / 1000:,.1f} kg-CO2e of C-REV in {s.blocks:,} blocks, {s.seconds:.1f} s.")
+    console.print("Explore it / 次のコマンドで確認できます:")
+    console.print(f"  crev verify {data_dir}")
+    if s.sample_lot:
+        console.print(f"  crev trace {data_dir} {s.sample_lot}")
+    if s.sample_retirement:
+        console.print(f"  crev trace {data_dir} {s.sample_retirement}")
+    if s.owners:
+        console.print(f"  crev report {data_dir} {s.owners[0]}")
+    console.print(f"  crev export {data_dir} lots --format csv")
+
+
+# --- auditing and reporting --------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False), default=DEFAULT_DIR)
+@click.option("--threads", default=2, show_default=True, type=click.IntRange(1, 64))
+def verify(data_dir: str, threads: int) -> None:
+    """Replay the whole chain from genesis and check every signature, hash, root and invariant."""
+    from crev.node.audit import verify_chain
+
+    t0 = time.perf_counter()
+    with Progress(TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), TextColumn("blocks"),
+                  TimeRemainingColumn(), console=console) as prog:
+        task = prog.add_task("verify", total=None)
+
+        def tick(h: int, total: int) -> None:
+            prog.update(task, completed=h, total=total)
+
+        rep = verify_chain(data_dir, threads=threads, progress=tick)
+    dt = time.perf_counter() - t0
+    if rep.ok:
+        console.print(f"[bold green]OK[/bold green] {rep.blocks:,} blocks, {rep.txs:,} transactions, "
+                      f"{rep.readings:,} readings verified in {dt:.1f} s "
+                      f"({rep.readings / dt if dt else 0:,.0f} readings/s); state root {rep.state_root}")
+    else:
+        console.print(f"[bold red]FAILED[/bold red] at block {rep.first_bad_height}: {rep.error}")
+        sys.exit(1)
+
+
+def _open(data_dir: str) -> Any:
+    from crev.node.node import Node
+
+    return Node(data_dir, verify_threads=1)
+
+
+@main.command()
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("ident")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a timeline.")
+def trace(data_dir: str, ident: str, as_json: bool) -> None:
+    """Provenance of a lot, unit id or retirement: signed reading → issuance → transfers → retirement."""
+    from crev.node.trace import trace as do_trace
+
+    n = _open(data_dir)
+    try:
+        out = do_trace(n.store, n.state, ident)
+    except CrevError as err:
+        _fail(f"{err.field}: {err.reason}")
+        raise
+    finally:
+        n.close()
+    if as_json:
+        click.echo(json.dumps(out, indent=1, ensure_ascii=False))
+        return
+    console.print(f"[bold]{out['lot_id']}[/bold]  (device {out['device_id']})")
+    for st in out["steps"]:
+        proof = st.get("proof")
+        where = f"block {proof['height']} tx {proof['tx_hash'][:12]}… proof {'✓' if proof['verified'] else '✗'}" \
+            if proof else f"height {st.get('height')} state proof {'✓' if st['state_proof']['verified'] else '✗'}"
+        detail = {k: v for k, v in st.items() if k not in ("step", "proof", "state_proof", "segments")}
+        console.print(f"  [cyan]{st['step']:<15}[/cyan] {where}")
+        if st["step"] == "current_state":
+            for seg in st["segments"]:
+                console.print(f"      units {seg['units'][0]}–{seg['units'][1]}: {seg['holder']} "
+                              f"{seg['status']} {seg['ref']}")
+        else:
+            console.print("      " + ", ".join(f"{k}={v}" for k, v in detail.items()))
+
+
+@main.command()
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("participant")
+@click.option("--slots", "slots_day", default=None, help="Also list every slot of this JST day (YYYY-MM-DD).")
+@click.option("--json", "as_json", is_flag=True)
+def report(data_dir: str, participant: str, slots_day: str | None, as_json: bool) -> None:
+    """Renewable share, emissions and average emission factor for a participant and its sites."""
+    from crev.core.units import jst_date
+    from crev.node.report import participant_report
+
+    n = _open(data_dir)
+    try:
+        rep = participant_report(n.state, n.store, participant)
+        now = n.state.last_time
+    except CrevError as err:
+        _fail(f"{err.field}: {err.reason}")
+        raise
+    finally:
+        n.close()
+    if as_json:
+        click.echo(json.dumps({
+            "participant": rep.account_id, "name": rep.name, "role": rep.role,
+            "total": rep.total().to_dict(), "fiscal_year_to_date": rep.fiscal_year_to_date(now).to_dict(),
+            "by_day": {d: f.to_dict() for d, f in rep.by_day().items()},
+            "sites": {s.device_id: {str(k): v.to_dict() for k, v in s.slots.items()} for s in rep.sites},
+        }, indent=1))
+        return
+
+    def pct(bp: int) -> str:
+        return f"{bp / 100:.1f} %"
+
+    t = Table(title=f"{rep.name} ({rep.account_id}, {rep.role}) — consumer figures / 需要家指標",
+              caption="shares: on-site = self-consumed / demand; claimed = C-REV held or retired / demand")
+    for col in ("day (JST)", "demand kWh", "self-consumed kWh", "on-site share", "claimed share",
+                "location-based kg", "market-based kg", "avg factor g/kWh"):
+        t.add_column(col, justify="right")
+    rows = [*list(rep.by_day().items()), ("total", rep.total()), ("FY to date", rep.fiscal_year_to_date(now))]
+    for d, f in rows:
+        t.add_row(d, f"{f.demand_wh / 1000:,.1f}", f"{f.self_consumed_wh / 1000:,.1f}", pct(f.onsite_share_bp),
+                  pct(f.renewable_share_bp), f"{f.location_based_g / 1000:,.2f}",
+                  f"{f.market_based_g / 1000:,.2f}", str(f.average_factor_g_per_kwh))
+    console.print(t)
+    if rep.bought_g:
+        console.print(f"C-REV bought from other sites and still held or retired: {rep.bought_g / 1000:,.2f} kg")
+    if slots_day:
+        st = Table(title=f"slots of {slots_day}")
+        for col in ("site", "slot", "G Wh", "I Wh", "E Wh", "demand Wh", "self Wh", "claimed g", "share"):
+            st.add_column(col, justify="right")
+        from crev.core.units import SLOT_SECONDS
+
+        for site in rep.sites:
+            for slot, f in sorted(site.slots.items()):
+                if jst_date(slot * SLOT_SECONDS) == slots_day:
+                    st.add_row(site.device_id, jst(slot * SLOT_SECONDS).strftime("%H:%M"),
+                               str(f.generation_wh), str(f.import_wh), str(f.export_wh), str(f.demand_wh),
+                               str(f.self_consumed_wh), str(f.claimed_g), pct(f.renewable_share_bp))
+        console.print(st)
+
+
+@main.command()
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("what", type=click.Choice(["lots", "retirements"]))
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), help="File to write (default: standard output).")
+def export(data_dir: str, what: str, fmt: str, out: str | None) -> None:
+    """Export certificates (lots) or retirements as CSV or JSON."""
+    from crev.node.export import lot_rows, retirement_rows
+
+    n = _open(data_dir)
+    try:
+        rows = lot_rows(n.state) if what == "lots" else retirement_rows(n.state)
+    finally:
+        n.close()
+    if fmt == "json":
+        text = json.dumps(rows, indent=1, ensure_ascii=False)
+    else:
+        buf = io.StringIO()
+        if rows:
+            w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+        text = buf.getvalue()
+    if out:
+        Path(out).write_text(text, "utf-8")
+        console.print(f"wrote {len(rows):,} {what} to {out}")
+    else:
+        click.echo(text, nl=False)
+
+
+if __name__ == "__main__":
+    main()

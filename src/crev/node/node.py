@@ -1,0 +1,381 @@
+"""The embedded node: one process that sequences, applies, stores and serves the ledger.
+
+Shape of the pipeline (each arrow a queue)::
+
+    submit() ─▶ [check stage: decode, parallel Ed25519 pre-verification] ─▶ [sealer: BlockBuilder,
+    sign header, SQLite commit] ─▶ receipts
+
+The check stage verifies reading and transaction signatures on a small thread pool (libsodium
+releases the GIL, so two threads use both cores) and records the good ones in the block's
+``SigCache``; the sealer then applies transactions through the same ``BlockBuilder`` the auditor
+uses. A block is sealed every ``block_interval_ms`` or when ``max_block_readings`` are waiting.
+A receipt is returned only after the block holding the transaction is durably committed.
+
+The node's surface follows ABCI 2.0 so that the same state machine can later sit behind CometBFT:
+``info``, ``check_tx``, ``finalize_block`` (returns the app hash), ``commit`` and ``query``.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from crev.core.encoding import decode
+from crev.core.hashing import sha256
+from crev.core.signing import Signer, verify_many
+from crev.errors import CrevError, InvalidBlock
+from crev.ledger.apply import BlockBuilder, BlockOutcome, SigCache
+from crev.ledger.block import Block
+from crev.ledger.genesis import Genesis, state_from_genesis
+from crev.ledger.invariants import check_invariants
+from crev.ledger.messages.submit_readings import SubmitReadings
+from crev.ledger.snapshot import load_state
+from crev.ledger.state import State
+from crev.ledger.tx import Tx, decode_tx
+from crev.node.store import Store
+
+GENESIS_FILE = "genesis.json"
+DB_FILE = "ledger.sqlite"
+SEQUENCER_KEY_FILE = "sequencer.key"
+
+Triple = tuple[bytes, bytes, bytes]
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What a submitter gets back once its transaction is committed (or refused)."""
+
+    tx_hash: str
+    committed: bool
+    height: int
+    index: int
+    ok: bool
+    error: dict[str, str] | None
+    detail: Any
+    events: list[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _forward(target: Future[Receipt]) -> Callable[[Future[Receipt]], None]:
+    def done(f: Future[Receipt]) -> None:
+        target.set_result(f.result())
+
+    return done
+
+
+def refused(tx_hash: bytes, err: CrevError) -> Receipt:
+    return Receipt(tx_hash.hex(), False, 0, -1, False, err.to_dict(), None, [])
+
+
+def signature_triples(state: State, tx: Tx) -> list[Triple]:
+    """The (public key, message, signature) triples a transaction will need, as far as the
+    current state tells. A stale key only means the triple is verified again when applied."""
+    out: list[Triple] = []
+    if tx.signer:
+        acct = state.accounts.get(tx.signer)
+        if acct is not None:
+            out.append((acct.public_key, tx.signed_bytes, tx.signature))
+    msg = tx.message
+    if isinstance(msg, SubmitReadings):
+        devices = state.devices
+        for r in msg.readings:
+            dev = devices.get(r.device_id)
+            if dev is not None:
+                key = dev.key_for(r.interval_start + r.interval_s)
+                if key is not None:
+                    out.append((key.public_key, r.signed_bytes, r.signature))
+    return out
+
+
+class ParallelVerifier:
+    """Verifies signature triples on ``threads`` threads and fills a SigCache."""
+
+    def __init__(self, threads: int = 2) -> None:
+        self.threads = threads
+        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="crev-verify") if threads > 1 else None
+
+    def fill(self, cache: SigCache, triples: list[Triple]) -> int:
+        if not triples:
+            return 0
+        if self.pool is None or len(triples) < 64:
+            results = verify_many(triples)
+        else:
+            n = self.threads
+            step = -(-len(triples) // n)
+            chunks = [triples[i:i + step] for i in range(0, len(triples), step)]
+            results = [ok for part in self.pool.map(verify_many, chunks) for ok in part]
+        good = 0
+        for t, ok in zip(triples, results, strict=True):
+            if ok:
+                cache.add(*t)
+                good += 1
+        return good
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+class Node:
+    """An embedded single-sequencer node over a data directory."""
+
+    def __init__(self, data_dir: Path | str, *, block_interval_ms: int = 200,
+                 max_block_readings: int = 50_000, verify_threads: int = 2,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.data_dir = Path(data_dir)
+        gpath = self.data_dir / GENESIS_FILE
+        if not gpath.exists():
+            raise FileNotFoundError(f"{gpath} not found: run `crev init` first")
+        self.genesis = Genesis.from_json(gpath.read_text("utf-8"))
+        self.store = Store(self.data_dir / DB_FILE)
+        key_path = self.data_dir / SEQUENCER_KEY_FILE
+        self.sequencer = Signer(bytes.fromhex(key_path.read_text().strip())) if key_path.exists() else None
+        self.block_interval = block_interval_ms / 1000
+        self.max_block_readings = max_block_readings
+        self.clock = clock
+        self.verifier = ParallelVerifier(verify_threads)
+        self.lock = threading.RLock()
+        self.state = self._load()
+        self.last_outcome: BlockOutcome | None = None
+        self.listeners: list[Callable[[Block, BlockOutcome], None]] = []
+        self._incoming: queue.Queue[tuple[bytes, Future[Receipt]] | None] = queue.Queue()
+        self._ready: queue.Queue[tuple[Tx, Future[Receipt], list[Triple]] | None] = queue.Queue()
+        self._ready_readings = 0
+        self._inflight: dict[bytes, Future[Receipt]] = {}
+        self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()
+        self._cache = SigCache()
+        self.fatal: BaseException | None = None
+
+    # --- set-up ----------------------------------------------------------------------------
+
+    @staticmethod
+    def init(data_dir: Path | str, genesis: Genesis, sequencer_seed: bytes) -> None:
+        d = Path(data_dir)
+        d.mkdir(parents=True, exist_ok=True)
+        if (d / GENESIS_FILE).exists():
+            raise FileExistsError(f"{d / GENESIS_FILE} exists: this directory already holds a ledger")
+        (d / GENESIS_FILE).write_text(genesis.to_json(), "utf-8")
+        kp = d / SEQUENCER_KEY_FILE
+        kp.write_text(sequencer_seed.hex() + "\n")
+        kp.chmod(0o600)
+
+    def _load(self) -> State:
+        height = self.store.height()
+        if height == 0:
+            st = state_from_genesis(self.genesis)
+            # the snapshot holds every entry, including those genesis itself created
+            self.store.write_state([(k, st.value_of(k)) for k in st.all_keys()])
+            return st
+        last = self.store.block(height)
+        assert last is not None
+        st = load_state(self.genesis, self.store.state_items(), height, last.header.hash, last.header.time)
+        root = st.tree.root()
+        if root != last.header.state_root:
+            raise InvalidBlock("state", f"stored state root {root.hex()} differs from block {height}'s "
+                                        f"{last.header.state_root.hex()}: run `crev verify`")
+        return st
+
+    # --- ABCI-shaped surface ---------------------------------------------------------------
+
+    def info(self) -> dict[str, Any]:
+        st = self.state
+        return {"chain_id": st.chain_id, "height": st.height, "app_hash": st.tree.root().hex(),
+                "last_block_hash": st.last_block_hash.hex(), "last_time": st.last_time}
+
+    def check_tx(self, raw: bytes) -> Tx:
+        """Stateless checks and signatures against current state. Raises CrevError."""
+        return decode_tx(raw, self.state.chain_id, self.state.params)
+
+    def finalize_block(self, txs: list[bytes], block_time: int) -> BlockOutcome:
+        """Apply a block decided elsewhere (CometBFT semantics: failed transactions stay in the
+        block with their error). Returns the outcome whose header carries the app hash."""
+        with self.lock:
+            b = BlockBuilder(self.state, self.state.height + 1, block_time, self._cache)
+            for raw in txs:
+                b.add(raw, keep_failed=True)
+            return b.finish()
+
+    def query(self, path: str) -> Any:
+        """``lot/<id>``, ``device/<id>``, ``account/<id>``, ``retirement/<id>``: record and proof."""
+        kind, _, ident = path.partition("/")
+        prefix = {"lot": "l", "device": "d", "account": "a", "retirement": "t"}.get(kind)
+        if prefix is None:
+            raise ValueError(f"unknown query path {path!r}")
+        with self.lock:
+            key = f"{prefix}/{ident}"
+            value = self.state.value_of(key)
+            return (None if value is None else decode(value)), self.state.prove(key)
+
+    # --- submitting --------------------------------------------------------------------------
+
+    def submit(self, raw: bytes) -> Future[Receipt]:
+        """Queue a transaction; the future resolves when it is committed or refused."""
+        fut: Future[Receipt] = Future()
+        if self.fatal is not None:
+            fut.set_exception(RuntimeError(f"node stopped: {self.fatal}"))
+            return fut
+        self._incoming.put((raw, fut))
+        return fut
+
+    def submit_wait(self, raw: bytes, timeout: float = 30.0) -> Receipt:
+        return self.submit(raw).result(timeout)
+
+    def committed_receipt(self, tx_hash: bytes) -> Receipt | None:
+        row = self.store.tx(tx_hash)
+        if row is None:
+            return None
+        height, idx, _kind, ok, _raw, result = row
+        v = decode(result)
+        err = None if not v[3] else {"code": v[3][0], "field": v[3][1], "reason": v[3][2]}
+        return Receipt(tx_hash.hex(), True, height, idx, ok, err, v[5], [{"type": e[0]} for e in v[4]])
+
+    # --- the two stages ----------------------------------------------------------------------
+
+    def start(self) -> Node:
+        if self.sequencer is None:
+            raise PermissionError("this data directory has no sequencer key: it cannot seal blocks")
+        for target, name in ((self._check_loop, "crev-check"), (self._seal_loop, "crev-seal")):
+            t = threading.Thread(target=self._guard(target), name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
+        return self
+
+    def _guard(self, fn: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                fn()
+            except BaseException as exc:  # a node that cannot commit must stop, loudly
+                self.fatal = exc
+                self._stop.set()
+                raise
+        return run
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._incoming.put(None)
+        self._ready.put(None)
+        for t in self._threads:
+            t.join(timeout=10)
+        self._threads.clear()
+        self.verifier.close()
+
+    def close(self) -> None:
+        self.stop()
+        self.store.close()
+
+    def _check_loop(self) -> None:
+        while not self._stop.is_set():
+            item = self._incoming.get()
+            if item is None:
+                return
+            batch = [item]
+            while len(batch) < 512:
+                try:
+                    nxt = self._incoming.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._stop.set()
+                    break
+                batch.append(nxt)
+            self._check_batch(batch)
+
+    def _check_batch(self, batch: list[tuple[bytes, Future[Receipt]]]) -> None:
+        accepted: list[tuple[Tx, Future[Receipt], list[Triple]]] = []
+        triples: list[Triple] = []
+        for raw, fut in batch:
+            try:
+                tx = self.check_tx(raw)
+            except CrevError as err:
+                fut.set_result(refused(sha256(raw), err))
+                continue
+            done = self.committed_receipt(tx.hash)
+            if done is not None:
+                fut.set_result(done)
+                continue
+            same = self._inflight.get(tx.hash)
+            if same is not None:
+                same.add_done_callback(_forward(fut))
+                continue
+            self._inflight[tx.hash] = fut
+            ts = signature_triples(self.state, tx)
+            triples.extend(ts)
+            accepted.append((tx, fut, ts))
+        self.verifier.fill(self._cache, triples)
+        for item in accepted:
+            n = len(item[0].message.readings) if isinstance(item[0].message, SubmitReadings) else 1
+            self._ready_readings += n
+            self._ready.put(item)
+
+    def _seal_loop(self) -> None:
+        next_seal = time.monotonic() + self.block_interval
+        while not self._stop.is_set():
+            wait = next_seal - time.monotonic()
+            if wait > 0 and self._ready_readings < self.max_block_readings:
+                time.sleep(min(wait, 0.005))
+                continue
+            self.seal()
+            next_seal = time.monotonic() + self.block_interval
+
+    def seal(self) -> Block | None:
+        """Build, sign and commit one block from what is ready. Returns None if nothing was."""
+        items: list[tuple[Tx, Future[Receipt], list[Triple]]] = []
+        n = 0
+        while n < self.max_block_readings:
+            try:
+                item = self._ready.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                self._stop.set()
+                break
+            items.append(item)
+            k = len(item[0].message.readings) if isinstance(item[0].message, SubmitReadings) else 1
+            n += k
+        self._ready_readings -= n
+        if not items:
+            return None
+        assert self.sequencer is not None
+        with self.lock:
+            st = self.state
+            now = max(int(self.clock()), st.last_time)
+            builder = BlockBuilder(st, st.height + 1, now, self._cache)
+            kept: list[tuple[Tx, Future[Receipt], int]] = []
+            for tx, fut, _ in items:
+                res = builder.add(tx, keep_failed=False)
+                if res.ok:
+                    kept.append((tx, fut, len(builder.txs) - 1))
+                else:
+                    assert res.error is not None
+                    self._inflight.pop(tx.hash, None)
+                    fut.set_result(refused(tx.hash, res.error))
+            outcome = builder.finish()
+            block = Block(outcome.header, self.sequencer.sign(outcome.header.encode()), tuple(outcome.txs))
+            self.store.commit_block(block, outcome, outcome.changed)
+            self.last_outcome = outcome
+        for _, _, ts in items:
+            for t in ts:
+                self._cache.discard(t)
+        h = outcome.header
+        for tx, fut, idx in kept:
+            res = outcome.results[idx]
+            self._inflight.pop(tx.hash, None)
+            fut.set_result(Receipt(tx.hash.hex(), True, h.height, idx, True, None, res.detail,
+                                   [e.to_dict() for e in res.events]))
+        for listener in self.listeners:
+            listener(block, outcome)
+        return block
+
+    def check(self) -> None:
+        """Check the conserved quantities of the current state (raises InvalidBlock)."""
+        with self.lock:
+            check_invariants(self.state)

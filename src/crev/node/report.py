@@ -1,0 +1,95 @@
+"""Consumer figures for a participant: per site and slot, per JST day, and fiscal year to date,
+computed from the indexed readings and the current holdings (core/figures.py has the rules)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from crev.core.figures import Figures, claimed_wh_of, slot_figures, total
+from crev.core.units import SLOT_SECONDS, fiscal_year, fiscal_year_bounds, jst_date
+from crev.errors import NotFoundError
+from crev.ledger.issuance import fiscal_year_cached
+from crev.ledger.records import CANCELLED
+from crev.ledger.state import State
+from crev.node.store import Store
+
+
+@dataclass
+class SiteReport:
+    device_id: str
+    grid_area: str
+    rated_capacity_w: int
+    slots: dict[int, Figures] = field(default_factory=dict)
+
+
+@dataclass
+class ParticipantReport:
+    account_id: str
+    name: str
+    role: str
+    sites: list[SiteReport]
+    slots: dict[int, Figures]  # the participant's own sites plus C-REV bought, per slot
+    bought_g: int
+
+    def total(self, start: int = 0, end: int = 2**62) -> Figures:
+        return total(f for s, f in self.slots.items() if start <= s * SLOT_SECONDS < end)
+
+    def by_day(self) -> dict[str, Figures]:
+        days: dict[str, list[Figures]] = defaultdict(list)
+        for s, f in sorted(self.slots.items()):
+            days[jst_date(s * SLOT_SECONDS)].append(f)
+        return {d: total(fs) for d, fs in days.items()}
+
+    def fiscal_year_to_date(self, now: int) -> Figures:
+        start, _ = fiscal_year_bounds(fiscal_year(now))
+        return self.total(start, now + 1)
+
+
+def claims_by_slot(state: State, account_id: str) -> dict[tuple[str, int], tuple[int, int]]:
+    """(device_id, slot_id) → (claimed g, claimed Wh) for the units ``account_id`` holds or retired."""
+    out: dict[tuple[str, int], tuple[int, int]] = {}
+    for lot in state.lots.values():
+        g = sum(s.end - s.start for s in lot.segments if s.holder == account_id and s.status != CANCELLED)
+        if g:
+            key = (lot.device_id, lot.slot_id)
+            pg, pw = out.get(key, (0, 0))
+            out[key] = (pg + g, pw + claimed_wh_of(g, lot.quantity_g, lot.self_consumed_wh))
+    return out
+
+
+def participant_report(state: State, store: Store, account_id: str) -> ParticipantReport:
+    acct = state.accounts.get(account_id)
+    if acct is None:
+        raise NotFoundError("participant", f"no participant {account_id!r}")
+    claims = claims_by_slot(state, account_id)
+    sites: list[SiteReport] = []
+    per_slot: dict[int, list[Figures]] = defaultdict(list)
+    own_keys: set[tuple[str, int]] = set()
+    kind = state.params.issuance_factor_kind
+    for dev in sorted((d for d in state.devices.values() if d.owner == account_id), key=lambda d: d.device_id):
+        site = SiteReport(dev.device_id, dev.grid_area, dev.rated_capacity_w)
+        rows = store.db.execute(
+            "SELECT interval_start, generation_wh, import_wh, export_wh FROM ix_readings "
+            "WHERE device_id = ? ORDER BY seq", (dev.device_id,)).fetchall()
+        acc: dict[int, list[int]] = {}
+        for start, g, i, e in rows:
+            a = acc.setdefault(start // SLOT_SECONDS, [0, 0, 0])
+            a[0] += g
+            a[1] += i
+            a[2] += e
+        for slot, (g, i, e) in acc.items():
+            f = state.factors.lookup(dev.grid_area, fiscal_year_cached(slot * SLOT_SECONDS), kind)
+            cg, cw = claims.get((dev.device_id, slot), (0, 0))
+            own_keys.add((dev.device_id, slot))
+            fig = slot_figures(g, i, e, f.g_per_kwh, cg, cw)
+            site.slots[slot] = fig
+            per_slot[slot].append(fig)
+        sites.append(site)
+    bought = 0
+    for (dev_id, slot), (cg, cw) in claims.items():
+        if (dev_id, slot) not in own_keys:
+            bought += cg
+            per_slot[slot].append(Figures(0, 0, 0, 0, 0, 0, 0, cg, cw))
+    slots = {s: total(fs) for s, fs in sorted(per_slot.items())}
+    return ParticipantReport(acct.account_id, acct.name, acct.role, sites, slots, bought)

@@ -1,0 +1,165 @@
+"""SQLite storage for blocks, transactions with their results, the state snapshot and the
+off-chain index (readings, lots, unit movements) that reports, trace and export read.
+
+One SQLite transaction per block, WAL journal with ``synchronous=FULL``: when ``commit_block``
+returns, the block survives a power cut or kill -9. Everything in the index is derived from the
+blocks' events and can be rebuilt by replay.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from crev.core.encoding import encode
+from crev.ledger.apply import BlockOutcome, TxResult
+from crev.ledger.block import Block, Header
+from crev.ledger.events import Cancelled, Issued, ReadingAccepted, Retired, Transferred
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS blocks (
+  height INTEGER PRIMARY KEY, hash BLOB NOT NULL, header BLOB NOT NULL, signature BLOB NOT NULL,
+  time INTEGER NOT NULL, tx_count INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS txs (
+  hash BLOB PRIMARY KEY, height INTEGER NOT NULL, idx INTEGER NOT NULL, kind TEXT NOT NULL,
+  ok INTEGER NOT NULL, raw BLOB NOT NULL, result BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS txs_by_height ON txs(height, idx);
+CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ix_readings (
+  device_id TEXT NOT NULL, seq INTEGER NOT NULL, interval_start INTEGER NOT NULL,
+  interval_s INTEGER NOT NULL, generation_wh INTEGER NOT NULL, import_wh INTEGER NOT NULL,
+  export_wh INTEGER NOT NULL, lot_id TEXT NOT NULL, reading_hash BLOB NOT NULL,
+  height INTEGER NOT NULL, tx_hash BLOB NOT NULL, PRIMARY KEY (device_id, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ix_lots (
+  lot_id TEXT PRIMARY KEY, first_unit INTEGER NOT NULL, quantity_g INTEGER NOT NULL,
+  device_id TEXT NOT NULL, owner TEXT NOT NULL, slot_id INTEGER NOT NULL,
+  self_consumed_wh INTEGER NOT NULL, factor_g_per_kwh INTEGER NOT NULL, origin TEXT NOT NULL,
+  height INTEGER NOT NULL, tx_hash BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS ix_lots_unit ON ix_lots(first_unit);
+CREATE TABLE IF NOT EXISTS ix_moves (
+  lot_id TEXT NOT NULL, kind TEXT NOT NULL, party TEXT NOT NULL, counterparty TEXT NOT NULL,
+  start_unit INTEGER NOT NULL, end_unit INTEGER NOT NULL, ref TEXT NOT NULL,
+  height INTEGER NOT NULL, tx_hash BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS ix_moves_lot ON ix_moves(lot_id);
+"""
+
+
+class Store:
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # --- meta ------------------------------------------------------------------------------
+
+    def set_meta(self, key: str, value: bytes) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def get_meta(self, key: str) -> bytes | None:
+        row = self.db.execute("SELECT v FROM meta WHERE k = ?", (key,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    # --- writing a block -------------------------------------------------------------------
+
+    def commit_block(self, block: Block, outcome: BlockOutcome,
+                     changed: Sequence[tuple[str, bytes | None]]) -> None:
+        h = block.header
+        db = self.db
+        tx_rows = []
+        readings: list[tuple[Any, ...]] = []
+        lots: list[tuple[Any, ...]] = []
+        moves: list[tuple[Any, ...]] = []
+        for i, (raw, res) in enumerate(zip(block.txs, outcome.results, strict=True)):
+            tx_rows.append((res.tx_hash, h.height, i, res.kind, int(res.ok), raw, encode(res.to_value())))
+            index_events(res, h.height, readings, lots, moves)
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("INSERT INTO blocks VALUES (?, ?, ?, ?, ?, ?)",
+                       (h.height, h.hash, h.encode(), block.signature, h.time, h.tx_count))
+            db.executemany("INSERT OR REPLACE INTO txs VALUES (?, ?, ?, ?, ?, ?, ?)", tx_rows)
+            db.executemany("INSERT OR REPLACE INTO state VALUES (?, ?)",
+                           [(k, v) for k, v in changed if v is not None])
+            db.executemany("DELETE FROM state WHERE key = ?", [(k,) for k, v in changed if v is None])
+            if readings:
+                db.executemany("INSERT OR REPLACE INTO ix_readings VALUES (?,?,?,?,?,?,?,?,?,?,?)", readings)
+            if lots:
+                db.executemany("INSERT OR REPLACE INTO ix_lots VALUES (?,?,?,?,?,?,?,?,?,?,?)", lots)
+            if moves:
+                db.executemany("INSERT INTO ix_moves VALUES (?,?,?,?,?,?,?,?,?)", moves)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def write_state(self, entries: Sequence[tuple[str, bytes | None]]) -> None:
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        db.executemany("INSERT OR REPLACE INTO state VALUES (?, ?)", [(k, v) for k, v in entries if v is not None])
+        db.execute("COMMIT")
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def height(self) -> int:
+        row = self.db.execute("SELECT MAX(height) FROM blocks").fetchone()
+        return int(row[0] or 0)
+
+    def block(self, height: int) -> Block | None:
+        row = self.db.execute("SELECT header, signature, height FROM blocks WHERE height = ?",
+                              (height,)).fetchone()
+        if row is None:
+            return None
+        txs = [bytes(r[0]) for r in self.db.execute(
+            "SELECT raw FROM txs WHERE height = ? ORDER BY idx", (height,))]
+        return Block(Header.decode(bytes(row[0])), bytes(row[1]), tuple(txs))
+
+    def blocks(self, start: int = 1) -> Iterator[Block]:
+        """Every block from ``start`` in order (streamed; memory stays flat)."""
+        cur = self.db.cursor()
+        hdrs = cur.execute("SELECT height, header, signature FROM blocks WHERE height >= ? ORDER BY height",
+                           (start,))
+        txcur = self.db.cursor()
+        for height, header, sig in hdrs.fetchall():
+            txs = [bytes(r[0]) for r in txcur.execute(
+                "SELECT raw FROM txs WHERE height = ? ORDER BY idx", (height,))]
+            yield Block(Header.decode(bytes(header)), bytes(sig), tuple(txs))
+
+    def tx(self, tx_hash: bytes) -> tuple[int, int, str, bool, bytes, bytes] | None:
+        row = self.db.execute("SELECT height, idx, kind, ok, raw, result FROM txs WHERE hash = ?",
+                              (tx_hash,)).fetchone()
+        if row is None:
+            return None
+        return int(row[0]), int(row[1]), str(row[2]), bool(row[3]), bytes(row[4]), bytes(row[5])
+
+    def state_items(self) -> Iterator[tuple[str, bytes]]:
+        for k, v in self.db.execute("SELECT key, value FROM state"):
+            yield str(k), bytes(v)
+
+
+def index_events(res: TxResult, height: int, readings: list[tuple[Any, ...]],
+                 lots: list[tuple[Any, ...]], moves: list[tuple[Any, ...]]) -> None:
+    """Turn a result's events into index rows."""
+    th = res.tx_hash
+    for e in res.events:
+        if type(e) is ReadingAccepted:
+            readings.append((e.device_id, e.seq, e.interval_start, e.interval_s, e.generation_wh,
+                             e.import_wh, e.export_wh, e.lot_id, e.reading_hash, height, th))
+        elif type(e) is Issued:
+            lots.append((e.lot_id, e.first_unit, e.quantity_g, e.device_id, e.owner, e.slot_id,
+                         e.self_consumed_wh, e.factor_g_per_kwh, e.origin, height, th))
+        elif type(e) is Transferred:
+            moves.append((e.lot_id, "transfer", e.sender, e.recipient, e.start_unit, e.end_unit, "",
+                          height, th))
+        elif type(e) is Retired:
+            moves.append((e.lot_id, "retire", e.account, e.beneficiary, e.start_unit, e.end_unit,
+                          e.retirement_id, height, th))
+        elif type(e) is Cancelled:
+            moves.append((e.lot_id, "cancel", e.holder, "", e.start_unit, e.end_unit,
+                          f"{e.reason} [{e.reference}]", height, th))
