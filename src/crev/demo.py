@@ -30,13 +30,13 @@ from crev.core.units import JST_OFFSET_SECONDS, fiscal_year, fiscal_year_bounds,
 from crev.device.dgc import DgcAgent
 from crev.ledger.genesis import Genesis
 from crev.ledger.holdings import available
-from crev.ledger.records import TRADABLE
 from crev.ledger.messages.correct import Correct
 from crev.ledger.messages.register_device import RegisterDevice
 from crev.ledger.messages.register_participant import RegisterParticipant
 from crev.ledger.messages.retire import Retire
 from crev.ledger.messages.submit_readings import SubmitReadings, parse_reading
 from crev.ledger.messages.transfer import Transfer
+from crev.ledger.records import TRADABLE
 from crev.ledger.tx import Message, build_tx
 from crev.node.node import GENESIS_FILE, Node, Receipt
 from crev.sim.fleet import FleetSimulator, make_fleet
@@ -217,8 +217,8 @@ def _end_of_day(node: Node, acc: _Accounts, todays: dict[str, list[tuple[str, in
     fy = fiscal_year(now - 1)
     p0, p1 = fiscal_year_bounds(fy)
     for bid, name, purpose in BUYERS:
-        lots = node.state.lots
-        have = [(lot, available(lots[lot], bid, TRADABLE)) for lot, _ in held[bid]]
+        state_lots = node.state.lots
+        have = [(lot, available(state_lots[lot], bid, TRADABLE)) for lot, _ in held[bid]]
         items = tuple((lot, q * 4 // 5) for lot, q in have if q * 4 // 5 > 0)
         if not items:
             continue

@@ -100,6 +100,7 @@ class BlockOutcome:
     results: list[TxResult]
     txs: list[bytes]
     changed: list[tuple[str, bytes | None]]
+    encoded_results: list[bytes]  # canonical bytes of each result (the results-root leaves)
 
 
 def authenticate(ctx: Ctx, tx: Tx) -> Account | None:
@@ -162,20 +163,21 @@ class BlockBuilder:
     def finish(self) -> BlockOutcome:
         state = self.state
         state_root, changed = state.seal()
+        encoded = [encode(r.to_value()) for r in self.results]
         header = Header(
             chain_id=state.chain_id,
             height=self.height,
             time=self.time,
             prev_hash=state.last_block_hash,
             tx_root=merkle.root(self.txs),
-            results_root=merkle.root([encode(r.to_value()) for r in self.results]),
+            results_root=merkle.root(encoded),
             state_root=state_root,
             tx_count=len(self.txs),
         )
         state.height = self.height
         state.last_time = self.time
         state.last_block_hash = header.hash
-        return BlockOutcome(header, self.results, self.txs, changed)
+        return BlockOutcome(header, self.results, self.txs, changed, encoded)
 
 
 def apply_block(state: State, block: Block, sigs: SigCache | None = None,

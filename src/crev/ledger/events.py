@@ -4,7 +4,7 @@ the block's results root; ``to_dict`` the JSON form."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 
@@ -13,7 +13,9 @@ class Event:
     type: ClassVar[str] = "event"
 
     def to_value(self) -> list[Any]:
-        return [self.type, *[getattr(self, f.name) for f in fields(self)]]
+        # slotted dataclasses list their fields, in order, in __slots__
+        names: tuple[str, ...] = self.__slots__
+        return [self.type, *[getattr(self, n) for n in names]]
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -27,7 +27,7 @@ def lot_id_for(device_id: str, interval_start: int) -> str:
 
 def issue_lot(state: State, events: list[object], *, lot_id: str, device: Device, owner: str,
               interval_start: int, interval_end: int, self_consumed_wh: int, quantity_g: int,
-              factor_g_per_kwh: int, factor_ref: str, factor_source: str, height: int,
+              factor_g_per_kwh: int, factor_ref: str, height: int,
               block_time: int, reading_hash: bytes, origin: str, reference: str) -> Lot:
     """Create ``quantity_g`` new units (1 unit = 1 g-CO2e) held tradable by ``owner``."""
     supply = state.supply
@@ -36,7 +36,7 @@ def issue_lot(state: State, events: list[object], *, lot_id: str, device: Device
         lot_id=lot_id, first_unit=first, quantity_g=quantity_g, device_id=device.device_id,
         issued_to=owner, slot_id=slot_id(interval_start), interval_start=interval_start,
         interval_end=interval_end, self_consumed_wh=self_consumed_wh,
-        factor_g_per_kwh=factor_g_per_kwh, factor_ref=factor_ref, factor_source=factor_source,
+        factor_g_per_kwh=factor_g_per_kwh, factor_ref=factor_ref,
         technology=device.technology, latitude_e6=device.latitude_e6,
         longitude_e6=device.longitude_e6, grid_area=device.grid_area, fit=device.fit,
         height=height, block_time=block_time, reading_hash=reading_hash, origin=origin,

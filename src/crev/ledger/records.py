@@ -134,8 +134,7 @@ class Lot:
     interval_end: int
     self_consumed_wh: int
     factor_g_per_kwh: int
-    factor_ref: str  # "tokyo/2023/adjusted": which table row was used
-    factor_source: str
+    factor_ref: str  # "tokyo/2024/adjusted": the factor row (state key f/<ref>) that was used
     technology: str
     latitude_e6: int
     longitude_e6: int
@@ -158,15 +157,15 @@ class Lot:
     def to_value(self) -> list[Any]:
         return [self.lot_id, self.first_unit, self.quantity_g, self.device_id, self.issued_to,
                 self.slot_id, self.interval_start, self.interval_end, self.self_consumed_wh,
-                self.factor_g_per_kwh, self.factor_ref, self.factor_source, self.technology,
+                self.factor_g_per_kwh, self.factor_ref, self.technology,
                 self.latitude_e6, self.longitude_e6, self.grid_area, self.fit, self.height,
                 self.block_time, self.reading_hash, self.origin, self.reference,
                 [s.to_value() for s in self.segments]]
 
     @staticmethod
     def from_value(v: list[Any]) -> Lot:
-        lot = Lot(*v[:22])
-        lot.segments = [Segment(*s) for s in v[22]]
+        lot = Lot(*v[:21])
+        lot.segments = [Segment(*s) for s in v[21]]
         return lot
 
 

@@ -26,7 +26,8 @@ def load_state(genesis: Genesis, items: Iterable[tuple[str, bytes]], height: int
             if kind == "a":
                 st.accounts[rest] = Account.from_value(v)
             elif kind == "d":
-                st.devices[rest] = Device.from_value(v)
+                device = st.devices[rest] = Device.from_value(v)
+                st.meter_serials[device.meter_serial] = rest
             elif kind == "l":
                 st.lots[rest] = Lot.from_value(v)
             elif kind == "r":

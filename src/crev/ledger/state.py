@@ -31,6 +31,7 @@ class State:
         self.retirements: dict[str, Retirement] = {}
         self.factors = FactorTable()
         self.factor_rows: dict[str, FactorRow] = {}
+        self.meter_serials: dict[str, str] = {}  # index: meter serial → device id (not committed)
         self.supply = Supply()
         self.operator_id = ""
         self.sequencer_key = b""
@@ -105,6 +106,11 @@ class State:
         return keys
 
     # --- helpers used by handlers ----------------------------------------------------------
+
+    def factor_source(self, factor_ref: str) -> str:
+        """The citation of the factor row ``key/fiscal_year/kind`` ("" if unknown)."""
+        row = self.factor_rows.get(factor_ref)
+        return "" if row is None else row.source
 
     def set_factor_rows(self, rows: list[FactorRow]) -> None:
         for r in rows:

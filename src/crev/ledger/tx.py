@@ -81,7 +81,8 @@ def decode_tx(raw: bytes, chain_id: str, params: Params) -> Tx:
         need_int(nonce, "tx.nonce")
         need_bytes(sig, "tx.signature", SIGNATURE_LEN)
     message = factory(body, params)
-    return Tx(kind, signer, nonce, message, sig, encode(v[:6]), raw, sha256(raw))
+    signed = b"" if kind in UNSIGNED_KINDS else encode(v[:6])
+    return Tx(kind, signer, nonce, message, sig, signed, raw, sha256(raw))
 
 
 def build_tx(chain_id: str, message: Message, signer_id: str = "", nonce: int = 0,

@@ -30,7 +30,7 @@ from crev.core.encoding import decode
 from crev.core.hashing import sha256
 from crev.core.signing import Signer, verify_many
 from crev.errors import CrevError, InvalidBlock
-from crev.ledger.apply import BlockBuilder, BlockOutcome, SigCache
+from crev.ledger.apply import BlockBuilder, BlockOutcome, SigCache, TxResult, apply_block
 from crev.ledger.block import Block
 from crev.ledger.genesis import Genesis, state_from_genesis
 from crev.ledger.invariants import check_invariants
@@ -45,6 +45,7 @@ DB_FILE = "ledger.sqlite"
 SEQUENCER_KEY_FILE = "sequencer.key"
 
 Triple = tuple[bytes, bytes, bytes]
+CheckpointItem = tuple[int, dict[str, "bytes | None"], list[tuple[int, list[TxResult]]], "threading.Event | None"]
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,13 @@ def _forward(target: Future[Receipt]) -> Callable[[Future[Receipt]], None]:
 
 def refused(tx_hash: bytes, err: CrevError) -> Receipt:
     return Receipt(tx_hash.hex(), False, 0, -1, False, err.to_dict(), None, [])
+
+
+def _raw_triples(state: State, raw: bytes) -> list[Triple]:
+    try:
+        return signature_triples(state, decode_tx(raw, state.chain_id, state.params))
+    except CrevError:
+        return []
 
 
 def signature_triples(state: State, tx: Tx) -> list[Triple]:
@@ -128,7 +136,7 @@ class Node:
     """An embedded single-sequencer node over a data directory."""
 
     def __init__(self, data_dir: Path | str, *, block_interval_ms: int = 200,
-                 max_block_readings: int = 50_000, verify_threads: int = 2,
+                 max_block_readings: int = 50_000, verify_threads: int = 2, checkpoint_s: float = 2.0,
                  clock: Callable[[], float] = time.time) -> None:
         self.data_dir = Path(data_dir)
         gpath = self.data_dir / GENESIS_FILE
@@ -154,6 +162,12 @@ class Node:
         self._stop = threading.Event()
         self._cache = SigCache()
         self.fatal: BaseException | None = None
+        self.checkpoint_interval = checkpoint_s
+        self._pending_changes: dict[str, bytes | None] = {}
+        self._pending_outcomes: list[tuple[int, list[TxResult]]] = []
+        self._last_checkpoint = time.monotonic()
+        self._checkpoints: queue.Queue[CheckpointItem | None] = queue.Queue()
+        self._writer: threading.Thread | None = None
 
     # --- set-up ----------------------------------------------------------------------------
 
@@ -169,19 +183,31 @@ class Node:
         kp.chmod(0o600)
 
     def _load(self) -> State:
-        height = self.store.height()
-        if height == 0:
+        """State at the last checkpoint, then every later block replayed through apply_block."""
+        cp = self.store.checkpoint_height()
+        if cp == 0:
             st = state_from_genesis(self.genesis)
-            # the snapshot holds every entry, including those genesis itself created
-            self.store.write_state([(k, st.value_of(k)) for k in st.all_keys()])
-            return st
-        last = self.store.block(height)
-        assert last is not None
-        st = load_state(self.genesis, self.store.state_items(), height, last.header.hash, last.header.time)
-        root = st.tree.root()
-        if root != last.header.state_root:
-            raise InvalidBlock("state", f"stored state root {root.hex()} differs from block {height}'s "
-                                        f"{last.header.state_root.hex()}: run `crev verify`")
+            if self.store.get_meta("checkpoint_height") is None:
+                # the snapshot holds every entry, including those genesis itself created
+                self.store.write_checkpoint(0, {k: st.value_of(k) for k in st.all_keys()}, [])
+        else:
+            head = self.store.block(cp)
+            assert head is not None
+            st = load_state(self.genesis, self.store.state_items(), cp, head.header.hash, head.header.time)
+            root = st.tree.root()
+            if root != head.header.state_root:
+                raise InvalidBlock("state", f"checkpoint state root {root.hex()} differs from block {cp}'s "
+                                            f"{head.header.state_root.hex()}: run `crev verify`")
+        changes: dict[str, bytes | None] = {}
+        outcomes: list[tuple[int, list[TxResult]]] = []
+        for block in self.store.blocks(cp + 1):
+            cache = SigCache()
+            self.verifier.fill(cache, [t for raw in block.txs for t in _raw_triples(st, raw)])
+            out = apply_block(st, block, cache)
+            changes.update(out.changed)
+            outcomes.append((block.header.height, out.results))
+        if outcomes:
+            self.store.write_checkpoint(st.height, changes, outcomes)
         return st
 
     # --- ABCI-shaped surface ---------------------------------------------------------------
@@ -247,6 +273,9 @@ class Node:
             t = threading.Thread(target=self._guard(target), name=name, daemon=True)
             t.start()
             self._threads.append(t)
+        self._writer = threading.Thread(target=self._guard(self._checkpoint_loop), name="crev-checkpoint",
+                                        daemon=True)
+        self._writer.start()
         return self
 
     def _guard(self, fn: Callable[[], None]) -> Callable[[], None]:
@@ -260,12 +289,19 @@ class Node:
         return run
 
     def stop(self) -> None:
+        """Stop sealing, write a final checkpoint and stop the writer."""
         self._stop.set()
         self._incoming.put(None)
         self._ready.put(None)
         for t in self._threads:
             t.join(timeout=10)
         self._threads.clear()
+        if self.fatal is None:
+            self.flush()
+        if self._writer is not None:
+            self._checkpoints.put(None)
+            self._writer.join(timeout=60)
+            self._writer = None
         self.verifier.close()
 
     def close(self) -> None:
@@ -360,8 +396,12 @@ class Node:
                     fut.set_result(refused(tx.hash, res.error))
             outcome = builder.finish()
             block = Block(outcome.header, self.sequencer.sign(outcome.header.encode()), tuple(outcome.txs))
-            self.store.commit_block(block, outcome, outcome.changed)
+            self.store.commit_block(block, outcome)
             self.last_outcome = outcome
+            self._pending_changes.update(outcome.changed)
+            self._pending_outcomes.append((outcome.header.height, outcome.results))
+            if time.monotonic() - self._last_checkpoint >= self.checkpoint_interval:
+                self._queue_checkpoint()
         for _, _, ts in items:
             for t in ts:
                 self._cache.discard(t)
@@ -374,6 +414,46 @@ class Node:
         for listener in self.listeners:
             listener(block, outcome)
         return block
+
+    # --- checkpoints ---------------------------------------------------------------------------
+
+    def _queue_checkpoint(self, done: threading.Event | None = None) -> None:
+        """Hand the changes since the last checkpoint to the writer (caller holds the lock).
+        Checkpoints are written in order by one thread, so a later one never lands first."""
+        item = (self.state.height, self._pending_changes, self._pending_outcomes, done)
+        self._pending_changes = {}
+        self._pending_outcomes = []
+        self._last_checkpoint = time.monotonic()
+        if self._writer is None or not self._writer.is_alive():
+            self._write_checkpoint(self.store, item)
+        else:
+            self._checkpoints.put(item)
+
+    @staticmethod
+    def _write_checkpoint(store: Store, item: CheckpointItem) -> None:
+        height, changes, outcomes, done = item
+        if outcomes or changes:
+            store.write_checkpoint(height, changes, outcomes)
+        if done is not None:
+            done.set()
+
+    def _checkpoint_loop(self) -> None:
+        writer = Store(self.store.path)
+        try:
+            while True:
+                item = self._checkpoints.get()
+                if item is None:
+                    return
+                self._write_checkpoint(writer, item)
+        finally:
+            writer.close()
+
+    def flush(self) -> None:
+        """Checkpoint everything committed so far and wait until it is written."""
+        done = threading.Event()
+        with self.lock:
+            self._queue_checkpoint(done)
+        done.wait()
 
     def check(self) -> None:
         """Check the conserved quantities of the current state (raises InvalidBlock)."""

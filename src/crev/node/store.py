@@ -1,9 +1,14 @@
 """SQLite storage for blocks, transactions with their results, the state snapshot and the
 off-chain index (readings, lots, unit movements) that reports, trace and export read.
 
-One SQLite transaction per block, WAL journal with ``synchronous=FULL``: when ``commit_block``
-returns, the block survives a power cut or kill -9. Everything in the index is derived from the
-blocks' events and can be rebuilt by replay.
+Two kinds of write, both in WAL mode with ``synchronous=FULL``:
+
+* ``commit_block`` appends a block with its transactions and results, one transaction and one
+  fsync per block. When it returns, the block survives a power cut or kill -9; this is the point at
+  which a submitter gets its receipt.
+* ``write_checkpoint`` stores the state entries and index rows up to some height, coalesced over
+  many blocks, in the background. After a crash the node loads the last checkpoint and replays the
+  blocks after it through ``apply_block``, which recreates both exactly.
 """
 
 from __future__ import annotations
@@ -13,7 +18,6 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from crev.core.encoding import encode
 from crev.ledger.apply import BlockOutcome, TxResult
 from crev.ledger.block import Block, Header
 from crev.ledger.events import Cancelled, Issued, ReadingAccepted, Retired, Transferred
@@ -50,7 +54,7 @@ CREATE INDEX IF NOT EXISTS ix_moves_lot ON ix_moves(lot_id);
 class Store:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=120)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(SCHEMA)
@@ -69,41 +73,51 @@ class Store:
 
     # --- writing a block -------------------------------------------------------------------
 
-    def commit_block(self, block: Block, outcome: BlockOutcome,
-                     changed: Sequence[tuple[str, bytes | None]]) -> None:
+    def commit_block(self, block: Block, outcome: BlockOutcome) -> None:
+        """Durably append a block and its transactions with their results (one fsync)."""
         h = block.header
+        rows = [(res.tx_hash, h.height, i, res.kind, int(res.ok), raw, enc)
+                for i, (raw, res, enc) in enumerate(zip(block.txs, outcome.results, outcome.encoded_results,
+                                                        strict=True))]
         db = self.db
-        tx_rows = []
-        readings: list[tuple[Any, ...]] = []
-        lots: list[tuple[Any, ...]] = []
-        moves: list[tuple[Any, ...]] = []
-        for i, (raw, res) in enumerate(zip(block.txs, outcome.results, strict=True)):
-            tx_rows.append((res.tx_hash, h.height, i, res.kind, int(res.ok), raw, encode(res.to_value())))
-            index_events(res, h.height, readings, lots, moves)
         db.execute("BEGIN IMMEDIATE")
         try:
             db.execute("INSERT INTO blocks VALUES (?, ?, ?, ?, ?, ?)",
                        (h.height, h.hash, h.encode(), block.signature, h.time, h.tx_count))
-            db.executemany("INSERT OR REPLACE INTO txs VALUES (?, ?, ?, ?, ?, ?, ?)", tx_rows)
-            db.executemany("INSERT OR REPLACE INTO state VALUES (?, ?)",
-                           [(k, v) for k, v in changed if v is not None])
-            db.executemany("DELETE FROM state WHERE key = ?", [(k,) for k, v in changed if v is None])
-            if readings:
-                db.executemany("INSERT OR REPLACE INTO ix_readings VALUES (?,?,?,?,?,?,?,?,?,?,?)", readings)
-            if lots:
-                db.executemany("INSERT OR REPLACE INTO ix_lots VALUES (?,?,?,?,?,?,?,?,?,?,?)", lots)
-            if moves:
-                db.executemany("INSERT INTO ix_moves VALUES (?,?,?,?,?,?,?,?,?)", moves)
+            db.executemany("INSERT OR REPLACE INTO txs VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
 
-    def write_state(self, entries: Sequence[tuple[str, bytes | None]]) -> None:
+    def write_checkpoint(self, height: int, changes: dict[str, bytes | None],
+                         outcomes: Sequence[tuple[int, list[TxResult]]]) -> None:
+        """Write the state entries changed up to block ``height`` and the index rows of the given
+        blocks' results, and record ``height`` as the checkpoint, in one transaction."""
+        readings: list[tuple[Any, ...]] = []
+        lots: list[tuple[Any, ...]] = []
+        moves: list[tuple[Any, ...]] = []
+        for h, results in outcomes:
+            for res in results:
+                index_events(res, h, readings, lots, moves)
         db = self.db
         db.execute("BEGIN IMMEDIATE")
-        db.executemany("INSERT OR REPLACE INTO state VALUES (?, ?)", [(k, v) for k, v in entries if v is not None])
-        db.execute("COMMIT")
+        try:
+            db.executemany("INSERT OR REPLACE INTO state VALUES (?, ?)",
+                           [(k, v) for k, v in changes.items() if v is not None])
+            db.executemany("DELETE FROM state WHERE key = ?", [(k,) for k, v in changes.items() if v is None])
+            db.executemany("INSERT OR REPLACE INTO ix_readings VALUES (?,?,?,?,?,?,?,?,?,?,?)", readings)
+            db.executemany("INSERT OR REPLACE INTO ix_lots VALUES (?,?,?,?,?,?,?,?,?,?,?)", lots)
+            db.executemany("INSERT INTO ix_moves VALUES (?,?,?,?,?,?,?,?,?)", moves)
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('checkpoint_height', ?)", (str(height).encode(),))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def checkpoint_height(self) -> int:
+        v = self.get_meta("checkpoint_height")
+        return int(v) if v else 0
 
     # --- reading ---------------------------------------------------------------------------
 

@@ -79,7 +79,7 @@ def trace(store: Store, state: State, ident: str) -> dict[str, Any]:
             "step": "issued", "lot_id": lot_id, "owner": lot.issued_to,
             "units": [lot.first_unit, lot.end_unit - 1], "quantity_g": lot.quantity_g,
             "self_consumed_wh": lot.self_consumed_wh, "factor_g_per_kwh": lot.factor_g_per_kwh,
-            "factor": lot.factor_ref, "factor_source": lot.factor_source,
+            "factor": lot.factor_ref, "factor_source": state.factor_source(lot.factor_ref),
             "proof": tx_proof(store, bytes(li[1])),
         })
     for kind, party, counter, a, b, ref, _height, txh in store.db.execute(

@@ -2,13 +2,14 @@
 
 Sky type of the day
     Each site's day is ``clear``, ``partly`` (cloudy) or ``overcast``. The type comes from a
-    latent standard-normal variable ``z = ρ·z_area + √(1-ρ²)·z_site`` with ρ = 0.8, mapped through
-    the normal CDF onto the monthly climatology of the site's climate class (sunny Pacific winters,
-    grey Sea-of-Japan winters, tsuyu in June–July, ...). ``z_area`` is shared by every site of a
-    grid area, so weather is strongly correlated within an area but not identical; it is a short
-    moving average over the area's last three daily innovations, so weather also persists for a
-    couple of days. Where ``z`` falls inside its type's probability band sets the severity
-    (how many clouds on a partly cloudy day, how dark an overcast day is).
+    latent standard-normal variable ``z = ρ·z_area + √(1-ρ²)·z_site`` with ρ = 0.92 (two sites of
+    one area are thus correlated at ρ² ≈ 0.85), mapped through the normal CDF onto the monthly
+    climatology of the site's climate class (sunny Pacific winters, grey Sea-of-Japan winters,
+    tsuyu in June–July, ...). ``z_area`` is shared by every site of a grid area, so weather is
+    strongly correlated within an area but not identical; it is a short moving average over the
+    area's last three daily innovations, so weather also persists for a couple of days. Where
+    ``z`` falls inside its type's probability band sets the severity (how many clouds on a partly
+    cloudy day, how dark an overcast day is).
 
 Intra-day clear-sky index ``k`` [-] (GHI / clear-sky GHI), one value per minute
     clear     ``k ≈ 0.95–1.0`` with a few percent of haze variation;
@@ -39,7 +40,7 @@ from crev.sim import seeding
 SKY_KINDS: Final[tuple[str, ...]] = ("clear", "partly", "overcast")
 
 MINUTES_PER_DAY: Final = 1440
-_AREA_CORRELATION: Final = 0.8  # ρ between a site's and its area's latent sky variable [-]
+_AREA_CORRELATION: Final = 0.92  # ρ between a site's and its area's latent sky variable [-]
 _SLOW_CORRELATION: Final = 0.7  # same for the hourly cloudiness component [-]
 _PERSISTENCE: Final = (1.0, 0.6, 0.3)  # MA weights of today's, yesterday's, ... area innovation [-]
 _FAST_WINDOW: Final = 9  # cloud-passage smoothing window [min]
@@ -84,9 +85,7 @@ def area_day(seed: int, area_index: int, day: int) -> AreaDay:
     weights = np.asarray(_PERSISTENCE)
     innovations = np.array(
         [
-            seeding.stream(
-                seed, seeding.AREA_WEATHER, area_index, seeding.day_key(day - lag), 0
-            ).standard_normal()
+            seeding.stream(seed, seeding.AREA_WEATHER, area_index, seeding.day_key(day - lag), 0).standard_normal()
             for lag in range(len(weights))
         ]
     )

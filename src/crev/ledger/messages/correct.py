@@ -80,7 +80,7 @@ class Correct:
                         interval_start=lot.interval_start, interval_end=lot.interval_end,
                         self_consumed_wh=self.self_consumed_wh, quantity_g=self.quantity_g,
                         factor_g_per_kwh=lot.factor_g_per_kwh, factor_ref=lot.factor_ref,
-                        factor_source=lot.factor_source, height=ctx.height, block_time=ctx.time,
+                        height=ctx.height, block_time=ctx.time,
                         reading_hash=b"", origin="topup",
                         reference=f"{lot.lot_id}: {self.reason} [{self.reference}]")
         st.mark(f"d/{dev.device_id}")

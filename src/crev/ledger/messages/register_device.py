@@ -58,14 +58,15 @@ class RegisterDevice:
             raise NotFoundError("body.owner", f"no participant {self.owner!r}")
         if owner.role != PROSUMER:
             raise RuleError("body.owner", f"{self.owner!r} is a {owner.role}; devices belong to prosumers")
-        for d in st.devices.values():
-            if d.meter_serial == self.meter_serial:
-                raise ConflictError("body.meter_serial", f"meter already registered as {d.device_id!r}")
+        other = st.meter_serials.get(self.meter_serial)
+        if other is not None:
+            raise ConflictError("body.meter_serial", f"meter already registered as {other!r}")
         st.devices[self.device_id] = Device(
             self.device_id, self.owner, self.rated_capacity_w, self.commissioned, self.latitude_e6,
             self.longitude_e6, self.grid_area, self.meter_serial, self.certified_until, self.fit,
             self.technology, keys=[DeviceKey(self.public_key, 0, 0)],
         )
+        st.meter_serials[self.meter_serial] = self.device_id
         st.mark(f"d/{self.device_id}")
         ctx.emit(DeviceRegistered(self.device_id, self.owner, self.rated_capacity_w, self.grid_area,
                                   self.fit, self.public_key))

@@ -115,8 +115,11 @@ def parse_reading(v: Any, where: str) -> Reading:
     if type(sig) is not bytes or len(sig) != SIGNATURE_LEN:
         raise MalformedError(f"{where}.signature", f"must be {SIGNATURE_LEN} bytes")
     signed = encode(v[:12])
+    # The canonical 13-element array is the 12-element one with its head byte 0x8c → 0x8d and the
+    # signature (byte string head 0x58 0x40) appended: build it instead of encoding again.
+    full = b"\x8d" + signed[1:] + b"\x58\x40" + sig
     return Reading(v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], sig, signed,
-                   sha256(encode(v)))
+                   sha256(full))
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,7 +224,7 @@ def accept_reading(ctx: Any, r: Reading) -> list[Any]:
                       self_consumed_wh=self_consumed, quantity_g=quantity,
                       factor_g_per_kwh=factor.g_per_kwh,
                       factor_ref=f"{factor.key}/{factor.fiscal_year}/{factor.kind}",
-                      factor_source=factor.source, height=ctx.height, block_time=ctx.time,
+                      height=ctx.height, block_time=ctx.time,
                       reading_hash=r.hash, origin="reading", reference="")
     dev.last_seq = r.seq
     dev.last_interval_end = end

@@ -53,10 +53,13 @@ class UpdateDevice:
             if owner.role != PROSUMER:
                 raise RuleError("body.changes.owner", "devices belong to prosumers")
         if "meter_serial" in ch:
-            for d in st.devices.values():
-                if d.meter_serial == ch["meter_serial"] and d.device_id != dev.device_id:
-                    raise ConflictError("body.changes.meter_serial", f"used by {d.device_id!r}")
+            other = st.meter_serials.get(ch["meter_serial"])
+            if other is not None and other != dev.device_id:
+                raise ConflictError("body.changes.meter_serial", f"used by {other!r}")
         for f, v in self.changes:
+            if f == "meter_serial":
+                st.meter_serials.pop(dev.meter_serial, None)
+                st.meter_serials[v] = dev.device_id
             if f == "public_key":
                 dev.keys[-1].valid_until = ctx.time
                 dev.keys.append(DeviceKey(v, ctx.time + 1 if ctx.time else 0, 0))

@@ -1,0 +1,112 @@
+"""Signed readings verified, issued and committed per second on the embedded node.
+
+Prints, in one run on this machine: raw Ed25519 verifications per second on one core with the
+same library (PyNaCl / libsodium), end-to-end readings per second through the node (gateway
+batches → check stage with parallel verification → BlockBuilder → SQLite commit), their ratio,
+and the submission-to-committed-issuance latency at a fixed offered load.
+
+    python bench/bench_readings.py [--devices 20000] [--per-device 5] [--batch 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from common import batch_tx, machine, make_ledger, now, signed_readings  # noqa: E402
+from nacl.bindings import crypto_sign_open  # noqa: E402
+
+from crev.core.encoding import encode  # noqa: E402
+from crev.core.signing import Signer  # noqa: E402
+
+TARGET = 1_000_000 / 60  # 1,000,000 DGCs reporting every minute
+
+
+def raw_verify_rate(n: int = 20_000) -> float:
+    k = Signer(b"\x07" * 32)
+    msgs = [encode(["crev/reading/1", "bench", f"d{i}", i, 0, 60, 1, 2, 3, 4, 5, 6]) for i in range(n)]
+    sigs = [k.sign(m) for m in msgs]
+    pk = k.public_key
+    t = now()
+    for m, s in zip(msgs, sigs, strict=True):
+        crypto_sign_open(s + m, pk)
+    return n / (now() - t)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--devices", type=int, default=20_000)
+    ap.add_argument("--per-device", type=int, default=5)
+    ap.add_argument("--batch", type=int, default=1000)
+    ap.add_argument("--latency-rate", type=int, default=5_000, help="offered readings/s for the latency run")
+    a = ap.parse_args()
+    print(f"machine: {machine()}")
+    raw = raw_verify_rate()
+    print(f"raw Ed25519 verify, 1 core (PyNaCl crypto_sign_open): {raw:,.0f} /s")
+
+    t = now()
+    node, d, clock = make_ledger(a.devices)
+    print(f"set-up: {a.devices:,} devices registered through the node in {now() - t:.1f} s")
+    t = now()
+    readings = signed_readings(a.devices, a.per_device + 2)
+    n_main = a.devices * a.per_device
+    txs = [batch_tx(readings[i:i + a.batch]) for i in range(0, n_main, a.batch)]
+    rest = readings[n_main:]
+    print(f"signed {len(readings):,} readings in {now() - t:.1f} s; {len(txs)} batches of {a.batch}")
+
+    # --- throughput: submit everything, wait for every receipt --------------------------------
+    t = now()
+    futs = [node.submit(raw) for raw in txs]
+    accepted = 0
+    for f in futs:
+        r = f.result(600)
+        assert r.ok, r.error
+        accepted += sum(1 for x in r.detail if x[0] == "accepted")
+    dt = now() - t
+    rate = accepted / dt
+    print(f"end-to-end: {accepted:,} readings verified+issued+committed in {dt:.2f} s = {rate:,.0f} readings/s "
+          f"over {node.state.height} blocks")
+    print(f"ratio end-to-end / raw single-core verify: {rate / raw:.2f}")
+    print(f"target 16,700/s (1M DGCs each minute): {'MET' if rate >= TARGET else 'NOT MET'} ({rate / TARGET:.0%})")
+
+    # --- latency at a fixed offered load ----------------------------------------------------
+    per_batch = 200
+    lat_txs = [batch_tx(rest[i:i + per_batch]) for i in range(0, len(rest), per_batch)]
+    gap = per_batch / a.latency_rate
+    lats: list[float] = []
+    lock = threading.Lock()
+
+    def record(t0: float):  # type: ignore[no-untyped-def]
+        def done(_f: object) -> None:
+            with lock:
+                lats.append(time.perf_counter() - t0)
+        return done
+
+    t = now()
+    for i, raw in enumerate(lat_txs):
+        target_t = t + i * gap
+        while now() < target_t:
+            time.sleep(0.0005)
+        f = node.submit(raw)
+        f.add_done_callback(record(time.perf_counter()))
+    while len(lats) < len(lat_txs):
+        time.sleep(0.01)
+    lats.sort()
+    p50 = statistics.median(lats)
+    p99 = lats[min(len(lats) - 1, int(len(lats) * 0.99))]
+    print(f"latency submit→committed issuance at {a.latency_rate:,} readings/s offered in batches of {per_batch} "
+          f"(block interval {node.block_interval * 1000:.0f} ms): p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, "
+          f"max {lats[-1] * 1000:.0f} ms over {len(lats)} batches")
+    node.close()
+    shutil.rmtree(d, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""Shared set-up for the benchmarks: machine details and a ledger with many devices."""
+
+from __future__ import annotations
+
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+from crev.core.encoding import encode
+from crev.core.factors import FactorRow
+from crev.core.hashing import sha256
+from crev.core.signing import Signer
+from crev.core.units import parse_time
+from crev.ledger.genesis import Genesis
+from crev.ledger.messages.register_device import RegisterDevice
+from crev.ledger.messages.register_participant import RegisterParticipant
+from crev.ledger.messages.submit_readings import SubmitReadings, parse_reading, reading_payload
+from crev.ledger.tx import build_tx
+from crev.node.node import Node
+
+CHAIN = "bench"
+T0 = parse_time("2026-06-01T00:00")
+
+
+def machine() -> str:
+    cpu = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (f"{platform.node()} | {cpu} | {os.cpu_count()} cores | Python {platform.python_version()} | "
+            f"{platform.system()} {platform.release()}")
+
+
+def key(name: str) -> Signer:
+    return Signer(sha256(f"bench/{name}".encode()))
+
+
+def make_ledger(devices: int, *, block_ms: int = 100, data_dir: Path | None = None,
+                clock_start: int | None = None) -> tuple[Node, Path, list[float]]:
+    """A fresh embedded node with one prosumer owning ``devices`` DGCs (registered through the
+    node itself). Returns the started node, its directory and the mutable clock."""
+    d = data_dir or Path(tempfile.mkdtemp(prefix="crev-bench-"))
+    op = key("operator")
+    g = Genesis(CHAIN, T0 - 86400, "operator", "Bench Operator", op.public_key, key("seq").public_key,
+                emission_factors=(FactorRow("national", 2025, "national_average", 430, "bench"),))
+    Node.init(d, g, key("seq").seed)
+    clock = [float(clock_start if clock_start is not None else T0 + 10 * 86400)]
+    node = Node(d, block_interval_ms=block_ms, clock=lambda: clock[0]).start()
+    nonce = 0
+
+    def tx(msg: object) -> bytes:
+        nonlocal nonce
+        raw = build_tx(CHAIN, msg, "operator", nonce, op)  # type: ignore[arg-type]
+        nonce += 1
+        return raw
+
+    node.submit_wait(tx(RegisterParticipant("owner", "Owner", "prosumer", key("owner").public_key)))
+    futs = []
+    for i in range(devices):
+        futs.append(node.submit(tx(RegisterDevice(f"d{i}", "owner", key(f"d{i}").public_key, 100_000, T0 - 86400,
+                                                  35_000_000, 139_000_000, "tokyo", f"SN{i}",
+                                                  T0 + 10 * 365 * 86400, False, "solar_pv"))))
+    for f in futs:
+        r = f.result(600)
+        assert r.ok, r.error
+    return node, d, clock
+
+
+def signed_readings(devices: int, per_device: int, interval_s: int = 60) -> list[list[object]]:
+    """``devices × per_device`` signed readings, interval by interval (devices interleaved)."""
+    keys = [key(f"d{i}") for i in range(devices)]
+    regs = [[0, 0, 0] for _ in range(devices)]
+    out: list[list[object]] = []
+    for k in range(per_device):
+        start = T0 + 9 * 3600 + k * interval_s
+        for i in range(devices):
+            g, imp, exp = 800 + (i % 200), 300, 100 + (i % 50)
+            r = regs[i]
+            r[0] += g
+            r[1] += imp
+            r[2] += exp
+            p = reading_payload(CHAIN, f"d{i}", k + 1, start, interval_s, g, imp, exp, r[0], r[1], r[2])
+            out.append([*p, keys[i].sign(encode(p))])
+    return out
+
+
+def batch_tx(readings: list[list[object]]) -> bytes:
+    msg = SubmitReadings(tuple(parse_reading(r, "r") for r in readings))
+    return build_tx(CHAIN, msg)
+
+
+def now() -> float:
+    return time.perf_counter()
