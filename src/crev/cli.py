@@ -18,9 +18,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from crev.core.factors import parse_csv, shipped_rows
+from crev.core.factors import parse_csv
 from crev.core.signing import Signer
 from crev.core.units import jst
+from crev.data import shipped_rows
 from crev.errors import CrevError
 
 console = Console()

@@ -23,10 +23,10 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from crev.core.factors import shipped_rows
 from crev.core.hashing import sha256
 from crev.core.signing import Signer
 from crev.core.units import JST_OFFSET_SECONDS, fiscal_year, fiscal_year_bounds, jst, parse_time
+from crev.data import shipped_rows
 from crev.device.dgc import DgcAgent
 from crev.ledger.genesis import Genesis
 from crev.ledger.holdings import available

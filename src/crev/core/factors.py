@@ -20,7 +20,6 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from importlib import resources
 
 from crev.errors import MalformedError, NotFoundError
 
@@ -104,11 +103,6 @@ def parse_csv(text: str, name: str = "csv") -> list[FactorRow]:
     if not rows:
         raise MalformedError(name, "no rows")
     return rows
-
-
-def shipped_rows() -> list[FactorRow]:
-    text = resources.files("crev.core").joinpath("data/emission_factors.csv").read_text("utf-8")
-    return parse_csv(text, "emission_factors.csv")
 
 
 class FactorTable:

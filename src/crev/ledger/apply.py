@@ -181,8 +181,11 @@ class BlockBuilder:
 
 
 def apply_block(state: State, block: Block, sigs: SigCache | None = None,
-                check_signature: bool = True) -> BlockOutcome:
-    """Validate and apply a sealed block; raise InvalidBlock naming the first disagreement."""
+                check_signature: bool = True, decoded: list[Tx | bytes] | None = None) -> BlockOutcome:
+    """Validate and apply a sealed block; raise InvalidBlock naming the first disagreement.
+
+    ``decoded`` may hold the block's transactions already decoded (``decode_tx`` of each raw
+    transaction, or the raw bytes where decoding failed), to save decoding twice."""
     h = block.header
     if h.chain_id != state.chain_id:
         raise InvalidBlock("header.chain_id", f"is {h.chain_id!r}, expected {state.chain_id!r}")
@@ -193,8 +196,10 @@ def apply_block(state: State, block: Block, sigs: SigCache | None = None,
     if check_signature and not verify(state.sequencer_key, h.encode(), block.signature):
         raise InvalidBlock("block.signature", "not signed by the genesis sequencer key")
     builder = BlockBuilder(state, h.height, h.time, sigs)
-    for raw in block.txs:
-        builder.add(raw)
+    if decoded is not None and len(decoded) != len(block.txs):
+        raise ValueError("decoded must match the block's transactions")
+    for item in decoded if decoded is not None else block.txs:
+        builder.add(item)
     out = builder.finish()
     for name in ("tx_root", "results_root", "state_root"):
         if getattr(out.header, name) != getattr(h, name):

@@ -8,7 +8,7 @@ from typing import Any
 from crev.errors import MalformedError
 
 MAX_U63 = 2**63 - 1
-ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+ID_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")  # always used with fullmatch
 
 
 def need_list(v: Any, field: str, n: int | None = None) -> list[Any]:
@@ -42,7 +42,7 @@ def need_text(v: Any, field: str, max_len: int = 256, empty: bool = False) -> st
 
 
 def need_id(v: Any, field: str) -> str:
-    if not isinstance(v, str) or not ID_RE.match(v):
+    if not isinstance(v, str) or not ID_RE.fullmatch(v):
         raise MalformedError(field, "must be 1-64 of a-z 0-9 . _ - starting with a letter or digit")
     return v
 

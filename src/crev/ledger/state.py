@@ -60,7 +60,7 @@ class State:
             obj = self.lots.get(rest)
         elif kind == "r":
             dev, _, seq = rest.rpartition("/")
-            obj = self.readings.get((dev, int(seq)))
+            obj = self.readings.get((dev, int(seq))) if seq.isdigit() and str(int(seq)) == seq else None
         elif kind == "t":
             obj = self.retirements.get(rest)
         elif kind == "f":

@@ -74,8 +74,12 @@ def decode_tx(raw: bytes, chain_id: str, params: Params) -> Tx:
     if factory is None:
         raise MalformedError("tx.kind", f"unknown transaction kind {kind!r}")
     if kind in UNSIGNED_KINDS:
-        if signer != "" or nonce != 0 or sig != b"":
-            raise MalformedError("tx.signer", f"{kind} is unsigned: signer '', nonce 0, signature empty")
+        if signer != "":
+            raise MalformedError("tx.signer", f"{kind} is unsigned: signer must be ''")
+        if type(nonce) is not int or nonce != 0:
+            raise MalformedError("tx.nonce", f"{kind} is unsigned: nonce must be the integer 0")
+        if sig != b"":
+            raise MalformedError("tx.signature", f"{kind} is unsigned: signature must be empty bytes")
     else:
         need_id(signer, "tx.signer")
         need_int(nonce, "tx.nonce")

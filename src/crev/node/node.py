@@ -17,11 +17,12 @@ The node's surface follows ABCI 2.0 so that the same state machine can later sit
 
 from __future__ import annotations
 
+import multiprocessing
 import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,11 +105,42 @@ def signature_triples(state: State, tx: Tx) -> list[Triple]:
 
 
 class ParallelVerifier:
-    """Verifies signature triples on ``threads`` threads and fills a SigCache."""
+    """Verifies signature triples on ``workers`` worker processes (or threads) and fills a SigCache.
 
-    def __init__(self, threads: int = 2) -> None:
+    Processes are the default: libsodium releases the GIL, but verifying threads still contend
+    for it with the sealer at every call, which measurably slowed the whole node (docs/benchmarks.md).
+    """
+
+    def __init__(self, threads: int = 2, processes: bool = True) -> None:
         self.threads = threads
-        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="crev-verify") if threads > 1 else None
+        self.pool: Executor | None = None
+        if threads > 1:
+            if processes:
+                # fork, and start the workers now, before the node starts its own threads
+                self.pool = ProcessPoolExecutor(threads, mp_context=multiprocessing.get_context("fork"))
+                for f in [self.pool.submit(verify_many, []) for _ in range(threads)]:
+                    f.result()
+            else:
+                self.pool = ThreadPoolExecutor(threads, thread_name_prefix="crev-verify")
+
+    def submit(self, triples: list[Triple]) -> list[Future[list[bool]]]:
+        """Start verifying ``triples`` on the workers; ``collect`` waits for the answers."""
+        if self.pool is None or len(triples) < 64:
+            f: Future[list[bool]] = Future()
+            f.set_result(verify_many(triples))
+            return [f]
+        step = -(-len(triples) // self.threads)
+        return [self.pool.submit(verify_many, triples[i:i + step]) for i in range(0, len(triples), step)]
+
+    @staticmethod
+    def collect(cache: SigCache, triples: list[Triple], futures: list[Future[list[bool]]]) -> int:
+        results = [ok for f in futures for ok in f.result()]
+        good = 0
+        for t, ok in zip(triples, results, strict=True):
+            if ok:
+                cache.add(*t)
+                good += 1
+        return good
 
     def fill(self, cache: SigCache, triples: list[Triple]) -> int:
         if not triples:
@@ -136,20 +168,22 @@ class Node:
     """An embedded single-sequencer node over a data directory."""
 
     def __init__(self, data_dir: Path | str, *, block_interval_ms: int = 200,
-                 max_block_readings: int = 50_000, verify_threads: int = 2, checkpoint_s: float = 2.0,
+                 max_block_readings: int = 50_000, verify_threads: int = 2, verify_processes: bool = True,
+                 checkpoint_s: float = 2.0,
                  clock: Callable[[], float] = time.time) -> None:
         self.data_dir = Path(data_dir)
         gpath = self.data_dir / GENESIS_FILE
         if not gpath.exists():
             raise FileNotFoundError(f"{gpath} not found: run `crev init` first")
         self.genesis = Genesis.from_json(gpath.read_text("utf-8"))
-        self.store = Store(self.data_dir / DB_FILE)
+        self.store = Store(self.data_dir / DB_FILE)  # used by the sealer (and by callers when stopped)
+        self._reads = Store(self.data_dir / DB_FILE)  # the check stage's own connection
         key_path = self.data_dir / SEQUENCER_KEY_FILE
         self.sequencer = Signer(bytes.fromhex(key_path.read_text().strip())) if key_path.exists() else None
         self.block_interval = block_interval_ms / 1000
         self.max_block_readings = max_block_readings
         self.clock = clock
-        self.verifier = ParallelVerifier(verify_threads)
+        self.verifier = ParallelVerifier(verify_threads, verify_processes)
         self.lock = threading.RLock()
         self.state = self._load()
         self.last_outcome: BlockOutcome | None = None
@@ -256,7 +290,9 @@ class Node:
         return self.submit(raw).result(timeout)
 
     def committed_receipt(self, tx_hash: bytes) -> Receipt | None:
-        row = self.store.tx(tx_hash)
+        """The receipt of an already committed transaction (read on the check stage's connection:
+        one SQLite connection is never shared by two threads)."""
+        row = self._reads.tx(tx_hash)
         if row is None:
             return None
         height, idx, _kind, ok, _raw, result = row
@@ -306,6 +342,7 @@ class Node:
 
     def close(self) -> None:
         self.stop()
+        self._reads.close()
         self.store.close()
 
     def _check_loop(self) -> None:
@@ -313,8 +350,9 @@ class Node:
             item = self._incoming.get()
             if item is None:
                 return
+            # small batches keep the pipeline full: the sealer applies one batch while the next is verified
             batch = [item]
-            while len(batch) < 512:
+            while len(batch) < 4:
                 try:
                     nxt = self._incoming.get_nowait()
                 except queue.Empty:

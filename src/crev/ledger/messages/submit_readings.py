@@ -89,7 +89,7 @@ def parse_reading(v: Any, where: str) -> Reading:
         raise MalformedError(f"{where}.version", f"must be {READING_VERSION!r}")
     if type(v[1]) is not str:
         raise MalformedError(f"{where}.chain_id", "must be text")
-    if type(v[2]) is not str or not ID_RE.match(v[2]):
+    if type(v[2]) is not str or not ID_RE.fullmatch(v[2]):
         raise MalformedError(f"{where}.device_id", "must be 1-64 of a-z 0-9 . _ -")
     for i in range(3, 12):
         x = v[i]
@@ -175,7 +175,8 @@ def accept_reading(ctx: Any, r: Reading) -> list[Any]:
     if r.interval_start < dev.commissioned:
         raise RuleError("interval_start", "is before the device was commissioned")
     if end > dev.certified_until:
-        raise RuleError("interval_start", "is after the meter's certification expired")
+        raise RuleError("interval_start", f"the interval ending at {end} is after the meter's certification "
+                                          f"expired (at {dev.certified_until})")
     if end > ctx.time + params.max_future_s:
         raise RuleError("interval_start", f"interval ends {end - ctx.time} s after block time "
                                           f"(allowed {params.max_future_s} s): timestamp in the future")
@@ -208,6 +209,7 @@ def accept_reading(ctx: Any, r: Reading) -> list[Any]:
                                                                params.capacity_tolerance_bp):
                 raise RuleError("generation_register_wh", "advanced more than the PV capacity allows "
                                                           "since the last reading")
+            # missing seqs (none if only the interval skipped: from > to then means "none")
             gap = ReadingGap(r.device_id, dev.last_seq + 1, r.seq - 1, dev.last_interval_end,
                              r.interval_start, deltas[0], deltas[1], deltas[2])
     # every check passed: change state

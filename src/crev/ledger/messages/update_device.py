@@ -61,8 +61,9 @@ class UpdateDevice:
                 st.meter_serials.pop(dev.meter_serial, None)
                 st.meter_serials[v] = dev.device_id
             if f == "public_key":
-                dev.keys[-1].valid_until = ctx.time
-                dev.keys.append(DeviceKey(v, ctx.time + 1 if ctx.time else 0, 0))
+                # the old key signs intervals ending up to the rotation; the new one those after
+                dev.keys[-1].valid_until = max(ctx.time, 1)
+                dev.keys.append(DeviceKey(v, max(ctx.time, 1) + 1, 0))
             else:
                 setattr(dev, f, v)
         st.mark(f"d/{dev.device_id}")
