@@ -20,11 +20,11 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from common import batch_tx, machine, make_ledger, now, signed_readings  # noqa: E402
-from nacl.bindings import crypto_sign_open  # noqa: E402
+from nacl.bindings import crypto_sign_open
 
-from crev.core.encoding import encode  # noqa: E402
-from crev.core.signing import Signer  # noqa: E402
+from common import batch_tx, machine, make_ledger, now, signed_readings
+from crev.core.encoding import encode
+from crev.core.signing import Signer
 
 TARGET = 1_000_000 / 60  # 1,000,000 DGCs reporting every minute
 
@@ -40,22 +40,44 @@ def raw_verify_rate(n: int = 20_000) -> float:
     return n / (now() - t)
 
 
+def latency_run(node: object, txs: list[bytes], gap: float) -> list[float]:
+    """Submit ``txs`` at one per ``gap`` seconds; return sorted submit→receipt latencies [s]."""
+    lats: list[float] = []
+    lock = threading.Lock()
+
+    def record(t0: float):  # type: ignore[no-untyped-def]
+        def done(_f: object) -> None:
+            with lock:
+                lats.append(time.perf_counter() - t0)
+        return done
+
+    t = now()
+    for i, raw in enumerate(txs):
+        target_t = t + i * gap
+        while now() < target_t:
+            time.sleep(0.0005)
+        node.submit(raw).add_done_callback(record(time.perf_counter()))  # type: ignore[attr-defined]
+    while len(lats) < len(txs):
+        time.sleep(0.01)
+    return sorted(lats)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--devices", type=int, default=20_000)
     ap.add_argument("--per-device", type=int, default=5)
     ap.add_argument("--batch", type=int, default=1000)
-    ap.add_argument("--latency-rate", type=int, default=5_000, help="offered readings/s for the latency run")
+    ap.add_argument("--latency-rates", default="1000,2500,4000", help="offered readings/s for the latency runs")
     a = ap.parse_args()
     print(f"machine: {machine()}")
     raw = raw_verify_rate()
     print(f"raw Ed25519 verify, 1 core (PyNaCl crypto_sign_open): {raw:,.0f} /s")
 
     t = now()
-    node, d, clock = make_ledger(a.devices)
+    node, d, _clock = make_ledger(a.devices)
     print(f"set-up: {a.devices:,} devices registered through the node in {now() - t:.1f} s")
     t = now()
-    readings = signed_readings(a.devices, a.per_device + 2)
+    readings = signed_readings(a.devices, a.per_device + 3)
     n_main = a.devices * a.per_device
     txs = [batch_tx(readings[i:i + a.batch]) for i in range(0, n_main, a.batch)]
     rest = readings[n_main:]
@@ -76,34 +98,24 @@ def main() -> None:
     print(f"ratio end-to-end / raw single-core verify: {rate / raw:.2f}")
     print(f"target 16,700/s (1M DGCs each minute): {'MET' if rate >= TARGET else 'NOT MET'} ({rate / TARGET:.0%})")
 
-    # --- latency at a fixed offered load ----------------------------------------------------
-    per_batch = 200
-    lat_txs = [batch_tx(rest[i:i + per_batch]) for i in range(0, len(rest), per_batch)]
-    gap = per_batch / a.latency_rate
-    lats: list[float] = []
-    lock = threading.Lock()
-
-    def record(t0: float):  # type: ignore[no-untyped-def]
-        def done(_f: object) -> None:
-            with lock:
-                lats.append(time.perf_counter() - t0)
-        return done
-
-    t = now()
-    for i, raw in enumerate(lat_txs):
-        target_t = t + i * gap
-        while now() < target_t:
-            time.sleep(0.0005)
-        f = node.submit(raw)
-        f.add_done_callback(record(time.perf_counter()))
-    while len(lats) < len(lat_txs):
-        time.sleep(0.01)
-    lats.sort()
-    p50 = statistics.median(lats)
-    p99 = lats[min(len(lats) - 1, int(len(lats) * 0.99))]
-    print(f"latency submit→committed issuance at {a.latency_rate:,} readings/s offered in batches of {per_batch} "
-          f"(block interval {node.block_interval * 1000:.0f} ms): p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, "
-          f"max {lats[-1] * 1000:.0f} ms over {len(lats)} batches")
+    # --- latency at fixed offered loads --------------------------------------------------------
+    per_batch = 100
+    offset = 0
+    for rate_s in a.latency_rates.split(","):
+        offered = int(rate_s)
+        n_batches = max(20, offered * 3 // per_batch)  # about 3 s of load
+        chunk = rest[offset:offset + n_batches * per_batch]
+        offset += len(chunk)
+        if len(chunk) < n_batches * per_batch:
+            print(f"(not enough pre-signed readings for {offered}/s; raise --per-device)")
+            break
+        lat_txs = [batch_tx(chunk[i:i + per_batch]) for i in range(0, len(chunk), per_batch)]
+        lats = latency_run(node, lat_txs, per_batch / offered)
+        p50 = statistics.median(lats)
+        p99 = lats[min(len(lats) - 1, int(len(lats) * 0.99))]
+        print(f"latency submit→committed issuance at {offered:,} readings/s offered (batches of {per_batch}, "
+              f"block interval {node.block_interval * 1000:.0f} ms): p50 {p50 * 1000:.0f} ms, "
+              f"p99 {p99 * 1000:.0f} ms, max {lats[-1] * 1000:.0f} ms over {len(lats)} batches")
     node.close()
     shutil.rmtree(d, ignore_errors=True)
 

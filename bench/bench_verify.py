@@ -17,10 +17,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from bench_readings import raw_verify_rate  # noqa: E402
-from common import batch_tx, machine, make_ledger, now, signed_readings  # noqa: E402
-
-from crev.node.audit import verify_chain  # noqa: E402
+from bench_readings import raw_verify_rate
+from common import batch_tx, machine, make_ledger, now, signed_readings
+from crev.node.audit import verify_chain
 
 
 def main() -> None:

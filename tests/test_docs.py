@@ -38,7 +38,7 @@ def test_every_event_type_is_named_in_the_architecture() -> None:
 def test_readme_opens_with_the_two_quick_start_commands() -> None:
     text = README.read_text("utf-8")
     quick = text.split("## Quick start", 1)[1].split("```", 2)[1]
-    commands = [line.split("#")[0].strip() for line in quick.splitlines() if line.strip() and "sh" != line.strip()]
+    commands = [line.split("#")[0].strip() for line in quick.splitlines() if line.strip() and line.strip() != "sh"]
     assert commands == ["make demo", "make test"]
     makefile = (README.parent / "Makefile").read_text("utf-8")
     assert "\ndemo:" in makefile and "\ntest:" in makefile

@@ -176,6 +176,7 @@ def submit(file: str, node_url: str, signer: str | None, key: str | None) -> Non
     reading batch), or JSON {"kind": ..., "body": [...]} that is signed here with --signer and
     --key (byte strings written as "hex:…"). See docs/wire-format.md.
     """
+    import crev.ledger.messages  # noqa: F401 - registers every transaction kind
     from crev.ledger.tx import REGISTRY, build_tx
 
     data = Path(file).read_bytes()
