@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from crev.core.factors import COLUMNS, KINDS, MAX_FACTOR_G_PER_KWH, FactorRow, FactorTable, parse_csv, shipped_rows
+from crev.core.factors import COLUMNS, KINDS, MAX_FACTOR_G_PER_KWH, FactorRow, FactorTable, parse_csv
 from crev.core.units import fiscal_year, parse_time
+from crev.data import shipped_rows
 from crev.errors import MalformedError, NotFoundError
 from crev.ledger.messages.register_device import GRID_AREAS
 
@@ -270,9 +271,6 @@ def test_error_uses_the_given_file_name() -> None:
     assert parse_error(HEADER + "tokyo,2024,adjusted,x,MOE,\n", name="upload.csv").field == "upload.csv:2.g_per_kwh"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: parse_csv numbers lines by CSV record (enumerate(reader)), "
-                                       "not by physical line (reader.line_num), so after a quoted field "
-                                       "spanning two lines every later error names the wrong line")
 def test_line_numbers_stay_physical_after_a_multi_line_quoted_note() -> None:
     text = HEADER + 'tokyo,2024,adjusted,452,MOE,"first line\nsecond line"\ntokyo,2023,adjusted,x,MOE,\n'
     # the bad factor is on physical line 4 (line 3 holds the rest of the quoted note)

@@ -367,7 +367,7 @@ def test_proof_fails_when_a_sibling_is_flipped(key: str, value: bytes | None) ->
     p = t.prove(key, value)
     assert p.verify(root)
     for i in range(len(p.siblings)):
-        sibs = p.siblings[:i] + (_flip(p.siblings[i]),) + p.siblings[i + 1:]
+        sibs = (*p.siblings[:i], _flip(p.siblings[i]), *p.siblings[i + 1:])
         assert not replace(p, siblings=sibs).verify(root), i
     assert not replace(p, siblings=p.siblings[:-1]).verify(root)  # truncated
     assert not replace(p, siblings=(*p.siblings, root)).verify(root)  # extended

@@ -69,7 +69,7 @@ class FactorRow:
 
 def parse_csv(text: str, name: str = "csv") -> list[FactorRow]:
     """Parse a factor table. Errors name the line and column; nothing is partially accepted."""
-    reader = csv.reader(io.StringIO(text))
+    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff")))  # spreadsheets add a BOM
     try:
         header = next(reader)
     except StopIteration:
@@ -78,21 +78,18 @@ def parse_csv(text: str, name: str = "csv") -> list[FactorRow]:
         raise MalformedError(f"{name}:1", f"header must be {','.join(COLUMNS)}")
     rows: list[FactorRow] = []
     seen: set[tuple[str, int, str]] = set()
-    for lineno, rec in enumerate(reader, start=2):
-        where = f"{name}:{lineno}"
+    for rec in reader:
+        where = f"{name}:{reader.line_num}"  # the physical line, even after a multi-line field
         if not rec or all(not c.strip() for c in rec):
             continue
         if len(rec) != len(COLUMNS):
             raise MalformedError(where, f"expected {len(COLUMNS)} columns, found {len(rec)}")
         key, fy_s, kind, g_s, source, note = (c.strip() for c in rec)
-        try:
-            fy = int(fy_s)
-        except ValueError:
-            raise MalformedError(f"{where}.fiscal_year", f"not an integer: {fy_s!r}") from None
-        try:
-            g = int(g_s)
-        except ValueError:
-            raise MalformedError(f"{where}.g_per_kwh", f"not an integer g/kWh: {g_s!r}") from None
+        if not (fy_s.isascii() and fy_s.isdigit()):
+            raise MalformedError(f"{where}.fiscal_year", f"not an integer: {fy_s!r}")
+        if not (g_s.isascii() and g_s.lstrip("-").isdigit()):
+            raise MalformedError(f"{where}.g_per_kwh", f"not an integer g/kWh: {g_s!r}")
+        fy, g = int(fy_s), int(g_s)
         row = FactorRow(key, fy, kind, g, source, note)
         row.check(where)
         ident = (key, fy, kind)
