@@ -151,8 +151,6 @@ def test_same_readings_in_new_bytes_issue_nothing_new(ledger: tuple[Node, k.Sign
     assert node.state.supply.issued_g == issued
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Node.committed_receipt rebuilds events as [{'type': ...}] only, "
-                                       "so a resubmitter gets a receipt different from the original one")
 def test_resubmitted_receipt_equals_the_original(ledger: tuple[Node, k.Signers, Path]) -> None:
     node, _, _ = ledger
     raw = k.batch(2, 0)
@@ -160,10 +158,6 @@ def test_resubmitted_receipt_equals_the_original(ledger: tuple[Node, k.Signers, 
     assert node.submit_wait(raw) == first
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: race in Node._check_batch: committed_receipt() is read before, "
-                                       "_inflight after the sealer commits and pops the same tx, so the tx is "
-                                       "sealed into a second block; Store.commit_block's INSERT OR REPLACE then "
-                                       "moves its txs row, the first block loses it and verify_chain fails")
 def test_resubmission_racing_the_commit_is_not_sealed_twice(ledger: tuple[Node, k.Signers, Path]) -> None:
     node, _, d = ledger
     raw = k.batch(2, 0)
@@ -173,24 +167,20 @@ def test_resubmission_racing_the_commit_is_not_sealed_twice(ledger: tuple[Node, 
         time.sleep(0.0005)
     assert not first.done()  # the first copy is queued for sealing
     real = node.committed_receipt
-    calls: list[bytes] = []
 
     def read_then_lose_the_cpu(tx_hash: bytes) -> Receipt | None:
-        # the check stage reads "not committed yet"; before it looks at _inflight, the sealer
-        # commits the first copy and resolves it (exactly the interleaving threads allow)
+        # whatever the check stage reads, the sealer may commit the first copy right after
         out = real(tx_hash)
-        calls.append(tx_hash)
         first.result(30)
         return out
 
     node.committed_receipt = read_then_lose_the_cpu  # type: ignore[method-assign]
     second = node.submit(raw).result(30)
     node.committed_receipt = real  # type: ignore[method-assign]
-    assert calls == [h]
     r1 = first.result()
     node.close()
     rep = verify_chain(d)
-    assert rep.ok, rep  # fails: "header.tx_count: is 1, block holds 0" at the first copy's block
+    assert rep.ok, rep  # a copy sealed twice would break the chain
     assert (second.height, second.index) == (r1.height, r1.index)
 
 
@@ -294,9 +284,6 @@ def test_rule_violation_at_sealing_is_refused_and_not_left_in_flight(ledger: tup
     assert node.submit_wait(too_much).error == r.error
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Node.seal() commits an empty block (a new height, an fsync) when "
-                                       "every transaction it took was refused, so each forged or invalid "
-                                       "signed tx costs a durable block; refusals should change nothing")
 def test_refusals_alone_seal_no_block(ledger: tuple[Node, k.Signers, Path]) -> None:
     node, signers, d = ledger
     before = snapshot(node)
@@ -306,8 +293,17 @@ def test_refusals_alone_seal_no_block(ledger: tuple[Node, k.Signers, Path]) -> N
     assert stored_height(d) == before[0]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Node.submit after stop()/close() queues the tx on a dead check "
-                                       "stage; the future never resolves (only fatal errors fail it at once)")
+def test_close_resolves_every_pending_submission(tmp_path: Path) -> None:
+    d = k.init_dir(tmp_path / "ledger")
+    node = k.open_node(d)
+    k.register_fleet(node, 2)
+    node.close()
+    node = k.open_node(d, block_interval_ms=5000)  # nothing is sealed before close()
+    futs = [node.submit(k.readings_tx([k.reading(dev, kk)])) for kk in range(20) for dev in range(2)]
+    node.close()
+    assert all(f.done() for f in futs), f"{sum(not f.done() for f in futs)} of {len(futs)} never resolved"
+
+
 def test_submit_after_close_fails_instead_of_hanging(tmp_path: Path) -> None:
     d = k.init_dir(tmp_path / "ledger")
     node = k.open_node(d)

@@ -157,3 +157,13 @@ class EmissionFactorsSet(Event):
     type: ClassVar[str] = "emission_factors_set"
     rows: int
     table_hash: bytes
+
+
+def event_from_value(v: list[Any]) -> Event:
+    """The event whose ``to_value()`` is ``v`` (as stored in a block's results)."""
+    classes = {c.type: c for c in Event.__subclasses__()}
+    cls = classes.get(v[0])
+    if cls is None:
+        raise ValueError(f"unknown event type {v[0]!r}")
+    args = [tuple(x) if isinstance(x, list) else x for x in v[1:]]
+    return cls(*args)

@@ -64,21 +64,31 @@ def verify_chain(data_dir: Path | str, threads: int = 2, invariant_every: int = 
         triples = [t for tx in decoded if isinstance(tx, Tx) for t in signature_triples(state, tx)]
         return (block, decoded, triples, verifier.submit(triples))
 
+    blocks = store.blocks()
+    deferred: list[CrevError] = []
+
+    def next_block() -> Block | None:
+        """The next stored block; an undecodable one is reported when its turn comes."""
+        try:
+            return next(blocks, None)
+        except CrevError as err:
+            deferred.append(err)
+            return None
+
     try:
-        blocks = store.blocks()
-        nxt = next(blocks, None)
+        nxt = next_block()
         pending = start(nxt) if nxt is not None else None
         while pending is not None:
             block, decoded, triples, futs = pending
-            height = block.header.height
-            if height != state.height + 1:
-                raise InvalidBlock("header.height", f"is {height}, expected {state.height + 1}")
+            height = state.height + 1  # the block we expect; errors are reported at this height
+            if block.header.height != height:
+                raise InvalidBlock("header.height", f"block {height} is missing: found {block.header.height}")
             cache = SigCache()
             verifier.collect(cache, triples, futs)
             # Decode and verify the next block while this one is applied. Its keys are looked up
             # in the state before this block; a key changed by this block only costs a cache miss
             # (the signature is then verified inline), never a different result.
-            nxt = next(blocks, None)
+            nxt = next_block()
             pending = start(nxt) if nxt is not None else None
             out = apply_block(state, block, cache, decoded=decoded)
             txs += len(block.txs)
@@ -89,6 +99,12 @@ def verify_chain(data_dir: Path | str, threads: int = 2, invariant_every: int = 
                 check_invariants(state)
             if progress:
                 progress(height, total)
+        if deferred:
+            height = state.height + 1
+            raise deferred[0]
+        if state.height != total:
+            height = state.height + 1
+            raise InvalidBlock("header.height", f"block {height} is missing")
         check_invariants(state)
         root = state.tree.root()
         cp = store.checkpoint_height()
@@ -102,8 +118,9 @@ def verify_chain(data_dir: Path | str, threads: int = 2, invariant_every: int = 
                 raise InvalidBlock("state snapshot", f"the node's stored state (checkpoint at block {cp}) "
                                                      "differs from the state the chain commits to")
     except CrevError as err:
-        return VerifyReport(False, height - 1 if height else 0, txs, readings, state.tree.root().hex(),
-                            height or 1, f"{err.field}: {err.reason}")
+        bad = height or state.height + 1
+        return VerifyReport(False, bad - 1, txs, readings, state.tree.root().hex(), bad,
+                            f"{err.field}: {err.reason}")
     finally:
         verifier.close()
         store.close()

@@ -18,6 +18,7 @@ The node's surface follows ABCI 2.0 so that the same state machine can later sit
 from __future__ import annotations
 
 import multiprocessing
+import os
 import queue
 import threading
 import time
@@ -33,6 +34,7 @@ from crev.core.signing import Signer, verify_many
 from crev.errors import CrevError, InvalidBlock
 from crev.ledger.apply import BlockBuilder, BlockOutcome, SigCache, TxResult, apply_block
 from crev.ledger.block import Block
+from crev.ledger.events import event_from_value
 from crev.ledger.genesis import Genesis, state_from_genesis
 from crev.ledger.invariants import check_invariants
 from crev.ledger.messages.submit_readings import SubmitReadings
@@ -68,7 +70,11 @@ class Receipt:
 
 def _forward(target: Future[Receipt]) -> Callable[[Future[Receipt]], None]:
     def done(f: Future[Receipt]) -> None:
-        target.set_result(f.result())
+        exc = f.exception()
+        if exc is not None:
+            target.set_exception(exc)
+        else:
+            target.set_result(f.result())
 
     return done
 
@@ -192,6 +198,7 @@ class Node:
         self._ready: queue.Queue[tuple[Tx, Future[Receipt], list[Triple]] | None] = queue.Queue()
         self._ready_readings = 0
         self._inflight: dict[bytes, Future[Receipt]] = {}
+        self._inflight_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
         self._cache = SigCache()
@@ -212,9 +219,9 @@ class Node:
         if (d / GENESIS_FILE).exists():
             raise FileExistsError(f"{d / GENESIS_FILE} exists: this directory already holds a ledger")
         (d / GENESIS_FILE).write_text(genesis.to_json(), "utf-8")
-        kp = d / SEQUENCER_KEY_FILE
-        kp.write_text(sequencer_seed.hex() + "\n")
-        kp.chmod(0o600)
+        fd = os.open(d / SEQUENCER_KEY_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(sequencer_seed.hex() + "\n")
 
     def _load(self) -> State:
         """State at the last checkpoint, then every later block replayed through apply_block."""
@@ -280,8 +287,8 @@ class Node:
     def submit(self, raw: bytes) -> Future[Receipt]:
         """Queue a transaction; the future resolves when it is committed or refused."""
         fut: Future[Receipt] = Future()
-        if self.fatal is not None:
-            fut.set_exception(RuntimeError(f"node stopped: {self.fatal}"))
+        if self.fatal is not None or self._stop.is_set():
+            fut.set_exception(RuntimeError(f"node stopped{': ' + str(self.fatal) if self.fatal else ''}"))
             return fut
         self._incoming.put((raw, fut))
         return fut
@@ -298,7 +305,7 @@ class Node:
         height, idx, _kind, ok, _raw, result = row
         v = decode(result)
         err = None if not v[3] else {"code": v[3][0], "field": v[3][1], "reason": v[3][2]}
-        return Receipt(tx_hash.hex(), True, height, idx, ok, err, v[5], [{"type": e[0]} for e in v[4]])
+        return Receipt(tx_hash.hex(), True, height, idx, ok, err, v[5], [event_from_value(e).to_dict() for e in v[4]])
 
     # --- the two stages ----------------------------------------------------------------------
 
@@ -332,6 +339,7 @@ class Node:
         for t in self._threads:
             t.join(timeout=10)
         self._threads.clear()
+        self._fail_pending(RuntimeError("node stopped before the transaction was committed"))
         if self.fatal is None:
             self.flush()
         if self._writer is not None:
@@ -372,22 +380,27 @@ class Node:
             except CrevError as err:
                 fut.set_result(refused(sha256(raw), err))
                 continue
-            done = self.committed_receipt(tx.hash)
-            if done is not None:
-                fut.set_result(done)
-                continue
-            same = self._inflight.get(tx.hash)
-            if same is not None:
-                same.add_done_callback(_forward(fut))
-                continue
-            self._inflight[tx.hash] = fut
+            # One lock orders this against the sealer, which pops a hash only after its block is
+            # committed: so a resubmission is either attached to the one in flight or finds it in
+            # the store, never sealed a second time.
+            with self._inflight_lock:
+                same = self._inflight.get(tx.hash)
+                if same is not None:
+                    same.add_done_callback(_forward(fut))
+                    continue
+                done = self.committed_receipt(tx.hash)
+                if done is not None:
+                    fut.set_result(done)
+                    continue
+                self._inflight[tx.hash] = fut
             ts = signature_triples(self.state, tx)
             triples.extend(ts)
             accepted.append((tx, fut, ts))
         self.verifier.fill(self._cache, triples)
         for item in accepted:
             n = len(item[0].message.readings) if isinstance(item[0].message, SubmitReadings) else 1
-            self._ready_readings += n
+            with self._inflight_lock:
+                self._ready_readings += n
             self._ready.put(item)
 
     def _seal_loop(self) -> None:
@@ -415,7 +428,8 @@ class Node:
             items.append(item)
             k = len(item[0].message.readings) if isinstance(item[0].message, SubmitReadings) else 1
             n += k
-        self._ready_readings -= n
+        with self._inflight_lock:
+            self._ready_readings -= n
         if not items:
             return None
         assert self.sequencer is not None
@@ -430,8 +444,14 @@ class Node:
                     kept.append((tx, fut, len(builder.txs) - 1))
                 else:
                     assert res.error is not None
-                    self._inflight.pop(tx.hash, None)
+                    with self._inflight_lock:
+                        self._inflight.pop(tx.hash, None)
                     fut.set_result(refused(tx.hash, res.error))
+            if not builder.txs:  # everything was refused: no block, nothing changed
+                for _, _, ts in items:
+                    for t in ts:
+                        self._cache.discard(t)
+                return None
             outcome = builder.finish()
             block = Block(outcome.header, self.sequencer.sign(outcome.header.encode()), tuple(outcome.txs))
             self.store.commit_block(block, outcome)
@@ -446,12 +466,29 @@ class Node:
         h = outcome.header
         for tx, fut, idx in kept:
             res = outcome.results[idx]
-            self._inflight.pop(tx.hash, None)
+            with self._inflight_lock:
+                self._inflight.pop(tx.hash, None)
             fut.set_result(Receipt(tx.hash.hex(), True, h.height, idx, True, None, res.detail,
                                    [e.to_dict() for e in res.events]))
         for listener in self.listeners:
             listener(block, outcome)
         return block
+
+    def _fail_pending(self, exc: BaseException) -> None:
+        """Resolve every queued submission with ``exc``: nobody waits for a stopped node."""
+        for q in (self._incoming, self._ready):
+            while True:
+                try:
+                    item = q.get_nowait()
+                except queue.Empty:
+                    break
+                if item is not None and not item[1].done():
+                    item[1].set_exception(exc)
+        with self._inflight_lock:
+            for fut in self._inflight.values():
+                if not fut.done():
+                    fut.set_exception(exc)
+            self._inflight.clear()
 
     # --- checkpoints ---------------------------------------------------------------------------
 

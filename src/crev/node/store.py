@@ -28,9 +28,9 @@ CREATE TABLE IF NOT EXISTS blocks (
   height INTEGER PRIMARY KEY, hash BLOB NOT NULL, header BLOB NOT NULL, signature BLOB NOT NULL,
   time INTEGER NOT NULL, tx_count INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS txs (
-  hash BLOB PRIMARY KEY, height INTEGER NOT NULL, idx INTEGER NOT NULL, kind TEXT NOT NULL,
-  ok INTEGER NOT NULL, raw BLOB NOT NULL, result BLOB NOT NULL);
-CREATE INDEX IF NOT EXISTS txs_by_height ON txs(height, idx);
+  height INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL, kind TEXT NOT NULL,
+  ok INTEGER NOT NULL, raw BLOB NOT NULL, result BLOB NOT NULL, PRIMARY KEY (height, idx));
+CREATE INDEX IF NOT EXISTS txs_by_hash ON txs(hash);
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS ix_readings (
   device_id TEXT NOT NULL, seq INTEGER NOT NULL, interval_start INTEGER NOT NULL,
@@ -76,7 +76,7 @@ class Store:
     def commit_block(self, block: Block, outcome: BlockOutcome) -> None:
         """Durably append a block and its transactions with their results (one fsync)."""
         h = block.header
-        rows = [(res.tx_hash, h.height, i, res.kind, int(res.ok), raw, enc)
+        rows = [(h.height, i, res.tx_hash, res.kind, int(res.ok), raw, enc)
                 for i, (raw, res, enc) in enumerate(zip(block.txs, outcome.results, outcome.encoded_results,
                                                         strict=True))]
         db = self.db
@@ -84,7 +84,7 @@ class Store:
         try:
             db.execute("INSERT INTO blocks VALUES (?, ?, ?, ?, ?, ?)",
                        (h.height, h.hash, h.encode(), block.signature, h.time, h.tx_count))
-            db.executemany("INSERT OR REPLACE INTO txs VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            db.executemany("INSERT INTO txs VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -146,8 +146,8 @@ class Store:
             yield Block(Header.decode(bytes(header)), bytes(sig), tuple(txs))
 
     def tx(self, tx_hash: bytes) -> tuple[int, int, str, bool, bytes, bytes] | None:
-        row = self.db.execute("SELECT height, idx, kind, ok, raw, result FROM txs WHERE hash = ?",
-                              (tx_hash,)).fetchone()
+        row = self.db.execute("SELECT height, idx, kind, ok, raw, result FROM txs WHERE hash = ? "
+                              "ORDER BY height, idx LIMIT 1", (tx_hash,)).fetchone()
         if row is None:
             return None
         return int(row[0]), int(row[1]), str(row[2]), bool(row[3]), bytes(row[4]), bytes(row[5])
