@@ -167,7 +167,8 @@ class ParallelVerifier:
 
     def close(self) -> None:
         if self.pool is not None:
-            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
 
 
 class Node:
