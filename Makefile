@@ -25,6 +25,7 @@ test: lint
 bench: $(STAMP)
 	$(BIN)/python bench/bench_readings.py
 	$(BIN)/python bench/bench_verify.py
+	$(BIN)/python bench/bench_sim.py
 
 clean:
 	rm -rf $(VENV) crev-data build *.egg-info

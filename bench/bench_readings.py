@@ -98,6 +98,8 @@ def main() -> None:
     print(f"ratio end-to-end / raw single-core verify: {rate / raw:.2f}")
     print(f"target 16,700/s (1M DGCs each minute): {'MET' if rate >= TARGET else 'NOT MET'} ({rate / TARGET:.0%})")
 
+    node.flush()  # write the checkpoint of the throughput run now, not during the latency runs
+
     # --- latency at fixed offered loads --------------------------------------------------------
     per_batch = 100
     offset = 0
