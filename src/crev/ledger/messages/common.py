@@ -6,7 +6,7 @@ from typing import Any
 
 from crev.errors import MalformedError, NotFoundError, PermissionError_, RuleError
 from crev.ledger.holdings import available
-from crev.ledger.records import OPERATOR, TRADABLE, Account, Lot
+from crev.ledger.records import OPERATOR, TRADABLE, Account, Device, Lot
 from crev.ledger.shape import MAX_U63, need_id, need_int, need_list, need_text
 
 
@@ -15,6 +15,16 @@ def require_operator(ctx: Any) -> Account:
     if signer is None or signer.role != OPERATOR:
         raise PermissionError_("tx.signer", "only the registry operator may do this")
     return signer
+
+
+def active_device(ctx: Any, device_id: str) -> Device:
+    """The registered, not revoked device ``device_id`` (the field is ``body.device_id``)."""
+    dev: Device | None = ctx.state.devices.get(device_id)
+    if dev is None:
+        raise NotFoundError("body.device_id", f"no device {device_id!r}")
+    if not dev.active:
+        raise RuleError("body.device_id", "device is already revoked")
+    return dev
 
 
 def parse_items(v: Any, where: str) -> tuple[tuple[str, int], ...]:

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 from crev.errors import MalformedError, NotFoundError, RuleError
 from crev.ledger.events import DeviceKeyRevoked, DeviceRevoked
-from crev.ledger.messages.common import require_operator
+from crev.ledger.messages.common import active_device, require_operator
 from crev.ledger.params import Params
 from crev.ledger.shape import need_id, need_list, need_text
 from crev.ledger.tx import register
@@ -30,11 +30,7 @@ class RevokeDevice:
     def handle(self, ctx: Any) -> Any:
         require_operator(ctx)
         st = ctx.state
-        dev = st.devices.get(self.device_id)
-        if dev is None:
-            raise NotFoundError("body.device_id", f"no device {self.device_id!r}")
-        if not dev.active:
-            raise RuleError("body.device_id", "device is already revoked")
+        dev = active_device(ctx, self.device_id)
         if self.public_key:
             key = next((k for k in dev.keys if k.public_key == self.public_key), None)
             if key is None:

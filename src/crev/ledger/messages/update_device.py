@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from crev.core.signing import PUBLIC_KEY_LEN
 from crev.errors import ConflictError, MalformedError, NotFoundError, RuleError
 from crev.ledger.events import DeviceUpdated
-from crev.ledger.messages.common import require_operator
+from crev.ledger.messages.common import active_device, require_operator
 from crev.ledger.messages.register_device import MAX_CAPACITY_W
 from crev.ledger.params import Params
 from crev.ledger.records import PROSUMER, DeviceKey
@@ -38,11 +38,7 @@ class UpdateDevice:
     def handle(self, ctx: Any) -> Any:
         require_operator(ctx)
         st = ctx.state
-        dev = st.devices.get(self.device_id)
-        if dev is None:
-            raise NotFoundError("body.device_id", f"no device {self.device_id!r}")
-        if not dev.active:
-            raise RuleError("body.device_id", "device is revoked")
+        dev = active_device(ctx, self.device_id)
         ch = dict(self.changes)
         if "public_key" in ch and any(k.public_key == ch["public_key"] for k in dev.keys):
             raise ConflictError("body.changes.public_key", "this key was already used by the device")
