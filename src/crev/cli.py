@@ -383,13 +383,13 @@ def report(data_dir: str, participant: str, slots_day: str | None, as_json: bool
 
     t = Table(title=f"{rep.name} ({rep.account_id}, {rep.role}) — consumer figures / 需要家指標",
               caption="shares: on-site = self-consumed / demand; claimed = C-REV held or retired / demand")
-    for col in ("day (JST)", "demand kWh", "self-consumed kWh", "on-site share", "claimed share",
-                "location-based kg", "market-based kg", "avg factor g/kWh"):
+    for col in ("day (JST)", "demand kWh", "self-consumed kWh", "on-site share", "C-REV held/retired kg",
+                "claimed share", "location-based kg", "market-based kg", "avg factor g/kWh"):
         t.add_column(col, justify="right")
     rows = [*list(rep.by_day().items()), ("total", rep.total()), ("FY to date", rep.fiscal_year_to_date(now))]
     for d, f in rows:
         t.add_row(d, f"{f.demand_wh / 1000:,.1f}", f"{f.self_consumed_wh / 1000:,.1f}", pct(f.onsite_share_bp),
-                  pct(f.renewable_share_bp), f"{f.location_based_g / 1000:,.2f}",
+                  f"{f.claimed_g / 1000:,.2f}", pct(f.renewable_share_bp), f"{f.location_based_g / 1000:,.2f}",
                   f"{f.market_based_g / 1000:,.2f}", str(f.average_factor_g_per_kwh))
     console.print(t)
     if rep.bought_g:
