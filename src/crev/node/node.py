@@ -194,6 +194,7 @@ class Node:
         self.lock = threading.RLock()
         self.state = self._load()
         self.last_outcome: BlockOutcome | None = None
+        self._finalized: BlockOutcome | None = None
         self.listeners: list[Callable[[Block, BlockOutcome], None]] = []
         self._incoming: queue.Queue[tuple[bytes, Future[Receipt]] | None] = queue.Queue()
         self._ready: queue.Queue[tuple[Tx, Future[Receipt], list[Triple]] | None] = queue.Queue()
@@ -265,12 +266,39 @@ class Node:
 
     def finalize_block(self, txs: list[bytes], block_time: int) -> BlockOutcome:
         """Apply a block decided elsewhere (CometBFT semantics: failed transactions stay in the
-        block with their error). Returns the outcome whose header carries the app hash."""
+        block with their error). Returns the outcome whose header carries the app hash; nothing is
+        stored until ``commit``."""
         with self.lock:
-            b = BlockBuilder(self.state, self.state.height + 1, block_time, self._cache)
+            if self._finalized is not None:
+                raise RuntimeError("finalize_block called twice without commit")
+            b = BlockBuilder(self.state, self.state.height + 1, max(block_time, self.state.last_time), self._cache)
             for raw in txs:
                 b.add(raw, keep_failed=True)
-            return b.finish()
+            self._finalized = b.finish()
+            return self._finalized
+
+    def commit(self) -> int:
+        """Persist the block applied by ``finalize_block``; returns its height. (Here the header is
+        signed with the sequencer key; a CometBFT adapter stores the engine's commit instead.)"""
+        with self.lock:
+            outcome, self._finalized = self._finalized, None
+            if outcome is None:
+                raise RuntimeError("commit without finalize_block")
+            self._commit_outcome(outcome)
+            return outcome.header.height
+
+    def _commit_outcome(self, outcome: BlockOutcome) -> Block:
+        """Sign, store durably, and schedule the checkpoint (caller holds the lock)."""
+        if self.sequencer is None:
+            raise PermissionError("this data directory has no sequencer key: it cannot seal blocks")
+        block = Block(outcome.header, self.sequencer.sign(outcome.header.encode()), tuple(outcome.txs))
+        self.store.commit_block(block, outcome)
+        self.last_outcome = outcome
+        self._pending_changes.update(outcome.changed)
+        self._pending_outcomes.append((outcome.header.height, outcome.results))
+        if time.monotonic() - self._last_checkpoint >= self.checkpoint_interval:
+            self._queue_checkpoint()
+        return block
 
     def query(self, path: str) -> Any:
         """``lot/<id>``, ``device/<id>``, ``account/<id>``, ``retirement/<id>``: record and proof."""
@@ -454,13 +482,7 @@ class Node:
                         self._cache.discard(t)
                 return None
             outcome = builder.finish()
-            block = Block(outcome.header, self.sequencer.sign(outcome.header.encode()), tuple(outcome.txs))
-            self.store.commit_block(block, outcome)
-            self.last_outcome = outcome
-            self._pending_changes.update(outcome.changed)
-            self._pending_outcomes.append((outcome.header.height, outcome.results))
-            if time.monotonic() - self._last_checkpoint >= self.checkpoint_interval:
-                self._queue_checkpoint()
+            block = self._commit_outcome(outcome)
         for _, _, ts in items:
             for t in ts:
                 self._cache.discard(t)
