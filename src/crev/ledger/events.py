@@ -4,7 +4,7 @@ the block's results root; ``to_dict`` the JSON form."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 
@@ -18,11 +18,12 @@ class Event:
         return [self.type, *[getattr(self, n) for n in names]]
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        for k, v in d.items():
-            if isinstance(v, bytes):
-                d[k] = v.hex()
-        return {"type": self.type, **d}
+        names: tuple[str, ...] = self.__slots__
+        out: dict[str, Any] = {"type": self.type}
+        for n in names:
+            v = getattr(self, n)
+            out[n] = v.hex() if isinstance(v, bytes) else list(v) if isinstance(v, tuple) else v
+        return out
 
 
 @dataclass(frozen=True, slots=True)

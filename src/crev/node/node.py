@@ -17,6 +17,7 @@ The node's surface follows ABCI 2.0 so that the same state machine can later sit
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import queue
@@ -341,6 +342,11 @@ class Node:
     def start(self) -> Node:
         if self.sequencer is None:
             raise PermissionError("this data directory has no sequencer key: it cannot seal blocks")
+        # The state is millions of long-lived objects that refcounting frees fine. Keep the cyclic
+        # collector from re-scanning them: move what is loaded out of its view and collect the
+        # young generation less often (measured: +6 % readings/s, docs/benchmarks.md).
+        gc.freeze()
+        gc.set_threshold(50_000, 20, 100)
         for target, name in ((self._check_loop, "crev-check"), (self._seal_loop, "crev-seal")):
             t = threading.Thread(target=self._guard(target), name=name, daemon=True)
             t.start()
