@@ -32,7 +32,7 @@ from typing import Any
 from crev.core.encoding import decode
 from crev.core.hashing import sha256
 from crev.core.signing import Signer, verify_many
-from crev.errors import CrevError, InvalidBlock
+from crev.errors import CrevError, InvalidBlock, MalformedError
 from crev.ledger.apply import BlockBuilder, BlockOutcome, SigCache, TxResult, apply_block
 from crev.ledger.block import Block
 from crev.ledger.events import event_from_value
@@ -257,9 +257,10 @@ class Node:
     # --- ABCI-shaped surface ---------------------------------------------------------------
 
     def info(self) -> dict[str, Any]:
-        st = self.state
-        return {"chain_id": st.chain_id, "height": st.height, "app_hash": st.tree.root().hex(),
-                "last_block_hash": st.last_block_hash.hex(), "last_time": st.last_time}
+        with self.lock:  # root() recomputes the tree: never alongside a sealing block
+            st = self.state
+            return {"chain_id": st.chain_id, "height": st.height, "app_hash": st.tree.root().hex(),
+                    "last_block_hash": st.last_block_hash.hex(), "last_time": st.last_time}
 
     def check_tx(self, raw: bytes) -> Tx:
         """Stateless checks and signatures against current state. Raises CrevError."""
@@ -414,6 +415,9 @@ class Node:
                 tx = self.check_tx(raw)
             except CrevError as err:
                 fut.set_result(refused(sha256(raw), err))
+                continue
+            except Exception as exc:  # hostile bytes must never stop the node (e.g. a 5,000-digit int)
+                fut.set_result(refused(sha256(raw), MalformedError("tx", f"cannot be decoded ({type(exc).__name__})")))
                 continue
             # One lock orders this against the sealer, which pops a hash only after its block is
             # committed: so a resubmission is either attached to the one in flight or finds it in
