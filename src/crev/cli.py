@@ -10,8 +10,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
@@ -24,6 +25,7 @@ from crev.core.units import jst
 from crev.data import shipped_rows
 from crev.errors import CrevError
 
+T = TypeVar("T")
 console = Console()
 DEFAULT_DIR = "crev-data"
 DEFAULT_NODE = "http://127.0.0.1:8000"
@@ -310,10 +312,18 @@ def verify(data_dir: str, threads: int) -> None:
         sys.exit(1)
 
 
-def _open(data_dir: str) -> Any:
+def _read(data_dir: str, fn: Callable[[Any], T]) -> T:
+    """Open the ledger in DATA_DIR, run ``fn(node)``, close it; a CrevError becomes a clear exit."""
     from crev.node.node import Node
 
-    return Node(data_dir, verify_threads=1)
+    n = Node(data_dir, verify_threads=1)
+    try:
+        return fn(n)
+    except CrevError as err:
+        _fail(f"{err.field}: {err.reason}")
+        raise
+    finally:
+        n.close()
 
 
 @main.command()
@@ -324,14 +334,7 @@ def trace(data_dir: str, ident: str, as_json: bool) -> None:
     """Provenance of a lot, unit id or retirement: signed reading → issuance → transfers → retirement."""
     from crev.node.trace import trace as do_trace
 
-    n = _open(data_dir)
-    try:
-        out = do_trace(n.store, n.state, ident)
-    except CrevError as err:
-        _fail(f"{err.field}: {err.reason}")
-        raise
-    finally:
-        n.close()
+    out = _read(data_dir, lambda n: do_trace(n.store, n.state, ident))
     if as_json:
         click.echo(json.dumps(out, indent=1, ensure_ascii=False))
         return
@@ -360,15 +363,7 @@ def report(data_dir: str, participant: str, slots_day: str | None, as_json: bool
     from crev.core.units import jst_date
     from crev.node.report import participant_report
 
-    n = _open(data_dir)
-    try:
-        rep = participant_report(n.state, n.store, participant)
-        now = n.state.last_time
-    except CrevError as err:
-        _fail(f"{err.field}: {err.reason}")
-        raise
-    finally:
-        n.close()
+    rep, now = _read(data_dir, lambda n: (participant_report(n.state, n.store, participant), n.state.last_time))
     if as_json:
         click.echo(json.dumps({
             "participant": rep.account_id, "name": rep.name, "role": rep.role,
@@ -418,11 +413,7 @@ def export(data_dir: str, what: str, fmt: str, out: str | None) -> None:
     """Export certificates (lots) or retirements as CSV or JSON."""
     from crev.node.export import lot_rows, retirement_rows
 
-    n = _open(data_dir)
-    try:
-        rows = lot_rows(n.state) if what == "lots" else retirement_rows(n.state)
-    finally:
-        n.close()
+    rows = _read(data_dir, lambda n: lot_rows(n.state) if what == "lots" else retirement_rows(n.state))
     if fmt == "json":
         text = json.dumps(rows, indent=1, ensure_ascii=False)
     else:

@@ -69,6 +69,11 @@ class Receipt:
         return dict(self.__dict__)
 
 
+def readings_in(tx: Tx) -> int:
+    """How much a transaction weighs in a block: its readings, or 1 for any other kind."""
+    return len(tx.message.readings) if isinstance(tx.message, SubmitReadings) else 1
+
+
 def _forward(target: Future[Receipt]) -> Callable[[Future[Receipt]], None]:
     def done(f: Future[Receipt]) -> None:
         exc = f.exception()
@@ -437,7 +442,7 @@ class Node:
             accepted.append((tx, fut, ts))
         self.verifier.fill(self._cache, triples)
         for item in accepted:
-            n = len(item[0].message.readings) if isinstance(item[0].message, SubmitReadings) else 1
+            n = readings_in(item[0])
             with self._inflight_lock:
                 self._ready_readings += n
             self._ready.put(item)
@@ -465,8 +470,7 @@ class Node:
                 self._stop.set()
                 break
             items.append(item)
-            k = len(item[0].message.readings) if isinstance(item[0].message, SubmitReadings) else 1
-            n += k
+            n += readings_in(item[0])
         with self._inflight_lock:
             self._ready_readings -= n
         if not items:
