@@ -88,6 +88,7 @@ class ReadingAccepted(Event):
     self_consumed_wh: int
     reading_hash: bytes
     lot_id: str
+    owner: str  # the device's owner when the reading was accepted: whose site the figures are
 
 
 @dataclass(frozen=True, slots=True)

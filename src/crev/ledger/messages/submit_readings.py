@@ -241,7 +241,7 @@ def accept_reading(ctx: Any, r: Reading) -> list[Any]:
         ctx.emit(gap)
     ctx.emit(ReadingAccepted(r.device_id, r.seq, r.interval_start, r.interval_s, r.generation_wh,
                              r.import_wh, r.export_wh, r.generation_wh + r.import_wh - r.export_wh,
-                             self_consumed, r.hash, lot_id))
+                             self_consumed, r.hash, lot_id, dev.owner))
     return ["accepted", lot_id, st.lots[lot_id].quantity_g if lot_id else 0]
 
 
