@@ -245,11 +245,12 @@ def _corrections(node: Node, acc: _Accounts, stats: DemoStats) -> None:
                                                       "SM-RECON-0001")))
         _check(r, "top-up")
         stats.issued_g += q
-    tradable = sum(s.end - s.start for s in down.segments if s.status == "tradable")
+    owner = down.issued_to
+    tradable = sum(s.end - s.start for s in down.segments if s.status == "tradable" and s.holder == owner)
     if tradable >= 100:
         _check(node.submit_wait(acc.tx(OPERATOR, Correct("cancel", down.lot_id, 100, 0,
                                                          "meter fault: CT clamp misread",
-                                                         "INC-2041"))), "cancel")
+                                                         "INC-2041", owner))), "cancel")
 
 
 def _progress_table(s: DemoStats, now: float, span: int, done: int) -> Table:

@@ -100,8 +100,8 @@ def retire(*items: tuple[str, Any], purpose: str = "statutory_report", start: in
     return Retire(tuple(items), "Buyer Co", purpose, start, end, "JP", "")
 
 
-def cancel(lot: str, q: int) -> Correct:
-    return Correct("cancel", lot, q, 0, "meter fault", "TICKET-7")
+def cancel(lot: str, q: int, holder: str = "sun-co") -> Correct:
+    return Correct("cancel", lot, q, 0, "meter fault", "TICKET-7", holder)
 
 
 def topup(lot: str, q: int, wh: int) -> Correct:
@@ -153,12 +153,12 @@ def test_a_partial_transfer_splits_the_lot_lowest_units_first(held: Kit) -> None
     assert held.state.accounts["sun-co"].nonce == 1
 
 
-def test_a_cancellation_takes_the_lowest_tradable_units_whoever_holds_them(held: Kit) -> None:
+def test_a_cancellation_takes_the_holders_lowest_tradable_units(held: Kit) -> None:
     ok(held, "sun-co", transfer("buyer-co", (LOT, 1_000)))
     assert ok(held, "operator", cancel(LOT, 1_500)) == [LOT, 1_500]
-    # the buyer's 1..1,000 and sun-co's 1,001..1,500 are cancelled
-    assert balances(held, "buyer-co") == (0, 0)
-    assert balances(held, "sun-co") == (5_250, 0)
+    # sun-co's 1,001..2,500 are cancelled; the buyer's 1..1,000 are untouched
+    assert balances(held, "buyer-co") == (1_000, 0)
+    assert balances(held, "sun-co") == (4_250, 0)
     sup = held.state.supply
     assert (sup.issued_g, sup.tradable_g, sup.cancelled_g) == (6_750, 5_250, 1_500)
 
@@ -254,8 +254,13 @@ def test_a_quantity_that_is_not_an_integer_is_malformed(held: Kit, q: Any, kind:
 
 
 def test_a_quantity_above_2_63_is_malformed(held: Kit) -> None:
-    reject(held, held.tx("sun-co", transfer("buyer-co", (LOT, 2**64))), "malformed", "body.items[0].quantity_g",
+    reject(held, held.tx("sun-co", transfer("buyer-co", (LOT, 2**63))), "malformed", "body.items[0].quantity_g",
            f"must be ≤ {2**63 - 1}")
+
+
+def test_a_quantity_beyond_64_bits_is_refused_when_decoding(held: Kit) -> None:
+    reject(held, held.tx("sun-co", transfer("buyer-co", (LOT, 2**64))), "malformed", "tx",
+           "holds an integer outside 64 bits (a CBOR bignum tag)")
 
 
 def test_the_same_lot_twice_in_one_tx_is_malformed(held: Kit) -> None:
@@ -271,6 +276,13 @@ def test_an_empty_item_list_is_malformed(held: Kit) -> None:
 def test_a_retirement_period_that_does_not_end_after_it_starts_is_malformed(held: Kit, start: int, end: int) -> None:
     reject(held, held.tx("sun-co", retire((LOT, 1), start=start, end=end)), "malformed", "body.period_end",
            "must be after period_start")
+
+
+@pytest.mark.parametrize(("start", "end", "field"), [(FY_START, 2**40 + 1, "body.period_end"),
+                                                     (2**63 - 2, 2**63 - 1, "body.period_start")])
+def test_a_retirement_period_beyond_2_40_seconds_is_malformed(held: Kit, start: int, end: int, field: str) -> None:
+    reject(held, held.tx("sun-co", retire((LOT, 1), start=start, end=end)), "malformed", field,
+           "must be ≤ 1099511627776")
 
 
 @pytest.mark.parametrize("purpose", ["marketing", "RE100", ""])
@@ -385,12 +397,42 @@ def test_a_meter_serial_follows_its_device_through_an_update(held: Kit) -> None:
 def test_cancelling_more_than_is_tradable_is_refused(held: Kit) -> None:
     ok(held, "sun-co", retire((LOT, 1_000)))  # retired units cannot be cancelled: 5,750 g remain
     reject(held, held.tx("operator", cancel(LOT, 5_751)), "rule_violation", "body.quantity_g",
-           f"5751 g exceeds the 5750 g of {LOT} still tradable")
+           f"5751 g exceeds the 5750 g of {LOT} that sun-co holds tradable")
     assert ok(held, "operator", cancel(LOT, 5_750)) == [LOT, 5_750]
     assert segments(held, LOT) == [[1, 1_001, "sun-co", "retired", "ret-00000001"],
                                    [1_001, 6_751, "sun-co", "cancelled", "meter fault [TICKET-7]"]]
     sup = held.state.supply
     assert (sup.tradable_g, sup.retired_g, sup.cancelled_g) == (0, 1_000, 5_750)
+
+
+def test_a_cancel_takes_only_the_named_holders_units(held: Kit) -> None:
+    ok(held, "sun-co", transfer("buyer-co", (LOT, 1_000)))  # units 1-1,000 now buyer-co's
+    reject(held, held.tx("operator", cancel(LOT, 1_001, "buyer-co")), "rule_violation", "body.quantity_g",
+           f"1001 g exceeds the 1000 g of {LOT} that buyer-co holds tradable")
+    assert ok(held, "operator", cancel(LOT, 300)) == [LOT, 300]  # sun-co's lowest: 1,001-1,300
+    assert segments(held, LOT) == [[1, 1_001, "buyer-co", "tradable", ""],
+                                   [1_001, 1_301, "sun-co", "cancelled", "meter fault [TICKET-7]"],
+                                   [1_301, 6_751, "sun-co", "tradable", ""]]
+    assert balances(held, "buyer-co") == (1_000, 0)
+    assert balances(held, "sun-co") == (5_450, 0)
+
+
+def test_a_cancel_for_an_unknown_holder_is_refused(held: Kit) -> None:
+    reject(held, held.tx("operator", cancel(LOT, 1, "nobody")), "not_found", "body.holder", "no participant 'nobody'")
+    reject(held, held.tx("operator", Correct("cancel", LOT, 1, 0, "r", "ref", "")), "malformed", "body.holder",
+           "must be 1-64 of a-z 0-9")
+    reject(held, held.tx("operator", Correct("topup", LOT, 1, 1_000, "r", "ref", "sun-co")), "malformed",
+           "body.holder", "must be empty for a top-up")
+
+
+def test_a_topup_beyond_the_devices_capacity_for_the_interval_is_refused(held: Kit) -> None:
+    # the lot holds 15,000 Wh; a 50 kW device makes at most 26,250 Wh in 30 min (5 % tolerance)
+    reject(held, held.tx("operator", topup(LOT, 1, 11_251)), "rule_violation", "body.self_consumed_wh",
+           "the lot's 15000 Wh plus 11251 Wh exceed the 26250 Wh device dgc-1 can generate in the interval")
+    assert ok(held, "operator", topup(LOT, 450, 1_000)) == [f"{LOT}+1", 450]
+    reject(held, held.tx("operator", topup(LOT, 1, 10_251)), "rule_violation", "body.self_consumed_wh",
+           "the lot's 16000 Wh plus 10251 Wh exceed the 26250 Wh")
+    assert ok(held, "operator", topup(LOT, 4_612, 10_250)) == [f"{LOT}+2", 4_612]
 
 
 def test_correcting_an_unknown_lot_is_refused(held: Kit) -> None:
@@ -417,7 +459,7 @@ def test_a_topup_of_a_topup_is_refused(held: Kit) -> None:
 
 
 def test_a_correction_with_inconsistent_wh_is_malformed(held: Kit) -> None:
-    reject(held, held.tx("operator", Correct("cancel", LOT, 1, 1_000, "r", "ref")), "malformed",
+    reject(held, held.tx("operator", Correct("cancel", LOT, 1, 1_000, "r", "ref", "sun-co")), "malformed",
            "body.self_consumed_wh", "must be 0 for a cancellation")
     reject(held, held.tx("operator", Correct("topup", LOT, 1, 0, "r", "ref")), "malformed",
            "body.self_consumed_wh", "a top-up must state the extra Wh")

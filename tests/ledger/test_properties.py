@@ -178,7 +178,9 @@ class DevModel:
     regs: tuple[int, int, int] | None = None
     readings: int = 0
     issued_g: int = 0
-    accepted: list[tuple[list[Any], str, int]] = field(default_factory=list)  # (reading, lot, height)
+    accepted: list[tuple[list[Any], str, int, int]] = field(default_factory=list)  # (reading, lot, height, g)
+    carry_slot: int = -1  # the slot whose sub-gram remainder carry_mg is
+    carry_mg: int = 0
 
     @property
     def cursor(self) -> int:
@@ -193,6 +195,8 @@ class LotModel:
     factor: int
     quantity: int
     runs: list[Run]
+    wh: int = 0  # self-consumed Wh it was issued for
+    interval_s: int = 1800
 
 
 def merged(runs: list[Run]) -> list[Run]:
@@ -238,10 +242,12 @@ class Model:
         assert left == 0
         lot.runs = merged(out)
 
-    def issue(self, lot_id: str, dev: DevModel, owner: str, q: int, origin: str, factor: int) -> None:
+    def issue(self, lot_id: str, dev: DevModel, owner: str, q: int, origin: str, factor: int,
+              wh: int, interval_s: int) -> None:
         assert lot_id not in self.lots
         self.lots[lot_id] = LotModel(dev.spec.device_id, owner, origin, factor, q,
-                                     [(self.next_unit, self.next_unit + q, owner, "tradable", "")])
+                                     [(self.next_unit, self.next_unit + q, owner, "tradable", "")],
+                                     wh, interval_s)
         self.next_unit += q
         dev.issued_g += q
 
@@ -262,7 +268,7 @@ class Expect:
     kind: str
     ok: bool
     code: str = ""
-    field: str = ""
+    field: str | None = ""  # None: any field
     detail: Any = None
     readings: list[tuple[Any, ...]] | None = None  # per reading: expected status tuple
 
@@ -318,7 +324,16 @@ class Scenario:
         def flush() -> None:
             if batch:
                 raws.append(self.kit.submit(*batch))
-                expects.append(Expect("submit_readings", True, readings=list(batch_expect)))
+                if any(e[0] == "accepted" and len(e) == 3 for e in batch_expect):
+                    expects.append(Expect("submit_readings", True,
+                                          readings=[e[:3] for e in batch_expect]))
+                else:  # nothing new: the whole batch is refused, with its first refusal's error
+                    bad = [e for e in batch_expect if e[0] == "refused"]
+                    if bad:
+                        expects.append(Expect("submit_readings", False, bad[0][1], bad[0][2]))
+                    else:
+                        expects.append(Expect("submit_readings", False, "conflict", "readings"))
+                    self.seen["readings:batch_refused"] += 1
                 batch.clear()
                 batch_expect.clear()
 
@@ -357,9 +372,9 @@ class Scenario:
             variant = "ok"  # the first reading has nothing to go backwards from
         where = f"readings[{index}]"
         if variant == "dup":
-            reading, lot_id, h = dev.accepted[act.pick % len(dev.accepted)]
+            reading, lot_id, _h, q = dev.accepted[act.pick % len(dev.accepted)]
             self.seen["reading:duplicate"] += 1
-            return list(reading), ("duplicate", lot_id, h)
+            return list(reading), ("accepted", lot_id, q, "dup")  # its first result, nothing new
         if variant == "conflict":
             old = dev.accepted[act.pick % len(dev.accepted)][0]
             # same device and seq, different generation (registers unchanged): a different reading
@@ -413,10 +428,15 @@ class Scenario:
         if variant == "backwards":
             return reading, ("refused", "rule_violation", None)
         # accepted
-        q = (g - e) * spec.factor // 1000
+        # sub-gram remainders carry to the next reading of the same slot
+        slot = start // 1800
+        mg = (g - e) * spec.factor + (dev.carry_mg if dev.carry_slot == slot and g > e else 0)
+        q = mg // 1000
+        if g > e:
+            dev.carry_slot, dev.carry_mg = slot, mg % 1000
         lot_id = f"{dev_id}:{lot_label(start)}" if q > 0 else ""
         if q > 0:
-            self.model.issue(lot_id, dev, spec.owner, q, "reading", spec.factor)
+            self.model.issue(lot_id, dev, spec.owner, q, "reading", spec.factor, g - e, interval)
             self.seen["lot:issued"] += 1
         if dev.regs is not None and not contiguous:
             self.seen["reading:gap"] += 1
@@ -424,7 +444,7 @@ class Scenario:
             self.seen["reading:rollover"] += 1
         dev.last_seq, dev.last_end, dev.regs = seq, end, regs
         dev.readings += 1
-        dev.accepted.append((reading, lot_id, height))
+        dev.accepted.append((reading, lot_id, height, q))
         return reading, ("accepted", lot_id, q)
 
     def choose_lots(self, holder: str | None, pick_list: tuple[int, ...], prefer_held: bool) -> list[str]:
@@ -503,12 +523,15 @@ class Scenario:
             if not lots:
                 return None
             lot = lots[0]
-            q = self.amounts(None, lots, (act.pm, 0), act.over)[0]
-            raw = self.signed("operator", Correct("cancel", lot, q, 0, CANCEL_REASON, CANCEL_REF))
-            if q > m.held(lot, None):
+            # whoever holds the lot's lowest tradable units (else its first holder)
+            holder = next((h for _, _, h, st_, _ in m.lots[lot].runs if st_ == "tradable"),
+                          m.lots[lot].issued_to)
+            q = self.amounts(holder, lots, (act.pm, 0), act.over)[0]
+            raw = self.signed("operator", Correct("cancel", lot, q, 0, CANCEL_REASON, CANCEL_REF, holder))
+            if q > m.held(lot, holder):
                 self.seen["cancel:refused"] += 1
                 return raw, Expect("correct", False, "rule_violation", "body.quantity_g")
-            m.move(lot, None, q, None, "cancelled", f"{CANCEL_REASON} [{CANCEL_REF}]")
+            m.move(lot, holder, q, None, "cancelled", f"{CANCEL_REASON} [{CANCEL_REF}]")
             m.nonces["operator"] += 1
             self.seen["cancel:ok"] += 1
             return raw, Expect("correct", True, detail=[lot, q])
@@ -528,10 +551,15 @@ class Scenario:
             if q > limit:
                 self.seen["topup:too_much"] += 1
                 return raw, Expect("correct", False, "rule_violation", "body.quantity_g")
-            n = 1
+            n, wh = 1, lot.wh + act.wh
             while f"{lot_id}+{n}" in m.lots:
+                wh += m.lots[f"{lot_id}+{n}"].wh
                 n += 1
-            m.issue(f"{lot_id}+{n}", m.devices[lot.device], lot.issued_to, q, "topup", lot.factor)
+            dev = m.devices[lot.device]
+            if wh > capacity_wh(dev.spec.capacity_w, lot.interval_s):
+                self.seen["topup:over_capacity"] += 1
+                return raw, Expect("correct", False, "rule_violation", "body.self_consumed_wh")
+            m.issue(f"{lot_id}+{n}", dev, lot.issued_to, q, "topup", lot.factor, act.wh, lot.interval_s)
             m.nonces["operator"] += 1
             self.seen["topup:ok"] += 1
             return raw, Expect("correct", True, detail=[f"{lot_id}+{n}", q])
@@ -589,6 +617,7 @@ class Scenario:
                 dm.last_seq, dm.last_end, dm.readings, dm.issued_g), dev_id
             assert (d.generation_register_wh, d.import_register_wh, d.export_register_wh) == regs, dev_id
             assert d.issued_g == sum(lm.quantity for lm in m.lots.values() if lm.device == dev_id)
+            assert (d.carry_slot, d.carry_mg) == (dm.carry_slot, dm.carry_mg), dev_id
 
 
 def check_results(results: list[TxResult], expects: list[Expect]) -> None:
@@ -598,7 +627,8 @@ def check_results(results: list[TxResult], expects: list[Expect]) -> None:
         assert res.ok == exp.ok, (n, got, exp)
         if not exp.ok:
             assert res.error is not None
-            assert (res.error.code, res.error.field) == (exp.code, exp.field), (n, got, exp)
+            assert res.error.code == exp.code, (n, got, exp)
+            assert exp.field is None or res.error.field == exp.field, (n, got, exp)
             continue
         assert res.kind == exp.kind, (n, got, exp)
         if exp.readings is None:
@@ -729,6 +759,8 @@ def test_hand_written_plan_covers_every_action_and_outcome() -> None:
             R(0, "future", 0, 0, 500, 0, 0, 1800, 0, 0),
             R(0, "malformed", 0, 0, 500, 0, 0, 1800, 0, 0),
         )),
+        BlockPlan(0, (R(0, "bad_sig", 0, 0, 500, 0, 0, 1800, 0, 0), R(0, "dup", 0, 0, 0, 0, 0, 1800, 0, 0))),
+        BlockPlan(0, (R(0, "dup", 0, 0, 0, 0, 0, 1800, 0, 0),)),  # nothing new: refused whole
         BlockPlan(600, (
             TransferAct(0, 2, (0, 1), (500, 1000), False, True),  # sun-co → buyer-co, two lots
             TransferAct(1, 2, (0,), (1000, 0), True, True),  # other-co: more than it holds
@@ -743,6 +775,7 @@ def test_hand_written_plan_covers_every_action_and_outcome() -> None:
             CancelAct(0, 0, True),
             TopupAct(0, 2_000, 1000, False),
             TopupAct(0, 2_000, 0, True),
+            TopupAct(0, 30_000, 0, False),  # more than the device can generate in the interval
         )),
         BlockPlan(0, (TopupAct(1_000, 100, 500, False), TransferAct(2, 1, (3,), (999, 0), False, False))),
     ]
@@ -751,7 +784,7 @@ def test_hand_written_plan_covers_every_action_and_outcome() -> None:
                     "reading:over_capacity", "reading:backwards", "reading:future", "reading:malformed",
                     "reading:gap", "reading:rollover", "lot:issued", "transfer:ok", "transfer:rule_violation",
                     "transfer:not_found", "retire:ok", "retire:rule_violation", "cancel:ok", "cancel:refused",
-                    "topup:ok", "topup:too_much"):
+                    "topup:ok", "topup:too_much", "topup:over_capacity", "readings:batch_refused"):
         assert sc.seen[outcome] > 0, (outcome, sc.seen)
     st_ = sc.kit.state
     assert st_.supply.retired_g > 0

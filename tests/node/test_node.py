@@ -145,10 +145,15 @@ def test_same_readings_in_new_bytes_issue_nothing_new(ledger: tuple[Node, k.Sign
     node.submit_wait(k.batch(2, 0))
     issued = node.state.supply.issued_g
     # the same two readings in the other order: different transaction bytes, same readings
+    height = node.state.height
     r = node.submit_wait(k.readings_tx([k.reading(1, 0), k.reading(0, 0)]))
-    assert r.committed and r.ok
-    assert [det[:2] for det in r.detail] == [["duplicate", LOT1], ["duplicate", LOT0]]
+    assert not r.committed and not r.ok and r.error is not None
+    assert (r.error["code"], r.error["field"]) == ("conflict", "readings")
+    assert r.error["reason"].startswith("all 2 readings of this batch are already on the ledger")
+    assert f"['accepted', '{LOT1}', {k.PER_READING_G}]" in r.error["reason"]
     assert node.state.supply.issued_g == issued
+    node.flush()
+    assert node.state.height == height  # nothing was sealed for it
 
 
 def test_resubmitted_receipt_equals_the_original(ledger: tuple[Node, k.Signers, Path]) -> None:

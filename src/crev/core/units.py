@@ -83,6 +83,18 @@ def co2_g_floor(energy_wh: int, factor_g_per_kwh: int) -> int:
     return energy_wh * factor_g_per_kwh // 1000
 
 
+def co2_g_floor_carried(energy_wh: int, factor_g_per_kwh: int, carried_mg: int) -> tuple[int, int]:
+    """Issuance for one interval of a slot measured in several intervals (say 1-minute readings).
+
+    ``carried_mg`` is the remainder (0-999 mg) the slot's earlier intervals did not issue. Returns
+    (g rounded DOWN, the new remainder in mg). Summed over a slot this issues exactly
+    ``co2_g_floor`` of the slot's total energy, never more, where flooring each interval apart
+    would lose up to 1 g per interval.
+    """
+    mg = energy_wh * factor_g_per_kwh + carried_mg
+    return mg // 1000, mg % 1000
+
+
 def co2_g_ceil(energy_wh: int, factor_g_per_kwh: int) -> int:
     """g-CO2e emitted by ``energy_wh`` at ``factor_g_per_kwh``, rounded UP.
 

@@ -110,6 +110,8 @@ def authenticate(ctx: Ctx, tx: Tx) -> Account | None:
     acct = ctx.state.accounts.get(tx.signer)
     if acct is None:
         raise NotFoundError("tx.signer", f"no participant {tx.signer!r}")
+    if not acct.public_key:
+        raise SignatureError("tx.signer", f"{tx.signer}'s key was revoked by the operator")
     if tx.nonce != acct.nonce:
         raise SignatureError(
             "tx.nonce", f"is {tx.nonce}, expected {acct.nonce} (replayed or out of order)"

@@ -43,6 +43,16 @@ class KeyRotated(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class ParticipantKeyReset(Event):
+    """The operator replaced (lost or stolen key) or revoked (public_key b"") a participant's key."""
+
+    type: ClassVar[str] = "participant_key_reset"
+    account_id: str
+    public_key: bytes
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class DeviceRegistered(Event):
     type: ClassVar[str] = "device_registered"
     device_id: str

@@ -79,6 +79,10 @@ class Device:
     export_register_wh: int = -1
     readings: int = 0
     issued_g: int = 0
+    # what the slot's earlier intervals measured but did not issue (below 1 g): see
+    # core.units.co2_g_floor_carried. Only carried within one slot.
+    carry_slot: int = -1
+    carry_mg: int = 0
 
     def key_for(self, interval_end: int) -> DeviceKey | None:
         """The device key valid for a reading of an interval ending at ``interval_end``."""
@@ -92,13 +96,14 @@ class Device:
                 self.latitude_e6, self.longitude_e6, self.grid_area, self.meter_serial,
                 self.certified_until, self.fit, self.technology, [k.to_value() for k in self.keys],
                 self.active, self.last_seq, self.last_interval_end, self.generation_register_wh,
-                self.import_register_wh, self.export_register_wh, self.readings, self.issued_g]
+                self.import_register_wh, self.export_register_wh, self.readings, self.issued_g,
+                self.carry_slot, self.carry_mg]
 
     @staticmethod
     def from_value(v: list[Any]) -> Device:
         d = Device(*v[:11], keys=[DeviceKey(*k) for k in v[11]])  # type: ignore[misc]
         (d.active, d.last_seq, d.last_interval_end, d.generation_register_wh, d.import_register_wh,
-         d.export_register_wh, d.readings, d.issued_g) = v[12:]
+         d.export_register_wh, d.readings, d.issued_g, d.carry_slot, d.carry_mg) = v[12:]
         return d
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from crev.errors import MalformedError
 
 MAX_U63 = 2**63 - 1
+MAX_TIME = 2**40  # unix seconds, about the year 36812: bounds every time a message carries
 ID_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")  # always used with fullmatch
 
 
@@ -29,6 +30,11 @@ def need_int(v: Any, field: str, lo: int = 0, hi: int = MAX_U63) -> int:
     if v > hi:
         raise MalformedError(field, f"must be ≤ {hi}, found {v}")
     return v
+
+
+def need_time(v: Any, field: str) -> int:
+    """A unix time in seconds, 0 .. 2^40 (so a date can always be shown)."""
+    return need_int(v, field, 0, MAX_TIME)
 
 
 def need_text(v: Any, field: str, max_len: int = 256, empty: bool = False) -> str:

@@ -6,6 +6,7 @@ from crev.ledger.messages import (  # noqa: F401
     correct,
     register_device,
     register_participant,
+    reset_participant_key,
     retire,
     revoke_device,
     rotate_key,

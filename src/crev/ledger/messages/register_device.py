@@ -18,7 +18,7 @@ from crev.ledger.events import DeviceRegistered
 from crev.ledger.messages.common import require_operator
 from crev.ledger.params import Params
 from crev.ledger.records import PROSUMER, Device, DeviceKey
-from crev.ledger.shape import need_bool, need_bytes, need_id, need_int, need_list, need_text
+from crev.ledger.shape import need_bool, need_bytes, need_id, need_int, need_list, need_text, need_time
 from crev.ledger.tx import register
 
 MAX_CAPACITY_W = 2_000_000_000  # 2 GW: beyond any single site
@@ -81,12 +81,12 @@ def from_body(body: Any, params: Params) -> RegisterDevice:
         need_id(b[1], "body.owner"),
         need_bytes(b[2], "body.public_key", PUBLIC_KEY_LEN),
         need_int(b[3], "body.rated_capacity_w", 1, MAX_CAPACITY_W),
-        need_int(b[4], "body.commissioned"),
+        need_time(b[4], "body.commissioned"),
         need_int(b[5], "body.latitude_e6", -90_000_000, 90_000_000),
         need_int(b[6], "body.longitude_e6", -180_000_000, 180_000_000),
         need_text(b[7], "body.grid_area", 32),
         need_text(b[8], "body.meter_serial", 64),
-        need_int(b[9], "body.certified_until"),
+        need_time(b[9], "body.certified_until"),
         need_bool(b[10], "body.fit"),
         need_text(b[11], "body.technology", 32),
     )

@@ -19,7 +19,7 @@ from crev.ledger.holdings import move_units
 from crev.ledger.messages.common import check_holdings, parse_items
 from crev.ledger.params import Params
 from crev.ledger.records import RETIRED, TRADABLE, Retirement
-from crev.ledger.shape import need_choice, need_int, need_list, need_text
+from crev.ledger.shape import need_choice, need_list, need_text, need_time
 from crev.ledger.tx import register
 
 PURPOSES = ("statutory_report", "re100", "cdp", "sbti", "voluntary", "other")
@@ -73,7 +73,7 @@ def from_body(body: Any, params: Params) -> Retire:
     msg = Retire(parse_items(b[0], "body.items"),
                  need_text(b[1], "body.beneficiary", params.max_text_len),
                  need_choice(b[2], "body.purpose", PURPOSES),
-                 need_int(b[3], "body.period_start"), need_int(b[4], "body.period_end"),
+                 need_time(b[3], "body.period_start"), need_time(b[4], "body.period_end"),
                  need_text(b[5], "body.jurisdiction", 16),
                  need_text(b[6], "body.note", params.max_text_len, empty=True))
     if msg.period_end <= msg.period_start:

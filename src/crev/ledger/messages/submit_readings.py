@@ -9,8 +9,14 @@ body = [reading, ...]; a reading is the 13-element array
 
 The device signs the canonical encoding of the first twelve elements. The reading hash is SHA-256
 of all thirteen. Each reading is accepted or refused on its own (a gateway forwards many devices'
-readings at once); a refused reading changes nothing and its result names the field and reason.
-Resubmitting an accepted reading returns its first result ("duplicate") and changes nothing.
+readings at once); a refused reading changes nothing and its result names the field and reason. A batch in which no
+reading is newly accepted is refused as a whole (with the first reading's error), so nothing that
+changes nothing reaches the chain. Resubmitting an accepted reading returns the result it got the
+first time, ``["accepted", lot_id, quantity_g]``, and changes nothing.
+
+Issuance per reading is ⌊(self_consumed_wh × factor + carried mg) / 1000⌋ g, where the carried mg
+are what the same slot's earlier readings measured below 1 g (core.units.co2_g_floor_carried):
+1-minute readings of a slot issue in total exactly what one 30-minute reading would.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from crev.core.encoding import encode
 from crev.core.hashing import sha256
 from crev.core.metering import MAX_WH, capacity_limit_wh, register_delta
 from crev.core.signing import SIGNATURE_LEN
-from crev.core.units import ALLOWED_INTERVAL_SECONDS, co2_g_floor
+from crev.core.units import ALLOWED_INTERVAL_SECONDS, SLOT_SECONDS, co2_g_floor_carried
 from crev.errors import (
     ConflictError,
     CrevError,
@@ -132,17 +138,35 @@ class SubmitReadings:
 
     def handle(self, ctx: Any) -> Any:
         out: list[list[Any]] = []
+        new = 0
+        first: CrevError | None = None
         for i, r in enumerate(self.readings):
             try:
-                out.append(accept_reading(ctx, r))
+                result, fresh = accept_reading(ctx, r)
+                out.append(result)
+                new += fresh
             except CrevError as err:
                 e = err.at(f"readings[{i}]")
+                first = first or e
                 out.append(["refused", e.code, e.field, e.reason])
+        if not new:
+            # nothing to record: refuse the whole transaction so no junk reaches the chain
+            n = len(self.readings)
+            if first is not None:
+                raise type(first)(first.field, f"{first.reason} (no reading of the {n} in this "
+                                               "batch was accepted)")
+            head = ctx.state.readings[(self.readings[0].device_id, self.readings[0].seq)]
+            raise ConflictError("readings", f"all {n} readings of this batch are already on the "
+                                            f"ledger, nothing new to record (readings[0]: {out[0]} "
+                                            f"at height {head.height})")
         return out
 
 
-def accept_reading(ctx: Any, r: Reading) -> list[Any]:
-    """Check one reading against state; if it passes, record it and issue its lot."""
+def accept_reading(ctx: Any, r: Reading) -> tuple[list[Any], bool]:
+    """Check one reading against state; if it passes, record it and issue its lot.
+
+    Returns (result, whether the reading is new). A reading already accepted returns the result
+    it got then, ``["accepted", lot_id, quantity_g]``, and changes nothing."""
     st = ctx.state
     params = st.params
     if r.chain_id != st.chain_id:
@@ -153,7 +177,7 @@ def accept_reading(ctx: Any, r: Reading) -> list[Any]:
     prior = st.readings.get((r.device_id, r.seq))
     if prior is not None:
         if prior.reading_hash == r.hash:
-            return ["duplicate", prior.lot_id, prior.height]
+            return ["accepted", prior.lot_id, st.lots[prior.lot_id].quantity_g if prior.lot_id else 0], False
         raise ConflictError("seq", f"seq {r.seq} was already used by a different reading "
                                    f"(accepted at height {prior.height})")
     if not dev.active:
@@ -218,7 +242,10 @@ def accept_reading(ctx: Any, r: Reading) -> list[Any]:
     if self_consumed > 0:
         factor = st.factors.lookup(dev.grid_area, fiscal_year_cached(r.interval_start),
                                    params.issuance_factor_kind)
-        quantity = co2_g_floor(self_consumed, factor.g_per_kwh)
+        slot = r.interval_start // SLOT_SECONDS
+        carried = dev.carry_mg if dev.carry_slot == slot else 0
+        quantity, dev.carry_mg = co2_g_floor_carried(self_consumed, factor.g_per_kwh, carried)
+        dev.carry_slot = slot
         if quantity > 0:
             lot_id = lot_id_for(r.device_id, r.interval_start)
             issue_lot(st, ctx.events, lot_id=lot_id, device=dev, owner=dev.owner,
@@ -242,7 +269,7 @@ def accept_reading(ctx: Any, r: Reading) -> list[Any]:
     ctx.emit(ReadingAccepted(r.device_id, r.seq, r.interval_start, r.interval_s, r.generation_wh,
                              r.import_wh, r.export_wh, r.generation_wh + r.import_wh - r.export_wh,
                              self_consumed, r.hash, lot_id, dev.owner))
-    return ["accepted", lot_id, st.lots[lot_id].quantity_g if lot_id else 0]
+    return ["accepted", lot_id, st.lots[lot_id].quantity_g if lot_id else 0], True
 
 
 @register(SubmitReadings.kind)

@@ -20,7 +20,7 @@ from crev.ledger.messages.common import active_device, require_operator
 from crev.ledger.messages.register_device import MAX_CAPACITY_W
 from crev.ledger.params import Params
 from crev.ledger.records import PROSUMER, DeviceKey
-from crev.ledger.shape import need_bool, need_bytes, need_id, need_int, need_list, need_text
+from crev.ledger.shape import need_bool, need_bytes, need_id, need_int, need_list, need_text, need_time
 from crev.ledger.tx import register
 
 FIELDS = ("public_key", "rated_capacity_w", "meter_serial", "certified_until", "fit", "owner")
@@ -91,7 +91,7 @@ def from_body(body: Any, params: Params) -> UpdateDevice:
         elif f in ("meter_serial",):
             v = need_text(v, f"{where}.value", 64)
         elif f == "certified_until":
-            v = need_int(v, f"{where}.value")
+            v = need_time(v, f"{where}.value")
         elif f == "fit":
             v = need_bool(v, f"{where}.value")
         elif f == "owner":
