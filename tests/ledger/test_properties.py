@@ -608,7 +608,7 @@ class Scenario:
                 statuses[status] += e - s
         sup = st_.supply
         assert sup.to_value() == [m.next_unit, issued, statuses["tradable"], 0, statuses["retired"],
-                                  statuses["cancelled"], len(m.retirements)]
+                                  statuses["cancelled"], len(m.retirements), 0, 0, 0]
         assert {rid: r.quantity_g for rid, r in st_.retirements.items()} == m.retirements
         for dev_id, dm in m.devices.items():
             d = st_.devices[dev_id]

@@ -171,6 +171,119 @@ class EmissionFactorsSet(Event):
     table_hash: bytes
 
 
+# --- money and the market --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class JpyDeposited(Event):
+    """The operator recorded money received in the bank for ``account``."""
+
+    type: ClassVar[str] = "jpy_deposited"
+    account: str
+    amount_jpy: int
+    reference: str
+
+
+@dataclass(frozen=True, slots=True)
+class JpyWithdrawn(Event):
+    type: ClassVar[str] = "jpy_withdrawn"
+    account: str
+    amount_jpy: int
+    reference: str
+
+
+@dataclass(frozen=True, slots=True)
+class MarketListed(Event):
+    type: ClassVar[str] = "market_listed"
+    market_id: str
+    mode: str
+    open: bool
+    price_min: int
+    price_max: int
+    min_qty_g: int
+    fee_bp: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrderPlaced(Event):
+    type: ClassVar[str] = "order_placed"
+    order_id: str
+    market_id: str
+    account: str
+    side: str
+    price: int  # JPY per t-CO2e
+    quantity_g: int
+    tif: str
+    expires_at: int
+    escrow_jpy: int  # bid: JPY reserved
+    escrow_g: int  # ask: C-REV reserved
+    origin: str
+
+
+@dataclass(frozen=True, slots=True)
+class OrderClosed(Event):
+    """An order left the book: ``reason`` filled, cancelled, expired, ioc (remainder dropped),
+    replaced (a standing bid renewed) or market_closed. What it still reserved was released."""
+
+    type: ClassVar[str] = "order_closed"
+    order_id: str
+    account: str
+    reason: str
+    remaining_g: int
+    released_jpy: int
+    released_g: int
+
+
+@dataclass(frozen=True, slots=True)
+class Traded(Event):
+    """A fill, settled delivery-versus-payment: the units moved to the buyer (retired at once if
+    the bid auto-retires) and the money to the seller, in the same transaction."""
+
+    type: ClassVar[str] = "traded"
+    trade_id: str
+    market_id: str
+    bid_order: str
+    ask_order: str
+    buyer: str
+    seller: str
+    quantity_g: int
+    price: int  # JPY per t-CO2e
+    value_jpy: int  # ⌊quantity_g × price / 1,000,000⌋
+    fee_buyer_jpy: int
+    fee_seller_jpy: int
+    ranges: tuple[tuple[str, int, int], ...]  # (lot_id, start unit, end unit) delivered
+    aggressor: str  # "bid", "ask" or "auction"
+    retirement_id: str  # "" unless the bid auto-retired
+
+
+@dataclass(frozen=True, slots=True)
+class AuctionCleared(Event):
+    type: ClassVar[str] = "auction_cleared"
+    market_id: str
+    price: int  # 0 when nothing crossed
+    volume_g: int
+    bids: int
+    asks: int
+
+
+@dataclass(frozen=True, slots=True)
+class OfferPolicySet(Event):
+    type: ClassVar[str] = "offer_policy_set"
+    account: str
+    market_id: str  # "" = policy removed
+    share_bp: int
+    price: int
+
+
+@dataclass(frozen=True, slots=True)
+class StandingBidSet(Event):
+    type: ClassVar[str] = "standing_bid_set"
+    account: str
+    market_id: str
+    price: int
+    monthly_g: int  # 0 = removed
+
+
 def event_from_value(v: list[Any]) -> Event:
     """The event whose ``to_value()`` is ``v`` (as stored in a block's results)."""
     classes = {c.type: c for c in Event.__subclasses__()}

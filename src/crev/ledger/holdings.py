@@ -21,15 +21,17 @@ def merge(segments: list[Segment]) -> list[Segment]:
 
 
 def move_units(lot: Lot, holder: str | None, from_status: str, quantity: int, new_holder: str | None,
-               new_status: str, ref: str = "") -> list[tuple[str, int, int]]:
+               new_status: str, ref: str = "", from_ref: str | None = None) -> list[tuple[str, int, int]]:
     """Move ``quantity`` units of ``lot`` held by ``holder`` (None: any holder) in ``from_status``
-    to ``new_holder`` (None: the same holder) in ``new_status``. The caller has checked that enough
-    units are there. Returns (previous holder, start, end) for each range moved."""
+    (and, if given, reference ``from_ref``: the order that escrowed them) to ``new_holder`` (None:
+    the same holder) in ``new_status``. The caller has checked that enough units are there.
+    Returns (previous holder, start, end) for each range moved."""
     moved: list[tuple[str, int, int]] = []
     out: list[Segment] = []
     remaining = quantity
     for s in lot.segments:
-        if remaining > 0 and s.status == from_status and (holder is None or s.holder == holder):
+        if (remaining > 0 and s.status == from_status and (holder is None or s.holder == holder)
+                and (from_ref is None or s.ref == from_ref)):
             take = min(remaining, s.end - s.start)
             out.append(Segment(s.start, s.start + take, new_holder or s.holder, new_status, ref))
             if take < s.end - s.start:

@@ -6,6 +6,12 @@
 * Each account's tradable / escrowed / retired balance equals the sum of its segments; none is
   negative.
 * Each retirement's quantity equals the retired units that reference it.
+* Money: every account's available + reserved JPY adds up to the JPY on the ledger (deposits −
+  withdrawals); none is negative.
+* Each account's reserved JPY is what its open bids hold; each open bid holds at least what its
+  remaining quantity costs at its limit with the fee.
+* Escrowed units belong to open offers (segment reference = order id) and each open offer's
+  escrowed units equal its remaining quantity.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from crev.errors import InvalidBlock
-from crev.ledger.records import CANCELLED, ESCROWED, RETIRED, STATUSES, TRADABLE
+from crev.ledger.records import ASK, BID, CANCELLED, ESCROWED, OPEN, RETIRED, STATUSES, TRADABLE
 from crev.ledger.state import State
 
 
@@ -22,6 +28,7 @@ def check_invariants(state: State) -> None:
     totals = dict.fromkeys(STATUSES, 0)
     per_acct: dict[tuple[str, str], int] = defaultdict(int)
     per_ret: dict[str, int] = defaultdict(int)
+    per_escrow: dict[str, int] = defaultdict(int)
     issued = 0
     for lot in state.lots.values():
         pos = lot.first_unit
@@ -34,6 +41,8 @@ def check_invariants(state: State) -> None:
             per_acct[(s.holder, s.status)] += s.end - s.start
             if s.status == RETIRED:
                 per_ret[s.ref] += s.end - s.start
+            elif s.status == ESCROWED:
+                per_escrow[s.ref] += s.end - s.start
             pos = s.end
         if pos != lot.first_unit + lot.quantity_g:
             raise InvalidBlock(f"lot {lot.lot_id}", "segments do not cover the issued quantity")
@@ -62,3 +71,38 @@ def check_invariants(state: State) -> None:
             raise InvalidBlock(f"retirement {rid}", "quantity differs from the units it retired")
     if sum(per_ret.values()) != sup.retired_g:
         raise InvalidBlock("supply.retired_g", "retired units without a retirement record")
+    check_money(state, per_escrow)
+
+
+def check_money(state: State, per_escrow: dict[str, int]) -> None:
+    from crev.ledger.trading import bid_escrow
+
+    held = 0
+    reserved: dict[str, int] = defaultdict(int)
+    for o in state.orders.values():
+        if o.status != OPEN:
+            if o.side == BID and o.escrow_jpy:
+                raise InvalidBlock(f"order {o.order_id}", "a closed bid still reserves JPY")
+            continue
+        if o.side == BID:
+            need = bid_escrow(o.remaining_g, o.price, state.markets[o.market_id].fee_bp)
+            if o.escrow_jpy < need:
+                raise InvalidBlock(f"order {o.order_id}.escrow_jpy",
+                                   f"is {o.escrow_jpy}, the remaining {o.remaining_g} g need {need}")
+            reserved[o.account] += o.escrow_jpy
+        elif o.side == ASK:
+            if sum(left for _, left in o.lots) != o.remaining_g:
+                raise InvalidBlock(f"order {o.order_id}.lots", "do not add up to remaining_g")
+            if per_escrow.pop(o.order_id, 0) != o.remaining_g:
+                raise InvalidBlock(f"order {o.order_id}", "escrowed units differ from remaining_g")
+    if per_escrow:
+        raise InvalidBlock("escrow", f"units escrowed for orders that are not open: {sorted(per_escrow)[:3]}")
+    for acct in state.accounts.values():
+        if acct.jpy < 0 or acct.jpy_escrowed < 0:
+            raise InvalidBlock(f"account {acct.account_id}.jpy", "is negative")
+        if acct.jpy_escrowed != reserved.get(acct.account_id, 0):
+            raise InvalidBlock(f"account {acct.account_id}.jpy_escrowed",
+                               f"is {acct.jpy_escrowed}, its open bids hold {reserved.get(acct.account_id, 0)}")
+        held += acct.jpy + acct.jpy_escrowed
+    if held != state.supply.jpy:
+        raise InvalidBlock("supply.jpy", f"is {state.supply.jpy}, accounts hold {held}")

@@ -35,10 +35,13 @@ class Account:
     escrowed_g: int = 0
     retired_g: int = 0
     registered_height: int = 0
+    jpy: int = 0  # JPY available (deposited, received from sales, minus what was paid)
+    jpy_escrowed: int = 0  # JPY reserved by open bids (price × quantity plus fee)
 
     def to_value(self) -> list[Any]:
         return [self.account_id, self.name, self.role, self.public_key, self.nonce,
-                self.tradable_g, self.escrowed_g, self.retired_g, self.registered_height]
+                self.tradable_g, self.escrowed_g, self.retired_g, self.registered_height,
+                self.jpy, self.jpy_escrowed]
 
     @staticmethod
     def from_value(v: list[Any]) -> Account:
@@ -231,11 +234,189 @@ class Supply:
     retired_g: int = 0
     cancelled_g: int = 0
     retirements: int = 0
+    jpy: int = 0  # JPY on the ledger: deposits − withdrawals (conserved by every trade)
+    orders: int = 0  # orders ever placed: the next order's sequence number is orders + 1
+    trades: int = 0
 
     def to_value(self) -> list[Any]:
         return [self.next_unit, self.issued_g, self.tradable_g, self.escrowed_g, self.retired_g,
-                self.cancelled_g, self.retirements]
+                self.cancelled_g, self.retirements, self.jpy, self.orders, self.trades]
 
     @staticmethod
     def from_value(v: list[Any]) -> Supply:
         return Supply(*v)
+
+
+# --- the market (issue 3) -------------------------------------------------------------------------
+
+CONTINUOUS = "continuous"
+CALL = "call"
+MODES = (CONTINUOUS, CALL)
+BID = "bid"
+ASK = "ask"
+TIFS = ("gtc", "gtt", "ioc", "fok")
+OPEN = "open"
+FILLED = "filled"
+CANCELLED_ORDER = "cancelled"
+EXPIRED = "expired"
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """Which C-REV a bid accepts (or a market trades, or an offer sells): every non-empty part must
+    match. ``fit``: -1 either, 0 non-FIT only, 1 FIT only. Vintage: the lot's interval start in
+    [vintage_start, vintage_end) (0 = unbounded)."""
+
+    grid_areas: tuple[str, ...] = ()
+    technologies: tuple[str, ...] = ()
+    fit: int = -1
+    devices: tuple[str, ...] = ()
+    vintage_start: int = 0
+    vintage_end: int = 0
+
+    def to_value(self) -> list[Any]:
+        return [list(self.grid_areas), list(self.technologies), self.fit, list(self.devices),
+                self.vintage_start, self.vintage_end]
+
+    @staticmethod
+    def from_value(v: list[Any]) -> Filter:
+        return Filter(tuple(v[0]), tuple(v[1]), v[2], tuple(v[3]), v[4], v[5])
+
+    @property
+    def empty(self) -> bool:
+        return self == ANY
+
+    def matches(self, lot: Lot) -> bool:
+        return ((not self.grid_areas or lot.grid_area in self.grid_areas)
+                and (not self.technologies or lot.technology in self.technologies)
+                and (self.fit < 0 or lot.fit == bool(self.fit))
+                and (not self.devices or lot.device_id in self.devices)
+                and lot.interval_start >= self.vintage_start
+                and (not self.vintage_end or lot.interval_start < self.vintage_end))
+
+
+ANY = Filter()
+
+
+@dataclass(slots=True)
+class Market:
+    """A product the operator lists: which C-REV it trades, how it matches and what it costs.
+
+    Prices are JPY per t-CO2e; quantities g-CO2e. ``call_interval_s``: a call market clears at
+    every multiple of it (unix time; 1800 = at each 30-minute slot boundary)."""
+
+    market_id: str
+    name: str
+    mode: str
+    product: Filter
+    price_min: int
+    price_max: int
+    min_qty_g: int
+    fee_bp: int
+    call_interval_s: int
+    open: bool = True
+    next_clear: int = 0  # call markets: the block time at/after which the next auction runs
+    last_price: int = 0  # the last trade / clearing price
+
+    def to_value(self) -> list[Any]:
+        return [self.market_id, self.name, self.mode, self.product.to_value(), self.price_min,
+                self.price_max, self.min_qty_g, self.fee_bp, self.call_interval_s, self.open,
+                self.next_clear, self.last_price]
+
+    @staticmethod
+    def from_value(v: list[Any]) -> Market:
+        return Market(v[0], v[1], v[2], Filter.from_value(v[3]), *v[4:])
+
+
+@dataclass(frozen=True, slots=True)
+class RetireSpec:
+    """The retirement fields a bid fills into on auto-retire (see messages/retire.py)."""
+
+    beneficiary: str
+    purpose: str
+    period_start: int
+    period_end: int
+    jurisdiction: str
+    note: str
+
+    def to_value(self) -> list[Any]:
+        return [self.beneficiary, self.purpose, self.period_start, self.period_end,
+                self.jurisdiction, self.note]
+
+
+@dataclass(slots=True)
+class Order:
+    """A bid or an offer (ask). ``seq`` is its time priority. An ask escrows its C-REV per lot
+    (``lots``: [lot_id, remaining g]); a bid escrows ``escrow_jpy``: enough for the remaining
+    quantity at its limit price plus the fee."""
+
+    order_id: str
+    seq: int
+    market_id: str
+    account: str
+    side: str
+    price: int  # JPY per t-CO2e: the limit
+    quantity_g: int
+    remaining_g: int
+    tif: str
+    expires_at: int  # gtt: unix s; otherwise 0
+    filter: Filter  # bid: what it accepts
+    retire: RetireSpec | None  # bid: retire on fill
+    lots: list[list[Any]]  # ask: [[lot_id, remaining_g], ...] in the order they are sold
+    escrow_jpy: int
+    status: str
+    height: int
+    origin: str = "order"  # "order", "auto_offer" or "standing_bid"
+
+    def to_value(self) -> list[Any]:
+        return [self.order_id, self.seq, self.market_id, self.account, self.side, self.price,
+                self.quantity_g, self.remaining_g, self.tif, self.expires_at, self.filter.to_value(),
+                [] if self.retire is None else self.retire.to_value(),
+                [list(x) for x in self.lots], self.escrow_jpy, self.status, self.height, self.origin]
+
+    @staticmethod
+    def from_value(v: list[Any]) -> Order:
+        return Order(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9],
+                     Filter.from_value(v[10]), RetireSpec(*v[11]) if v[11] else None,
+                     [list(x) for x in v[12]], v[13], v[14], v[15], v[16])
+
+
+@dataclass(slots=True)
+class OfferPolicy:
+    """Auto-offer: offer ``share_bp`` of each new lot of the account's devices at ``price``."""
+
+    account: str
+    market_id: str
+    share_bp: int
+    price: int
+
+    def to_value(self) -> list[Any]:
+        return [self.account, self.market_id, self.share_bp, self.price]
+
+    @staticmethod
+    def from_value(v: list[Any]) -> OfferPolicy:
+        return OfferPolicy(*v)
+
+
+@dataclass(slots=True)
+class StandingBid:
+    """Standing demand: buy up to ``monthly_g`` per JST month at ≤ ``price``, as a bid order the
+    ledger renews at each month's start (``order_id`` is the current one)."""
+
+    account: str
+    market_id: str
+    price: int
+    monthly_g: int
+    filter: Filter
+    retire: RetireSpec | None
+    month: int  # YYYYMM of the current order
+    order_id: str
+
+    def to_value(self) -> list[Any]:
+        return [self.account, self.market_id, self.price, self.monthly_g, self.filter.to_value(),
+                [] if self.retire is None else self.retire.to_value(), self.month, self.order_id]
+
+    @staticmethod
+    def from_value(v: list[Any]) -> StandingBid:
+        return StandingBid(v[0], v[1], v[2], v[3], Filter.from_value(v[4]),
+                           RetireSpec(*v[5]) if v[5] else None, v[6], v[7])

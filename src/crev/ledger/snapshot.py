@@ -7,7 +7,18 @@ from collections.abc import Iterable
 from crev.core.encoding import decode
 from crev.core.factors import FactorRow
 from crev.ledger.genesis import Genesis, state_from_genesis
-from crev.ledger.records import Account, Device, Lot, ReadingRecord, Retirement, Supply
+from crev.ledger.records import (
+    Account,
+    Device,
+    Lot,
+    Market,
+    OfferPolicy,
+    Order,
+    ReadingRecord,
+    Retirement,
+    StandingBid,
+    Supply,
+)
 from crev.ledger.state import State
 
 
@@ -39,6 +50,15 @@ def load_state(genesis: Genesis, items: Iterable[tuple[str, bytes]], height: int
                 row = FactorRow.from_list(v, key)
                 st.factor_rows[rest] = row
                 rows.append(row)
+            elif kind == "m":
+                st.markets[rest] = Market.from_value(v)
+            elif kind == "o":
+                st.orders[rest] = Order.from_value(v)
+            elif kind == "p":
+                st.offer_policies[rest] = OfferPolicy.from_value(v)
+            elif kind == "b":
+                acct, _, market = rest.partition("/")
+                st.standing_bids[(acct, market)] = StandingBid.from_value(v)
             elif kind == "s":
                 st.supply = Supply.from_value(v)
             else:

@@ -6,6 +6,10 @@ changed (key, value) pairs for storage. Keys:
 
 ``a/<account>``  ``d/<device>``  ``l/<lot>``  ``r/<device>/<seq>``  ``t/<retirement>``
 ``f/<key>/<fiscal year>/<kind>``  ``s`` (supply)  ``g`` (genesis hash and params)
+``m/<market>``  ``o/<order>``  ``p/<account>`` (offer policy)  ``b/<account>/<market>`` (standing bid)
+
+Order books are not state: they are indexes over the open orders (``books``), rebuilt from the
+``o/`` records on load, so they never need committing.
 """
 
 from __future__ import annotations
@@ -16,7 +20,18 @@ from crev.core.encoding import encode
 from crev.core.factors import FactorRow, FactorTable
 from crev.core.statetree import StateProof, StateTree
 from crev.ledger.params import Params
-from crev.ledger.records import Account, Device, Lot, ReadingRecord, Retirement, Supply
+from crev.ledger.records import (
+    Account,
+    Device,
+    Lot,
+    Market,
+    OfferPolicy,
+    Order,
+    ReadingRecord,
+    Retirement,
+    StandingBid,
+    Supply,
+)
 
 
 class State:
@@ -32,6 +47,11 @@ class State:
         self.factors = FactorTable()
         self.factor_rows: dict[str, FactorRow] = {}
         self.meter_serials: dict[str, str] = {}  # index: meter serial → device id (not committed)
+        self.markets: dict[str, Market] = {}
+        self.orders: dict[str, Order] = {}  # open orders; filled, cancelled and expired ones leave
+        self.offer_policies: dict[str, OfferPolicy] = {}
+        self.standing_bids: dict[tuple[str, str], StandingBid] = {}
+        self.books: dict[str, Any] = {}  # market id → its order book (an index, not committed)
         self.supply = Supply()
         self.operator_id = ""
         self.sequencer_key = b""
@@ -66,6 +86,15 @@ class State:
         elif kind == "f":
             row = self.factor_rows.get(rest)
             return None if row is None else encode(row.as_list())
+        elif kind == "m":
+            obj = self.markets.get(rest)
+        elif kind == "o":
+            obj = self.orders.get(rest)
+        elif kind == "p":
+            obj = self.offer_policies.get(rest)
+        elif kind == "b":
+            acct, _, market = rest.partition("/")
+            obj = self.standing_bids.get((acct, market))
         elif kind == "s":
             obj = self.supply
         elif kind == "g":
@@ -103,6 +132,10 @@ class State:
         keys += [f"r/{d}/{s}" for d, s in self.readings]
         keys += [f"t/{k}" for k in self.retirements]
         keys += [f"f/{k}" for k in self.factor_rows]
+        keys += [f"m/{k}" for k in self.markets]
+        keys += [f"o/{k}" for k in self.orders]
+        keys += [f"p/{k}" for k in self.offer_policies]
+        keys += [f"b/{a}/{m}" for a, m in self.standing_bids]
         return keys
 
     # --- helpers used by handlers ----------------------------------------------------------

@@ -24,7 +24,7 @@ from crev.ledger.params import Params
 from crev.ledger.shape import need_bytes, need_id, need_int, need_list, need_text
 
 TX_VERSION = "crev/tx/1"
-UNSIGNED_KINDS = frozenset({"submit_readings"})
+UNSIGNED_KINDS = frozenset({"submit_readings", "market_tick"})
 
 
 class Message(Protocol):

@@ -3,7 +3,12 @@
 then changes it). Importing this package registers every kind."""
 
 from crev.ledger.messages import (  # noqa: F401
+    cancel_order,
     correct,
+    deposit_jpy,
+    list_market,
+    market_tick,
+    place_order,
     register_device,
     register_participant,
     reset_participant_key,
@@ -11,7 +16,10 @@ from crev.ledger.messages import (  # noqa: F401
     revoke_device,
     rotate_key,
     set_emission_factors,
+    set_offer_policy,
+    set_standing_bid,
     submit_readings,
     transfer,
     update_device,
+    withdraw_jpy,
 )

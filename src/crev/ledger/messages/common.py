@@ -6,8 +6,8 @@ from typing import Any
 
 from crev.errors import MalformedError, NotFoundError, PermissionError_, RuleError
 from crev.ledger.holdings import available
-from crev.ledger.records import OPERATOR, TRADABLE, Account, Device, Lot
-from crev.ledger.shape import MAX_U63, need_id, need_int, need_list, need_text
+from crev.ledger.records import OPERATOR, TRADABLE, Account, Device, Filter, Lot, Market, RetireSpec
+from crev.ledger.shape import MAX_U63, need_choice, need_id, need_int, need_list, need_text, need_time
 
 
 def require_operator(ctx: Any) -> Account:
@@ -66,3 +66,75 @@ def check_holdings(ctx: Any, holder: str, items: tuple[tuple[str, int], ...], wh
 
 def need_account_id(v: Any, where: str) -> str:
     return need_id(v, where)
+
+
+# --- market fields ------------------------------------------------------------------------------
+
+MAX_PRICE = 10**9  # JPY per t-CO2e: a hard ceiling above any market's own bounds
+MAX_FILTER_ITEMS = 64
+
+
+def _need_names(v: Any, where: str, choices: tuple[str, ...] | None) -> tuple[str, ...]:
+    items = need_list(v, where)
+    if len(items) > MAX_FILTER_ITEMS:
+        raise MalformedError(where, f"at most {MAX_FILTER_ITEMS} entries")
+    out: list[str] = []
+    for i, x in enumerate(items):
+        if choices is not None:
+            if x not in choices:
+                raise MalformedError(f"{where}[{i}]", f"must be one of {', '.join(choices)}")
+        else:
+            need_id(x, f"{where}[{i}]")
+        if x in out:
+            raise MalformedError(f"{where}[{i}]", f"{x} is listed twice")
+        out.append(x)
+    return tuple(sorted(out))
+
+
+def parse_filter(v: Any, where: str) -> Filter:
+    """[grid_areas, technologies, fit (-1 either, 0 non-FIT, 1 FIT), devices, vintage_start,
+    vintage_end (0 = open)]; lists are kept sorted so equal filters have equal bytes."""
+    from crev.ledger.messages.register_device import GRID_AREAS, TECHNOLOGIES
+
+    b = need_list(v, where, 6)
+    fit = b[2]
+    if type(fit) is not int or fit not in (-1, 0, 1):
+        raise MalformedError(f"{where}.fit", "must be -1 (either), 0 (non-FIT) or 1 (FIT)")
+    f = Filter(_need_names(b[0], f"{where}.grid_areas", GRID_AREAS),
+               _need_names(b[1], f"{where}.technologies", TECHNOLOGIES), fit,
+               _need_names(b[3], f"{where}.devices", None),
+               need_time(b[4], f"{where}.vintage_start"), need_time(b[5], f"{where}.vintage_end"))
+    if f.vintage_end and f.vintage_end <= f.vintage_start:
+        raise MalformedError(f"{where}.vintage_end", "must be after vintage_start (or 0 for open)")
+    return f
+
+
+def parse_retire(v: Any, where: str, params: Any) -> RetireSpec | None:
+    """[] or [beneficiary, purpose, period_start, period_end, jurisdiction, note]."""
+    from crev.ledger.messages.retire import PURPOSES
+
+    b = need_list(v, where)
+    if not b:
+        return None
+    need_list(b, where, 6)
+    spec = RetireSpec(need_text(b[0], f"{where}.beneficiary", params.max_text_len),
+                      need_choice(b[1], f"{where}.purpose", PURPOSES),
+                      need_time(b[2], f"{where}.period_start"), need_time(b[3], f"{where}.period_end"),
+                      need_text(b[4], f"{where}.jurisdiction", 16),
+                      need_text(b[5], f"{where}.note", params.max_text_len, empty=True))
+    if spec.period_end <= spec.period_start:
+        raise MalformedError(f"{where}.period_end", "must be after period_start")
+    return spec
+
+
+def need_price(v: Any, where: str) -> int:
+    return need_int(v, where, 1, MAX_PRICE)
+
+
+def open_market(ctx: Any, market_id: str, where: str = "body.market_id") -> Market:
+    m: Market | None = ctx.state.markets.get(market_id)
+    if m is None:
+        raise NotFoundError(where, f"no market {market_id!r}")
+    if not m.open:
+        raise RuleError(where, f"market {market_id} is closed")
+    return m

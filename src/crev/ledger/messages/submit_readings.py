@@ -43,6 +43,7 @@ from crev.ledger.issuance import fiscal_year_cached, issue_lot, lot_id_for
 from crev.ledger.params import Params
 from crev.ledger.records import ReadingRecord
 from crev.ledger.shape import ID_RE, need_list
+from crev.ledger.trading import auto_offer
 from crev.ledger.tx import register
 
 READING_VERSION = "crev/reading/1"
@@ -248,13 +249,15 @@ def accept_reading(ctx: Any, r: Reading) -> tuple[list[Any], bool]:
         dev.carry_slot = slot
         if quantity > 0:
             lot_id = lot_id_for(r.device_id, r.interval_start)
-            issue_lot(st, ctx.events, lot_id=lot_id, device=dev, owner=dev.owner,
+            lot = issue_lot(st, ctx.events, lot_id=lot_id, device=dev, owner=dev.owner,
                       interval_start=r.interval_start, interval_end=end,
                       self_consumed_wh=self_consumed, quantity_g=quantity,
                       factor_g_per_kwh=factor.g_per_kwh,
                       factor_ref=f"{factor.key}/{factor.fiscal_year}/{factor.kind}",
                       height=ctx.height, block_time=ctx.time,
                       reading_hash=r.hash, origin="reading", reference="")
+            if st.offer_policies:
+                auto_offer(ctx, lot)
     dev.last_seq = r.seq
     dev.last_interval_end = end
     dev.generation_register_wh = r.generation_register_wh

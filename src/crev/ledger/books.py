@@ -1,0 +1,362 @@
+"""Order books: the matching engine the state machine uses. Pure: integers only, no clock, no I/O;
+the same calls in the same order give the same fills on every node.
+
+Time priority is each order's sequence number (``seq``), never a wall clock. Prices are JPY per
+t-CO2e, quantities g-CO2e.
+
+How a book is organised, so that the cost of matching grows with the work done, not with the size
+of the book (no bids × offers rescans):
+
+* Offers are *entries*, one per lot an offer sells (a lot carries its attributes: grid area,
+  technology, FIT, device, vintage). Entries are grouped by attribute *class* (grid area,
+  technology, FIT); each class has its own price levels: a sorted list of prices (``bisect``) and
+  a FIFO deque per price.
+* Bids are grouped by their *filter* (bids with identical filters share one group, for example
+  every unfiltered bid); each group has its own price levels, best (highest) first.
+* An incoming bid visits only the offer classes its filter admits and merges their levels by
+  (price, seq) lazily (``heapq.merge``); it stops at its limit price or when filled. An incoming
+  offer visits the bid groups whose filter admits its lot, merged by (−price, seq). The cost is
+  O(fills + entries skipped + classes or groups visited × log), independent of how many orders
+  rest beyond the limit.
+* Entries are removed lazily: a cancelled order's entries are marked dead and dropped when they
+  reach the head of their level.
+* An entry skipped because it belongs to the incoming order's own account (self-trade
+  prevention) or because a bid's device or vintage condition excludes it stays where it is.
+
+The call auction (``clear``) is documented at the function.
+"""
+
+from __future__ import annotations
+
+import heapq
+from bisect import bisect_left, insort
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from crev.ledger.records import Filter, Lot
+
+ClassKey = tuple[str, str, bool]
+
+
+class Entry:
+    """One resting quantity: a bid, or one lot of an offer."""
+
+    __slots__ = ("account", "alive", "device_id", "lot_id", "order_id", "price", "qty", "seq", "vintage")
+
+    def __init__(self, order_id: str, account: str, price: int, qty: int, seq: int, lot_id: str = "",
+                 device_id: str = "", vintage: int = 0) -> None:
+        self.order_id = order_id
+        self.account = account
+        self.price = price
+        self.qty = qty
+        self.seq = seq
+        self.lot_id = lot_id
+        self.device_id = device_id
+        self.vintage = vintage
+        self.alive = True
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    bid_id: str
+    ask_id: str
+    lot_id: str
+    quantity_g: int
+    price: int  # JPY per t-CO2e
+
+
+@dataclass(frozen=True, slots=True)
+class Clearing:
+    price: int  # 0 when nothing crossed
+    volume_g: int
+    fills: list[Fill]
+
+
+class Levels:
+    """Price levels of one side of one class or group. ``keys`` ascend: prices for offers,
+    negated prices for bids, so ``keys[0]`` is always the best level."""
+
+    __slots__ = ("keys", "queues")
+
+    def __init__(self) -> None:
+        self.keys: list[int] = []
+        self.queues: dict[int, deque[Entry]] = {}
+
+    def add(self, key: int, e: Entry) -> None:
+        q = self.queues.get(key)
+        if q is None:
+            q = self.queues[key] = deque()
+            insort(self.keys, key)
+        q.append(e)
+
+    def stream(self, limit_key: int) -> Iterator[Entry]:
+        """Live entries with key ≤ ``limit_key``, best first, in seq order within a level."""
+        keys, queues = self.keys, self.queues
+        i = 0
+        while i < len(keys):
+            k = keys[i]
+            if k > limit_key:
+                return
+            for e in queues[k]:
+                if e.alive and e.qty > 0:
+                    yield e
+            i += 1
+
+    def tidy(self) -> None:
+        """Drop dead or empty entries from the heads of levels, and empty levels."""
+        keys, queues = self.keys, self.queues
+        drop: list[int] = []
+        for k in keys:
+            q = queues[k]
+            while q and (not q[0].alive or q[0].qty <= 0):
+                q.popleft()
+            if not q:
+                drop.append(k)
+            else:
+                break
+        for k in drop:
+            del queues[k]
+            keys.pop(bisect_left(keys, k))
+
+    def entries(self) -> Iterator[Entry]:
+        for k in self.keys:
+            for e in self.queues[k]:
+                if e.alive and e.qty > 0:
+                    yield e
+
+
+def class_admits(f: Filter, key: ClassKey) -> bool:
+    area, tech, fit = key
+    return ((not f.grid_areas or area in f.grid_areas) and (not f.technologies or tech in f.technologies)
+            and (f.fit < 0 or fit == bool(f.fit)))
+
+
+def entry_admits(f: Filter, e: Entry) -> bool:
+    return ((not f.devices or e.device_id in f.devices) and e.vintage >= f.vintage_start
+            and (not f.vintage_end or e.vintage < f.vintage_end))
+
+
+class Book:
+    def __init__(self, call: bool = False) -> None:
+        self.call = call
+        self.asks: dict[ClassKey, Levels] = {}
+        self.bids: dict[Filter, Levels] = {}
+        self.by_order: dict[str, list[Entry]] = {}
+
+    # --- resting ---------------------------------------------------------------------------------
+
+    def rest_bid(self, order_id: str, account: str, price: int, qty: int, seq: int, flt: Filter) -> None:
+        e = Entry(order_id, account, price, qty, seq)
+        lv = self.bids.get(flt)
+        if lv is None:
+            lv = self.bids[flt] = Levels()
+        lv.add(-price, e)
+        self.by_order[order_id] = [e]
+
+    def rest_ask(self, order_id: str, account: str, price: int, qty: int, seq: int, lot_id: str,
+                 lot: Lot) -> None:
+        e = Entry(order_id, account, price, qty, seq, lot_id, lot.device_id, lot.interval_start)
+        key = (lot.grid_area, lot.technology, lot.fit)
+        lv = self.asks.get(key)
+        if lv is None:
+            lv = self.asks[key] = Levels()
+        lv.add(price, e)
+        self.by_order.setdefault(order_id, []).append(e)
+
+    def remove(self, order_id: str) -> None:
+        for e in self.by_order.pop(order_id, ()):
+            e.alive = False
+
+    def counts(self) -> tuple[int, int]:
+        """(open bid orders, open offer orders)."""
+        bids = sum(1 for lv in self.bids.values() for _ in lv.entries())
+        asks = len({e.order_id for lv in self.asks.values() for e in lv.entries()})
+        return bids, asks
+
+    # --- continuous matching -------------------------------------------------------------------
+
+    def _ask_stream(self, account: str, price: int, flt: Filter) -> Iterator[Entry]:
+        """Offers a bid at ``price`` with filter ``flt`` may take, best (price, seq) first."""
+        streams = [lv.stream(price) for key, lv in self.asks.items() if class_admits(flt, key)]
+        merged = streams[0] if len(streams) == 1 else heapq.merge(*streams, key=_ask_order)
+        plain = not flt.devices and not flt.vintage_start and not flt.vintage_end
+        for e in merged:
+            if e.account != account and (plain or entry_admits(flt, e)):
+                yield e
+
+    def _bid_stream(self, account: str, price: int, lot: Lot) -> Iterator[Entry]:
+        """Bids that accept ``lot`` at ``price`` or better, best (−price, seq) first."""
+        streams = [lv.stream(-price) for flt, lv in self.bids.items() if flt.matches(lot)]
+        merged = streams[0] if len(streams) == 1 else heapq.merge(*streams, key=_bid_order)
+        for e in merged:
+            if e.account != account:
+                yield e
+
+    def fillable_bid(self, account: str, price: int, qty: int, flt: Filter) -> int:
+        """How much of a bid would fill at once (for fill-or-kill), without changing anything."""
+        got = 0
+        for e in self._ask_stream(account, price, flt):
+            got += e.qty
+            if got >= qty:
+                return qty
+        return got
+
+    def fillable_ask(self, account: str, price: int, sell: list[tuple[str, Lot, int]]) -> int:
+        used: dict[int, int] = {}
+        got = 0
+        for _lot_id, lot, q in sell:
+            left = q
+            for e in self._bid_stream(account, price, lot):
+                free = e.qty - used.get(id(e), 0)
+                if free <= 0:
+                    continue
+                take = min(free, left)
+                used[id(e)] = used.get(id(e), 0) + take
+                left -= take
+                if not left:
+                    break
+            got += q - left
+        return got
+
+    def match_bid(self, order_id: str, account: str, price: int, qty: int, flt: Filter) -> list[Fill]:
+        """Match an incoming bid against resting offers; returns the fills (at each offer's price)."""
+        fills: list[Fill] = []
+        left = qty
+        for e in self._ask_stream(account, price, flt):
+            take = e.qty if e.qty < left else left
+            e.qty -= take
+            left -= take
+            fills.append(Fill(order_id, e.order_id, e.lot_id, take, e.price))
+            if not left:
+                break
+        if fills:
+            for lv in self.asks.values():
+                lv.tidy()
+        return fills
+
+    def match_ask(self, order_id: str, account: str, price: int, sell: list[tuple[str, Lot, int]]) -> list[Fill]:
+        """Match an incoming offer, lot by lot in the order given, against resting bids."""
+        fills: list[Fill] = []
+        for lot_id, lot, q in sell:
+            left = q
+            for e in self._bid_stream(account, price, lot):
+                take = e.qty if e.qty < left else left
+                e.qty -= take
+                left -= take
+                fills.append(Fill(e.order_id, order_id, lot_id, take, e.price))
+                if not left:
+                    break
+        if fills:
+            for lv in self.bids.values():
+                lv.tidy()
+        return fills
+
+    # --- call auction ------------------------------------------------------------------------------
+
+    def clear(self) -> Clearing:
+        """Clear a call auction: one price for every fill.
+
+        * Candidate prices are the limit prices of the resting orders. At price p, demand D(p) is
+          the bids with limit ≥ p and supply S(p) the offers with limit ≤ p. The clearing price
+          maximises the executed volume min(D, S); among equals, the one with the smallest
+          imbalance |D − S|; among those, the middle of their range, rounded down to a yen
+          (every price in that range executes the same volume).
+        * Each side receives the volume by price priority: whole price levels fill, best first;
+          the first level that cannot fill completely (on the long side) is rationed pro rata to
+          quantity, in whole grams, the grams left over by rounding going one by one in order of
+          the largest remainder, then seq.
+        * Filled bids and offers are paired in priority order (bids by price then seq, offers by
+          price then seq) to say which lot's units go to which buyer. Call markets refuse an
+          order against the same account's opposite order, so no pair is a self-trade.
+        * Everything that does not fill stays in the book for the next auction.
+        """
+        bids = sorted((e for lv in self.bids.values() for e in lv.entries()), key=_bid_order)
+        asks = sorted((e for lv in self.asks.values() for e in lv.entries()), key=_ask_order)
+        if not bids or not asks or bids[0].price < asks[0].price:
+            return Clearing(0, 0, [])
+        prices = sorted({e.price for e in bids} | {e.price for e in asks})
+        # cumulative demand at each candidate (bids sorted by price desc) and supply (asks asc)
+        best: tuple[int, int] | None = None
+        chosen: list[int] = []
+        d_total = 0
+        bi = 0
+        demand: dict[int, int] = {}
+        for p in reversed(prices):
+            while bi < len(bids) and bids[bi].price >= p:
+                d_total += bids[bi].qty
+                bi += 1
+            demand[p] = d_total
+        s_total = 0
+        ai = 0
+        for p in prices:
+            while ai < len(asks) and asks[ai].price <= p:
+                s_total += asks[ai].qty
+                ai += 1
+            vol = min(demand[p], s_total)
+            score = (vol, -abs(demand[p] - s_total))
+            if best is None or score > best:
+                best, chosen = score, [p]
+            elif score == best:
+                chosen.append(p)
+        assert best is not None
+        volume = best[0]
+        if volume == 0:
+            return Clearing(0, 0, [])
+        price = (chosen[0] + chosen[-1]) // 2
+        bid_fill = _allocate([e for e in bids if e.price >= price], volume)
+        ask_fill = _allocate([e for e in asks if e.price <= price], volume)
+        fills: list[Fill] = []
+        ai = 0
+        a_left = ask_fill[0][1] if ask_fill else 0
+        for b, bq in bid_fill:
+            while bq > 0:
+                a, _ = ask_fill[ai]
+                take = min(bq, a_left)
+                fills.append(Fill(b.order_id, a.order_id, a.lot_id, take, price))
+                bq -= take
+                a_left -= take
+                if a_left == 0:
+                    ai += 1
+                    a_left = ask_fill[ai][1] if ai < len(ask_fill) else 0
+        for e, q in bid_fill + ask_fill:
+            e.qty -= q
+        for lv in [*self.bids.values(), *self.asks.values()]:
+            lv.tidy()
+        return Clearing(price, volume, fills)
+
+
+def _ask_order(e: Entry) -> tuple[int, int]:
+    return (e.price, e.seq)
+
+
+def _bid_order(e: Entry) -> tuple[int, int]:
+    return (-e.price, e.seq)
+
+
+def _allocate(entries: list[Entry], volume: int) -> list[tuple[Entry, int]]:
+    """Give ``volume`` to ``entries`` (sorted best first): whole price levels fill in priority order;
+    the first level that cannot fill completely is rationed pro rata to quantity, in whole grams,
+    the grams left by rounding going one by one by largest remainder, then seq. Entries getting 0
+    are left out."""
+    out: list[tuple[Entry, int]] = []
+    left = volume
+    i = 0
+    while i < len(entries) and left > 0:
+        j = i
+        while j < len(entries) and entries[j].price == entries[i].price:
+            j += 1
+        level = entries[i:j]
+        total = sum(e.qty for e in level)
+        if total <= left:
+            out += [(e, e.qty) for e in level]
+            left -= total
+        else:
+            base = [(e, left * e.qty // total, left * e.qty % total) for e in level]
+            extra = left - sum(b for _, b, _ in base)
+            order = sorted(range(len(base)), key=lambda k: (-base[k][2], base[k][0].seq, k))
+            bonus = set(order[:extra])
+            out += [(e, b + (k in bonus)) for k, (e, b, _) in enumerate(base) if b + (k in bonus) > 0]
+            left = 0
+        i = j
+    return out
