@@ -31,8 +31,9 @@ from __future__ import annotations
 import heapq
 from bisect import bisect_left, insort
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from crev.ledger.records import Filter, Lot
 
@@ -42,7 +43,7 @@ ClassKey = tuple[str, str, bool]
 class Entry:
     """One resting quantity: a bid, or one lot of an offer."""
 
-    __slots__ = ("account", "alive", "device_id", "lot_id", "order_id", "price", "qty", "seq", "vintage")
+    __slots__ = ("account", "alive", "device_id", "home", "lot_id", "order_id", "price", "qty", "seq", "vintage")
 
     def __init__(self, order_id: str, account: str, price: int, qty: int, seq: int, lot_id: str = "",
                  device_id: str = "", vintage: int = 0) -> None:
@@ -55,10 +56,10 @@ class Entry:
         self.device_id = device_id
         self.vintage = vintage
         self.alive = True
+        self.home: Levels | None = None  # an offer's class levels (to tidy after a fill)
 
 
-@dataclass(frozen=True, slots=True)
-class Fill:
+class Fill(NamedTuple):
     bid_id: str
     ask_id: str
     lot_id: str
@@ -140,9 +141,15 @@ def entry_admits(f: Filter, e: Entry) -> bool:
 class Book:
     def __init__(self, call: bool = False) -> None:
         self.call = call
-        self.asks: dict[ClassKey, Levels] = {}
+        self.all_asks = Levels()  # every offer entry, for bids that accept any class
+        self.asks: dict[ClassKey, Levels] = {}  # the same entries by attribute class
         self.bids: dict[Filter, Levels] = {}
         self.by_order: dict[str, list[Entry]] = {}
+        # caches, dropped whenever a new class or group appears
+        self._classes_for: dict[Filter, list[Levels]] = {}
+        # per offer class: the bid groups that admit it without looking at the lot, and the
+        # groups whose device or vintage condition must be checked lot by lot
+        self._groups_for: dict[ClassKey, tuple[list[Levels], list[tuple[Filter, Levels]]]] = {}
 
     # --- resting ---------------------------------------------------------------------------------
 
@@ -151,7 +158,9 @@ class Book:
         lv = self.bids.get(flt)
         if lv is None:
             lv = self.bids[flt] = Levels()
+            self._groups_for.clear()
         lv.add(-price, e)
+        e.home = lv
         self.by_order[order_id] = [e]
 
     def rest_ask(self, order_id: str, account: str, price: int, qty: int, seq: int, lot_id: str,
@@ -161,7 +170,10 @@ class Book:
         lv = self.asks.get(key)
         if lv is None:
             lv = self.asks[key] = Levels()
+            self._classes_for.clear()
         lv.add(price, e)
+        e.home = lv
+        self.all_asks.add(price, e)
         self.by_order.setdefault(order_id, []).append(e)
 
     def remove(self, order_id: str) -> None:
@@ -178,8 +190,13 @@ class Book:
 
     def _ask_stream(self, account: str, price: int, flt: Filter) -> Iterator[Entry]:
         """Offers a bid at ``price`` with filter ``flt`` may take, best (price, seq) first."""
-        streams = [lv.stream(price) for key, lv in self.asks.items() if class_admits(flt, key)]
-        merged = streams[0] if len(streams) == 1 else heapq.merge(*streams, key=_ask_order)
+        if not flt.grid_areas and not flt.technologies and flt.fit < 0:
+            merged: Iterator[Entry] = self.all_asks.stream(price)
+        else:
+            streams = [lv.stream(price) for key, lv in self.asks.items() if class_admits(flt, key)]
+            if not streams:
+                return
+            merged = streams[0] if len(streams) == 1 else heapq.merge(*streams, key=_ask_order)
         plain = not flt.devices and not flt.vintage_start and not flt.vintage_end
         for e in merged:
             if e.account != account and (plain or entry_admits(flt, e)):
@@ -188,6 +205,8 @@ class Book:
     def _bid_stream(self, account: str, price: int, lot: Lot) -> Iterator[Entry]:
         """Bids that accept ``lot`` at ``price`` or better, best (−price, seq) first."""
         streams = [lv.stream(-price) for flt, lv in self.bids.items() if flt.matches(lot)]
+        if not streams:
+            return
         merged = streams[0] if len(streams) == 1 else heapq.merge(*streams, key=_bid_order)
         for e in merged:
             if e.account != account:
@@ -219,37 +238,51 @@ class Book:
             got += q - left
         return got
 
+    def _ask_levels_for(self, flt: Filter) -> list[Levels]:
+        if not flt.grid_areas and not flt.technologies and flt.fit < 0:
+            return [self.all_asks]
+        got = self._classes_for.get(flt)
+        if got is None:
+            got = self._classes_for[flt] = [lv for key, lv in self.asks.items() if class_admits(flt, key)]
+        return got
+
+    def _bid_levels_for(self, lot: Lot) -> list[Levels]:
+        key = (lot.grid_area, lot.technology, lot.fit)
+        cached = self._groups_for.get(key)
+        if cached is None:
+            admitted = [(f, lv) for f, lv in self.bids.items() if class_admits(f, key)]
+            cached = self._groups_for[key] = (
+                [lv for f, lv in admitted if not (f.devices or f.vintage_start or f.vintage_end)],
+                [(f, lv) for f, lv in admitted if f.devices or f.vintage_start or f.vintage_end])
+        plain, conditional = cached
+        if not conditional:
+            return plain
+        return plain + [lv for f, lv in conditional if f.matches(lot)]
+
     def match_bid(self, order_id: str, account: str, price: int, qty: int, flt: Filter) -> list[Fill]:
         """Match an incoming bid against resting offers; returns the fills (at each offer's price)."""
+        sources = self._ask_levels_for(flt)
+        check = None if not (flt.devices or flt.vintage_start or flt.vintage_end) else \
+            (lambda e: entry_admits(flt, e))
         fills: list[Fill] = []
-        left = qty
-        for e in self._ask_stream(account, price, flt):
-            take = e.qty if e.qty < left else left
-            e.qty -= take
-            left -= take
-            fills.append(Fill(order_id, e.order_id, e.lot_id, take, e.price))
-            if not left:
-                break
-        if fills:
-            for lv in self.asks.values():
-                lv.tidy()
+        takes = _sweep(sources, price, account, qty, check, fills, order_id, "")
+        if takes:
+            self.all_asks.tidy()
+            for home in {id(e.home): e.home for e in takes}.values():
+                if home is not None:
+                    home.tidy()
         return fills
 
     def match_ask(self, order_id: str, account: str, price: int, sell: list[tuple[str, Lot, int]]) -> list[Fill]:
         """Match an incoming offer, lot by lot in the order given, against resting bids."""
         fills: list[Fill] = []
+        touched: dict[int, Levels] = {}
         for lot_id, lot, q in sell:
-            left = q
-            for e in self._bid_stream(account, price, lot):
-                take = e.qty if e.qty < left else left
-                e.qty -= take
-                left -= take
-                fills.append(Fill(e.order_id, order_id, lot_id, take, e.price))
-                if not left:
-                    break
-        if fills:
-            for lv in self.bids.values():
-                lv.tidy()
+            for e in _sweep(self._bid_levels_for(lot), -price, account, q, None, fills, order_id, lot_id):
+                if e.home is not None:
+                    touched[id(e.home)] = e.home
+        for lv in touched.values():
+            lv.tidy()
         return fills
 
     # --- call auction ------------------------------------------------------------------------------
@@ -271,30 +304,31 @@ class Book:
           order against the same account's opposite order, so no pair is a self-trade.
         * Everything that does not fill stays in the book for the next auction.
         """
-        bids = sorted((e for lv in self.bids.values() for e in lv.entries()), key=_bid_order)
-        asks = sorted((e for lv in self.asks.values() for e in lv.entries()), key=_ask_order)
-        if not bids or not asks or bids[0].price < asks[0].price:
+        bid_side = self._bid_levels()
+        ask_side = [(k, q) for k, q in self.all_asks.queues.items()]
+        ask_side.sort(key=lambda kq: kq[0])
+        bid_all = [(p, sum([e.qty for e in q if e.alive])) for p, q in bid_side]
+        ask_all = [(p, sum([e.qty for e in q if e.alive])) for p, q in ask_side]
+        bid_tot = [x for x in bid_all if x[1] > 0]
+        ask_tot = [x for x in ask_all if x[1] > 0]
+        if not bid_tot or not ask_tot or bid_tot[0][0] < ask_tot[0][0]:
             return Clearing(0, 0, [])
-        prices = sorted({e.price for e in bids} | {e.price for e in asks})
-        # cumulative demand at each candidate (bids sorted by price desc) and supply (asks asc)
+        prices = sorted({p for p, _ in bid_tot} | {p for p, _ in ask_tot})
+        demand: dict[int, int] = {}
+        total, i = 0, 0
+        for p in reversed(prices):  # bids are best (highest) first
+            while i < len(bid_tot) and bid_tot[i][0] >= p:
+                total += bid_tot[i][1]
+                i += 1
+            demand[p] = total
         best: tuple[int, int] | None = None
         chosen: list[int] = []
-        d_total = 0
-        bi = 0
-        demand: dict[int, int] = {}
-        for p in reversed(prices):
-            while bi < len(bids) and bids[bi].price >= p:
-                d_total += bids[bi].qty
-                bi += 1
-            demand[p] = d_total
-        s_total = 0
-        ai = 0
-        for p in prices:
-            while ai < len(asks) and asks[ai].price <= p:
-                s_total += asks[ai].qty
-                ai += 1
-            vol = min(demand[p], s_total)
-            score = (vol, -abs(demand[p] - s_total))
+        total, i = 0, 0
+        for p in prices:  # offers are best (lowest) first
+            while i < len(ask_tot) and ask_tot[i][0] <= p:
+                total += ask_tot[i][1]
+                i += 1
+            score = (min(demand[p], total), -abs(demand[p] - total))
             if best is None or score > best:
                 best, chosen = score, [p]
             elif score == best:
@@ -304,26 +338,99 @@ class Book:
         if volume == 0:
             return Clearing(0, 0, [])
         price = (chosen[0] + chosen[-1]) // 2
-        bid_fill = _allocate([e for e in bids if e.price >= price], volume)
-        ask_fill = _allocate([e for e in asks if e.price <= price], volume)
+        bid_fill = _allocate([(q, t) for (p, q), (_, t) in zip(bid_side, bid_all, strict=True) if p >= price],
+                             volume)
+        ask_fill = _allocate([(q, t) for (p, q), (_, t) in zip(ask_side, ask_all, strict=True) if p <= price],
+                             volume)
         fills: list[Fill] = []
+        append = fills.append
+        new = tuple.__new__  # Fill(...) without the NamedTuple constructor's overhead (a third)
         ai = 0
-        a_left = ask_fill[0][1] if ask_fill else 0
+        a, a_left = ask_fill[0]
         for b, bq in bid_fill:
+            b.qty -= bq
+            bid_id = b.order_id
             while bq > 0:
-                a, _ = ask_fill[ai]
-                take = min(bq, a_left)
-                fills.append(Fill(b.order_id, a.order_id, a.lot_id, take, price))
+                take = bq if bq < a_left else a_left
+                append(new(Fill, (bid_id, a.order_id, a.lot_id, take, price)))
                 bq -= take
                 a_left -= take
                 if a_left == 0:
                     ai += 1
-                    a_left = ask_fill[ai][1] if ai < len(ask_fill) else 0
-        for e, q in bid_fill + ask_fill:
+                    if ai < len(ask_fill):
+                        a, a_left = ask_fill[ai]
+        for e, q in ask_fill:
             e.qty -= q
-        for lv in [*self.bids.values(), *self.asks.values()]:
+        for lv in [*self.bids.values(), *self.asks.values(), self.all_asks]:
             lv.tidy()
         return Clearing(price, volume, fills)
+
+    def _bid_levels(self) -> list[tuple[int, list[Entry] | deque[Entry]]]:
+        """Bid price levels, best first, each in seq order (merging filter groups if several)."""
+        groups = list(self.bids.values())
+        if len(groups) == 1:
+            lv = groups[0]
+            return [(-k, lv.queues[k]) for k in lv.keys]
+        merged: dict[int, list[Entry]] = {}
+        for lv in groups:
+            for k in lv.keys:
+                merged.setdefault(-k, []).extend(lv.queues[k])
+        return [(p, sorted(merged[p], key=lambda e: e.seq)) for p in sorted(merged, reverse=True)]
+
+
+def _sweep(sources: list[Levels], limit: int, account: str, qty: int, check: Callable[[Entry], bool] | None,
+           fills: list[Fill], order_id: str, lot_id: str) -> list[Entry]:
+    """Take up to ``qty`` from the entries of ``sources`` with key ≤ ``limit``, best key first and
+    by seq within a key across sources, skipping the incoming order's own account and entries
+    ``check`` refuses. Changes the entries' quantities, appends a Fill per take to ``fills`` (an
+    incoming bid when ``lot_id`` is "", else an incoming offer of that lot) and returns the
+    entries taken from."""
+    takes: list[Entry] = []
+    bid_in = not lot_id
+    new = tuple.__new__
+    left = qty
+    if len(sources) == 1:
+        queues = sources[0].queues
+        for k in sources[0].keys:
+            if k > limit:
+                break
+            for e in queues[k]:
+                if e.alive and e.qty > 0 and e.account != account and (check is None or check(e)):
+                    take = e.qty if e.qty < left else left
+                    e.qty -= take
+                    left -= take
+                    takes.append(e)
+                    fills.append(new(Fill, (order_id, e.order_id, e.lot_id, take, e.price) if bid_in
+                                     else (e.order_id, order_id, lot_id, take, e.price)))
+                    if not left:
+                        return takes
+        return takes
+    pos = [0] * len(sources)
+    while left:
+        best = None
+        for i, lv in enumerate(sources):
+            if pos[i] < len(lv.keys):
+                k = lv.keys[pos[i]]
+                if k <= limit and (best is None or k < best):
+                    best = k
+        if best is None:
+            break
+        at = [i for i, lv in enumerate(sources) if pos[i] < len(lv.keys) and lv.keys[pos[i]] == best]
+        level: Iterable[Entry] = sources[at[0]].queues[best] if len(at) == 1 else \
+            sorted((e for i in at for e in sources[i].queues[best]), key=lambda e: e.seq)
+        for e in level:
+            if e.alive and e.qty > 0 and e.account != account and (check is None or check(e)):
+                take = e.qty if e.qty < left else left
+                e.qty -= take
+                left -= take
+                takes.append(e)
+                fills.append(new(Fill, (order_id, e.order_id, e.lot_id, take, e.price) if bid_in
+                                 else (e.order_id, order_id, lot_id, take, e.price)))
+                if not left:
+                    break
+        for i in at:
+            pos[i] += 1
+    return takes
 
 
 def _ask_order(e: Entry) -> tuple[int, int]:
@@ -334,29 +441,25 @@ def _bid_order(e: Entry) -> tuple[int, int]:
     return (-e.price, e.seq)
 
 
-def _allocate(entries: list[Entry], volume: int) -> list[tuple[Entry, int]]:
-    """Give ``volume`` to ``entries`` (sorted best first): whole price levels fill in priority order;
-    the first level that cannot fill completely is rationed pro rata to quantity, in whole grams,
-    the grams left by rounding going one by one by largest remainder, then seq. Entries getting 0
-    are left out."""
+def _allocate(levels: list[tuple[Any, int]], volume: int) -> list[tuple[Entry, int]]:
+    """Give ``volume`` to the entries of ``levels`` ((entries in seq order, their total), best first):
+    whole levels fill in priority order; the first level that cannot fill completely is rationed
+    pro rata to quantity, in whole grams, the grams left by rounding going one by one by largest
+    remainder, then seq. Entries getting 0 are left out."""
     out: list[tuple[Entry, int]] = []
     left = volume
-    i = 0
-    while i < len(entries) and left > 0:
-        j = i
-        while j < len(entries) and entries[j].price == entries[i].price:
-            j += 1
-        level = entries[i:j]
-        total = sum(e.qty for e in level)
+    for q, total in levels:
+        if left <= 0:
+            break
         if total <= left:
-            out += [(e, e.qty) for e in level]
+            out += [(e, e.qty) for e in q if e.alive and e.qty > 0]
             left -= total
-        else:
-            base = [(e, left * e.qty // total, left * e.qty % total) for e in level]
-            extra = left - sum(b for _, b, _ in base)
-            order = sorted(range(len(base)), key=lambda k: (-base[k][2], base[k][0].seq, k))
-            bonus = set(order[:extra])
-            out += [(e, b + (k in bonus)) for k, (e, b, _) in enumerate(base) if b + (k in bonus) > 0]
-            left = 0
-        i = j
+            continue
+        level = [e for e in q if e.alive and e.qty > 0]
+        base = [(e, left * e.qty // total, left * e.qty % total) for e in level]
+        extra = left - sum(b for _, b, _ in base)
+        order = sorted(range(len(base)), key=lambda k: (-base[k][2], base[k][0].seq, k))
+        bonus = set(order[:extra])
+        out += [(e, b + (k in bonus)) for k, (e, b, _) in enumerate(base) if b + (k in bonus) > 0]
+        left = 0
     return out
