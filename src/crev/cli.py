@@ -10,42 +10,51 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
-from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from crev.cli_common import (
+    DEFAULT_DIR,
+    DEFAULT_NODE,
+    _fail,
+    _info,
+    _load_key,
+    _nonce,
+    _post,
+    _read,
+    _when,
+    console,
+)
 from crev.core.factors import parse_csv
 from crev.core.signing import Signer
 from crev.core.units import jst
 from crev.data import shipped_rows
 from crev.errors import CrevError
 
-T = TypeVar("T")
-console = Console()
-DEFAULT_DIR = "crev-data"
-DEFAULT_NODE = "http://127.0.0.1:8000"
+
+class CrevGroup(click.Group):
+    """Turns the errors a user can cause (a missing ledger, bad input, a node that is down) into
+    one clear line and exit status 2, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CrevError as err:
+            _fail(f"{err.field}: {err.reason}")
+        except (FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError) as err:
+            _fail(str(err))
+        except json.JSONDecodeError as err:
+            _fail(f"not valid JSON: {err}")
+        except urllib.error.URLError as err:
+            _fail(f"cannot reach the node: {err.reason}")
 
 
-def _fail(msg: str) -> None:
-    console.print(f"[red]error:[/red] {msg}")
-    sys.exit(2)
-
-
-def _load_key(path: str) -> Signer:
-    try:
-        text = Path(path).read_text().strip()
-        return Signer(bytes.fromhex(text))
-    except (OSError, ValueError) as exc:
-        _fail(f"cannot read key file {path}: {exc}")
-        raise
-
-
-@click.group()
+@click.group(cls=CrevGroup)
 @click.version_option(package_name="crev")
 def main() -> None:
     """crev: self-consumed solar → signed DGC readings → C-REV on an auditable ledger."""
@@ -90,13 +99,16 @@ def keys_new(path: str) -> None:
 def init(data_dir: str, chain_id: str, operator_id: str, operator_name: str, operator_key: str,
          factors: str | None, genesis_time: str | None) -> None:
     """Create a new ledger in DATA_DIR (genesis file, sequencer key, empty database)."""
-    from crev.core.units import parse_time
     from crev.ledger.genesis import Genesis
+    from crev.ledger.shape import need_id, need_text
     from crev.node.node import Node
 
+    need_text(chain_id, "--chain-id", 64)
+    need_id(operator_id, "--operator-id")
+    need_text(operator_name, "--operator-name")
     rows = parse_csv(Path(factors).read_text("utf-8"), factors) if factors else shipped_rows()
     seq_seed = os.urandom(32)
-    g = Genesis(chain_id, parse_time(genesis_time) if genesis_time else int(time.time()), operator_id,
+    g = Genesis(chain_id, _when(genesis_time, "--genesis-time") if genesis_time else int(time.time()), operator_id,
                 operator_name, _load_key(operator_key).public_key, Signer(seq_seed).public_key,
                 emission_factors=tuple(rows))
     try:
@@ -111,13 +123,16 @@ def init(data_dir: str, chain_id: str, operator_id: str, operator_name: str, ope
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False), default=DEFAULT_DIR)
 @click.option("--host", default="127.0.0.1")
 @click.option("--port", default=8000, type=int)
-@click.option("--block-ms", default=200, type=int, help="Seal a block at least this often [ms].")
-def node(data_dir: str, host: str, port: int, block_ms: int) -> None:
+@click.option("--block-ms", default=200, type=click.IntRange(1, 3_600_000),
+              help="Seal a block at least this often [ms].")
+@click.option("--max-txs", default=10_000, show_default=True, type=click.IntRange(1, 1_000_000),
+              help="...or as soon as this many transactions wait.")
+def node(data_dir: str, host: str, port: int, block_ms: int, max_txs: int) -> None:
     """Run the embedded node: sequence, apply, store, and serve POST /tx over HTTP."""
     from crev.node.http import make_server
     from crev.node.node import Node
 
-    n = Node(data_dir, block_interval_ms=block_ms).start()
+    n = Node(data_dir, block_interval_ms=block_ms, max_block_txs=max_txs).start()
     server = make_server(n, host, port)
     console.print(f"node {n.state.chain_id} at height {n.state.height} listening on http://{host}:{port}")
     try:
@@ -130,32 +145,6 @@ def node(data_dir: str, host: str, port: int, block_ms: int) -> None:
 
 
 # --- submitting -------------------------------------------------------------------------------
-
-
-def _post(node_url: str, raw: bytes) -> dict[str, Any]:
-    req = urllib.request.Request(f"{node_url}/tx", data=raw, method="POST",
-                                 headers={"Content-Type": "application/cbor"})
-    try:
-        with urllib.request.urlopen(req, timeout=90) as resp:
-            out: dict[str, Any] = json.loads(resp.read())
-            return out
-    except urllib.error.HTTPError as err:
-        out = json.loads(err.read() or b"{}")
-        return out
-    except urllib.error.URLError as err:
-        _fail(f"cannot reach node at {node_url}: {err.reason}")
-        raise
-
-
-def _nonce(node_url: str, account: str) -> int:
-    try:
-        with urllib.request.urlopen(f"{node_url}/account/{account}", timeout=10) as resp:
-            return int(json.loads(resp.read())["nonce"])
-    except urllib.error.HTTPError as err:
-        _fail(f"account {account}: {json.loads(err.read())['error']['reason']}")
-    except urllib.error.URLError as err:
-        _fail(f"cannot reach node at {node_url}: {err.reason}")
-    raise AssertionError
 
 
 def _json_to_cbor(v: Any) -> Any:
@@ -184,7 +173,9 @@ def submit(file: str, node_url: str, signer: str | None, key: str | None) -> Non
     data = Path(file).read_bytes()
     if file.endswith(".json"):
         spec = json.loads(data)
-        info = json.loads(urllib.request.urlopen(f"{node_url}/info", timeout=10).read())
+        if not isinstance(spec, dict):
+            _fail(f"{file}: expected a JSON object {{\"kind\": ..., \"body\": [...]}}")
+        info = _info(node_url)
         kind = spec.get("kind")
         if kind not in REGISTRY:
             _fail(f"kind: unknown transaction kind {kind!r}")
@@ -239,7 +230,7 @@ def factors_load(csv_file: str, node_url: str, signer: str, key: str) -> None:
     except CrevError as err:
         _fail(str(err))
         raise
-    info = json.loads(urllib.request.urlopen(f"{node_url}/info", timeout=10).read())
+    info = _info(node_url)
     raw = build_tx(info["chain_id"], SetEmissionFactors(tuple(rows)), signer, _nonce(node_url, signer),
                    _load_key(key))
     out = _post(node_url, raw)
@@ -264,6 +255,8 @@ def demo(data_dir: str, sites: int, days: int, interval_s: str, seed: int, start
     """Simulate a fleet of sites on a fresh embedded ledger and leave DATA_DIR to explore."""
     from crev.demo import run_demo
 
+    if start is not None:
+        _when(start, "--start")
     try:
         s = run_demo(Path(data_dir), sites=sites, days=days, interval_s=int(interval_s), seed=seed,
                      start=start, console=console)
@@ -312,45 +305,20 @@ def verify(data_dir: str, threads: int) -> None:
         sys.exit(1)
 
 
-def _read(data_dir: str, fn: Callable[[Any], T]) -> T:
-    """Open the ledger in DATA_DIR, run ``fn(node)``, close it; a CrevError becomes a clear exit."""
-    from crev.node.node import Node
-
-    n = Node(data_dir, verify_threads=1)
-    try:
-        return fn(n)
-    except CrevError as err:
-        _fail(f"{err.field}: {err.reason}")
-        raise
-    finally:
-        n.close()
-
-
 @main.command()
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("ident")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a timeline.")
 def trace(data_dir: str, ident: str, as_json: bool) -> None:
     """Provenance of a lot, unit id or retirement: signed reading → issuance → transfers → retirement."""
+    from crev.node.render import print_trace
     from crev.node.trace import trace as do_trace
 
     out = _read(data_dir, lambda n: do_trace(n.store, n.state, ident))
     if as_json:
         click.echo(json.dumps(out, indent=1, ensure_ascii=False))
         return
-    console.print(f"[bold]{out['lot_id']}[/bold]  (device {out['device_id']})")
-    for st in out["steps"]:
-        proof = st.get("proof")
-        where = f"block {proof['height']} tx {proof['tx_hash'][:12]}… proof {'✓' if proof['verified'] else '✗'}" \
-            if proof else f"height {st.get('height')} state proof {'✓' if st['state_proof']['verified'] else '✗'}"
-        detail = {k: v for k, v in st.items() if k not in ("step", "proof", "state_proof", "segments")}
-        console.print(f"  [cyan]{st['step']:<15}[/cyan] {where}")
-        if st["step"] == "current_state":
-            for seg in st["segments"]:
-                console.print(f"      units {seg['units'][0]}–{seg['units'][1]}: {seg['holder']} "
-                              f"{seg['status']} {seg['ref']}")
-        else:
-            console.print("      " + ", ".join(f"{k}={v}" for k, v in detail.items()))
+    print_trace(console, out)
 
 
 @main.command()
@@ -376,7 +344,7 @@ def report(data_dir: str, participant: str, slots_day: str | None, as_json: bool
     def pct(bp: int) -> str:
         return f"{bp / 100:.1f} %"
 
-    t = Table(title=f"{rep.name} ({rep.account_id}, {rep.role}) — consumer figures / 需要家指標",
+    t = Table(title=f"{escape(rep.name)} ({rep.account_id}, {rep.role}) — consumer figures / 需要家指標",
               caption="shares: on-site = self-consumed / demand; claimed = C-REV held or retired / demand")
     for col in ("day (JST)", "demand kWh", "self-consumed kWh", "on-site share", "C-REV held/retired kg",
                 "claimed share", "location-based kg", "market-based kg", "avg factor g/kWh"):
@@ -429,6 +397,15 @@ def export(data_dir: str, what: str, fmt: str, out: str | None) -> None:
     else:
         click.echo(text, nl=False)
 
+
+def _add_market_commands() -> None:
+    from crev.cli_market import jpy, market, order, statement
+
+    for group in (jpy, market, order, statement):
+        main.add_command(group)
+
+
+_add_market_commands()
 
 if __name__ == "__main__":
     main()

@@ -3,11 +3,16 @@
 The demo initialises a ledger, registers the operator, the site owners (prosumers), three buyers
 and an auditor, registers every site's DGC, and then runs the fleet in accelerated time: every
 metering interval each DGC signs a cumulative-register reading and a gateway submits them as one
-batch to the embedded node, which verifies, issues and commits. Once a simulated day, each
-prosumer transfers half of the day's C-REV to a buyer and the buyers retire most of what they
-bought against their RE100 or statutory reports; the operator makes one top-up after a smart-meter
-reconciliation and one cancellation after a meter fault, so every kind of record is on the chain.
-Keys are derived from the seed, so a run is reproducible.
+batch to the embedded node, which verifies, issues and commits.
+
+The market runs live: the operator lists a continuous spot market (any C-REV) and a call market
+for non-FIT C-REV that clears at every 30-minute slot boundary, and records the buyers' deposits.
+Half of the site owners have an auto-offer policy (a share of each new lot offered at once, in the
+block that issues it); the other half sell half of each day's C-REV to a buyer by direct transfer,
+and the buyers retire most of that. Two buyers hold standing bids that retire on fill (one
+accepts only Kanto and Chubu C-REV); the third bids into the call auction every day. The operator
+makes one top-up after a smart-meter reconciliation and one cancellation after a meter fault, so
+every kind of record is on the chain. Keys are derived from the seed, so a run is reproducible.
 """
 
 from __future__ import annotations
@@ -28,15 +33,21 @@ from crev.core.signing import Signer
 from crev.core.units import JST_OFFSET_SECONDS, fiscal_year, fiscal_year_bounds, jst, parse_time
 from crev.data import shipped_rows
 from crev.device.dgc import DgcAgent
+from crev.ledger.events import AuctionCleared, Traded
 from crev.ledger.genesis import Genesis
 from crev.ledger.holdings import available
 from crev.ledger.messages.correct import Correct
+from crev.ledger.messages.deposit_jpy import DepositJpy
+from crev.ledger.messages.list_market import ListMarket
+from crev.ledger.messages.place_order import PlaceOrder
 from crev.ledger.messages.register_device import RegisterDevice
 from crev.ledger.messages.register_participant import RegisterParticipant
 from crev.ledger.messages.retire import Retire
+from crev.ledger.messages.set_offer_policy import SetOfferPolicy
+from crev.ledger.messages.set_standing_bid import SetStandingBid
 from crev.ledger.messages.submit_readings import SubmitReadings, parse_reading
 from crev.ledger.messages.transfer import Transfer
-from crev.ledger.records import TRADABLE
+from crev.ledger.records import ANY, TRADABLE, Filter, RetireSpec
 from crev.ledger.tx import Message, build_tx
 from crev.node.node import GENESIS_FILE, Node, Receipt
 from crev.sim.fleet import FleetSimulator, make_fleet
@@ -66,6 +77,11 @@ class DemoStats:
     demand_wh: int = 0
     self_consumed_wh: int = 0
     blocks: int = 0
+    trades: int = 0
+    traded_g: int = 0
+    traded_jpy: int = 0
+    auctions: int = 0
+    last_price: dict[str, int] = field(default_factory=dict)
     sample_lot: str = ""
     sample_retirement: str = ""
     owners: list[str] = field(default_factory=list)
@@ -127,9 +143,11 @@ def run_demo(data_dir: Path, *, sites: int = 40, days: int = 3, interval_s: int 
     clock = [float(start_ts)]
     node = Node(data_dir, block_interval_ms=10, clock=lambda: clock[0]).start()
     stats = DemoStats()
+    node.listeners.append(lambda block, outcome: _count_market(stats, outcome))
     try:
         _register(node, acc, fleet, start_ts)
         stats.owners = sorted({s.owner_id for s in fleet})
+        direct_sellers = _open_market(node, acc, stats.owners, start_ts)
         sim = FleetSimulator(fleet, seed, interval_s)
         agents = {s.site_id: DgcAgent(CHAIN_ID, s.site_id, acc.key(f"dgc/{s.site_id}")) for s in fleet}
         owner_of = {s.site_id: s.owner_id for s in fleet}
@@ -162,7 +180,9 @@ def run_demo(data_dir: Path, *, sites: int = 40, days: int = 3, interval_s: int 
                 stats.intervals += 1
                 t += interval_s
                 if (t - start_ts) % 86400 == 0:
-                    _end_of_day(node, acc, todays_lots, held, stats, t)
+                    direct = {o: lots for o, lots in todays_lots.items() if o in direct_sellers}
+                    _end_of_day(node, acc, direct, held, stats, t)
+                    _call_orders(node, acc, direct, t)
                     todays_lots.clear()
                     if t - start_ts == 86400:
                         _corrections(node, acc, stats)
@@ -173,6 +193,65 @@ def run_demo(data_dir: Path, *, sites: int = 40, days: int = 3, interval_s: int 
         node.close()
     stats.seconds = time.perf_counter() - t_begin
     return stats
+
+
+SPOT, CALL = "jp-spot", "jp-nonfit-call"
+
+
+def _count_market(stats: DemoStats, outcome: Any) -> None:
+    """Called for every committed block: count trades and auctions from the events."""
+    for res in outcome.results:
+        for e in res.events:
+            if isinstance(e, Traded):
+                stats.trades += 1
+                stats.traded_g += e.quantity_g
+                stats.traded_jpy += e.value_jpy
+                stats.last_price[e.market_id] = e.price
+                if e.retirement_id:
+                    stats.retired_g += e.quantity_g
+                    stats.sample_retirement = stats.sample_retirement or e.retirement_id
+            elif isinstance(e, AuctionCleared):
+                stats.auctions += 1
+
+
+def _open_market(node: Node, acc: _Accounts, owners: list[str], start_ts: int) -> set[str]:
+    """List the markets, fund the buyers, set the automatic orders. Returns the owners who sell by
+    direct transfer instead of an auto-offer."""
+    fy = fiscal_year(start_ts)
+    p0, p1 = fiscal_year_bounds(fy)
+    steps: list[tuple[str, Message]] = [
+        (OPERATOR, ListMarket(SPOT, "Japan spot C-REV / 国内スポット", "continuous", ANY, 500, 50_000, 100, 30, 0,
+                              True)),
+        (OPERATOR, ListMarket(CALL, "Non-FIT C-REV call auction / 非FIT 板寄せ", "call", Filter(fit=0), 500, 50_000,
+                              100, 30, 1800, True)),
+    ]
+    for i, (bid, _, _) in enumerate(BUYERS):
+        steps.append((OPERATOR, DepositJpy(bid, 200_000 + 100_000 * i, f"BANK-DEMO-{i + 1:04d}")))
+    auto = owners[::2]
+    for i, owner in enumerate(auto):
+        steps.append((owner, SetOfferPolicy(SPOT, 6_000 + 500 * (i % 5), 2_500 + 250 * (i % 4))))
+    (b0, n0, p_0), (b1, n1, p_1) = BUYERS[0], BUYERS[1]
+    steps.append((b0, SetStandingBid(SPOT, 4_000, 5_000_000, ANY,
+                                     RetireSpec(n0, p_0, p0, p1, "JP", f"FY{fy} RE100 claim (standing bid)"))))
+    steps.append((b1, SetStandingBid(SPOT, 3_600, 3_000_000, Filter(grid_areas=("chubu", "tokyo")),
+                                     RetireSpec(n1, p_1, p0, p1, "JP", f"FY{fy} 温対法 report (standing bid)"))))
+    for signer, msg in steps:
+        _check(node.submit_wait(acc.tx(signer, msg)), msg.kind)
+    return set(owners) - set(auto)
+
+
+def _call_orders(node: Node, acc: _Accounts, todays: dict[str, list[tuple[str, int]]], now: int) -> None:
+    """The direct sellers offer 40 % of the day's C-REV (of the half they kept) in the call market;
+    the third buyer bids there, good for one day."""
+    for i, (owner, lots) in enumerate(sorted(todays.items())):
+        items = tuple((lot, q * 2 // 5) for lot, q in lots if q * 2 // 5 > 0)
+        total = sum(q for _, q in items)
+        if total >= 100:
+            _check(node.submit_wait(acc.tx(owner, PlaceOrder(CALL, "ask", 2_800 + 100 * (i % 5), total, "gtc", 0,
+                                                             ANY, items, None))), "call offer")
+    bid, _, _ = BUYERS[2]
+    _check(node.submit_wait(acc.tx(bid, PlaceOrder(CALL, "bid", 3_200, 300_000, "gtt", now + 86400, ANY, (),
+                                                   None))), "call bid")
 
 
 def _register(node: Node, acc: _Accounts, fleet: list[Any], start_ts: int) -> None:
@@ -260,7 +339,11 @@ def _progress_table(s: DemoStats, now: float, span: int, done: int) -> Table:
     t.add_row("blocks committed", f"{s.blocks:,}")
     t.add_row("signed readings accepted", f"{s.readings:,}" + (f"  (refused {s.refused})" if s.refused else ""))
     t.add_row("C-REV issued", f"{s.issued_g / 1000:,.1f} kg-CO2e")
-    t.add_row("C-REV sold / retired", f"{s.transferred_g / 1000:,.1f} / {s.retired_g / 1000:,.1f} kg-CO2e")
+    t.add_row("C-REV transferred / retired", f"{s.transferred_g / 1000:,.1f} / {s.retired_g / 1000:,.1f} kg-CO2e")
+    prices = ", ".join(f"{m} ¥{p:,}/t" for m, p in sorted(s.last_price.items())) or "—"
+    t.add_row("market trades", f"{s.trades:,}: {s.traded_g / 1000:,.1f} kg for ¥{s.traded_jpy:,}  "
+                               f"({s.auctions} call auctions)")
+    t.add_row("last prices", prices)
     share = 100 * s.self_consumed_wh / s.demand_wh if s.demand_wh else 0.0
     t.add_row("fleet on-site renewable share", f"{share:.1f} %  of {s.demand_wh / 1e6:,.2f} MWh demand")
     rate = s.readings / s.seconds if s.seconds else 0.0

@@ -84,19 +84,22 @@ def test_trace_a_lot(demo: Demo) -> None:
     assert r.returncode == 0, r.stdout + r.stderr
     out = r.stdout
     assert lot["lot_id"] in out
-    steps = re.findall(r"^\s+(signed_reading|issued|transferred|retired|cancelled|current_state)\s", out, re.M)
+    steps = re.findall(r"^\s+(signed_reading|issued|transferred|traded|retired|cancelled|current_state)\s", out,
+                       re.M)
     assert steps[:2] == ["signed_reading", "issued"]
-    assert "transferred" in steps and "retired" in steps and steps[-1] == "current_state"
+    assert ("transferred" in steps or "traded" in steps) and "retired" in steps and steps[-1] == "current_state"
     assert "✗" not in out
     j = crev("trace", str(demo.d), lot["lot_id"], "--json")
     assert j.returncode == 0
-    t = json.loads(j.stdout)
+    t = json.loads(j.stdout)["lots"][0]
     assert t["lot_id"] == lot["lot_id"] and t["device_id"] == lot["device_id"]
     first = t["steps"][0]
     assert first["step"] == "signed_reading" and first["signature_verified"] is True
     assert first["reading_hash"] == lot["reading_hash"]
     assert all(s["proof"]["verified"] for s in t["steps"] if "proof" in s)
-    assert t["steps"][-1]["state_proof"]["verified"] is True
+    sp = t["steps"][-1]["state_proof"]
+    assert sp["verified"] is True and sp["state_root"] == sp["header_state_root"]
+    assert len(sp["siblings"]) == sp["depth"] == 16 and sp["key"] == f"l/{lot['lot_id']}"
     issued = t["steps"][1]
     assert issued["step"] == "issued" and issued["quantity_g"] == lot["quantity_g"]
 
@@ -108,9 +111,15 @@ def test_trace_a_retirement(demo: Demo) -> None:
     assert re.search(r"^\s+retired\s", r.stdout, re.M)
     assert ret["retirement_id"] in r.stdout
     j = json.loads(crev("trace", str(demo.d), ret["retirement_id"], "--json").stdout)
-    retired = [s for s in j["steps"] if s["step"] == "retired" and s["retirement_id"] == ret["retirement_id"]]
-    assert retired and retired[0]["from"] == ret["account"]
-    assert j["lot_id"] == ret["unit_ranges"].split(";")[0].rsplit(":", 1)[0]
+    # every lot the retirement drew on is traced, in the order of its ranges
+    lots = list(dict.fromkeys(part.rsplit(":", 1)[0] for part in ret["unit_ranges"].split(";")))
+    assert [t["lot_id"] for t in j["lots"]] == lots
+    for t in j["lots"]:
+        retired = [s for s in t["steps"] if s["step"] == "retired" and s["retirement_id"] == ret["retirement_id"]]
+        assert retired and retired[0]["from"] == ret["account"]
+        assert t["steps"][0]["step"] == "signed_reading" and t["steps"][0]["signature_verified"]
+    r_ = j["retirement"]
+    assert r_["quantity_g"] == int(ret["quantity_g"]) and r_["proof"]["verified"] and r_["state_proof"]["verified"]
 
 
 def test_trace_unknown_id_fails_clearly(demo: Demo) -> None:
@@ -154,7 +163,7 @@ def _owner_claims(demo: Demo, owner: str, device: str) -> dict[int, tuple[int, i
     for lot in (x for x in demo.lots if x["device_id"] == device):
         res = runner.invoke(main, ["trace", str(demo.d), lot["lot_id"], "--json"])
         assert res.exit_code == 0, res.output
-        segments = json.loads(res.output)["steps"][-1]["segments"]
+        segments = json.loads(res.output)["lots"][0]["steps"][-1]["segments"]
         g = sum(s["units"][1] - s["units"][0] + 1 for s in segments
                 if s["holder"] == owner and s["status"] != "cancelled")
         c = out[lot["slot_id"]]

@@ -1,13 +1,15 @@
 """Consumer figures: what each site and participant sees.
 
-Per slot, from a site's metered energy [Wh] and the grid factor f [g-CO2e/kWh]:
+Per slot, from a site's metered energy [Wh] and two factors [g-CO2e/kWh]: the grid area's
+average ``f_loc`` (location-based method: the area's basic factor, else the national average) and
+the supplier's ``f_mkt`` (market-based method: the adjusted factor, the one issuance also uses):
 
 * ``demand_wh = G + I − E``, ``self_consumed_wh = G − E`` (the metering rule)
-* ``location_based_g = ⌈I × f / 1000⌉``: emissions of the electricity drawn from the grid
+* ``location_based_g = ⌈I × f_loc / 1000⌉``: emissions of the electricity drawn from the grid
 * ``claimed_g``: C-REV from this slot the participant still holds (tradable or escrowed) or has
   retired. C-REV it sold no longer counts: its self-consumed solar is then reported like grid
   power, so nothing is counted twice.
-* ``market_based_g = max(0, ⌈demand × f / 1000⌉ − claimed_g)``
+* ``market_based_g = max(0, ⌈demand × f_mkt / 1000⌉ − claimed_g)``
 * ``onsite_share_bp = self_consumed / demand`` (physical), ``renewable_share_bp = claimed_wh /
   demand`` (what the participant may claim), both in basis points (10000 = 100 %)
 * ``average_factor_g_per_kwh = ⌈market_based_g × 1000 / demand⌉``
@@ -32,7 +34,7 @@ class Figures:
     demand_wh: int
     self_consumed_wh: int
     location_based_g: int
-    gross_g: int  # ⌈demand × f⌉: the emissions if all demand came from the grid
+    gross_g: int  # ⌈demand × f_mkt⌉: the emissions if all demand came from the grid
     claimed_g: int
     claimed_wh: int
 
@@ -65,11 +67,13 @@ class Figures:
 
 
 def slot_figures(generation_wh: int, import_wh: int, export_wh: int, factor_g_per_kwh: int,
-                 claimed_g: int = 0, claimed_wh: int = 0) -> Figures:
-    """Figures of one site in one slot (see the module doc for the formulas)."""
+                 claimed_g: int = 0, claimed_wh: int = 0, market_factor_g_per_kwh: int | None = None) -> Figures:
+    """Figures of one site in one slot (see the module doc for the formulas). ``factor_g_per_kwh``
+    is f_loc; ``market_factor_g_per_kwh`` is f_mkt (the same if not given)."""
     demand = generation_wh + import_wh - export_wh
+    f_mkt = factor_g_per_kwh if market_factor_g_per_kwh is None else market_factor_g_per_kwh
     return Figures(generation_wh, import_wh, export_wh, demand, generation_wh - export_wh,
-                   co2_g_ceil(import_wh, factor_g_per_kwh), co2_g_ceil(demand, factor_g_per_kwh),
+                   co2_g_ceil(import_wh, factor_g_per_kwh), co2_g_ceil(demand, f_mkt),
                    claimed_g, claimed_wh)
 
 

@@ -18,6 +18,7 @@ from crev.core.statetree import StateTree
 from crev.errors import CrevError, InvalidBlock
 from crev.ledger.apply import SigCache, apply_block
 from crev.ledger.block import Block
+from crev.ledger.events import ReadingAccepted
 from crev.ledger.genesis import Genesis, state_from_genesis
 from crev.ledger.invariants import check_invariants
 from crev.ledger.state import State
@@ -31,7 +32,7 @@ class VerifyReport:
     ok: bool
     blocks: int
     txs: int
-    readings: int
+    readings: int  # readings accepted (a reading refused inside an accepted batch is not counted)
     state_root: str
     first_bad_height: int | None = None
     error: str = ""
@@ -50,8 +51,10 @@ def _decode_all(state: State, block: Block) -> list[Tx | bytes]:
 def verify_chain(data_dir: Path | str, threads: int = 2, invariant_every: int = 1000,
                  progress: Callable[[int, int], None] | None = None) -> VerifyReport:
     d = Path(data_dir)
+    if not (d / GENESIS_FILE).exists():
+        raise FileNotFoundError(f"{d / GENESIS_FILE} not found: {d} holds no ledger")
     genesis = Genesis.from_json((d / GENESIS_FILE).read_text("utf-8"))
-    store = Store(d / DB_FILE)
+    store = Store(d / DB_FILE, readonly=True)  # the auditor reads; it never writes
     state = state_from_genesis(genesis)
     total = store.height()
     verifier = ParallelVerifier(threads)
@@ -93,8 +96,8 @@ def verify_chain(data_dir: Path | str, threads: int = 2, invariant_every: int = 
             out = apply_block(state, block, cache, decoded=decoded)
             txs += len(block.txs)
             for res in out.results:
-                if isinstance(res.detail, list) and res.kind == "submit_readings":
-                    readings += len(res.detail)
+                if res.ok and res.kind == "submit_readings":
+                    readings += sum(1 for e in res.events if type(e) is ReadingAccepted)
             if invariant_every and height % invariant_every == 0:
                 check_invariants(state)
             if progress:

@@ -5,11 +5,17 @@ Shape of the pipeline (each arrow a queue)::
     submit() ─▶ [check stage: decode, parallel Ed25519 pre-verification] ─▶ [sealer: BlockBuilder,
     sign header, SQLite commit] ─▶ receipts
 
-The check stage verifies reading and transaction signatures on a small thread pool (libsodium
-releases the GIL, so two threads use both cores) and records the good ones in the block's
-``SigCache``; the sealer then applies transactions through the same ``BlockBuilder`` the auditor
-uses. A block is sealed every ``block_interval_ms`` or when ``max_block_readings`` are waiting.
-A receipt is returned only after the block holding the transaction is durably committed.
+The check stage verifies reading and transaction signatures on worker processes
+(``ParallelVerifier``) and records the good ones in the block's ``SigCache``; the sealer then
+applies transactions through the same ``BlockBuilder`` the auditor uses. A block is sealed every
+``block_interval_ms``, or as soon as ``max_block_readings`` readings or ``max_block_txs``
+transactions are waiting. When the market's clock has something due (order expiry, a call
+auction, a standing bid's new month) the sealer puts a ``market_tick`` at the head of the block.
+A receipt is returned only after the block holding the transaction is durably committed. At
+start-up the node replays the blocks after its last checkpoint and checks every invariant.
+
+``LedgerView`` opens a data directory read-only (for reports, trace, export, statements): it never
+writes the database, so it is safe beside a running node.
 
 The node's surface follows ABCI 2.0 so that the same state machine can later sit behind CometBFT:
 ``info``, ``check_tx``, ``finalize_block`` (returns the app hash), ``commit`` and ``query``.
@@ -38,10 +44,12 @@ from crev.ledger.block import Block
 from crev.ledger.events import event_from_value
 from crev.ledger.genesis import Genesis, state_from_genesis
 from crev.ledger.invariants import check_invariants
+from crev.ledger.messages.market_tick import MarketTick
 from crev.ledger.messages.submit_readings import SubmitReadings
 from crev.ledger.snapshot import load_state
 from crev.ledger.state import State
-from crev.ledger.tx import Tx, decode_tx
+from crev.ledger.trading import tick_due
+from crev.ledger.tx import Tx, build_tx, decode_tx
 from crev.node.store import Store
 
 GENESIS_FILE = "genesis.json"
@@ -177,11 +185,71 @@ class ParallelVerifier:
             self.pool = None
 
 
+def load_ledger(store: Store, genesis: Genesis, verifier: ParallelVerifier, persist: bool) -> State:
+    """State at the last checkpoint, then every later block replayed through apply_block, then
+    every invariant checked. ``persist``: write the replayed blocks as a new checkpoint (a node);
+    otherwise index them in memory only (a read-only view)."""
+    cp = store.checkpoint_height()
+    if cp == 0:
+        st = state_from_genesis(genesis)
+        if persist and store.get_meta("checkpoint_height") is None:
+            # the snapshot holds every entry, including those genesis itself created
+            store.write_checkpoint(0, {k: st.value_of(k) for k in st.all_keys()}, [])
+    else:
+        head = store.block(cp)
+        assert head is not None
+        st = load_state(genesis, store.state_items(), cp, head.header.hash, head.header.time)
+        root = st.tree.root()
+        if root != head.header.state_root:
+            raise InvalidBlock("state", f"checkpoint state root {root.hex()} differs from block {cp}'s "
+                                        f"{head.header.state_root.hex()}: run `crev verify`")
+    changes: dict[str, bytes | None] = {}
+    outcomes: list[tuple[int, list[TxResult]]] = []
+    for block in store.blocks(cp + 1):
+        cache = SigCache()
+        verifier.fill(cache, [t for raw in block.txs for t in _raw_triples(st, raw)])
+        out = apply_block(st, block, cache)
+        changes.update(out.changed)
+        outcomes.append((block.header.height, out.results))
+    if outcomes:
+        if persist:
+            store.write_checkpoint(st.height, changes, outcomes)
+        else:
+            store.index_in_memory(outcomes)
+    check_invariants(st)
+    return st
+
+
+class LedgerView:
+    """A data directory opened read-only: the state (checkpoint plus the later blocks replayed in
+    memory) and a store whose index also covers those blocks. Never writes the database."""
+
+    def __init__(self, data_dir: Path | str) -> None:
+        self.data_dir = Path(data_dir)
+        gpath = self.data_dir / GENESIS_FILE
+        if not gpath.exists():
+            raise FileNotFoundError(f"{gpath} not found: {self.data_dir} holds no ledger (run `crev init`)")
+        self.genesis = Genesis.from_json(gpath.read_text("utf-8"))
+        self.store = Store(self.data_dir / DB_FILE, readonly=True)
+        verifier = ParallelVerifier(1, processes=False)
+        try:
+            self.state = load_ledger(self.store, self.genesis, verifier, persist=False)
+        except BaseException:
+            self.store.close()
+            raise
+        finally:
+            verifier.close()
+
+    def close(self) -> None:
+        self.store.close()
+
+
 class Node:
     """An embedded single-sequencer node over a data directory."""
 
     def __init__(self, data_dir: Path | str, *, block_interval_ms: int = 200,
-                 max_block_readings: int = 50_000, verify_threads: int = 2, verify_processes: bool = True,
+                 max_block_readings: int = 50_000, max_block_txs: int = 10_000, verify_threads: int = 2,
+                 verify_processes: bool = True,
                  checkpoint_s: float = 2.0,
                  clock: Callable[[], float] = time.time) -> None:
         self.data_dir = Path(data_dir)
@@ -195,6 +263,7 @@ class Node:
         self.sequencer = Signer(bytes.fromhex(key_path.read_text().strip())) if key_path.exists() else None
         self.block_interval = block_interval_ms / 1000
         self.max_block_readings = max_block_readings
+        self.max_block_txs = max_block_txs
         self.clock = clock
         self.verifier = ParallelVerifier(verify_threads, verify_processes)
         self.lock = threading.RLock()
@@ -232,32 +301,7 @@ class Node:
             f.write(sequencer_seed.hex() + "\n")
 
     def _load(self) -> State:
-        """State at the last checkpoint, then every later block replayed through apply_block."""
-        cp = self.store.checkpoint_height()
-        if cp == 0:
-            st = state_from_genesis(self.genesis)
-            if self.store.get_meta("checkpoint_height") is None:
-                # the snapshot holds every entry, including those genesis itself created
-                self.store.write_checkpoint(0, {k: st.value_of(k) for k in st.all_keys()}, [])
-        else:
-            head = self.store.block(cp)
-            assert head is not None
-            st = load_state(self.genesis, self.store.state_items(), cp, head.header.hash, head.header.time)
-            root = st.tree.root()
-            if root != head.header.state_root:
-                raise InvalidBlock("state", f"checkpoint state root {root.hex()} differs from block {cp}'s "
-                                            f"{head.header.state_root.hex()}: run `crev verify`")
-        changes: dict[str, bytes | None] = {}
-        outcomes: list[tuple[int, list[TxResult]]] = []
-        for block in self.store.blocks(cp + 1):
-            cache = SigCache()
-            self.verifier.fill(cache, [t for raw in block.txs for t in _raw_triples(st, raw)])
-            out = apply_block(st, block, cache)
-            changes.update(out.changed)
-            outcomes.append((block.header.height, out.results))
-        if outcomes:
-            self.store.write_checkpoint(st.height, changes, outcomes)
-        return st
+        return load_ledger(self.store, self.genesis, self.verifier, persist=True)
 
     # --- ABCI-shaped surface ---------------------------------------------------------------
 
@@ -268,7 +312,9 @@ class Node:
                     "last_block_hash": st.last_block_hash.hex(), "last_time": st.last_time}
 
     def check_tx(self, raw: bytes) -> Tx:
-        """Stateless checks and signatures against current state. Raises CrevError."""
+        """ABCI CheckTx, as far as it goes here: decoding and the message's stateless shape checks
+        (``decode_tx``). Signatures, nonces and state are checked when the transaction is applied
+        in a block. Raises CrevError."""
         return decode_tx(raw, self.state.chain_id, self.state.params)
 
     def finalize_block(self, txs: list[bytes], block_time: int) -> BlockOutcome:
@@ -276,6 +322,8 @@ class Node:
         block with their error). Returns the outcome whose header carries the app hash; nothing is
         stored until ``commit``."""
         with self.lock:
+            if any(t.is_alive() for t in self._threads):
+                raise RuntimeError("finalize_block is the manual (ABCI) path: stop the node's own sealer first")
             if self._finalized is not None:
                 raise RuntimeError("finalize_block called twice without commit")
             b = BlockBuilder(self.state, self.state.height + 1, max(block_time, self.state.last_time), self._cache)
@@ -451,7 +499,8 @@ class Node:
         next_seal = time.monotonic() + self.block_interval
         while not self._stop.is_set():
             wait = next_seal - time.monotonic()
-            if wait > 0 and self._ready_readings < self.max_block_readings:
+            if (wait > 0 and self._ready_readings < self.max_block_readings
+                    and self._ready.qsize() < self.max_block_txs):
                 time.sleep(min(wait, 0.005))
                 continue
             self.seal()
@@ -461,7 +510,7 @@ class Node:
         """Build, sign and commit one block from what is ready. Returns None if nothing was."""
         items: list[tuple[Tx, Future[Receipt], list[Triple]]] = []
         n = 0
-        while n < self.max_block_readings:
+        while n < self.max_block_readings and len(items) < self.max_block_txs:
             try:
                 item = self._ready.get_nowait()
             except queue.Empty:
@@ -473,13 +522,17 @@ class Node:
             n += readings_in(item[0])
         with self._inflight_lock:
             self._ready_readings -= n
-        if not items:
-            return None
         assert self.sequencer is not None
         with self.lock:
             st = self.state
             now = max(int(self.clock()), st.last_time)
+            # the market's clock: expiry, standing bids, call auctions, at the head of the block
+            due = tick_due(st, now)
+            if not items and not due:
+                return None
             builder = BlockBuilder(st, st.height + 1, now, self._cache)
+            if due:
+                builder.add(build_tx(st.chain_id, MarketTick(now)), keep_failed=False)
             kept: list[tuple[Tx, Future[Receipt], int]] = []
             for tx, fut, _ in items:
                 res = builder.add(tx, keep_failed=False)

@@ -1,5 +1,12 @@
 """Consumer figures for a participant: per site and slot, per JST day, and fiscal year to date,
-computed from the indexed readings and the current holdings (core/figures.py has the rules)."""
+computed from the indexed readings and the current holdings (core/figures.py has the rules).
+
+A site's readings count for whoever owned the device when each was accepted (ReadingAccepted
+carries the owner), so a device that changes hands splits its history between the two reports.
+Location-based emissions use the grid area's ``basic`` factor (its grid average; the national
+average where the table has none); market-based emissions use the factor issuance uses
+(``params.issuance_factor_kind``, by default the adjusted factor).
+"""
 
 from __future__ import annotations
 
@@ -67,11 +74,14 @@ def participant_report(state: State, store: Store, account_id: str) -> Participa
     per_slot: dict[int, list[Figures]] = defaultdict(list)
     own_keys: set[tuple[str, int]] = set()
     kind = state.params.issuance_factor_kind
-    for dev in sorted((d for d in state.devices.values() if d.owner == account_id), key=lambda d: d.device_id):
+    ids = {d.device_id for d in state.devices.values() if d.owner == account_id}
+    ids |= {str(r[0]) for r in store.db.execute(
+        "SELECT DISTINCT device_id FROM ix_readings WHERE owner = ?", (account_id,))}
+    for dev in sorted((state.devices[i] for i in ids), key=lambda d: d.device_id):
         site = SiteReport(dev.device_id, dev.grid_area, dev.rated_capacity_w)
         rows = store.db.execute(
             "SELECT interval_start, generation_wh, import_wh, export_wh FROM ix_readings "
-            "WHERE device_id = ? ORDER BY seq", (dev.device_id,)).fetchall()
+            "WHERE device_id = ? AND owner = ? ORDER BY seq", (dev.device_id, account_id)).fetchall()
         acc: dict[int, list[int]] = {}
         for start, g, i, e in rows:
             a = acc.setdefault(start // SLOT_SECONDS, [0, 0, 0])
@@ -79,10 +89,12 @@ def participant_report(state: State, store: Store, account_id: str) -> Participa
             a[1] += i
             a[2] += e
         for slot, (g, i, e) in acc.items():
-            f = state.factors.lookup(dev.grid_area, fiscal_year_cached(slot * SLOT_SECONDS), kind)
+            fy = fiscal_year_cached(slot * SLOT_SECONDS)
+            f_loc = state.factors.lookup(dev.grid_area, fy, "basic")
+            f_mkt = state.factors.lookup(dev.grid_area, fy, kind)
             cg, cw = claims.get((dev.device_id, slot), (0, 0))
             own_keys.add((dev.device_id, slot))
-            fig = slot_figures(g, i, e, f.g_per_kwh, cg, cw)
+            fig = slot_figures(g, i, e, f_loc.g_per_kwh, cg, cw, f_mkt.g_per_kwh)
             site.slots[slot] = fig
             per_slot[slot].append(fig)
         sites.append(site)

@@ -20,7 +20,7 @@ from typing import Any
 
 from crev.ledger.apply import BlockOutcome, TxResult
 from crev.ledger.block import Block, Header
-from crev.ledger.events import Cancelled, Issued, ReadingAccepted, Retired, Transferred
+from crev.ledger.events import Cancelled, Issued, ReadingAccepted, Retired, Traded, Transferred
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v BLOB NOT NULL);
@@ -36,7 +36,8 @@ CREATE TABLE IF NOT EXISTS ix_readings (
   device_id TEXT NOT NULL, seq INTEGER NOT NULL, interval_start INTEGER NOT NULL,
   interval_s INTEGER NOT NULL, generation_wh INTEGER NOT NULL, import_wh INTEGER NOT NULL,
   export_wh INTEGER NOT NULL, lot_id TEXT NOT NULL, reading_hash BLOB NOT NULL,
-  height INTEGER NOT NULL, tx_hash BLOB NOT NULL, PRIMARY KEY (device_id, seq)) WITHOUT ROWID;
+  height INTEGER NOT NULL, tx_hash BLOB NOT NULL, owner TEXT NOT NULL,
+  PRIMARY KEY (device_id, seq)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS ix_lots (
   lot_id TEXT PRIMARY KEY, first_unit INTEGER NOT NULL, quantity_g INTEGER NOT NULL,
   device_id TEXT NOT NULL, owner TEXT NOT NULL, slot_id INTEGER NOT NULL,
@@ -48,12 +49,27 @@ CREATE TABLE IF NOT EXISTS ix_moves (
   start_unit INTEGER NOT NULL, end_unit INTEGER NOT NULL, ref TEXT NOT NULL,
   height INTEGER NOT NULL, tx_hash BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS ix_moves_lot ON ix_moves(lot_id);
+CREATE UNIQUE INDEX IF NOT EXISTS ix_moves_once ON ix_moves(tx_hash, lot_id, kind, start_unit);
 """
+INDEX_TABLES = ("ix_readings", "ix_lots", "ix_moves")
 
 
 class Store:
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, readonly: bool = False) -> None:
+        """``readonly``: never write the file (``mode=ro``), for reading a ledger another process may
+        be writing. Index rows for blocks after the checkpoint then go to TEMP tables that shadow
+        the index tables on this connection only (``index_in_memory``)."""
         self.path = Path(path)
+        self.readonly = readonly
+        if readonly:
+            self._shadowed = False
+            if not self.path.exists():  # a ledger initialised but never run: no blocks yet
+                self.db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+                self.db.executescript(SCHEMA)
+                return
+            self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None,
+                                      check_same_thread=False, timeout=120)
+            return
         self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=120)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
@@ -94,6 +110,25 @@ class Store:
                          outcomes: Sequence[tuple[int, list[TxResult]]]) -> None:
         """Write the state entries changed up to block ``height`` and the index rows of the given
         blocks' results, and record ``height`` as the checkpoint, in one transaction."""
+        if self.readonly:
+            raise PermissionError(f"{self.path} is open read-only")
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            current = db.execute("SELECT v FROM meta WHERE k = 'checkpoint_height'").fetchone()
+            if current is not None and int(current[0]) > height:
+                raise ValueError(f"checkpoint at height {height} would go back from {int(current[0])}")
+            db.executemany("INSERT OR REPLACE INTO state VALUES (?, ?)",
+                           [(k, v) for k, v in changes.items() if v is not None])
+            db.executemany("DELETE FROM state WHERE key = ?", [(k,) for k, v in changes.items() if v is None])
+            self._insert_index(outcomes)
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('checkpoint_height', ?)", (str(height).encode(),))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def _insert_index(self, outcomes: Sequence[tuple[int, list[TxResult]]]) -> None:
         readings: list[tuple[Any, ...]] = []
         lots: list[tuple[Any, ...]] = []
         moves: list[tuple[Any, ...]] = []
@@ -101,19 +136,23 @@ class Store:
             for res in results:
                 index_events(res, h, readings, lots, moves)
         db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            db.executemany("INSERT OR REPLACE INTO state VALUES (?, ?)",
-                           [(k, v) for k, v in changes.items() if v is not None])
-            db.executemany("DELETE FROM state WHERE key = ?", [(k,) for k, v in changes.items() if v is None])
-            db.executemany("INSERT OR REPLACE INTO ix_readings VALUES (?,?,?,?,?,?,?,?,?,?,?)", readings)
-            db.executemany("INSERT OR REPLACE INTO ix_lots VALUES (?,?,?,?,?,?,?,?,?,?,?)", lots)
-            db.executemany("INSERT INTO ix_moves VALUES (?,?,?,?,?,?,?,?,?)", moves)
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('checkpoint_height', ?)", (str(height).encode(),))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+        db.executemany("INSERT OR REPLACE INTO ix_readings VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", readings)
+        db.executemany("INSERT OR REPLACE INTO ix_lots VALUES (?,?,?,?,?,?,?,?,?,?,?)", lots)
+        db.executemany("INSERT OR IGNORE INTO ix_moves VALUES (?,?,?,?,?,?,?,?,?)", moves)
+
+    def index_in_memory(self, outcomes: Sequence[tuple[int, list[TxResult]]]) -> None:
+        """Read-only stores: index blocks the checkpoint does not cover yet, on this connection only
+        (TEMP copies of the index tables shadow the file's, so every query sees both)."""
+        if not self._shadowed:
+            for t in INDEX_TABLES:
+                self.db.execute(f"CREATE TEMP TABLE {t} AS SELECT * FROM main.{t}")
+            self.db.execute("CREATE UNIQUE INDEX temp.ixr ON ix_readings(device_id, seq)")
+            self.db.execute("CREATE UNIQUE INDEX temp.ixl ON ix_lots(lot_id)")
+            self.db.execute("CREATE INDEX temp.ixl_unit ON ix_lots(first_unit)")
+            self.db.execute("CREATE INDEX temp.ixm_lot ON ix_moves(lot_id)")
+            self.db.execute("CREATE UNIQUE INDEX temp.ixm_once ON ix_moves(tx_hash, lot_id, kind, start_unit)")
+            self._shadowed = True
+        self._insert_index(outcomes)
 
     def checkpoint_height(self) -> int:
         v = self.get_meta("checkpoint_height")
@@ -164,13 +203,17 @@ def index_events(res: TxResult, height: int, readings: list[tuple[Any, ...]],
     for e in res.events:
         if type(e) is ReadingAccepted:
             readings.append((e.device_id, e.seq, e.interval_start, e.interval_s, e.generation_wh,
-                             e.import_wh, e.export_wh, e.lot_id, e.reading_hash, height, th))
+                             e.import_wh, e.export_wh, e.lot_id, e.reading_hash, height, th, e.owner))
         elif type(e) is Issued:
             lots.append((e.lot_id, e.first_unit, e.quantity_g, e.device_id, e.owner, e.slot_id,
                          e.self_consumed_wh, e.factor_g_per_kwh, e.origin, height, th))
         elif type(e) is Transferred:
             moves.append((e.lot_id, "transfer", e.sender, e.recipient, e.start_unit, e.end_unit, "",
                           height, th))
+        elif type(e) is Traded:
+            for lot_id, start, end in e.ranges:
+                moves.append((lot_id, "trade", e.seller, e.buyer, start, end,
+                              f"{e.trade_id} {e.market_id} @{e.price} JPY/t", height, th))
         elif type(e) is Retired:
             moves.append((e.lot_id, "retire", e.account, e.beneficiary, e.start_unit, e.end_unit,
                           e.retirement_id, height, th))

@@ -32,24 +32,60 @@ def tx_proof(store: Store, tx_hash: bytes) -> dict[str, Any]:
             "block_time": jst(block.header.time).isoformat(), "verified": ok}
 
 
-def resolve_lot(store: Store, state: State, ident: str) -> str:
-    """A lot id, a unit id (digits) or a retirement id → lot id(s) (first lot for a retirement)."""
+def resolve(store: Store, state: State, ident: str) -> list[str]:
+    """A lot id, a unit id (digits) or a retirement id → the lot ids to trace (every lot a
+    retirement drew on, in the order of its ranges)."""
     if ident in state.lots:
-        return ident
+        return [ident]
     if ident.isdigit():
         unit = int(ident)
         row = store.db.execute("SELECT lot_id, first_unit, quantity_g FROM ix_lots WHERE first_unit <= ? "
                                "ORDER BY first_unit DESC LIMIT 1", (unit,)).fetchone()
         if row is not None and unit < row[1] + row[2]:
-            return str(row[0])
+            return [str(row[0])]
         raise NotFoundError("unit", f"no C-REV unit {unit} has been issued")
     if ident in state.retirements:
-        return state.retirements[ident].ranges[0][0]
+        return list(dict.fromkeys(lot_id for lot_id, _, _ in state.retirements[ident].ranges))
     raise NotFoundError("id", f"{ident!r} is not a lot id, unit id or retirement id on this ledger")
 
 
+def state_proof(store: Store, state: State, key: str) -> dict[str, Any]:
+    """The state proof of ``key`` in full: enough to recompute the state root by hand
+    (docs/wire-format.md §7) and compare it with the root in the last block's header."""
+    proof = state.prove(key)
+    root = state.tree.root()
+    head = store.block(state.height)
+    header_root = head.header.state_root.hex() if head is not None else ""
+    return {"key": key, "value_hash": sha256(proof.value).hex() if proof.value is not None else None,
+            "depth": proof.depth, "bucket": proof.bucket,
+            "bucket_entries": [[k, h.hex()] for k, h in proof.bucket_entries],
+            "siblings": [h.hex() for h in proof.siblings], "state_root": root.hex(),
+            "block_height": state.height, "header_state_root": header_root,
+            "verified": proof.verify(root) and root.hex() == header_root}
+
+
+def period_text(start: int, end: int) -> list[str]:
+    """A [start, end) period as its first and last JST days (end is exclusive)."""
+    return [jst(start).date().isoformat(), jst(end - 1).date().isoformat()]
+
+
 def trace(store: Store, state: State, ident: str) -> dict[str, Any]:
-    lot_id = resolve_lot(store, state, ident)
+    """Provenance of ``ident``: for a retirement, of every lot it retired from."""
+    out: dict[str, Any] = {"query": ident, "lots": [trace_lot(store, state, lot_id)
+                                                    for lot_id in resolve(store, state, ident)]}
+    ret = state.retirements.get(ident)
+    if ret is not None:
+        out["retirement"] = {
+            "retirement_id": ret.retirement_id, "account": ret.account, "beneficiary": ret.beneficiary,
+            "purpose": ret.purpose, "period": period_text(ret.period_start, ret.period_end),
+            "jurisdiction": ret.jurisdiction, "note": ret.note, "quantity_g": ret.quantity_g,
+            "ranges": [[lot_id, a, b - 1] for lot_id, a, b in ret.ranges],
+            "proof": tx_proof(store, ret.tx_hash), "state_proof": state_proof(store, state, f"t/{ident}"),
+        }
+    return out
+
+
+def trace_lot(store: Store, state: State, lot_id: str) -> dict[str, Any]:
     lot = state.lots[lot_id]
     steps: list[dict[str, Any]] = []
     rd = store.db.execute("SELECT device_id, seq, interval_start, interval_s, generation_wh, import_wh, "
@@ -85,28 +121,25 @@ def trace(store: Store, state: State, ident: str) -> dict[str, Any]:
     for kind, party, counter, a, b, ref, _height, txh in store.db.execute(
             "SELECT kind, party, counterparty, start_unit, end_unit, ref, height, tx_hash FROM ix_moves "
             "WHERE lot_id = ? ORDER BY height, rowid", (lot_id,)):
-        step: dict[str, Any] = {"step": {"transfer": "transferred", "retire": "retired",
+        step: dict[str, Any] = {"step": {"transfer": "transferred", "trade": "traded", "retire": "retired",
                                          "cancel": "cancelled"}[kind],
                                 "units": [a, b - 1], "quantity_g": b - a, "from": party,
                                 "proof": tx_proof(store, bytes(txh))}
-        if kind == "transfer":
+        if kind in ("transfer", "trade"):
             step["to"] = counter
+            if kind == "trade":
+                step["trade"] = ref
         elif kind == "retire":
             ret = state.retirements[ref]
             step.update(retirement_id=ref, beneficiary=ret.beneficiary, purpose=ret.purpose,
-                        period=[jst(ret.period_start).date().isoformat(),
-                                jst(ret.period_end).date().isoformat()])
+                        period=period_text(ret.period_start, ret.period_end))
         else:
             step["reason"] = ref
         steps.append(step)
-    proof = state.prove(f"l/{lot_id}")
-    root = state.tree.root()
-    current = {
-        "step": "current_state", "height": state.height, "state_root": root.hex(),
+    steps.append({
+        "step": "current_state", "height": state.height,
         "segments": [{"units": [s.start, s.end - 1], "holder": s.holder, "status": s.status, "ref": s.ref}
                      for s in lot.segments],
-        "state_proof": {"bucket": proof.bucket, "bucket_entries": len(proof.bucket_entries),
-                        "siblings": len(proof.siblings), "verified": proof.verify(root)},
-    }
-    steps.append(current)
-    return {"lot_id": lot_id, "query": ident, "device_id": lot.device_id, "steps": steps}
+        "state_proof": state_proof(store, state, f"l/{lot_id}"),
+    })
+    return {"lot_id": lot_id, "device_id": lot.device_id, "steps": steps}

@@ -1,0 +1,297 @@
+"""Statements: per participant and JST month, what it traded, paid and retired; and one statement
+per retirement listing its unit ranges and how anyone can verify them. As CSV and as printable PDF
+(Japanese and English).
+
+Built from the events in the committed blocks (never from the state machine's private tables), so
+a statement can be checked against the chain: every line names its block height and transaction.
+The JPY balance is available + reserved (what open bids hold is still the participant's money).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from crev.core.encoding import decode
+from crev.core.units import JST, jst
+from crev.errors import NotFoundError
+from crev.ledger.events import Event, JpyDeposited, JpyWithdrawn, Retired, Traded, event_from_value
+from crev.ledger.state import State
+from crev.node.store import Store
+
+#: transaction kinds whose events can move JPY or C-REV between participants
+MONEY_KINDS = ("deposit_jpy", "withdraw_jpy", "place_order", "market_tick", "submit_readings",
+               "set_standing_bid", "retire", "cancel_order", "list_market")
+
+
+@dataclass(frozen=True)
+class Line:
+    """One movement on a participant's statement."""
+
+    time: int
+    height: int
+    tx_hash: str
+    kind: str  # bought, sold, fees, deposit, withdrawal, retired
+    ref: str  # trade id, retirement id or bank reference
+    market_id: str
+    counterparty: str
+    quantity_g: int
+    price: int  # JPY per t-CO2e
+    value_jpy: int
+    fee_jpy: int
+    net_jpy: int  # the change of the participant's JPY balance
+
+    @property
+    def when(self) -> str:
+        return jst(self.time).strftime("%Y-%m-%d %H:%M")
+
+
+@dataclass
+class MonthlyStatement:
+    account_id: str
+    name: str
+    month: int  # YYYYMM (JST)
+    opening_jpy: int
+    lines: list[Line] = field(default_factory=list)
+
+    def total(self, kind: str, attr: str) -> int:
+        return sum(getattr(x, attr) for x in self.lines if x.kind == kind)
+
+    @property
+    def bought_g(self) -> int:
+        return self.total("bought", "quantity_g")
+
+    @property
+    def sold_g(self) -> int:
+        return self.total("sold", "quantity_g")
+
+    @property
+    def retired_g(self) -> int:
+        return self.total("retired", "quantity_g")
+
+    @property
+    def fees_paid_jpy(self) -> int:
+        return sum(x.fee_jpy for x in self.lines if x.kind in ("bought", "sold"))
+
+    @property
+    def trading_net_jpy(self) -> int:
+        return sum(x.net_jpy for x in self.lines if x.kind in ("bought", "sold", "fees"))
+
+    @property
+    def closing_jpy(self) -> int:
+        return self.opening_jpy + sum(x.net_jpy for x in self.lines)
+
+
+def month_bounds(month: int) -> tuple[int, int]:
+    """[start, end) unix s of the JST month YYYYMM."""
+    y, m = divmod(month, 100)
+    if not (1 <= m <= 12 and 1970 <= y <= 9999):
+        raise ValueError(f"month {month} is not YYYYMM")
+    start = datetime(y, m, 1, tzinfo=JST)
+    end = datetime(y + (m == 12), m % 12 + 1, 1, tzinfo=JST)
+    return int(start.timestamp()), int(end.timestamp())
+
+
+def lines_for(account: str, operator: str, time: int, height: int, tx_hash: str,
+              events: Iterable[Event]) -> Iterator[Line]:
+    """The statement lines one transaction's events make for ``account``."""
+    retired: dict[str, int] = {}
+    for e in events:
+        if isinstance(e, Traded):
+            if e.buyer == account:
+                yield Line(time, height, tx_hash, "bought", e.trade_id, e.market_id, e.seller, e.quantity_g,
+                           e.price, e.value_jpy, e.fee_buyer_jpy, -(e.value_jpy + e.fee_buyer_jpy))
+            if e.seller == account:
+                yield Line(time, height, tx_hash, "sold", e.trade_id, e.market_id, e.buyer, e.quantity_g,
+                           e.price, e.value_jpy, e.fee_seller_jpy, e.value_jpy - e.fee_seller_jpy)
+            if account == operator and e.fee_buyer_jpy + e.fee_seller_jpy:
+                yield Line(time, height, tx_hash, "fees", e.trade_id, e.market_id, "", 0, 0, 0,
+                           0, e.fee_buyer_jpy + e.fee_seller_jpy)
+        elif isinstance(e, JpyDeposited) and e.account == account:
+            yield Line(time, height, tx_hash, "deposit", e.reference, "", "", 0, 0, e.amount_jpy, 0,
+                       e.amount_jpy)
+        elif isinstance(e, JpyWithdrawn) and e.account == account:
+            yield Line(time, height, tx_hash, "withdrawal", e.reference, "", "", 0, 0, e.amount_jpy, 0,
+                       -e.amount_jpy)
+        elif isinstance(e, Retired) and e.account == account:
+            retired[e.retirement_id] = retired.get(e.retirement_id, 0) + e.end_unit - e.start_unit
+    for rid, q in retired.items():
+        yield Line(time, height, tx_hash, "retired", rid, "", "", q, 0, 0, 0, 0)
+
+
+def committed_events(store: Store, end_time: int | None = None) -> Iterator[tuple[int, int, str, list[Event]]]:
+    """(block time, height, tx hash, events) of every committed transaction that can move money or
+    C-REV between participants, in chain order, up to ``end_time`` (exclusive)."""
+    q = ("SELECT b.time, t.height, t.hash, t.result FROM txs t JOIN blocks b ON b.height = t.height "
+         f"WHERE t.ok = 1 AND t.kind IN ({','.join('?' * len(MONEY_KINDS))})")
+    args: list[Any] = list(MONEY_KINDS)
+    if end_time is not None:
+        q += " AND b.time < ?"
+        args.append(end_time)
+    for time, height, tx_hash, result in store.db.execute(q + " ORDER BY t.height, t.idx", args):
+        events = [event_from_value(v) for v in decode(bytes(result), "result")[4]]
+        yield int(time), int(height), bytes(tx_hash).hex(), events
+
+
+def monthly_statement(state: State, store: Store, account: str, month: int) -> MonthlyStatement:
+    acct = state.accounts.get(account)
+    if acct is None:
+        raise NotFoundError("participant", f"no participant {account!r}")
+    start, end = month_bounds(month)
+    stmt = MonthlyStatement(acct.account_id, acct.name, month, 0)
+    for time, height, tx_hash, events in committed_events(store, end):
+        for line in lines_for(account, state.operator_id, time, height, tx_hash, events):
+            if time < start:
+                stmt.opening_jpy += line.net_jpy
+            else:
+                stmt.lines.append(line)
+    return stmt
+
+
+CSV_FIELDS = ("time_jst", "kind", "ref", "market_id", "counterparty", "quantity_g", "price_jpy_per_t",
+              "value_jpy", "fee_jpy", "net_jpy", "height", "tx_hash")
+
+
+def statement_csv(stmt: MonthlyStatement) -> str:
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(["# statement", stmt.account_id, stmt.name, f"{stmt.month // 100}-{stmt.month % 100:02d}",
+                f"opening_jpy={stmt.opening_jpy}", f"closing_jpy={stmt.closing_jpy}",
+                f"bought_g={stmt.bought_g}", f"sold_g={stmt.sold_g}", f"retired_g={stmt.retired_g}",
+                f"fees_jpy={stmt.fees_paid_jpy}"])
+    w.writerow(CSV_FIELDS)
+    for x in stmt.lines:
+        w.writerow([x.when, x.kind, x.ref, x.market_id, x.counterparty, x.quantity_g, x.price, x.value_jpy,
+                    x.fee_jpy, x.net_jpy, x.height, x.tx_hash])
+    return out.getvalue()
+
+
+# --- retirement statements ----------------------------------------------------------------------
+
+
+def retirement_statement(state: State, rid: str) -> dict[str, Any]:
+    r = state.retirements.get(rid)
+    if r is None:
+        raise NotFoundError("retirement", f"no retirement {rid!r}")
+    lots = []
+    for lot_id, a, b in r.ranges:
+        lot = state.lots[lot_id]
+        lots.append({"lot_id": lot_id, "start_unit": a, "end_unit": b, "quantity_g": b - a,
+                     "device_id": lot.device_id, "grid_area": lot.grid_area, "fit": lot.fit,
+                     "slot_start_jst": jst(lot.interval_start).strftime("%Y-%m-%d %H:%M"),
+                     "factor_g_per_kwh": lot.factor_g_per_kwh})
+    return {
+        "retirement_id": r.retirement_id, "account": r.account, "beneficiary": r.beneficiary,
+        "purpose": r.purpose, "jurisdiction": r.jurisdiction, "note": r.note,
+        "period_start_jst": jst(r.period_start).strftime("%Y-%m-%d"),
+        "period_last_day_jst": jst(r.period_end - 1).strftime("%Y-%m-%d"),
+        "quantity_g": r.quantity_g, "height": r.height,
+        "time_jst": jst(r.block_time).strftime("%Y-%m-%d %H:%M"), "tx_hash": r.tx_hash.hex(),
+        "ranges": lots,
+        "verify": [f"crev trace {r.retirement_id}", "crev verify"],
+    }
+
+
+# --- PDF ------------------------------------------------------------------------------------------
+
+
+def _pdf_doc(path: Path, title: str) -> Any:
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.units import mm
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+    from reportlab.platypus import SimpleDocTemplate
+
+    if "HeiseiKakuGo-W5" not in pdfmetrics.getRegisteredFontNames():
+        pdfmetrics.registerFont(UnicodeCIDFont("HeiseiKakuGo-W5"))
+    return SimpleDocTemplate(str(path), pagesize=A4, title=title, author="crev",
+                             leftMargin=15 * mm, rightMargin=15 * mm, topMargin=15 * mm, bottomMargin=15 * mm)
+
+
+def _styles() -> Any:
+    from reportlab.lib.styles import ParagraphStyle
+
+    return (ParagraphStyle("h", fontName="HeiseiKakuGo-W5", fontSize=14, leading=18, spaceAfter=6),
+            ParagraphStyle("p", fontName="HeiseiKakuGo-W5", fontSize=9, leading=12))
+
+
+def _table(rows: list[list[Any]], widths: list[float] | None = None) -> Any:
+    from reportlab.lib import colors
+    from reportlab.platypus import Table, TableStyle
+
+    t = Table([[str(c) for c in r] for r in rows], colWidths=widths, repeatRows=1)
+    t.setStyle(TableStyle([
+        ("FONT", (0, 0), (-1, -1), "HeiseiKakuGo-W5", 7.5),
+        ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#dfe9e1")),
+        ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
+        ("ALIGN", (4, 1), (-1, -1), "RIGHT"),
+    ]))
+    return t
+
+
+def _esc(s: str) -> str:
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def statement_pdf(stmt: MonthlyStatement, path: Path) -> None:
+    from reportlab.platypus import Paragraph, Spacer
+
+    h, p = _styles()
+    ym = f"{stmt.month // 100}-{stmt.month % 100:02d}"
+    doc = _pdf_doc(path, f"crev statement {stmt.account_id} {ym}")
+    story: list[Any] = [
+        Paragraph(f"取引明細書 / Statement — {ym}", h),
+        Paragraph(f"{_esc(stmt.name)} ({_esc(stmt.account_id)})", p),
+        Spacer(1, 6),
+        _table([["期首残高 Opening JPY", "購入 Bought g", "売却 Sold g", "償却 Retired g", "手数料 Fees JPY",
+                 "取引収支 Trading net JPY", "期末残高 Closing JPY"],
+                [f"{stmt.opening_jpy:,}", f"{stmt.bought_g:,}", f"{stmt.sold_g:,}", f"{stmt.retired_g:,}",
+                 f"{stmt.fees_paid_jpy:,}", f"{stmt.trading_net_jpy:,}", f"{stmt.closing_jpy:,}"]]),
+        Spacer(1, 10),
+    ]
+    rows: list[list[Any]] = [["日時 JST", "種別 Kind", "参照 Ref", "市場 Market", "数量 g", "単価 JPY/t",
+                              "金額 JPY", "手数料 JPY", "収支 Net JPY", "ブロック Block"]]
+    for x in stmt.lines:
+        rows.append([x.when, x.kind, x.ref, x.market_id, f"{x.quantity_g:,}", f"{x.price:,}" if x.price else "",
+                     f"{x.value_jpy:,}", f"{x.fee_jpy:,}", f"{x.net_jpy:,}", x.height])
+    if len(rows) == 1:
+        rows.append(["—", "no movements this month / 当月の取引なし", "", "", "", "", "", "", "", ""])
+    story.append(_table(rows))
+    story += [Spacer(1, 10), Paragraph(
+        "Every line names the block that records it; <font face='Courier'>crev verify</font> replays "
+        "the chain and checks every signature and root. 各行は記録したブロックを示します。", p)]
+    doc.build(story)
+
+
+def retirement_pdf(cert: dict[str, Any], path: Path) -> None:
+    from reportlab.platypus import Paragraph, Spacer
+
+    h, p = _styles()
+    doc = _pdf_doc(path, f"crev retirement {cert['retirement_id']}")
+    story: list[Any] = [
+        Paragraph(f"償却証明書 / Retirement statement — {cert['retirement_id']}", h),
+        _table([["項目 Field", "内容 Value"],
+                ["受益者 Beneficiary", cert["beneficiary"]], ["償却者 Retired by", cert["account"]],
+                ["用途 Purpose", cert["purpose"]], ["法域 Jurisdiction", cert["jurisdiction"]],
+                ["報告期間 Period", f"{cert['period_start_jst']} – {cert['period_last_day_jst']}"],
+                ["数量 Quantity", f"{cert['quantity_g']:,} g-CO2e"],
+                ["記録 Recorded", f"block {cert['height']}, {cert['time_jst']} JST"],
+                ["取引 Transaction", cert["tx_hash"]], ["備考 Note", cert["note"]]], [45 * 2.83, 130 * 2.83]),
+        Spacer(1, 10),
+    ]
+    rows: list[list[Any]] = [["ロット Lot", "単位 Units", "g", "機器 Device", "系統 Grid", "FIT", "コマ Slot (JST)",
+                              "係数 g/kWh"]]
+    for r in cert["ranges"]:
+        rows.append([r["lot_id"], f"{r['start_unit']}–{r['end_unit'] - 1}", f"{r['quantity_g']:,}",
+                     r["device_id"], r["grid_area"], "yes" if r["fit"] else "no", r["slot_start_jst"],
+                     r["factor_g_per_kwh"]])
+    story += [_table(rows), Spacer(1, 10), Paragraph(
+        "How to verify / 検証方法: <font face='Courier'>" + " ; ".join(cert["verify"]) + "</font> — "
+        "the trace shows each unit range from the DGC's signed reading to this retirement, with Merkle "
+        "proofs against the block headers.", p)]
+    doc.build(story)
