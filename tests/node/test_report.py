@@ -7,10 +7,10 @@ from pathlib import Path
 
 from crev.core.factors import FactorRow
 from crev.ledger.genesis import Genesis
+from crev.ledger.messages.register_participant import RegisterParticipant
 from crev.ledger.messages.update_device import UpdateDevice
 from crev.node.node import LedgerView, Node
 from crev.node.report import participant_report
-from crev.ledger.messages.register_participant import RegisterParticipant
 from tests.node import nodekit as k
 
 FACTORS = (FactorRow("tokyo", 2025, "adjusted", 450, "test"), FactorRow("tokyo", 2025, "basic", 420, "test"),
