@@ -197,7 +197,7 @@ def submit(file: str, node_url: str, signer: str | None, key: str | None) -> Non
         raw = data
     out = _post(node_url, raw)
     click.echo(json.dumps(out, indent=1, ensure_ascii=False))
-    if "error" in out:
+    if out.get("error") or not out.get("ok", False):
         sys.exit(1)
 
 
@@ -235,7 +235,7 @@ def factors_load(csv_file: str, node_url: str, signer: str, key: str) -> None:
                    _load_key(key))
     out = _post(node_url, raw)
     click.echo(json.dumps(out, indent=1, ensure_ascii=False))
-    if "error" in out:
+    if out.get("error") or not out.get("ok", False):
         sys.exit(1)
 
 

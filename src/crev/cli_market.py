@@ -32,7 +32,7 @@ def _send(node_url: str, signer: str, key: str, msg: Any) -> dict[str, Any]:
     raw = build_tx(info["chain_id"], msg, signer, base._nonce(node_url, signer), base._load_key(key))
     out = base._post(node_url, raw)
     click.echo(json.dumps(out, indent=1, ensure_ascii=False))
-    if "error" in out or not out.get("ok", True):
+    if out.get("error") or not out.get("ok", False):
         sys.exit(1)
     return out
 

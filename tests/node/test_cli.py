@@ -132,12 +132,13 @@ def test_export_retirements_csv(demo: Demo) -> None:
     r = crev("export", str(demo.d), "retirements", "--format", "csv")
     assert r.returncode == 0
     header = r.stdout.splitlines()[0].split(",")
-    assert header == ["retirement_id", "account", "beneficiary", "purpose", "period_start_jst", "period_end_jst",
+    assert header == ["retirement_id", "account", "beneficiary", "purpose", "period_start_jst", "period_last_day_jst",
                       "jurisdiction", "note", "quantity_g", "height", "retired_at_jst", "tx_hash", "unit_ranges"]
     rows = demo.retirements
     assert len(rows) >= 1
     for row in rows:
         assert re.fullmatch(r"ret-\d{8}", row["retirement_id"])
+        assert row["period_last_day_jst"].endswith("-03-31")  # fiscal years, end shown inclusive
         # the ranges add up to the retired quantity
         total = 0
         for part in row["unit_ranges"].split(";"):

@@ -37,7 +37,7 @@ def retirement_rows(state: State) -> list[dict[str, Any]]:
         out.append({
             "retirement_id": r.retirement_id, "account": r.account, "beneficiary": r.beneficiary,
             "purpose": r.purpose, "period_start_jst": jst(r.period_start).date().isoformat(),
-            "period_end_jst": jst(r.period_end).date().isoformat(), "jurisdiction": r.jurisdiction,
+            "period_last_day_jst": jst(r.period_end - 1).date().isoformat(), "jurisdiction": r.jurisdiction,
             "note": r.note, "quantity_g": r.quantity_g, "height": r.height,
             "retired_at_jst": jst(r.block_time).isoformat(), "tx_hash": r.tx_hash.hex(),
             "unit_ranges": ";".join(f"{lot}:{a}-{b - 1}" for lot, a, b in r.ranges),

@@ -8,7 +8,13 @@ Two kinds of write, both in WAL mode with ``synchronous=FULL``:
   which a submitter gets its receipt.
 * ``write_checkpoint`` stores the state entries and index rows up to some height, coalesced over
   many blocks, in the background. After a crash the node loads the last checkpoint and replays the
-  blocks after it through ``apply_block``, which recreates both exactly.
+  blocks after it through ``apply_block``, which recreates both exactly. The checkpoint height
+  never goes back (``CheckpointError``), and index rows are keyed so that indexing a block twice
+  adds nothing.
+
+A ``Store(path, readonly=True)`` never writes the file: it opens it ``mode=ro`` inside one read
+transaction (a consistent snapshot beside a running writer) and indexes blocks the checkpoint does
+not cover yet into TEMP tables that shadow the index tables on its own connection only.
 """
 
 from __future__ import annotations
@@ -49,9 +55,16 @@ CREATE TABLE IF NOT EXISTS ix_moves (
   start_unit INTEGER NOT NULL, end_unit INTEGER NOT NULL, ref TEXT NOT NULL,
   height INTEGER NOT NULL, tx_hash BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS ix_moves_lot ON ix_moves(lot_id);
-CREATE UNIQUE INDEX IF NOT EXISTS ix_moves_once ON ix_moves(tx_hash, lot_id, kind, start_unit);
 """
+# A unit movement is indexed once however often its block is indexed (a replay after a crash, a
+# checkpoint written twice): INSERT OR IGNORE against this key.
+MOVES_KEY = "CREATE UNIQUE INDEX IF NOT EXISTS ix_moves_once ON ix_moves(tx_hash, lot_id, kind, start_unit)"
 INDEX_TABLES = ("ix_readings", "ix_lots", "ix_moves")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that would move the stored checkpoint height backwards: the state snapshot
+    and index would no longer match the height recorded with them."""
 
 
 class Store:
@@ -66,17 +79,50 @@ class Store:
             if not self.path.exists():  # a ledger initialised but never run: no blocks yet
                 self.db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
                 self.db.executescript(SCHEMA)
+                self.db.execute(MOVES_KEY)
                 return
             self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None,
                                       check_same_thread=False, timeout=120)
+            # One read transaction for the store's life: every query sees the same snapshot (WAL
+            # readers do not block the writer), so the checkpoint, the state entries and the blocks
+            # after it cannot come from different moments of a running node.
+            self.db.execute("BEGIN")
             return
         self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=120)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring a database written by an earlier version up to SCHEMA: ``ix_readings.owner`` (the
+        owner at the time is the owner its lot was issued to), and ``ix_moves`` without the
+        duplicate rows that replays used to add, before its unique key is created."""
+        db = self.db
+        cols = [r[1] for r in db.execute("PRAGMA table_info(ix_readings)")]
+        if "owner" not in cols:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute("ALTER TABLE ix_readings ADD COLUMN owner TEXT NOT NULL DEFAULT ''")
+                db.execute("UPDATE ix_readings SET owner = coalesce((SELECT owner FROM ix_lots "
+                           "WHERE ix_lots.lot_id = ix_readings.lot_id), '')")
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'ix_moves_once'").fetchone() is None:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute("DELETE FROM ix_moves WHERE rowid NOT IN (SELECT MIN(rowid) FROM ix_moves "
+                           "GROUP BY tx_hash, lot_id, kind, start_unit)")
+                db.execute(MOVES_KEY)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
 
     def close(self) -> None:
-        self.db.close()
+        self.db.close()  # a read-only store's read transaction ends with it
 
     # --- meta ------------------------------------------------------------------------------
 
@@ -117,7 +163,8 @@ class Store:
         try:
             current = db.execute("SELECT v FROM meta WHERE k = 'checkpoint_height'").fetchone()
             if current is not None and int(current[0]) > height:
-                raise ValueError(f"checkpoint at height {height} would go back from {int(current[0])}")
+                raise CheckpointError(f"{self.path}: refusing to move the checkpoint back from height "
+                                      f"{int(current[0])} to {height} (another writer has run on this ledger)")
             db.executemany("INSERT OR REPLACE INTO state VALUES (?, ?)",
                            [(k, v) for k, v in changes.items() if v is not None])
             db.executemany("DELETE FROM state WHERE key = ?", [(k,) for k, v in changes.items() if v is None])
