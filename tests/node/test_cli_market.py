@@ -87,11 +87,10 @@ def test_a_trade_from_the_command_line(live: tuple[Path, str, dict[str, str]], t
 
 
 def test_markup_in_a_note_does_not_break_trace(live: tuple[Path, str, dict[str, str]]) -> None:
-    d, url, keys = live
+    d, url, _ = live
     from crev.core.units import fiscal_year_bounds
     from crev.ledger.messages.retire import Retire
     from crev.ledger.tx import build_tx
-    from crev.node.node import LedgerView  # noqa: F401 - the trace below reads through it
 
     p0, p1 = fiscal_year_bounds(2026)
     raw = build_tx(k.CHAIN, Retire((("dgc-0:20260601T0900", 10),), "[/]", "other", p0, p1, "JP", "[bold]x[/"),

@@ -197,7 +197,9 @@ def load_ledger(store: Store, genesis: Genesis, verifier: ParallelVerifier, pers
             store.write_checkpoint(0, {k: st.value_of(k) for k in st.all_keys()}, [])
     else:
         head = store.block(cp)
-        assert head is not None
+        if head is None:
+            raise InvalidBlock("checkpoint_height", f"the checkpoint is at height {cp} but no block {cp} is "
+                                                    f"stored: run `crev verify`")
         st = load_state(genesis, store.state_items(), cp, head.header.hash, head.header.time)
         root = st.tree.root()
         if root != head.header.state_root:
@@ -216,7 +218,11 @@ def load_ledger(store: Store, genesis: Genesis, verifier: ParallelVerifier, pers
             store.write_checkpoint(st.height, changes, outcomes)
         else:
             store.index_in_memory(outcomes)
-    check_invariants(st)
+    try:
+        check_invariants(st)
+    except InvalidBlock as err:
+        raise InvalidBlock(err.field, f"{err.reason} (state loaded at height {st.height}; refusing to "
+                                      f"run on it: run `crev verify`)") from err
     return st
 
 
@@ -312,9 +318,11 @@ class Node:
                     "last_block_hash": st.last_block_hash.hex(), "last_time": st.last_time}
 
     def check_tx(self, raw: bytes) -> Tx:
-        """ABCI CheckTx, as far as it goes here: decoding and the message's stateless shape checks
-        (``decode_tx``). Signatures, nonces and state are checked when the transaction is applied
-        in a block. Raises CrevError."""
+        """ABCI CheckTx, stateless only (``decode_tx``): the size limit, canonical CBOR, version,
+        chain id, a known kind, the signer/nonce/signature fields' shape, and the message's own
+        shape checks (``from_body``). It verifies no signature and reads no state: the check stage
+        pre-verifies signatures afterwards, and signer, nonce, signatures and every rule are checked
+        when the transaction is applied in a block. Raises MalformedError."""
         return decode_tx(raw, self.state.chain_id, self.state.params)
 
     def finalize_block(self, txs: list[bytes], block_time: int) -> BlockOutcome:
@@ -322,8 +330,7 @@ class Node:
         block with their error). Returns the outcome whose header carries the app hash; nothing is
         stored until ``commit``."""
         with self.lock:
-            if any(t.is_alive() for t in self._threads):
-                raise RuntimeError("finalize_block is the manual (ABCI) path: stop the node's own sealer first")
+            self._manual_only("finalize_block")
             if self._finalized is not None:
                 raise RuntimeError("finalize_block called twice without commit")
             b = BlockBuilder(self.state, self.state.height + 1, max(block_time, self.state.last_time), self._cache)
@@ -336,11 +343,19 @@ class Node:
         """Persist the block applied by ``finalize_block``; returns its height. (Here the header is
         signed with the sequencer key; a CometBFT adapter stores the engine's commit instead.)"""
         with self.lock:
+            self._manual_only("commit")
             outcome, self._finalized = self._finalized, None
             if outcome is None:
                 raise RuntimeError("commit without finalize_block")
             self._commit_outcome(outcome)
             return outcome.header.height
+
+    def _manual_only(self, what: str) -> None:
+        """finalize_block / commit are the manual (ABCI) path: with the node's own sealer running,
+        two writers would build on the same height."""
+        if any(t.is_alive() for t in self._threads):
+            raise RuntimeError(f"{what} is the manual (ABCI) path and the node's own sealer is running: "
+                               f"call node.stop() first")
 
     def _commit_outcome(self, outcome: BlockOutcome) -> Block:
         """Sign, store durably, and schedule the checkpoint (caller holds the lock)."""
