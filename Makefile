@@ -26,6 +26,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_readings.py
 	$(BIN)/python bench/bench_verify.py
 	$(BIN)/python bench/bench_sim.py
+	$(BIN)/python bench/bench_market.py
 
 clean:
 	rm -rf $(VENV) crev-data build *.egg-info

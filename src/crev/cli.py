@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import csv
+import http.client
 import io
 import json
 import os
+import sqlite3
 import sys
 import time
 import urllib.error
@@ -39,19 +41,25 @@ from crev.errors import CrevError
 
 class CrevGroup(click.Group):
     """Turns the errors a user can cause (a missing ledger, bad input, a node that is down) into
-    one clear line and exit status 2, never a traceback."""
+    one clear line and exit status 2, never a traceback. Commands that know more (which file,
+    which node) fail with their own message first; this is the net under them."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except CrevError as err:
             _fail(f"{err.field}: {err.reason}")
-        except (FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError) as err:
+        except (FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError,
+                NotADirectoryError) as err:
             _fail(str(err))
         except json.JSONDecodeError as err:
             _fail(f"not valid JSON: {err}")
         except urllib.error.URLError as err:
             _fail(f"cannot reach the node: {err.reason}")
+        except (http.client.HTTPException, ConnectionError, TimeoutError) as err:
+            _fail(f"lost the connection to the node: {err or type(err).__name__}")
+        except sqlite3.DatabaseError as err:
+            _fail(f"cannot read the ledger database: {err}")
 
 
 @click.group(cls=CrevGroup)
@@ -115,8 +123,8 @@ def init(data_dir: str, chain_id: str, operator_id: str, operator_name: str, ope
         Node.init(data_dir, g, seq_seed)
     except FileExistsError as exc:
         _fail(str(exc))
-    console.print(f"initialised [bold]{chain_id}[/bold] in {data_dir} (genesis {g.hash.hex()[:16]}…, "
-                  f"{len(rows)} emission factor rows)")
+    console.print(f"initialised [bold]{escape(chain_id)}[/bold] in {escape(data_dir)} "
+                  f"(genesis {g.hash.hex()[:16]}…, {len(rows)} emission factor rows)")
 
 
 @main.command()
@@ -126,15 +134,22 @@ def init(data_dir: str, chain_id: str, operator_id: str, operator_name: str, ope
 @click.option("--block-ms", default=200, type=click.IntRange(1, 3_600_000),
               help="Seal a block at least this often [ms].")
 @click.option("--max-txs", default=10_000, show_default=True, type=click.IntRange(1, 1_000_000),
-              help="...or as soon as this many transactions wait.")
+              help="...or as soon as this many submitted transactions wait (a block holds at most "
+                   "this many; a due market_tick rides along at its head).")
 def node(data_dir: str, host: str, port: int, block_ms: int, max_txs: int) -> None:
     """Run the embedded node: sequence, apply, store, and serve POST /tx over HTTP."""
     from crev.node.http import make_server
     from crev.node.node import Node
 
     n = Node(data_dir, block_interval_ms=block_ms, max_block_txs=max_txs).start()
-    server = make_server(n, host, port)
-    console.print(f"node {n.state.chain_id} at height {n.state.height} listening on http://{host}:{port}")
+    try:
+        server = make_server(n, host, port)
+    except OSError as err:
+        n.close()
+        _fail(f"cannot listen on {host}:{port}: {err.strerror or err}")
+        raise
+    console.print(f"node {escape(n.state.chain_id)} at height {n.state.height} listening on "
+                  f"http://{escape(host)}:{port}")
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -172,7 +187,11 @@ def submit(file: str, node_url: str, signer: str | None, key: str | None) -> Non
 
     data = Path(file).read_bytes()
     if file.endswith(".json"):
-        spec = json.loads(data)
+        try:
+            spec = json.loads(data)
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            _fail(f"{file}: not valid JSON ({err})")
+            raise
         if not isinstance(spec, dict):
             _fail(f"{file}: expected a JSON object {{\"kind\": ..., \"body\": [...]}}")
         info = _info(node_url)
@@ -195,9 +214,31 @@ def submit(file: str, node_url: str, signer: str | None, key: str | None) -> Non
             raw = build_tx(info["chain_id"], msg, signer, _nonce(node_url, signer), _load_key(key))
     else:
         raw = data
-    out = _post(node_url, raw)
+    _print_receipt(_post_json(node_url, raw))
+
+
+def _post_json(node_url: str, raw: bytes) -> dict[str, Any]:
+    """POST /tx; an answer that is not the node's JSON (a proxy's error page) is a clear failure."""
+    try:
+        return _post(node_url, raw)
+    except json.JSONDecodeError:
+        _fail(f"the node at {node_url} answered with something that is not JSON: is it a crev node?")
+        raise
+
+
+def _print_receipt(out: dict[str, Any]) -> None:
+    """The receipt as JSON on stdout; a refusal also as one line on stderr, and exit status 1."""
     click.echo(json.dumps(out, indent=1, ensure_ascii=False))
-    if out.get("error") or not out.get("ok", False):
+    err = out.get("error")
+    if err:
+        if isinstance(err, dict):
+            why = f"{err.get('code', 'error')}: {err.get('field', '')}: {err.get('reason', '')}"
+        else:
+            why = str(err)
+        click.echo(f"error: the node refused the transaction ({why})", err=True)
+        sys.exit(1)
+    if not out.get("ok", False):
+        click.echo("error: the transaction was not applied", err=True)
         sys.exit(1)
 
 
@@ -211,7 +252,7 @@ def factors_show() -> None:
     """Print the shipped emission factor table."""
     t = Table("key", "FY", "kind", "g/kWh", "source")
     for r in shipped_rows():
-        t.add_row(r.key, str(r.fiscal_year), r.kind, str(r.g_per_kwh), r.source[:60])
+        t.add_row(escape(r.key), str(r.fiscal_year), escape(r.kind), str(r.g_per_kwh), escape(r.source[:60]))
     console.print(t)
 
 
@@ -233,10 +274,7 @@ def factors_load(csv_file: str, node_url: str, signer: str, key: str) -> None:
     info = _info(node_url)
     raw = build_tx(info["chain_id"], SetEmissionFactors(tuple(rows)), signer, _nonce(node_url, signer),
                    _load_key(key))
-    out = _post(node_url, raw)
-    click.echo(json.dumps(out, indent=1, ensure_ascii=False))
-    if out.get("error") or not out.get("ok", False):
-        sys.exit(1)
+    _print_receipt(_post_json(node_url, raw))
 
 
 # --- demo -------------------------------------------------------------------------------------
@@ -266,14 +304,15 @@ def demo(data_dir: str, sites: int, days: int, interval_s: str, seed: int, start
     console.print(f"\n[bold green]done[/bold green]: {s.readings:,} signed readings → "
                   f"{s.issued_g / 1000:,.1f} kg-CO2e of C-REV in {s.blocks:,} blocks, {s.seconds:.1f} s.")
     console.print("Explore it / 次のコマンドで確認できます:")
-    console.print(f"  crev verify {data_dir}")
+    d = escape(data_dir)
+    console.print(f"  crev verify {d}")
     if s.sample_lot:
-        console.print(f"  crev trace {data_dir} {s.sample_lot}")
+        console.print(f"  crev trace {d} {escape(s.sample_lot)}")
     if s.sample_retirement:
-        console.print(f"  crev trace {data_dir} {s.sample_retirement}")
+        console.print(f"  crev trace {d} {escape(s.sample_retirement)}")
     if s.owners:
-        console.print(f"  crev report {data_dir} {s.owners[0]}")
-    console.print(f"  crev export {data_dir} lots --format csv")
+        console.print(f"  crev report {d} {escape(s.owners[0])}")
+    console.print(f"  crev export {d} lots --format csv")
 
 
 # --- auditing and reporting --------------------------------------------------------------------
@@ -285,7 +324,10 @@ def demo(data_dir: str, sites: int, days: int, interval_s: str, seed: int, start
 def verify(data_dir: str, threads: int) -> None:
     """Replay the whole chain from genesis and check every signature, hash, root and invariant."""
     from crev.node.audit import verify_chain
+    from crev.node.node import GENESIS_FILE
 
+    if not (Path(data_dir) / GENESIS_FILE).exists():  # before the progress bar draws
+        _fail(f"{Path(data_dir) / GENESIS_FILE} not found: {data_dir} holds no ledger (run `crev init`)")
     t0 = time.perf_counter()
     with Progress(TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), TextColumn("blocks"),
                   TimeRemainingColumn(), console=console) as prog:
@@ -301,7 +343,7 @@ def verify(data_dir: str, threads: int) -> None:
                       f"{rep.readings:,} readings verified in {dt:.1f} s "
                       f"({rep.readings / dt if dt else 0:,.0f} readings/s); state root {rep.state_root}")
     else:
-        console.print(f"[bold red]FAILED[/bold red] at block {rep.first_bad_height}: {rep.error}")
+        console.print(f"[bold red]FAILED[/bold red] at block {rep.first_bad_height}: {escape(rep.error)}")
         sys.exit(1)
 
 
@@ -344,7 +386,8 @@ def report(data_dir: str, participant: str, slots_day: str | None, as_json: bool
     def pct(bp: int) -> str:
         return f"{bp / 100:.1f} %"
 
-    t = Table(title=f"{escape(rep.name)} ({rep.account_id}, {rep.role}) — consumer figures / 需要家指標",
+    who = f"{escape(rep.name)} ({escape(rep.account_id)}, {escape(rep.role)})"
+    t = Table(title=f"{who} — consumer figures / 需要家指標",
               caption="shares: on-site = self-consumed / demand; claimed = C-REV held or retired / demand")
     for col in ("day (JST)", "demand kWh", "self-consumed kWh", "on-site share", "C-REV held/retired kg",
                 "claimed share", "location-based kg", "market-based kg", "avg factor g/kWh"):
@@ -358,7 +401,7 @@ def report(data_dir: str, participant: str, slots_day: str | None, as_json: bool
     if rep.bought_g:
         console.print(f"C-REV bought from other sites and still held or retired: {rep.bought_g / 1000:,.2f} kg")
     if slots_day:
-        st = Table(title=f"slots of {slots_day}")
+        st = Table(title=f"slots of {escape(slots_day)}")
         for col in ("site", "slot", "G Wh", "I Wh", "E Wh", "demand Wh", "self Wh", "claimed g", "share"):
             st.add_column(col, justify="right")
         from crev.core.units import SLOT_SECONDS
@@ -366,7 +409,7 @@ def report(data_dir: str, participant: str, slots_day: str | None, as_json: bool
         for site in rep.sites:
             for slot, f in sorted(site.slots.items()):
                 if jst_date(slot * SLOT_SECONDS) == slots_day:
-                    st.add_row(site.device_id, jst(slot * SLOT_SECONDS).strftime("%H:%M"),
+                    st.add_row(escape(site.device_id), jst(slot * SLOT_SECONDS).strftime("%H:%M"),
                                str(f.generation_wh), str(f.import_wh), str(f.export_wh), str(f.demand_wh),
                                str(f.self_consumed_wh), str(f.claimed_g), pct(f.renewable_share_bp))
         console.print(st)
@@ -393,7 +436,7 @@ def export(data_dir: str, what: str, fmt: str, out: str | None) -> None:
         text = buf.getvalue()
     if out:
         Path(out).write_text(text, "utf-8")
-        console.print(f"wrote {len(rows):,} {what} to {out}")
+        console.print(f"wrote {len(rows):,} {what} to {escape(out)}")
     else:
         click.echo(text, nl=False)
 

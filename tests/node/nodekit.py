@@ -154,3 +154,53 @@ def accepted_readings(d: Path) -> list[tuple[list[Any], list[Any], int]]:
         for r, det in zip(body, detail, strict=True):
             out.append((r, det, int(height)))
     return out
+
+
+# --- a ledger whose checkpoint lags its blocks, left by a node that died -----------------------
+
+_STOPPED_SCRIPT = """
+import os, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[2])
+from crev.core.units import fiscal_year_bounds
+from crev.ledger.messages.retire import Retire
+from crev.ledger.messages.transfer import Transfer
+from tests.node import nodekit as k
+
+d = k.init_dir(Path(sys.argv[1]))
+node = k.open_node(d, checkpoint_s=3600)
+s = k.register_fleet(node, 2)
+node.flush()
+for j in range(3):
+    assert node.submit_wait(k.batch(2, j)).ok
+assert node.submit_wait(s.tx(k.OWNER, Transfer(k.BUYER, (("dgc-0:20260601T0900", 100),), "sale"))).ok
+p0, p1 = fiscal_year_bounds(2026)
+assert node.submit_wait(s.tx(k.BUYER, Retire((("dgc-0:20260601T0900", 40),), "Buyer Co", "re100", p0, p1,
+                                            "JP", "FY2026"))).ok
+print(node.state.height, node.state.tree.root().hex(), flush=True)
+os._exit(0)  # like kill -9: no final checkpoint
+"""
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """What the dead node had committed: its height and state root (its checkpoint is older)."""
+
+    height: int
+    root: bytes
+
+
+def stopped_ledger(d: Path) -> Stopped:
+    """A ledger in ``d`` whose node died after committing blocks its last checkpoint does not
+    cover: registrations (checkpointed), then 3 reading batches of 2 devices (6 lots of
+    PER_READING_G), a transfer of 100 g of dgc-0's first lot to the buyer and a retirement of 40 g
+    of it (ret-00000001), none checkpointed."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", _STOPPED_SCRIPT, str(d), str(root)], capture_output=True,
+                         text=True, timeout=120, cwd=root)
+    assert out.returncode == 0, out.stderr
+    height, hexroot = out.stdout.split()
+    return Stopped(int(height), bytes.fromhex(hexroot))

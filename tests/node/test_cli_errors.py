@@ -3,12 +3,21 @@ exit status 2."""
 
 from __future__ import annotations
 
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
 
 from crev.cli import main
+from crev.node.http import make_server
+from crev.node.node import DB_FILE
+from tests.node import nodekit as k
 
 
 def run(*args: str) -> Result:
@@ -65,3 +74,81 @@ def test_submit_of_a_file_that_is_not_json(tmp_path: Path) -> None:
     f = tmp_path / "t.json"
     f.write_text("{kind: oops")
     failed(run("submit", str(f), "--node", "http://127.0.0.1:9"), "not valid JSON")
+
+
+@pytest.fixture
+def live(tmp_path: Path) -> Iterator[str]:
+    """A real node behind its HTTP front on a free port; yields its URL."""
+    d = k.init_dir(tmp_path / "ledger")
+    node = k.open_node(d)
+    server = make_server(node, "127.0.0.1", 0)
+    t = threading.Thread(target=server.serve_forever, daemon=True)
+    t.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        node.close()
+
+
+def test_submit_when_the_node_answers_an_error(tmp_path: Path, live: str) -> None:
+    raw = tmp_path / "t.cbor"
+    raw.write_bytes(b"\x80")  # an empty CBOR array: not a transaction
+    res = run("submit", str(raw), "--node", live)
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert json.loads(res.stdout)["error"] == {"code": "malformed", "field": "tx",
+                                               "reason": "must have 7 elements, found 0"}
+    assert res.stderr == "error: the node refused the transaction (malformed: tx: must have 7 elements, found 0)\n"
+
+
+def test_submit_signed_by_an_account_the_node_does_not_know(tmp_path: Path, opkey: str, live: str) -> None:
+    f = tmp_path / "t.json"
+    f.write_text('{"kind": "rotate_key", "body": ["hex:' + "00" * 32 + '"]}')
+    failed(run("submit", str(f), "--node", live, "--signer", "nobody", "--key", opkey),
+           "account nobody: no participant 'nobody'")
+
+
+def test_submit_to_something_that_is_not_a_node(tmp_path: Path) -> None:
+    class Proxy(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.send_response(502)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(b"<html>Bad Gateway</html>")
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Proxy)
+    threading.Thread(target=server.handle_request, daemon=True).start()
+    try:
+        raw = tmp_path / "t.cbor"
+        raw.write_bytes(b"\x80")
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        failed(run("submit", str(raw), "--node", url), f"the node at {url} answered with something that is not JSON")
+    finally:
+        server.server_close()
+
+
+def test_submit_of_a_json_file_names_the_file(tmp_path: Path) -> None:
+    f = tmp_path / "t.json"
+    f.write_text("[1, 2,")
+    failed(run("submit", str(f), "--node", "http://127.0.0.1:9"), f"{f.name}: not valid JSON (Expecting value")
+
+
+def test_node_on_a_port_already_taken(tmp_path: Path) -> None:
+    d = k.init_dir(tmp_path / "ledger")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        failed(run("node", str(d), "--port", str(port)), f"cannot listen on 127.0.0.1:{port}: Address already in use")
+    node = k.open_node(d)  # the node it had started was closed again
+    node.close()
+
+
+def test_a_ledger_file_that_is_not_a_database(tmp_path: Path) -> None:
+    d = k.init_dir(tmp_path / "ledger")
+    (d / DB_FILE).write_bytes(b"this is not sqlite" * 100)
+    failed(run("export", str(d), "lots"), "cannot read the ledger database: file is not a database")

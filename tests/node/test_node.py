@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -15,10 +16,14 @@ from crev.core.encoding import decode, encode
 from crev.core.hashing import sha256
 from crev.core.signing import verify
 from crev.core.statetree import StateProof
+from crev.errors import InvalidBlock, MalformedError
+from crev.ledger.block import Header
 from crev.ledger.genesis import Genesis
 from crev.ledger.messages.transfer import Transfer
+from crev.ledger.snapshot import load_state
+from crev.ledger.tx import build_tx
 from crev.node.audit import verify_chain
-from crev.node.node import DB_FILE, GENESIS_FILE, Node, Receipt
+from crev.node.node import DB_FILE, GENESIS_FILE, LedgerView, Node, Receipt
 from crev.node.store import Store
 from tests.node import nodekit as k
 
@@ -400,3 +405,82 @@ def test_concurrent_submitters(ledger: tuple[Node, k.Signers, Path]) -> None:
     node.close()
     rep = verify_chain(d)
     assert rep.ok and rep.readings == 20
+
+
+# --- block size, the manual path, start-up checks ---------------------------------------------------
+
+
+def test_max_block_txs_seals_without_waiting_for_the_interval(tmp_path: Path) -> None:
+    d = k.init_dir(tmp_path / "ledger")
+    node = k.open_node(d, block_interval_ms=600_000, max_block_txs=5)  # the interval alone: 10 minutes
+    try:
+        t0 = time.monotonic()
+        k.register_fleet(node, 8)  # 2 participants + 8 devices: 10 transactions, one signer's nonces
+        assert time.monotonic() - t0 < 20
+        blocks = list(node.store.blocks())
+        assert [b.header.tx_count for b in blocks] == [5, 5]
+        assert len(node.state.devices) == 8
+    finally:
+        node.close()
+
+
+def test_the_manual_path_is_refused_while_the_sealer_runs(tmp_path: Path) -> None:
+    d = k.init_dir(tmp_path / "ledger")
+    node = k.open_node(d)
+    try:
+        k.register_fleet(node, 1)
+        height, root = node.state.height, node.state.tree.root()
+        with pytest.raises(RuntimeError, match="finalize_block is the manual .ABCI. path and the node's own "
+                                               "sealer is running"):
+            node.finalize_block([k.batch(1, 0)], k.NOW)
+        with pytest.raises(RuntimeError, match="commit is the manual .ABCI. path"):
+            node.commit()
+        assert (node.state.height, node.state.tree.root()) == (height, root)
+        node.stop()
+        node.finalize_block([k.batch(1, 0)], k.NOW)
+        assert node.commit() == height + 1
+    finally:
+        node.close()
+
+
+def test_check_tx_reads_no_state_and_verifies_no_signature(tmp_path: Path) -> None:
+    """What the docstring says: stateless decoding and shape only."""
+    node = k.open_node(k.init_dir(tmp_path / "ledger"), start=False)
+    try:
+        forged = k.Signers().tx("mallory", Transfer(k.BUYER, ((LOT0, 1),), ""), signing_key=k.key("not-mallory"))
+        tx = node.check_tx(forged)  # an unknown signer, a signature by the wrong key: both for later
+        assert (tx.kind, tx.signer, tx.nonce) == ("transfer", "mallory", 0)
+        with pytest.raises(MalformedError) as err:
+            node.check_tx(build_tx("other-chain", Transfer(k.BUYER, ((LOT0, 1),), ""), "x", 0, k.key("x")))
+        assert err.value.field == "tx.chain_id"
+    finally:
+        node.close()
+
+
+def test_a_node_refuses_to_start_on_a_state_that_breaks_an_invariant(tmp_path: Path) -> None:
+    """A snapshot whose root even matches its (re-signed) header still has to add up."""
+    d = k.init_dir(tmp_path / "ledger")
+    node = k.open_node(d)
+    k.register_fleet(node, 1)
+    assert node.submit_wait(k.batch(1, 0)).ok
+    node.close()
+    with closing(k.sql(d)) as db:
+        cp = int(db.execute("SELECT v FROM meta WHERE k = 'checkpoint_height'").fetchone()[0])
+        assert cp == stored_height(d)
+        v = decode(bytes(db.execute("SELECT value FROM state WHERE key = ?", (f"l/{LOT0}",)).fetchone()[0]))
+        v[v.index(k.PER_READING_G)] += 1000  # the lot's quantity_g: its segments no longer cover it
+        db.execute("UPDATE state SET value = ? WHERE key = ?", (encode(v), f"l/{LOT0}"))
+        g = Genesis.from_json((d / GENESIS_FILE).read_text("utf-8"))
+        old = Header.decode(bytes(db.execute("SELECT header FROM blocks WHERE height = ?", (cp,)).fetchone()[0]))
+        items = [(str(a), bytes(b)) for a, b in db.execute("SELECT key, value FROM state")]
+        root = load_state(g, items, cp, old.hash, old.time).tree.root()
+        new = Header(old.chain_id, old.height, old.time, old.prev_hash, old.tx_root, old.results_root, root,
+                     old.tx_count)
+        db.execute("UPDATE blocks SET header = ?, hash = ?, signature = ? WHERE height = ?",
+                   (new.encode(), new.hash, k.key("sequencer").sign(new.encode()), cp))
+    msg = (rf"^lot {LOT0}: segments do not cover the issued quantity \(state loaded at height {cp}; "
+           r"refusing to run on it: run `crev verify`\)$")
+    with pytest.raises(InvalidBlock, match=msg):
+        Node(d, verify_threads=1)
+    with pytest.raises(InvalidBlock, match=msg):
+        LedgerView(d)

@@ -16,6 +16,17 @@ the supplier's ``f_mkt`` (market-based method: the adjusted factor, the one issu
 
 Emissions round up and shares round down: a consumer never under-reports. Totals add the
 components first and compute the ratios from the sums.
+
+Why market-based is ``gross − claimed``: under the GHG Protocol's market-based method a
+consumer reports with the factor of its supply contract and may count as zero-emission only the
+energy whose attributes it holds. A site's self-consumed solar is covered by its own C-REV
+(⌊self_consumed × f_issuance / 1000⌋ g, f_issuance = f_mkt); while the site still holds or has
+retired that C-REV the solar counts as zero, and once it sells it the buyer claims the reduction
+and the seller must report that energy like grid power, so counting all demand at f_mkt and
+subtracting the C-REV still claimed gives exactly ``⌈I × f_mkt⌉ + unclaimed solar × f_mkt``
+(± rounding). C-REV bought from other sites has no demand of its own (``gross_g = 0``) and
+reduces the buyer's total in grams, like any other reduction value; ``max(0, …)`` keeps a total
+from going negative.
 """
 
 from __future__ import annotations

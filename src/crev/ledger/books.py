@@ -166,13 +166,14 @@ class Book:
     def rest_ask(self, order_id: str, account: str, price: int, qty: int, seq: int, lot_id: str,
                  lot: Lot) -> None:
         e = Entry(order_id, account, price, qty, seq, lot_id, lot.device_id, lot.interval_start)
-        key = (lot.grid_area, lot.technology, lot.fit)
-        lv = self.asks.get(key)
-        if lv is None:
-            lv = self.asks[key] = Levels()
-            self._classes_for.clear()
-        lv.add(price, e)
-        e.home = lv
+        if not self.call:  # a call market's bids take no filters: no need for the class index
+            key = (lot.grid_area, lot.technology, lot.fit)
+            lv = self.asks.get(key)
+            if lv is None:
+                lv = self.asks[key] = Levels()
+                self._classes_for.clear()
+            lv.add(price, e)
+            e.home = lv
         self.all_asks.add(price, e)
         self.by_order.setdefault(order_id, []).append(e)
 
@@ -183,7 +184,7 @@ class Book:
     def counts(self) -> tuple[int, int]:
         """(open bid orders, open offer orders)."""
         bids = sum(1 for lv in self.bids.values() for _ in lv.entries())
-        asks = len({e.order_id for lv in self.asks.values() for e in lv.entries()})
+        asks = len({e.order_id for e in self.all_asks.entries()})
         return bids, asks
 
     # --- continuous matching -------------------------------------------------------------------
@@ -338,10 +339,10 @@ class Book:
         if volume == 0:
             return Clearing(0, 0, [])
         price = (chosen[0] + chosen[-1]) // 2
-        bid_fill = _allocate([(q, t) for (p, q), (_, t) in zip(bid_side, bid_all, strict=True) if p >= price],
-                             volume)
-        ask_fill = _allocate([(q, t) for (p, q), (_, t) in zip(ask_side, ask_all, strict=True) if p <= price],
-                             volume)
+        bid_fill, bid_full = _allocate([(q, t) for (p, q), (_, t) in zip(bid_side, bid_all, strict=True)
+                                        if p >= price], volume)
+        ask_fill, ask_full = _allocate([(q, t) for (p, q), (_, t) in zip(ask_side, ask_all, strict=True)
+                                        if p <= price], volume)
         fills: list[Fill] = []
         append = fills.append
         new = tuple.__new__  # Fill(...) without the NamedTuple constructor's overhead (a third)
@@ -361,7 +362,14 @@ class Book:
                         a, a_left = ask_fill[ai]
         for e, q in ask_fill:
             e.qty -= q
-        for lv in [*self.bids.values(), *self.asks.values(), self.all_asks]:
+        # levels that filled completely leave at once; the marginal one is tidied from its head
+        groups = list(self.bids.values())
+        for lv, n in ((self.all_asks, ask_full), (groups[0] if len(groups) == 1 else None, bid_full)):
+            if lv is not None:
+                for k in lv.keys[:n]:
+                    del lv.queues[k]
+                del lv.keys[:n]
+        for lv in [*groups, *self.asks.values(), self.all_asks]:
             lv.tidy()
         return Clearing(price, volume, fills)
 
@@ -405,19 +413,17 @@ def _sweep(sources: list[Levels], limit: int, account: str, qty: int, check: Cal
                     if not left:
                         return takes
         return takes
-    pos = [0] * len(sources)
-    while left:
-        best = None
-        for i, lv in enumerate(sources):
-            if pos[i] < len(lv.keys):
-                k = lv.keys[pos[i]]
-                if k <= limit and (best is None or k < best):
-                    best = k
-        if best is None:
-            break
-        at = [i for i, lv in enumerate(sources) if pos[i] < len(lv.keys) and lv.keys[pos[i]] == best]
-        level: Iterable[Entry] = sources[at[0]].queues[best] if len(at) == 1 else \
-            sorted((e for i in at for e in sources[i].queues[best]), key=lambda e: e.seq)
+    # several sources: walk their levels together, best key first, through a heap of heads
+    heads = [(lv.keys[0], i, 0) for i, lv in enumerate(sources) if lv.keys and lv.keys[0] <= limit]
+    heapq.heapify(heads)
+    while left and heads:
+        best = heads[0][0]
+        at: list[tuple[int, int]] = []
+        while heads and heads[0][0] == best:
+            _, i, p = heapq.heappop(heads)
+            at.append((i, p))
+        level: Iterable[Entry] = sources[at[0][0]].queues[best] if len(at) == 1 else \
+            sorted((e for i, _ in at for e in sources[i].queues[best]), key=lambda e: e.seq)
         for e in level:
             if e.alive and e.qty > 0 and e.account != account and (check is None or check(e)):
                 take = e.qty if e.qty < left else left
@@ -428,8 +434,10 @@ def _sweep(sources: list[Levels], limit: int, account: str, qty: int, check: Cal
                                  else (e.order_id, order_id, lot_id, take, e.price)))
                 if not left:
                     break
-        for i in at:
-            pos[i] += 1
+        for i, p in at:
+            keys = sources[i].keys
+            if p + 1 < len(keys) and keys[p + 1] <= limit:
+                heapq.heappush(heads, (keys[p + 1], i, p + 1))
     return takes
 
 
@@ -441,19 +449,22 @@ def _bid_order(e: Entry) -> tuple[int, int]:
     return (-e.price, e.seq)
 
 
-def _allocate(levels: list[tuple[Any, int]], volume: int) -> list[tuple[Entry, int]]:
+def _allocate(levels: list[tuple[Any, int]], volume: int) -> tuple[list[tuple[Entry, int]], int]:
     """Give ``volume`` to the entries of ``levels`` ((entries in seq order, their total), best first):
     whole levels fill in priority order; the first level that cannot fill completely is rationed
     pro rata to quantity, in whole grams, the grams left by rounding going one by one by largest
-    remainder, then seq. Entries getting 0 are left out."""
+    remainder, then seq. Entries getting 0 are left out. Also returns how many leading levels
+    filled completely."""
     out: list[tuple[Entry, int]] = []
     left = volume
+    full = 0
     for q, total in levels:
         if left <= 0:
             break
         if total <= left:
             out += [(e, e.qty) for e in q if e.alive and e.qty > 0]
             left -= total
+            full += 1
             continue
         level = [e for e in q if e.alive and e.qty > 0]
         base = [(e, left * e.qty // total, left * e.qty % total) for e in level]
@@ -462,4 +473,4 @@ def _allocate(levels: list[tuple[Any, int]], volume: int) -> list[tuple[Entry, i
         bonus = set(order[:extra])
         out += [(e, b + (k in bonus)) for k, (e, b, _) in enumerate(base) if b + (k in bonus) > 0]
         left = 0
-    return out
+    return out, full

@@ -5,6 +5,10 @@ sequencer's signature, the link to the previous block, every transaction and rea
 the transaction, results and state roots, and at the end (and every ``invariant_every`` blocks)
 the conserved quantities; finally that the node's stored state snapshot has the replayed root.
 Signatures of block N+1 are verified on worker processes while block N is applied.
+
+Every reading in every stored transaction is replayed, but only the newly accepted ones issued
+C-REV: the report counts accepted, refused (inside an accepted batch, or the whole of a refused
+batch, which a CometBFT-style block keeps) and duplicate readings apart.
 """
 
 from __future__ import annotations
@@ -16,11 +20,12 @@ from pathlib import Path
 
 from crev.core.statetree import StateTree
 from crev.errors import CrevError, InvalidBlock
-from crev.ledger.apply import SigCache, apply_block
+from crev.ledger.apply import SigCache, TxResult, apply_block
 from crev.ledger.block import Block
 from crev.ledger.events import ReadingAccepted
 from crev.ledger.genesis import Genesis, state_from_genesis
 from crev.ledger.invariants import check_invariants
+from crev.ledger.messages.submit_readings import SubmitReadings
 from crev.ledger.state import State
 from crev.ledger.tx import Tx, decode_tx
 from crev.node.node import DB_FILE, GENESIS_FILE, ParallelVerifier, Triple, signature_triples
@@ -29,13 +34,40 @@ from crev.node.store import Store
 
 @dataclass
 class VerifyReport:
+    """What the replay found. ``blocks`` replayed without fault (all of them if ``ok``)."""
+
     ok: bool
     blocks: int
     txs: int
-    readings: int  # readings accepted (a reading refused inside an accepted batch is not counted)
+    readings: int  # readings newly accepted (each issued its C-REV); the same as readings_accepted
     state_root: str
     first_bad_height: int | None = None
     error: str = ""
+    readings_refused: int = 0  # refused inside an accepted batch, or in a refused transaction
+    readings_duplicate: int = 0  # resubmissions of a reading already accepted (they change nothing)
+
+    @property
+    def readings_accepted(self) -> int:
+        return self.readings
+
+
+def count_readings(tx: Tx | bytes, res: TxResult) -> tuple[int, int, int]:
+    """(accepted, refused, duplicate) readings of one replayed transaction.
+
+    Accepted = new readings (a ReadingAccepted event each). In an accepted batch every other
+    reading's result is either ``["refused", ...]`` or ``["accepted", ...]`` again for a duplicate.
+    A refused batch accepted nothing: all its readings count as refused (0 if the transaction
+    could not even be decoded, as its readings are unknown)."""
+    if res.kind != "submit_readings":
+        return 0, 0, 0
+    if not res.ok:
+        n = len(tx.message.readings) if isinstance(tx, Tx) and isinstance(tx.message, SubmitReadings) else 0
+        return 0, n, 0
+    new = sum(1 for e in res.events if type(e) is ReadingAccepted)
+    detail = res.detail if isinstance(res.detail, list) else []
+    refused = sum(1 for d in detail if isinstance(d, list) and d and d[0] == "refused")
+    accepted_results = sum(1 for d in detail if isinstance(d, list) and d and d[0] == "accepted")
+    return new, refused, accepted_results - new
 
 
 def _decode_all(state: State, block: Block) -> list[Tx | bytes]:
@@ -58,7 +90,7 @@ def verify_chain(data_dir: Path | str, threads: int = 2, invariant_every: int = 
     state = state_from_genesis(genesis)
     total = store.height()
     verifier = ParallelVerifier(threads)
-    txs = readings = 0
+    txs = readings = refused = duplicate = 0
     height = 0
 
     def start(block: Block) -> tuple[Block, list[Tx | bytes], list[Triple], list[Future[list[bool]]]]:
@@ -95,9 +127,11 @@ def verify_chain(data_dir: Path | str, threads: int = 2, invariant_every: int = 
             pending = start(nxt) if nxt is not None else None
             out = apply_block(state, block, cache, decoded=decoded)
             txs += len(block.txs)
-            for res in out.results:
-                if res.ok and res.kind == "submit_readings":
-                    readings += sum(1 for e in res.events if type(e) is ReadingAccepted)
+            for tx, res in zip(decoded, out.results, strict=True):
+                a, r, d_ = count_readings(tx, res)
+                readings += a
+                refused += r
+                duplicate += d_
             if invariant_every and height % invariant_every == 0:
                 check_invariants(state)
             if progress:
@@ -123,8 +157,9 @@ def verify_chain(data_dir: Path | str, threads: int = 2, invariant_every: int = 
     except CrevError as err:
         bad = height or state.height + 1
         return VerifyReport(False, bad - 1, txs, readings, state.tree.root().hex(), bad,
-                            f"{err.field}: {err.reason}")
+                            f"{err.field}: {err.reason}", refused, duplicate)
     finally:
         verifier.close()
         store.close()
-    return VerifyReport(True, height, txs, readings, root.hex())
+    return VerifyReport(True, height, txs, readings, root.hex(), readings_refused=refused,
+                        readings_duplicate=duplicate)

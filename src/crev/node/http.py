@@ -6,7 +6,8 @@ service's job; this serves what the ledger needs:
 * ``GET /info``           chain id, height, app hash
 * ``GET /account/<id>``   a participant's record (nonce, balances)
 
-Errors are one JSON shape: ``{"error": {"code", "field", "reason"}}``.
+Errors are one JSON shape: ``{"error": {"code", "field", "reason"}}``; a node that stopped or
+could not commit in time answers 503 with code ``unavailable``.
 """
 
 from __future__ import annotations
@@ -71,7 +72,15 @@ def make_server(node: Node, host: str = "127.0.0.1", port: int = 8000) -> Thread
                 self._error(413, "malformed", "body", f"{length} bytes exceeds {MAX_BODY}")
                 return
             raw = self.rfile.read(length)
-            receipt = node.submit_wait(raw, timeout=60)
+            try:
+                receipt = node.submit_wait(raw, timeout=60)
+            except TimeoutError:
+                self._error(503, "unavailable", "node", "no block committed the transaction within 60 s; "
+                                                        "it may still be committed: resubmit the same bytes")
+                return
+            except RuntimeError as exc:  # the node stopped (or failed) before committing it
+                self._error(503, "unavailable", "node", str(exc))
+                return
             if receipt.error is not None and not receipt.committed:
                 self._send(STATUS.get(receipt.error["code"], 400), {"error": receipt.error,
                                                                       "tx_hash": receipt.tx_hash})

@@ -125,7 +125,8 @@ def signature_triples(state: State, tx: Tx) -> list[Triple]:
 
 
 class ParallelVerifier:
-    """Verifies signature triples on ``workers`` worker processes (or threads) and fills a SigCache.
+    """Verifies signature triples on ``threads`` worker processes (threads if ``processes`` is
+    False; none if ``threads`` is 1) and fills a SigCache.
 
     Processes are the default: libsodium releases the GIL, but verifying threads still contend
     for it with the sealer at every call, which measurably slowed the whole node (docs/benchmarks.md).

@@ -1,60 +1,222 @@
-"""Terminal rendering of trace output (rich). Every value that comes from the ledger is printed
-escaped, so text a participant wrote (a note, a beneficiary) is never read as Rich markup."""
+"""Terminal rendering (rich) of ``crev trace``, ``crev report`` and ``crev verify``.
+
+Every line is assembled as a ``rich.text.Text`` from plain strings, never parsed as markup, so text
+a participant wrote (a name, a note, a beneficiary, a reference) or any id is printed exactly as it
+is: ``[bold]x[/`` shows as ``[bold]x[/`` and cannot break or restyle the output.
+
+Proofs are shown compactly (hashes shortened to 12 hex digits, long paths elided); ``--json`` has
+them in full.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from crev.core.units import SLOT_SECONDS, jst, jst_date
+from crev.node.audit import VerifyReport
+from crev.node.report import ParticipantReport
+
+Part = str | tuple[str, str]
+STEP_WIDTH = 15
+INDENT = " " * (STEP_WIDTH + 3)
 
 
-def _kv(d: dict[str, Any], skip: tuple[str, ...]) -> str:
-    return ", ".join(f"{k}={escape(str(v))}" for k, v in d.items() if k not in skip)
+def _line(console: Console, *parts: Part) -> None:
+    console.print(Text.assemble(*parts))
 
 
-def _short(h: str) -> str:
-    return h[:12] + "…" if len(h) > 12 else h
+def _short(h: str | None, n: int = 12) -> str:
+    if not h:
+        return "-"
+    return h[:n] + "…" if len(h) > n else h
 
 
-def print_state_proof(console: Console, sp: dict[str, Any], indent: str = "      ") -> None:
-    mark = "[green]✓[/green]" if sp["verified"] else "[red]✗[/red]"
-    console.print(f"{indent}state proof {mark} key {escape(sp['key'])} → bucket {sp['bucket']} "
-                  f"({len(sp['bucket_entries'])} entries, {len(sp['siblings'])} siblings) → root "
-                  f"{_short(sp['state_root'])} = block {sp['block_height']} header")
-    console.print(f"{indent}  siblings: " + " ".join(_short(h) for h in sp["siblings"][:4])
-                  + (" …" if len(sp["siblings"]) > 4 else ""))
+def _mark(ok: bool) -> tuple[str, str]:
+    return ("✓", "green") if ok else ("✗", "bold red")
+
+
+def _units(u: list[int]) -> str:
+    return f"{u[0]:,}–{u[1]:,}" if u[0] != u[1] else f"{u[0]:,}"
+
+
+def _hashes(hs: list[str], keep: int = 3) -> str:
+    shown = " ".join(_short(h, 8) for h in hs[:keep])
+    return shown + (f" …(+{len(hs) - keep})" if len(hs) > keep else "") if hs else "(none)"
+
+
+def _period(p: dict[str, Any]) -> str:
+    return f"{p['first_day_jst']} – {p['last_day_jst']} (inclusive, JST)"
+
+
+def tx_proof_parts(p: dict[str, Any]) -> list[Part]:
+    """One transaction inclusion proof, compactly."""
+    return ["tx proof ", _mark(p["verified"]),
+            f" leaf {_short(p['leaf'])} #{p['index']} of {p['size']} · path {_hashes(p['path'])} "
+            f"→ tx root {_short(p['tx_root'])} in block {p['height']}"]
+
+
+def state_proof_parts(sp: dict[str, Any]) -> list[Part]:
+    """One state proof, compactly."""
+    n = len(sp["bucket_entries"])
+    return ["state proof ", _mark(sp["verified"]),
+            f" key {sp['key']} = value {_short(sp['value_hash'])} · bucket {sp['bucket']} "
+            f"({n} entr{'y' if n == 1 else 'ies'}) · {len(sp['siblings'])} siblings "
+            f"→ state root {_short(sp['state_root'])} = header of block {sp['block_height']}"]
+
+
+# --- trace ----------------------------------------------------------------------------------
 
 
 def print_trace(console: Console, out: dict[str, Any]) -> None:
+    """Print ``crev.node.trace.trace`` output as a timeline: the retirement (if one was asked for),
+    then each lot with its steps, every step with its block, transaction and proofs."""
     ret = out.get("retirement")
     if ret is not None:
-        p = ret["proof"]
-        console.print(f"[bold]{escape(ret['retirement_id'])}[/bold]: {ret['quantity_g']:,} g retired by "
-                      f"{escape(ret['account'])} for {escape(ret['beneficiary'])} ({escape(ret['purpose'])}, "
-                      f"{ret['period'][0]} – {ret['period'][1]}, {escape(ret['jurisdiction'])})")
-        if ret["note"]:
-            console.print(f"  note: {escape(ret['note'])}")
-        console.print(f"  block {p['height']} tx {_short(p['tx_hash'])} tx proof "
-                      f"{'[green]✓[/green]' if p['verified'] else '[red]✗[/red]'}; from "
-                      f"{len(out['lots'])} lot(s)")
-        print_state_proof(console, ret["state_proof"], "  ")
+        _print_retirement(console, ret, out["lots"])
     for lot in out["lots"]:
-        console.print(f"[bold]{escape(lot['lot_id'])}[/bold]  (device {escape(lot['device_id'])})")
+        console.print()
+        traced = lot["units_traced"]
+        _line(console, ("lot ", "bold"), (lot["lot_id"], "bold"),
+              f"  device {lot['device_id']} · {lot['origin']} · units traced "
+              f"{', '.join(_units(u) for u in traced)} ({lot['quantity_g_traced']:,} g)")
         for st in lot["steps"]:
-            proof = st.get("proof")
-            if proof:
-                mark = "[green]✓[/green]" if proof["verified"] else "[red]✗[/red]"
-                where = (f"block {proof['height']} tx {_short(proof['tx_hash'])} (#{proof['index']} of "
-                         f"{proof['size']}, {len(proof['path'])}-hash path to tx root "
-                         f"{_short(proof['tx_root'])}) {mark}")
-            else:
-                where = f"height {st.get('height')}"
-            console.print(f"  [cyan]{st['step']:<15}[/cyan] {where}")
-            if st["step"] == "current_state":
-                for seg in st["segments"]:
-                    console.print(f"      units {seg['units'][0]}–{seg['units'][1]}: {escape(seg['holder'])} "
-                                  f"{seg['status']} {escape(seg['ref'])}")
-                print_state_proof(console, st["state_proof"])
-            else:
-                console.print("      " + _kv(st, ("step", "proof")))
+            _print_step(console, st)
+
+
+def _print_retirement(console: Console, ret: dict[str, Any], lots: list[dict[str, Any]]) -> None:
+    _line(console, (ret["retirement_id"], "bold"), f"  {ret['quantity_g']:,} g retired by ", ret["account"],
+          " for ", (ret["beneficiary"], "bold"))
+    _line(console, "  purpose ", ret["purpose"], " · period ", _period(ret["period"]), " · jurisdiction ",
+          ret["jurisdiction"])
+    if ret["note"]:
+        _line(console, "  note: ", ret["note"])
+    _line(console, f"  block {ret['height']} · tx {_short(ret['tx_hash'])} · retired at {ret['retired_at_jst']}")
+    _line(console, "  ", *tx_proof_parts(ret["proof"]))
+    _line(console, "  ", *state_proof_parts(ret["state_proof"]))
+    _line(console, f"  from {len(lots)} lot{'s' if len(lots) != 1 else ''}: ",
+          "; ".join(f"{x['lot_id']} units {', '.join(_units(u) for u in x['units_traced'])} "
+                    f"({x['quantity_g_traced']:,} g)" for x in lots))
+
+
+def _print_step(console: Console, st: dict[str, Any]) -> None:
+    name = st["step"]
+    head: tuple[str, str] = (f"  {name:<{STEP_WIDTH}} ", "cyan")
+    if name == "signed_reading":
+        _line(console, head, f"block {st['height']} tx {_short(st['tx_hash'])} · {st['device_id']} seq {st['seq']} · "
+              f"{st['interval_start_jst']} / {st['interval_s']} s · G {st['generation_wh']:,} I {st['import_wh']:,} "
+              f"E {st['export_wh']:,} Wh (self-consumed {st['self_consumed_wh']:,}) · owner ",
+              st["owner_at_the_time"], f" · {st['role'].replace('_', ' ')}")
+        _line(console, INDENT, "signature ", _mark(st["signature_verified"]),
+              f" {_short(st['signature'])} by device key {_short(st['device_public_key'])} · reading hash "
+              f"{_short(st['reading_hash'])}")
+    elif name == "issued":
+        _line(console, head, f"block {st['height']} tx {_short(st['tx_hash'])} · {st['quantity_g']:,} g, units "
+              f"{_units(st['units'])} to ", st["owner"], f" · {st['self_consumed_wh']:,} Wh × "
+              f"{st['factor_g_per_kwh']} g/kWh ({st['factor']}) · {st['origin']}")
+        if st["reference"]:
+            _line(console, INDENT, "reference: ", st["reference"])
+        if st["factor_source"]:
+            _line(console, INDENT, "factor source: ", st["factor_source"])
+    elif name == "current_state":
+        _line(console, head, f"at block {st['height']}")
+        for seg in st["segments"]:
+            _line(console, INDENT, f"units {_units(seg['units'])}: ", seg["holder"], f" {seg['status']} ",
+                  seg["ref"])
+        _line(console, INDENT, *state_proof_parts(st["state_proof"]))
+        return
+    else:
+        parts: list[Part] = [head, f"block {st['height']} tx {_short(st['tx_hash'])} · {st['quantity_g']:,} g, "
+                             f"units {_units(st['units'])} · from ", st["from"]]
+        if "to" in st:
+            parts += [" to ", st["to"]]
+        if name == "traded":
+            parts += [" · trade ", st["trade"]]
+        elif name == "retired":
+            parts += [" · ", (st["retirement_id"], "bold"), " for ", st["beneficiary"], " · ", st["purpose"],
+                      " · period ", _period(st["period"])]
+        elif name == "cancelled":
+            parts += [" · ", st["reason"]]
+        _line(console, *parts)
+    _line(console, INDENT, *tx_proof_parts(st["proof"]))
+    if "state_proof" in st:
+        _line(console, INDENT, *state_proof_parts(st["state_proof"]))
+
+
+# --- report ---------------------------------------------------------------------------------
+
+
+def _pct(bp: int) -> str:
+    return f"{bp / 100:.1f} %"
+
+
+def _kg(g: int) -> str:
+    return f"{g / 1000:,.2f}"
+
+
+def print_report(console: Console, rep: ParticipantReport, now: int, slots_day: str | None = None) -> None:
+    """Print a participant's consumer figures: one row per JST day, the total and the fiscal year
+    to date (the fiscal year of ``now`` [unix s]); the sites with the factor rows each method
+    used; and, with ``slots_day`` (YYYY-MM-DD, JST), every slot of every site that day."""
+    t = Table(title=Text(f"{rep.name} ({rep.account_id}, {rep.role}) — consumer figures / 需要家指標"),
+              caption="on-site share = self-consumed / demand; claimed share = C-REV held or retired / demand; "
+                      "location-based: grid-area basic factor × grid import; market-based: adjusted factor × "
+                      "demand − C-REV claimed")
+    for col in ("day (JST)", "demand kWh", "self-consumed kWh", "on-site share", "C-REV held/retired kg",
+                "claimed share", "location-based kg", "market-based kg", "avg factor g/kWh"):
+        t.add_column(col, justify="right")
+    rows = [*rep.by_day().items(), ("total", rep.total()), ("FY to date", rep.fiscal_year_to_date(now))]
+    for d, f in rows:
+        t.add_row(d, f"{f.demand_wh / 1000:,.1f}", f"{f.self_consumed_wh / 1000:,.1f}", _pct(f.onsite_share_bp),
+                  _kg(f.claimed_g), _pct(f.renewable_share_bp), _kg(f.location_based_g), _kg(f.market_based_g),
+                  str(f.average_factor_g_per_kwh))
+    console.print(t)
+    if rep.sites:
+        s = Table(title="sites and factors / 拠点と排出係数")
+        for col in ("site", "grid area", "capacity kW", "slots", "location-based factor", "market-based factor"):
+            s.add_column(col)
+        for site in rep.sites:
+            s.add_row(Text(site.device_id), Text(site.grid_area), f"{site.rated_capacity_w / 1000:,.1f}",
+                      str(len(site.slots)), Text(_factors(site.location_factors)),
+                      Text(_factors(site.market_factors)))
+        console.print(s)
+    if rep.bought_g:
+        _line(console, f"C-REV bought from other sites and still held or retired: {_kg(rep.bought_g)} kg")
+    if slots_day:
+        st = Table(title=Text(f"slots of {slots_day} (JST)"))
+        for col in ("site", "slot", "G Wh", "I Wh", "E Wh", "demand Wh", "self Wh", "claimed g", "share"):
+            st.add_column(col, justify="right")
+        n = 0
+        for site in rep.sites:
+            for slot, f in sorted(site.slots.items()):
+                if jst_date(slot * SLOT_SECONDS) == slots_day:
+                    n += 1
+                    st.add_row(Text(site.device_id), jst(slot * SLOT_SECONDS).strftime("%H:%M"),
+                               f"{f.generation_wh:,}", f"{f.import_wh:,}", f"{f.export_wh:,}", f"{f.demand_wh:,}",
+                               f"{f.self_consumed_wh:,}", f"{f.claimed_g:,}", _pct(f.renewable_share_bp))
+        if n:
+            console.print(st)
+        else:
+            _line(console, f"no slots of {slots_day} in this report")
+
+
+def _factors(used: dict[str, int]) -> str:
+    return ", ".join(f"{ref} = {g} g/kWh" for ref, g in sorted(used.items())) or "-"
+
+
+# --- verify ---------------------------------------------------------------------------------
+
+
+def print_verify(console: Console, rep: VerifyReport, seconds: float) -> None:
+    """The auditor's verdict in one line; readings accepted and refused are counted apart."""
+    if not rep.ok:
+        _line(console, ("FAILED", "bold red"), f" at block {rep.first_bad_height}: ", rep.error)
+        return
+    rate = rep.readings / seconds if seconds else 0
+    dup = f", {rep.readings_duplicate:,} duplicate" if rep.readings_duplicate else ""
+    _line(console, ("OK", "bold green"), f" {rep.blocks:,} blocks, {rep.txs:,} transactions, "
+          f"{rep.readings:,} readings verified and accepted, {rep.readings_refused:,} refused{dup} in "
+          f"{seconds:.1f} s ({rate:,.0f} readings/s); state root {rep.state_root}")

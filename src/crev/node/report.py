@@ -1,18 +1,36 @@
 """Consumer figures for a participant: per site and slot, per JST day, and fiscal year to date,
 computed from the indexed readings and the current holdings (core/figures.py has the rules).
 
-A site's readings count for whoever owned the device when each was accepted (ReadingAccepted
-carries the owner), so a device that changes hands splits its history between the two reports.
-Location-based emissions use the grid area's ``basic`` factor (its grid average; the national
-average where the table has none); market-based emissions use the factor issuance uses
-(``params.issuance_factor_kind``, by default the adjusted factor).
+**Whose readings.** A site's readings count for whoever owned the device when each was accepted
+(``ReadingAccepted.owner``, indexed as ``ix_readings.owner``), never its current owner: when a
+device changes hands, the slots before the change stay in the earlier owner's report and the
+later ones go to the new owner's.
+
+**Which factor for which method** (GHG Protocol Scope 2; docs/emission-factors.md):
+
+* *Location-based* = the average emission intensity of the grid the site draws from, with no
+  contractual instruments. Of the table's kinds that is the site's grid area ``basic`` factor
+  (基礎排出係数 of the area's incumbent), not ``adjusted``, which adds credits and certificates
+  (a market instrument). Where the table has no basic row for the area it falls back, as
+  ``FactorTable.lookup`` does, to the national average (全国平均係数). Caveat: since results
+  year FY2023 the basic factor is published per menu and reflects non-fossil certificates, and
+  the table holds the incumbent's residual menu, so it is the best grid-area proxy available, not
+  a pure physical average.
+* *Market-based* = the factor of the supply contract: the one issuance uses
+  (``params.issuance_factor_kind``, by default the residual menu's ``adjusted`` factor), so
+  the C-REV subtracted for the solar a participant claims is counted with the same factor as the
+  grid power it displaces.
+
+The factor rows actually used are listed per site (``location_factors``, ``market_factors``).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
+from crev.core.factors import FactorRow
 from crev.core.figures import Figures, claimed_wh_of, slot_figures, total
 from crev.core.units import SLOT_SECONDS, fiscal_year, fiscal_year_bounds, jst_date
 from crev.errors import NotFoundError
@@ -21,6 +39,12 @@ from crev.ledger.records import CANCELLED
 from crev.ledger.state import State
 from crev.node.store import Store
 
+LOCATION_BASED_KIND = "basic"  # the grid area's average; lookup falls back to the national average
+
+
+def _ref(row: FactorRow) -> str:
+    return f"{row.key}/{row.fiscal_year}/{row.kind}"
+
 
 @dataclass
 class SiteReport:
@@ -28,6 +52,8 @@ class SiteReport:
     grid_area: str
     rated_capacity_w: int
     slots: dict[int, Figures] = field(default_factory=dict)
+    location_factors: dict[str, int] = field(default_factory=dict)  # factor ref → g-CO2e/kWh
+    market_factors: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -90,8 +116,10 @@ def participant_report(state: State, store: Store, account_id: str) -> Participa
             a[2] += e
         for slot, (g, i, e) in acc.items():
             fy = fiscal_year_cached(slot * SLOT_SECONDS)
-            f_loc = state.factors.lookup(dev.grid_area, fy, "basic")
+            f_loc = state.factors.lookup(dev.grid_area, fy, LOCATION_BASED_KIND)
             f_mkt = state.factors.lookup(dev.grid_area, fy, kind)
+            site.location_factors[_ref(f_loc)] = f_loc.g_per_kwh
+            site.market_factors[_ref(f_mkt)] = f_mkt.g_per_kwh
             cg, cw = claims.get((dev.device_id, slot), (0, 0))
             own_keys.add((dev.device_id, slot))
             fig = slot_figures(g, i, e, f_loc.g_per_kwh, cg, cw, f_mkt.g_per_kwh)
@@ -105,3 +133,18 @@ def participant_report(state: State, store: Store, account_id: str) -> Participa
             per_slot[slot].append(Figures(0, 0, 0, 0, 0, 0, 0, cg, cw))
     slots = {s: total(fs) for s, fs in sorted(per_slot.items())}
     return ParticipantReport(acct.account_id, acct.name, acct.role, sites, slots, bought)
+
+
+def report_dict(rep: ParticipantReport, now: int) -> dict[str, Any]:
+    """The report as JSON-ready data (``crev report --json``): totals, fiscal year to date (the
+    fiscal year of ``now`` [unix s], up to ``now``), per JST day, and every slot of every site
+    (keyed by slot id = unix s // 1800) with the factor rows each method used."""
+    return {
+        "participant": rep.account_id, "name": rep.name, "role": rep.role,
+        "total": rep.total().to_dict(), "fiscal_year_to_date": rep.fiscal_year_to_date(now).to_dict(),
+        "by_day": {d: f.to_dict() for d, f in rep.by_day().items()},
+        "bought_g": rep.bought_g,
+        "sites": {s.device_id: {str(k): v.to_dict() for k, v in s.slots.items()} for s in rep.sites},
+        "factors": {s.device_id: {"grid_area": s.grid_area, "location_based": s.location_factors,
+                                  "market_based": s.market_factors} for s in rep.sites},
+    }
