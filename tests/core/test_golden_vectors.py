@@ -506,3 +506,26 @@ def test_block_header() -> None:
     block = h(vec["block_hex"])
     assert Block(header, sig, tuple(txs)).encode() == block
     assert Block.decode(block) == Block(header, sig, tuple(txs))
+
+
+def test_place_order_tx() -> None:
+    from crev.ledger.messages.place_order import PlaceOrder
+    from crev.ledger.params import Params
+    from crev.ledger.records import Filter, RetireSpec
+    from crev.ledger.tx import decode_tx
+
+    vec = GOLDEN["place_order_tx"]
+    f = vec["filter"]
+    msg = PlaceOrder(vec["market_id"], vec["side"], vec["price"], vec["quantity_g"], vec["tif"], vec["expires_at"],
+                     Filter(tuple(f[0]), tuple(f[1]), f[2], tuple(f[3]), f[4], f[5]), (), RetireSpec(*vec["retire"]))
+    assert same(msg.to_body(), from_json(vec["body"]))
+    unsigned = ["crev/tx/1", CHAIN_ID, "place_order", vec["signer"], vec["nonce"], msg.to_body()]
+    signed = h(vec["signed_hex"])
+    assert encode(unsigned) == signed == ref_encode(unsigned)
+    key = Signer(SEEDS[vec["signer_key"]])
+    assert key.sign(signed) == h(vec["signature"])
+    raw = h(vec["tx_hex"])
+    assert encode([*unsigned, h(vec["signature"])]) == raw
+    assert sha256(raw).hex() == vec["tx_hash"]
+    tx = decode_tx(raw, CHAIN_ID, Params())  # the ledger's own decoder reads it back to the same message
+    assert tx.message == msg and tx.kind == "place_order" and tx.nonce == 3

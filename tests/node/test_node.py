@@ -330,7 +330,8 @@ def test_query_lot_returns_record_and_verifying_proof(ledger: tuple[Node, k.Sign
     node.submit_wait(k.batch(2, 0))
     record, proof = node.query(f"lot/{LOT0}")
     assert isinstance(proof, StateProof)
-    assert record == decode(node.state.value_of(f"l/{LOT0}"))
+    value = node.state.value_of(f"l/{LOT0}")
+    assert value is not None and record == decode(value)
     assert LOT0 in record and k.PER_READING_G in record and "dgc-0" in record
     root = node.state.tree.root()
     assert proof.key == f"l/{LOT0}" and proof.value == encode(record)
@@ -430,10 +431,10 @@ def test_the_manual_path_is_refused_while_the_sealer_runs(tmp_path: Path) -> Non
     try:
         k.register_fleet(node, 1)
         height, root = node.state.height, node.state.tree.root()
-        with pytest.raises(RuntimeError, match="finalize_block is the manual .ABCI. path and the node's own "
+        with pytest.raises(RuntimeError, match=r"finalize_block is the manual .ABCI. path and the node's own "
                                                "sealer is running"):
             node.finalize_block([k.batch(1, 0)], k.NOW)
-        with pytest.raises(RuntimeError, match="commit is the manual .ABCI. path"):
+        with pytest.raises(RuntimeError, match=r"commit is the manual .ABCI. path"):
             node.commit()
         assert (node.state.height, node.state.tree.root()) == (height, root)
         node.stop()

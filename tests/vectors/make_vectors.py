@@ -28,7 +28,9 @@ from crev.core.signing import Signer, public_key_from_seed
 from crev.core.statetree import StateTree, bucket_index, entry_leaf_hash
 from crev.device.dgc import DgcAgent
 from crev.ledger.block import Block, Header
+from crev.ledger.messages.place_order import PlaceOrder
 from crev.ledger.messages.transfer import Transfer
+from crev.ledger.records import Filter, RetireSpec
 from crev.ledger.params import Params
 from crev.ledger.tx import REGISTRY, build_tx
 
@@ -258,6 +260,50 @@ def transfer_vector() -> tuple[dict[str, Any], bytes]:
     }, raw
 
 
+ORDER = {
+    "signer": "kanto-rail",
+    "nonce": 3,
+    "market_id": "jp-spot",
+    "side": "bid",
+    "price": 3_500,
+    "quantity_g": 250_000,
+    "tif": "gtt",
+    "expires_at": 1_780_243_200,
+    "filter": [["chubu", "tokyo"], ["solar_pv"], 0, [], 1_775_001_600, 0],
+    "lots": [],
+    "retire": ["Kanto Rail Holdings", "re100", 1_775_001_600, 1_806_537_600, "JP", "FY2026 RE100 / 再エネ100"],
+}
+
+
+def order_vector() -> dict[str, Any]:
+    o = ORDER
+    f = o["filter"]
+    msg = PlaceOrder(o["market_id"], o["side"], o["price"], o["quantity_g"], o["tif"], o["expires_at"],
+                     Filter(tuple(f[0]), tuple(f[1]), f[2], tuple(f[3]), f[4], f[5]), (), RetireSpec(*o["retire"]))
+    signer = Signer(SEEDS["account"])
+    raw = build_tx(CHAIN_ID, msg, o["signer"], o["nonce"], signer)
+    body = msg.to_body()
+    unsigned = ["crev/tx/1", CHAIN_ID, "place_order", o["signer"], o["nonce"], body]
+    sig = signer.sign(encode(unsigned))
+    assert encode([*unsigned, sig]) == raw
+    return {
+        "description": "A signed place_order: a good-till-time bid for up to 250 kg at ≤ 3,500 JPY/t, accepting "
+                       "non-FIT solar C-REV from Tokyo or Chubu with a slot start from 2026-04-01, retired on fill "
+                       "for the buyer's FY2026 RE100 claim. body = [market_id, side, price, quantity_g, tif, "
+                       "expires_at, filter, lots, retire]; filter = [grid_areas (sorted), technologies, fit, "
+                       "devices, vintage_start, vintage_end]; see docs/wire-format.md.",
+        "chain_id": CHAIN_ID,
+        "kind": "place_order",
+        **o,
+        "signer_key": "account",
+        "body": to_json(body),
+        "signed_hex": encode(unsigned).hex(),
+        "signature": sig.hex(),
+        "tx_hex": raw.hex(),
+        "tx_hash": sha256(raw).hex(),
+    }
+
+
 # --- (f) Merkle ----------------------------------------------------------------------------------
 
 
@@ -399,6 +445,7 @@ def build() -> dict[str, Any]:
         "reading": reading,
         "submit_readings_tx": submit,
         "transfer_tx": transfer,
+        "place_order_tx": order_vector(),
         "merkle": merkle_vectors(),
         "state_tree": state,
         "block_header": header_vector([submit_raw, transfer_raw], bytes.fromhex(state["root"])),
