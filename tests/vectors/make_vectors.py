@@ -30,8 +30,8 @@ from crev.device.dgc import DgcAgent
 from crev.ledger.block import Block, Header
 from crev.ledger.messages.place_order import PlaceOrder
 from crev.ledger.messages.transfer import Transfer
-from crev.ledger.records import Filter, RetireSpec
 from crev.ledger.params import Params
+from crev.ledger.records import Filter, RetireSpec
 from crev.ledger.tx import REGISTRY, build_tx
 
 OUT = Path(__file__).with_name("golden.json")
