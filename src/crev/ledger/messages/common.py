@@ -131,6 +131,19 @@ def need_price(v: Any, where: str) -> int:
     return need_int(v, where, 1, MAX_PRICE)
 
 
+def existing_account(ctx: Any, account_id: str, where: str = "body.account_id") -> Account:
+    acct: Account | None = ctx.state.accounts.get(account_id)
+    if acct is None:
+        raise NotFoundError(where, f"no participant {account_id!r}")
+    return acct
+
+
+def check_price(market: Market, price: int, where: str = "body.price") -> None:
+    if not market.price_min <= price <= market.price_max:
+        raise RuleError(where, f"{price} JPY/t is outside market {market.market_id}'s bounds "
+                               f"{market.price_min} … {market.price_max}")
+
+
 def open_market(ctx: Any, market_id: str, where: str = "body.market_id") -> Market:
     m: Market | None = ctx.state.markets.get(market_id)
     if m is None:

@@ -11,9 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from crev.errors import NotFoundError
 from crev.ledger.events import JpyDeposited
-from crev.ledger.messages.common import require_operator
+from crev.ledger.messages.common import existing_account, require_operator
 from crev.ledger.params import Params
 from crev.ledger.shape import need_id, need_int, need_list, need_text
 from crev.ledger.tx import register
@@ -34,9 +33,7 @@ class DepositJpy:
     def handle(self, ctx: Any) -> Any:
         require_operator(ctx)
         st = ctx.state
-        acct = st.accounts.get(self.account_id)
-        if acct is None:
-            raise NotFoundError("body.account_id", f"no participant {self.account_id!r}")
+        acct = existing_account(ctx, self.account_id)
         acct.jpy += self.amount_jpy
         st.supply.jpy += self.amount_jpy
         st.mark(f"a/{acct.account_id}")

@@ -28,6 +28,7 @@ from crev.errors import MalformedError, RuleError
 from crev.ledger.holdings import available
 from crev.ledger.messages.common import (
     check_holdings,
+    check_price,
     need_price,
     open_market,
     parse_filter,
@@ -142,9 +143,7 @@ class PlaceOrder:
         st: State = ctx.state
         account = ctx.signer.account_id
         market = open_market(ctx, self.market_id)
-        if not market.price_min <= self.price <= market.price_max:
-            raise RuleError("body.price", f"{self.price} JPY/t is outside market {market.market_id}'s "
-                                          f"bounds {market.price_min} … {market.price_max}")
+        check_price(market, self.price)
         if self.quantity_g < market.min_qty_g:
             raise RuleError("body.quantity_g", f"{self.quantity_g} g is below the market's minimum "
                                                f"of {market.min_qty_g} g")

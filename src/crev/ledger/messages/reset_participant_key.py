@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from crev.core.signing import PUBLIC_KEY_LEN
-from crev.errors import ConflictError, MalformedError, NotFoundError, RuleError
+from crev.errors import ConflictError, MalformedError, RuleError
 from crev.ledger.events import ParticipantKeyReset
-from crev.ledger.messages.common import require_operator
+from crev.ledger.messages.common import existing_account, require_operator
 from crev.ledger.params import Params
 from crev.ledger.shape import need_id, need_list, need_text
 from crev.ledger.tx import register
@@ -35,9 +35,7 @@ class ResetParticipantKey:
     def handle(self, ctx: Any) -> Any:
         require_operator(ctx)
         st = ctx.state
-        acct = st.accounts.get(self.account_id)
-        if acct is None:
-            raise NotFoundError("body.account_id", f"no participant {self.account_id!r}")
+        acct = existing_account(ctx, self.account_id)
         if not self.public_key and acct.account_id == ctx.signer.account_id:
             raise RuleError("body.public_key", "the operator cannot revoke its own key")
         if acct.public_key == self.public_key:

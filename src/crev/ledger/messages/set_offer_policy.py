@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from crev.errors import NotFoundError, RuleError
+from crev.errors import NotFoundError
 from crev.ledger.events import OfferPolicySet
-from crev.ledger.messages.common import need_price, open_market
+from crev.ledger.messages.common import check_price, need_price, open_market
 from crev.ledger.params import Params
 from crev.ledger.records import OfferPolicy
 from crev.ledger.shape import need_id, need_int, need_list
@@ -40,9 +40,7 @@ class SetOfferPolicy:
             del st.offer_policies[account]
         else:
             m = open_market(ctx, self.market_id)
-            if not m.price_min <= self.price <= m.price_max:
-                raise RuleError("body.price", f"{self.price} JPY/t is outside market {m.market_id}'s "
-                                              f"bounds {m.price_min} … {m.price_max}")
+            check_price(m, self.price)
             st.offer_policies[account] = OfferPolicy(account, self.market_id, self.share_bp, self.price)
         st.mark(f"p/{account}")
         ctx.emit(OfferPolicySet(account, self.market_id, self.share_bp, self.price))

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from crev.errors import NotFoundError, RuleError
 from crev.ledger.events import StandingBidSet
-from crev.ledger.messages.common import need_price, open_market, parse_filter, parse_retire
+from crev.ledger.messages.common import check_price, need_price, open_market, parse_filter, parse_retire
 from crev.ledger.messages.place_order import never_matches
 from crev.ledger.params import Params
 from crev.ledger.records import CALL, OPEN, Filter, RetireSpec, StandingBid
@@ -54,9 +54,7 @@ class SetStandingBid:
             ctx.emit(StandingBidSet(account, self.market_id, self.price, 0))
             return [account, ""]
         m = open_market(ctx, self.market_id)
-        if not m.price_min <= self.price <= m.price_max:
-            raise RuleError("body.price", f"{self.price} JPY/t is outside market {m.market_id}'s bounds "
-                                          f"{m.price_min} … {m.price_max}")
+        check_price(m, self.price)
         if self.monthly_g < m.min_qty_g:
             raise RuleError("body.monthly_g", f"{self.monthly_g} g is below the market's minimum of "
                                               f"{m.min_qty_g} g")

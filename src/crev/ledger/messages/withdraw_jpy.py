@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from crev.errors import NotFoundError, RuleError
+from crev.errors import RuleError
 from crev.ledger.events import JpyWithdrawn
-from crev.ledger.messages.common import require_operator
+from crev.ledger.messages.common import existing_account, require_operator
 from crev.ledger.messages.deposit_jpy import MAX_JPY
 from crev.ledger.params import Params
 from crev.ledger.shape import need_id, need_int, need_list, need_text
@@ -33,9 +33,7 @@ class WithdrawJpy:
     def handle(self, ctx: Any) -> Any:
         require_operator(ctx)
         st = ctx.state
-        acct = st.accounts.get(self.account_id)
-        if acct is None:
-            raise NotFoundError("body.account_id", f"no participant {self.account_id!r}")
+        acct = existing_account(ctx, self.account_id)
         if self.amount_jpy > acct.jpy:
             raise RuleError("body.amount_jpy", f"{self.amount_jpy} JPY exceeds the {acct.jpy} JPY "
                                                f"{acct.account_id} has available "
