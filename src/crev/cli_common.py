@@ -24,7 +24,7 @@ DEFAULT_NODE = "http://127.0.0.1:8000"
 
 
 def _fail(msg: str) -> None:
-    console.print(f"[red]error:[/red] {escape(msg)}")
+    console.print(f"[red]error:[/red] {escape(msg)}", soft_wrap=True)  # paths are never folded mid-word
     sys.exit(2)
 
 
@@ -78,7 +78,11 @@ def _nonce(node_url: str, account: str) -> int:
         with urllib.request.urlopen(f"{node_url}/account/{account}", timeout=10) as resp:
             return int(json.loads(resp.read())["nonce"])
     except urllib.error.HTTPError as err:
-        _fail(f"account {account}: {json.loads(err.read())['error']['reason']}")
+        try:
+            reason = json.loads(err.read())["error"]["reason"]
+        except (ValueError, KeyError, TypeError):
+            reason = f"the node answered HTTP {err.code} without a JSON error"
+        _fail(f"account {account}: {reason}")
     except urllib.error.URLError as err:
         _fail(f"cannot reach node at {node_url}: {err.reason}")
     raise AssertionError

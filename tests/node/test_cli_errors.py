@@ -30,14 +30,18 @@ def failed(res: Result, phrase: str) -> None:
     assert phrase in " ".join(res.output.split()), res.output
 
 
-@pytest.mark.parametrize("cmd", [["report", "{d}", "sun-co"], ["trace", "{d}", "x"], ["export", "{d}", "lots"],
-                                 ["verify", "{d}"], ["statement", "monthly", "{d}", "sun-co", "2026-06"]])
-def test_a_directory_without_a_ledger(tmp_path: Path, cmd: list[str]) -> None:
-    failed(run(*[c.format(d=tmp_path) for c in cmd]), "not found")
+@pytest.mark.parametrize("cmd", [["report", "empty", "sun-co"], ["trace", "empty", "x"], ["export", "empty", "lots"],
+                                 ["verify", "empty"], ["statement", "monthly", "empty", "sun-co", "2026-06"]])
+def test_a_directory_without_a_ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cmd: list[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "empty").mkdir()
+    failed(run(*cmd), "empty/genesis.json not found: empty holds no ledger (run `crev init`)")
 
 
-def test_node_on_a_directory_without_a_ledger(tmp_path: Path) -> None:
-    failed(run("node", str(tmp_path)), "genesis.json not found")
+def test_node_on_a_directory_without_a_ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "empty").mkdir()
+    failed(run("node", "empty"), "empty/genesis.json not found: run `crev init` first")
 
 
 @pytest.fixture
@@ -47,12 +51,19 @@ def opkey(tmp_path: Path) -> str:
     return str(p)
 
 
-def test_init_refuses_a_bad_operator_id_or_empty_chain_id_or_bad_time(tmp_path: Path, opkey: str) -> None:
-    base = ["init", str(tmp_path / "l"), "--operator-name", "Op", "--operator-key", opkey]
-    failed(run(*base, "--chain-id", "c", "--operator-id", "Bad Id!"), "--operator-id: must be 1-64 of a-z")
-    failed(run(*base, "--chain-id", "  ", "--operator-id", "op"), "--chain-id: must not be empty")
-    failed(run(*base, "--chain-id", "c", "--operator-id", "op", "--genesis-time", "yesterday"),
-           "--genesis-time: 'yesterday' is not an ISO date")
+@pytest.mark.parametrize(("args", "phrase"), [
+    (["--chain-id", "c", "--operator-id", "Bad Id!"],
+     "--operator-id: must be 1-64 of a-z 0-9 . _ - starting with a letter or digit"),
+    (["--chain-id", "c", "--operator-id", "-op"], "--operator-id: must be 1-64 of a-z"),
+    (["--chain-id", "c", "--operator-id", "o" * 65], "--operator-id: must be 1-64 of a-z"),
+    (["--chain-id", "", "--operator-id", "op"], "--chain-id: must not be empty"),
+    (["--chain-id", "  ", "--operator-id", "op"], "--chain-id: must not be empty"),
+    (["--chain-id", "c", "--operator-id", "op", "--genesis-time", "yesterday"],
+     "--genesis-time: 'yesterday' is not an ISO date or date-time"),
+], ids=["operator-id-chars", "operator-id-start", "operator-id-length", "chain-id-empty", "chain-id-blank",
+        "genesis-time"])
+def test_init_refuses_bad_input(tmp_path: Path, opkey: str, args: list[str], phrase: str) -> None:
+    failed(run("init", str(tmp_path / "l"), "--operator-name", "Op", "--operator-key", opkey, *args), phrase)
     assert not (tmp_path / "l" / "genesis.json").exists()
 
 

@@ -168,3 +168,11 @@ def test_missing_content_length_is_411(api: Api) -> None:
     status, payload = _raw_post(api, {})
     assert status == 411
     assert_error_shape(payload, "malformed", "Content-Length")
+
+
+def test_a_stopped_node_answers_503_not_a_dropped_connection(api: Api) -> None:
+    api.node.stop()
+    status, payload = api.call("POST", "/tx", k.batch(2, 0))
+    assert status == 503
+    assert_error_shape(payload, "unavailable", "node")
+    assert payload["error"]["reason"] == "node stopped"
