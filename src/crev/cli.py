@@ -34,7 +34,6 @@ from crev.cli_common import (
 )
 from crev.core.factors import parse_csv
 from crev.core.signing import Signer
-from crev.core.units import jst
 from crev.data import shipped_rows
 from crev.errors import CrevError
 
@@ -325,6 +324,7 @@ def verify(data_dir: str, threads: int) -> None:
     """Replay the whole chain from genesis and check every signature, hash, root and invariant."""
     from crev.node.audit import verify_chain
     from crev.node.node import GENESIS_FILE
+    from crev.node.render import print_verify
 
     if not (Path(data_dir) / GENESIS_FILE).exists():  # before the progress bar draws
         _fail(f"{Path(data_dir) / GENESIS_FILE} not found: {data_dir} holds no ledger (run `crev init`)")
@@ -338,12 +338,8 @@ def verify(data_dir: str, threads: int) -> None:
 
         rep = verify_chain(data_dir, threads=threads, progress=tick)
     dt = time.perf_counter() - t0
-    if rep.ok:
-        console.print(f"[bold green]OK[/bold green] {rep.blocks:,} blocks, {rep.txs:,} transactions, "
-                      f"{rep.readings:,} readings verified in {dt:.1f} s "
-                      f"({rep.readings / dt if dt else 0:,.0f} readings/s); state root {rep.state_root}")
-    else:
-        console.print(f"[bold red]FAILED[/bold red] at block {rep.first_bad_height}: {escape(rep.error)}")
+    print_verify(console, rep, dt)
+    if not rep.ok:
         sys.exit(1)
 
 
@@ -370,49 +366,14 @@ def trace(data_dir: str, ident: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def report(data_dir: str, participant: str, slots_day: str | None, as_json: bool) -> None:
     """Renewable share, emissions and average emission factor for a participant and its sites."""
-    from crev.core.units import jst_date
-    from crev.node.report import participant_report
+    from crev.node.render import print_report
+    from crev.node.report import participant_report, report_dict
 
     rep, now = _read(data_dir, lambda n: (participant_report(n.state, n.store, participant), n.state.last_time))
     if as_json:
-        click.echo(json.dumps({
-            "participant": rep.account_id, "name": rep.name, "role": rep.role,
-            "total": rep.total().to_dict(), "fiscal_year_to_date": rep.fiscal_year_to_date(now).to_dict(),
-            "by_day": {d: f.to_dict() for d, f in rep.by_day().items()},
-            "sites": {s.device_id: {str(k): v.to_dict() for k, v in s.slots.items()} for s in rep.sites},
-        }, indent=1))
+        click.echo(json.dumps(report_dict(rep, now), indent=1, ensure_ascii=False))
         return
-
-    def pct(bp: int) -> str:
-        return f"{bp / 100:.1f} %"
-
-    who = f"{escape(rep.name)} ({escape(rep.account_id)}, {escape(rep.role)})"
-    t = Table(title=f"{who} — consumer figures / 需要家指標",
-              caption="shares: on-site = self-consumed / demand; claimed = C-REV held or retired / demand")
-    for col in ("day (JST)", "demand kWh", "self-consumed kWh", "on-site share", "C-REV held/retired kg",
-                "claimed share", "location-based kg", "market-based kg", "avg factor g/kWh"):
-        t.add_column(col, justify="right")
-    rows = [*list(rep.by_day().items()), ("total", rep.total()), ("FY to date", rep.fiscal_year_to_date(now))]
-    for d, f in rows:
-        t.add_row(d, f"{f.demand_wh / 1000:,.1f}", f"{f.self_consumed_wh / 1000:,.1f}", pct(f.onsite_share_bp),
-                  f"{f.claimed_g / 1000:,.2f}", pct(f.renewable_share_bp), f"{f.location_based_g / 1000:,.2f}",
-                  f"{f.market_based_g / 1000:,.2f}", str(f.average_factor_g_per_kwh))
-    console.print(t)
-    if rep.bought_g:
-        console.print(f"C-REV bought from other sites and still held or retired: {rep.bought_g / 1000:,.2f} kg")
-    if slots_day:
-        st = Table(title=f"slots of {escape(slots_day)}")
-        for col in ("site", "slot", "G Wh", "I Wh", "E Wh", "demand Wh", "self Wh", "claimed g", "share"):
-            st.add_column(col, justify="right")
-        from crev.core.units import SLOT_SECONDS
-
-        for site in rep.sites:
-            for slot, f in sorted(site.slots.items()):
-                if jst_date(slot * SLOT_SECONDS) == slots_day:
-                    st.add_row(escape(site.device_id), jst(slot * SLOT_SECONDS).strftime("%H:%M"),
-                               str(f.generation_wh), str(f.import_wh), str(f.export_wh), str(f.demand_wh),
-                               str(f.self_consumed_wh), str(f.claimed_g), pct(f.renewable_share_bp))
-        console.print(st)
+    print_report(console, rep, now, slots_day)
 
 
 @main.command()

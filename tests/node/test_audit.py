@@ -180,3 +180,41 @@ def test_a_changed_state_snapshot_of_a_lot(chain: Chain, copy: Callable[[], Path
     # and a node refuses to start from that snapshot
     with pytest.raises(InvalidBlock, match="checkpoint state root"):
         Node(d, verify_threads=1)
+
+
+def test_readings_accepted_refused_and_duplicate_are_counted_apart(tmp_path: Path) -> None:
+    """A block decided elsewhere keeps refused transactions (CometBFT); none of their readings, nor
+    a refused reading inside an accepted batch, nor a resubmitted one, is counted as accepted."""
+    d = k.init_dir(tmp_path / "ledger")
+    node = k.open_node(d)
+    k.register_fleet(node, 2)
+    node.stop()  # from here on, blocks come only through finalize_block / commit
+    wrong = k.key("not-the-device")
+    mixed = k.readings_tx([k.reading(0, 0), k.reading(9, 0), k.reading(1, 0, signer=wrong)])  # 1 new, 2 refused
+    again = k.readings_tx([k.reading(0, 0), k.reading(0, 1)])  # a duplicate and 1 new
+    refused = k.readings_tx([k.reading(1, 0, signer=wrong), k.reading(1, 1, signer=wrong)])  # refused whole
+    out = node.finalize_block([mixed, again, refused], k.NOW)
+    assert [r.ok for r in out.results] == [True, True, False]
+    assert [row[0] for row in out.results[0].detail] == ["accepted", "refused", "refused"]
+    node.commit()
+    node.close()
+    rep = verify_chain(d)
+    assert rep.ok, rep
+    assert (rep.readings, rep.readings_accepted, rep.readings_refused, rep.readings_duplicate) == (2, 2, 4, 1)
+
+
+def test_count_readings_of_one_result() -> None:
+    from crev.errors import SignatureError
+    from crev.ledger.apply import TxResult
+    from crev.ledger.events import ReadingAccepted
+    from crev.node.audit import count_readings
+
+    ev = ReadingAccepted("dgc-0", 1, 0, 60, 800, 300, 100, 1000, 700, b"h", "lot", k.OWNER)
+    ok = TxResult(b"t", "submit_readings", True, None, (ev,),
+                  [["accepted", "lot", 315], ["refused", "signature", "readings[1].signature", "bad"],
+                   ["accepted", "old", 315]])
+    assert count_readings(b"", ok) == (1, 1, 1)
+    failed = TxResult(b"t", "submit_readings", False, SignatureError("x", "y"), (), None)
+    assert count_readings(b"undecodable", failed) == (0, 0, 0)
+    transfer = TxResult(b"t", "transfer", True, None, (), ["x"])
+    assert count_readings(b"", transfer) == (0, 0, 0)

@@ -71,13 +71,16 @@ def state_proof_parts(sp: dict[str, Any]) -> list[Part]:
 # --- trace ----------------------------------------------------------------------------------
 
 
-def print_trace(console: Console, out: dict[str, Any]) -> None:
+def print_trace(console: Console, out: dict[str, Any], max_lots: int | None = None) -> None:
     """Print ``crev.node.trace.trace`` output as a timeline: the retirement (if one was asked for),
-    then each lot with its steps, every step with its block, transaction and proofs."""
+    then each lot with its steps, every step with its block, transaction and proofs. A retirement
+    can draw on hundreds of lots: ``max_lots`` prints only the first ones in full (all are named
+    in the retirement's summary, and all are in the JSON)."""
     ret = out.get("retirement")
     if ret is not None:
         _print_retirement(console, ret, out["lots"])
-    for lot in out["lots"]:
+    lots = out["lots"] if max_lots is None else out["lots"][:max_lots]
+    for lot in lots:
         console.print()
         traced = lot["units_traced"]
         _line(console, ("lot ", "bold"), (lot["lot_id"], "bold"),
@@ -85,6 +88,11 @@ def print_trace(console: Console, out: dict[str, Any]) -> None:
               f"{', '.join(_units(u) for u in traced)} ({lot['quantity_g_traced']:,} g)")
         for st in lot["steps"]:
             _print_step(console, st)
+    if len(lots) < len(out["lots"]):
+        rest = out["lots"][len(lots):]
+        console.print()
+        _line(console, f"… {len(rest):,} more lot{'s' if len(rest) != 1 else ''} "
+              f"({sum(x['quantity_g_traced'] for x in rest):,} g) not shown in full; --json has every one")
 
 
 def _print_retirement(console: Console, ret: dict[str, Any], lots: list[dict[str, Any]]) -> None:

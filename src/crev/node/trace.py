@@ -28,6 +28,7 @@ first and last JST days (the last day is that of end − 1 s).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from crev.core import merkle
@@ -43,6 +44,7 @@ from crev.ledger.state import State
 from crev.node.store import Store
 
 Ranges = list[tuple[int, int]]  # [start, end) unit ranges
+BlockAt = Callable[[int], Block | None]  # height → block (the store's, or a per-trace cache)
 STEP_OF_MOVE = {"transfer": "transferred", "trade": "traded", "retire": "retired", "cancel": "cancelled"}
 
 
@@ -70,7 +72,7 @@ class _Blocks:
         return p
 
 
-def tx_proof(store: Store, tx_hash: bytes, block_at: Any = None) -> dict[str, Any]:
+def tx_proof(store: Store, tx_hash: bytes, block_at: BlockAt | None = None) -> dict[str, Any]:
     """Inclusion proof of a transaction in its block's ``tx_root`` (RFC 6962), checked before it is
     returned. ``leaf`` = SHA-256(0x00 ‖ tx bytes); ``path``: sibling hashes from the leaf up."""
     row = store.tx(tx_hash)
@@ -89,7 +91,7 @@ def tx_proof(store: Store, tx_hash: bytes, block_at: Any = None) -> dict[str, An
             "block_time": jst(block.header.time).isoformat(), "verified": ok}
 
 
-def state_proof(store: Store, state: State, key: str, block_at: Any = None) -> dict[str, Any]:
+def state_proof(store: Store, state: State, key: str, block_at: BlockAt | None = None) -> dict[str, Any]:
     """The state proof of ``key`` in full: enough to recompute the state root by hand and compare
     it with the root in the header of block ``block_height`` (the tip). ``value`` is the record's
     canonical CBOR (None if the key is absent); ``leaf_hash`` = SHA-256(0x00 ‖ u16 len(key) ‖ key ‖
