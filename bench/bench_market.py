@@ -1,33 +1,23 @@
-"""Matching engine speed (crev.market): continuous matching of N random orders, without and with
-attribute filters, and the clearing time of one call auction over N resting orders.
+"""Matching engine speed (ledger/books.py): continuous matching of N random orders, without and with
+attribute filters, and the clearing time of one call auction over N orders.
 
-    python bench/bench_market.py [--orders 1000000] [--seed 7] [--profile]
+    python bench/bench_market.py [--orders 1000000] [--seed 7]
 
-Random orders: 1,000 accounts; prices 20,000 … 40,000 JPY/t-CO2e in 100-yen ticks, bids around
-29,000 and offers around 31,000 (σ 3,000), so about half the orders cross on arrival; quantities
-100 … 5,000 g; each offer sells one of 400 lots spread over 10 grid areas, 2 technologies, FIT and
-non-FIT, with 48 vintages (30-minute slots). All GTC. "With filters": 30 % of the bids carry one of
-20 filters — one to three grid areas (80 % of filters), one technology (30 %), non-FIT only (50 %),
-a vintage window over half the slots (20 %). The orders (ids, lots) are built before the clock
-starts: what is timed is ``place_bid`` / ``place_ask`` and everything they do (matching, fills,
-resting, closing filled orders).
-
-The baseline is the simplest price-time matcher — two heaps, no filters, no self-trade check, no
-lots, no records — run on the same orders in the same process, so the ratio says what the engine's
-features cost on this machine whatever its speed today (the VM is noisy).
-
-The call auction rests N orders (bids and offers alternately, 500 buyers and 500 sellers, prices
-20,000 … 40,000) and clears once; both times are printed, the clearing time is the target.
+Random orders: 1,000 accounts; prices 20,000 … 40,000 JPY/t in 100-yen ticks around a mid of
+30,000 (so about half the orders cross); quantities 100 … 5,000 g; offers sell one of 400 lots in
+10 grid areas, FIT and non-FIT. "With filters": 30 % of the bids accept one to three grid areas
+and half of those only non-FIT. What a filled resting order does in the ledger (its entry leaves
+the book) is done here too. The baseline is a plain heapq price-priority loop over the same
+orders (no filters, no self-trade check, no lots): the same process's speed for the simplest
+possible matcher, so the ratio says what the engine's features cost on this machine.
 """
 
 from __future__ import annotations
 
 import argparse
-import cProfile
 import gc
 import heapq
 import os
-import pstats
 import random
 import sys
 import time
@@ -35,68 +25,65 @@ import time
 sys.path.insert(0, os.path.dirname(__file__))
 
 from common import machine
-from crev.market import ANY, AskLot, CallBook, ContinuousBook, Filter, LotAttributes
+from crev.ledger.books import Book
+from crev.ledger.records import ANY, Filter, Lot
 
 AREAS = ("hokkaido", "tohoku", "tokyo", "chubu", "hokuriku", "kansai", "chugoku", "shikoku", "kyushu",
          "okinawa")
-TECHS = ("solar_pv", "wind")
-SLOT0 = 1_780_000_000 // 1800
 
 
-def lot_attrs(n: int) -> list[LotAttributes]:
-    return [LotAttributes(AREAS[i % 10], TECHS[(i // 10) % 2], i % 3 == 0, f"dev-{i}", SLOT0 + i % 48)
+def lots(n: int) -> list[Lot]:
+    return [Lot(f"dev-{i}:20260601T1200", 1, 10**9, f"dev-{i}", "x", 0, 1_780_000_000 + i * 1800, 0, 0, 450,
+                "", "solar_pv", 0, 0, AREAS[i % 10], i % 3 == 0, 0, 0, b"", "reading", "")
             for i in range(n)]
 
 
-def filters(rng: random.Random) -> list[Filter]:
-    out = []
-    for _ in range(20):
-        areas = rng.sample(AREAS, rng.randint(1, 3)) if rng.random() < 0.8 else []
-        techs = [rng.choice(TECHS)] if rng.random() < 0.3 else []
-        fit = False if rng.random() < 0.5 else None
-        window = (SLOT0, SLOT0 + 24) if rng.random() < 0.2 else (None, None)
-        out.append(Filter.of(areas, techs, fit, (), *window))
-    return out
-
-
-# side, order id, account, price, quantity [g], filter (bids), lot (offers)
-Order = tuple[bool, str, str, int, int, Filter, tuple[AskLot, ...]]
+Order = tuple[str, int, int, int, Filter, int]  # side, account, price, qty, filter, lot index
 
 
 def orders(n: int, seed: int, filtered: bool) -> list[Order]:
     rng = random.Random(seed)
-    attrs = lot_attrs(400)
-    flts = filters(rng)
-    names = [f"acct-{i}" for i in range(1000)]
+    filters = [Filter(grid_areas=tuple(sorted(rng.sample(AREAS, rng.randint(1, 3)))),
+                      fit=rng.choice((-1, 0))) for _ in range(20)]
     out: list[Order] = []
-    none: tuple[AskLot, ...] = ()
-    for seq in range(1, n + 1):
-        bid = rng.random() < 0.5
+    for _ in range(n):
+        side = "bid" if rng.random() < 0.5 else "ask"
+        mid = 30_000
         off = int(rng.gauss(0, 3_000)) // 100 * 100
-        price = max(20_000, min(40_000, 29_000 + off if bid else 31_000 + off))
-        qty = rng.randint(100, 5_000)
-        acct = names[rng.randrange(1000)]
-        if bid:
-            flt = rng.choice(flts) if filtered and rng.random() < 0.3 else ANY
-            out.append((True, f"o{seq}", acct, price, qty, flt, none))
-        else:
-            li = rng.randrange(400)
-            out.append((False, f"o{seq}", acct, price, qty, ANY, (AskLot(f"lot-{li}", qty, attrs[li]),)))
+        price = max(20_000, min(40_000, mid - 1_000 + off if side == "bid" else mid + 1_000 + off))
+        flt = rng.choice(filters) if filtered and side == "bid" and rng.random() < 0.3 else ANY
+        out.append((side, rng.randrange(1000), price, rng.randint(100, 5_000), flt, rng.randrange(400)))
     return out
 
 
-def run_engine(os_: list[Order]) -> tuple[float, int, int]:
-    """Returns (seconds, fills, orders resting at the end)."""
-    book = ContinuousBook()
-    place_bid, place_ask = book.place_bid, book.place_ask
-    fills = 0
+def run_engine(os_: list[Order], lot_list: list[Lot]) -> tuple[float, int]:
+    book = Book()
+    names = [f"a{i}" for i in range(1000)]
+    fills_n = 0
     t = time.perf_counter()
-    for seq, (bid, oid, acct, price, qty, flt, lots) in enumerate(os_, 1):
-        if bid:
-            fills += len(place_bid(oid, acct, price, qty, seq, flt)[0])
+    for seq, (side, acct, price, qty, flt, li) in enumerate(os_, 1):
+        oid = f"o{seq}"
+        if side == "bid":
+            fills = book.match_bid(oid, names[acct], price, qty, flt)
+            got = 0
+            for f in fills:
+                got += f.quantity_g
+                if book.by_order[f.ask_id][0].qty == 0:
+                    book.remove(f.ask_id)
+            if got < qty:
+                book.rest_bid(oid, names[acct], price, qty - got, seq, flt)
         else:
-            fills += len(place_ask(oid, acct, price, seq, lots)[0])
-    return time.perf_counter() - t, fills, len(book)
+            lot = lot_list[li]
+            fills = book.match_ask(oid, names[acct], price, [(lot.lot_id, lot, qty)])
+            got = 0
+            for f in fills:
+                got += f.quantity_g
+                if book.by_order[f.bid_id][0].qty == 0:
+                    book.remove(f.bid_id)
+            if got < qty:
+                book.rest_ask(oid, names[acct], price, qty - got, seq, lot.lot_id, lot)
+        fills_n += len(fills)
+    return time.perf_counter() - t, fills_n
 
 
 def run_baseline(os_: list[Order]) -> float:
@@ -104,8 +91,8 @@ def run_baseline(os_: list[Order]) -> float:
     bids: list[list[int]] = []
     asks: list[list[int]] = []
     t = time.perf_counter()
-    for seq, (bid, _oid, _acct, price, qty, _flt, _lots) in enumerate(os_, 1):
-        if bid:
+    for seq, (side, _acct, price, qty, _flt, _li) in enumerate(os_, 1):
+        if side == "bid":
             while qty and asks and asks[0][0] <= price:
                 top = asks[0]
                 take = min(qty, top[2])
@@ -128,68 +115,48 @@ def run_baseline(os_: list[Order]) -> float:
     return time.perf_counter() - t
 
 
-def auction_orders(n: int, seed: int) -> list[tuple[bool, str, str, int, int, tuple[AskLot, ...]]]:
+def run_auction(n: int, seed: int, lot_list: list[Lot]) -> tuple[float, float, int, int]:
+    """Rest n orders in a call book, then clear once. Returns (rest s, clear s, price, volume)."""
     rng = random.Random(seed)
-    attrs = lot_attrs(400)
-    out = []
+    book = Book(call=True)
+    t = time.perf_counter()
     for seq in range(1, n + 1):
         price = 20_000 + rng.randrange(201) * 100
         qty = rng.randint(100, 5_000)
         if seq % 2:
-            out.append((True, f"o{seq}", f"b{seq % 500}", price, qty, ()))
+            book.rest_bid(f"o{seq}", f"b{seq % 500}", price, qty, seq, ANY)
         else:
-            a = attrs[seq % 400]
-            out.append((False, f"o{seq}", f"s{seq % 500}", price, qty, (AskLot(f"lot-{seq % 400}", qty, a),)))
-    return out
-
-
-def run_auction(n: int, seed: int) -> tuple[float, float, int | None, int, int]:
-    """Rest n orders in a call book, then clear once. Returns (rest s, clear s, price, volume, fills)."""
-    os_ = auction_orders(n, seed)
-    book = CallBook()
-    t = time.perf_counter()
-    for seq, (bid, oid, acct, price, qty, lots) in enumerate(os_, 1):
-        if bid:
-            book.place_bid(oid, acct, price, qty, seq)
-        else:
-            book.place_ask(oid, acct, price, seq, lots)
+            lot = lot_list[seq % len(lot_list)]
+            book.rest_ask(f"o{seq}", f"s{seq % 500}", price, qty, seq, lot.lot_id, lot)
     rest_s = time.perf_counter() - t
     t = time.perf_counter()
     result = book.clear()
-    return rest_s, time.perf_counter() - t, result.price, result.volume_g, len(result.fills)
+    return rest_s, time.perf_counter() - t, result.price, result.volume_g
 
 
-def main(argv: list[str] | None = None) -> None:
+def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--orders", type=int, default=1_000_000)
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--profile", action="store_true", help="cProfile the filtered continuous run")
-    a = ap.parse_args(argv)
+    a = ap.parse_args()
     n = a.orders
     print(f"machine: {machine()}")
-    # the embedded node's garbage-collector setting (node/node.py): young-generation collections
-    # are rarer, as for any process holding millions of long-lived records
+    # the embedded node's garbage-collector setting (node/node.py): long-lived state is frozen and
+    # young-generation collections are rarer, as for any process holding millions of records
     gc.set_threshold(50_000, 20, 100)
+    lot_list = lots(400)
     for filtered in (False, True):
         os_ = orders(n, a.seed, filtered)
         gc.collect()
         gc.freeze()
         base = run_baseline(os_)
-        secs, fills, resting = run_engine(os_)
+        secs, fills = run_engine(os_, lot_list)
         label = "with filters   " if filtered else "without filters"
-        print(f"continuous {label}: {n:,} orders in {secs:.2f} s = {n / secs:,.0f} orders/s, {fills:,} fills, "
-              f"{resting:,} resting | baseline heap matcher {n / base:,.0f} orders/s | "
-              f"engine/baseline speed {base / secs:.2f}")
-        if filtered and a.profile:
-            prof = cProfile.Profile()
-            prof.runcall(run_engine, os_)
-            pstats.Stats(prof).sort_stats("tottime").print_stats(12)
-        del os_
-        gc.unfreeze()
-        gc.collect()
-    rest_s, clear_s, price, volume, nfills = run_auction(n, a.seed)
-    print(f"call auction: {n:,} orders rested in {rest_s:.2f} s ({n / rest_s:,.0f} orders/s), "
-          f"cleared in {clear_s:.2f} s at {price:,} JPY/t-CO2e: {volume:,} g in {nfills:,} fills")
+        print(f"continuous {label}: {n:,} orders in {secs:.2f} s = {n / secs:,.0f} orders/s, {fills:,} fills "
+              f"| baseline heap matcher {n / base:,.0f} orders/s | engine/baseline speed {base / secs:.2f}")
+    rest_s, clear_s, price, volume = run_auction(n, a.seed, lot_list)
+    print(f"call auction: {n:,} orders rested in {rest_s:.2f} s, cleared in {clear_s:.2f} s "
+          f"at {price:,} JPY/t, {volume:,} g")
 
 
 if __name__ == "__main__":
