@@ -135,27 +135,30 @@ def init(data_dir: str, chain_id: str, operator_id: str, operator_name: str, ope
 @click.option("--max-txs", default=10_000, show_default=True, type=click.IntRange(1, 1_000_000),
               help="...or as soon as this many submitted transactions wait (a block holds at most "
                    "this many; a due market_tick rides along at its head).")
-def node(data_dir: str, host: str, port: int, block_ms: int, max_txs: int) -> None:
-    """Run the embedded node: sequence, apply, store, and serve POST /tx over HTTP."""
-    from crev.node.http import make_server
+@click.option("--rate", default=50.0, show_default=True, type=float,
+              help="Requests per second each client address may sustain (0: no limit).")
+@click.option("--burst", default=200, show_default=True, type=click.IntRange(1), help="...and at once.")
+def node(data_dir: str, host: str, port: int, block_ms: int, max_txs: int, rate: float, burst: int) -> None:
+    """Run the embedded node with the HTTP API and the dashboard (docs/api.md) until interrupted."""
     from crev.node.node import Node
+    from crev.service.server import bind, serve
 
     n = Node(data_dir, block_interval_ms=block_ms, max_block_txs=max_txs).start()
     try:
-        server = make_server(n, host, port)
+        sock = bind(host, port)
     except OSError as err:
         n.close()
         _fail(f"cannot listen on {host}:{port}: {err.strerror or err}")
         raise
-    console.print(f"node {escape(n.state.chain_id)} at height {n.state.height} listening on "
-                  f"http://{escape(host)}:{port}")
+    console.print(f"node {escape(n.state.chain_id)} at height {n.state.height}: API and dashboard on "
+                  f"http://{escape(host)}:{port}  (API docs /docs; Ctrl-C stops)")
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+        serve(n, sock, rate=rate, burst=burst)
     finally:
-        server.server_close()
         n.close()
+
+
+main.add_command(node, name="serve")
 
 
 # --- submitting -------------------------------------------------------------------------------

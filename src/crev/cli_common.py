@@ -49,7 +49,7 @@ def _when(text: str, option: str) -> int:
 
 
 def _post(node_url: str, raw: bytes) -> dict[str, Any]:
-    req = urllib.request.Request(f"{node_url}/tx", data=raw, method="POST",
+    req = urllib.request.Request(f"{node_url}/v1/tx", data=raw, method="POST",
                                  headers={"Content-Type": "application/cbor"})
     try:
         with urllib.request.urlopen(req, timeout=90) as resp:
@@ -65,7 +65,7 @@ def _post(node_url: str, raw: bytes) -> dict[str, Any]:
 
 def _info(node_url: str) -> dict[str, Any]:
     try:
-        with urllib.request.urlopen(f"{node_url}/info", timeout=10) as resp:
+        with urllib.request.urlopen(f"{node_url}/v1/info", timeout=10) as resp:
             out: dict[str, Any] = json.loads(resp.read())
             return out
     except urllib.error.URLError as err:
@@ -75,7 +75,7 @@ def _info(node_url: str) -> dict[str, Any]:
 
 def _nonce(node_url: str, account: str) -> int:
     try:
-        with urllib.request.urlopen(f"{node_url}/account/{account}", timeout=10) as resp:
+        with urllib.request.urlopen(f"{node_url}/v1/participants/{account}", timeout=10) as resp:
             return int(json.loads(resp.read())["nonce"])
     except urllib.error.HTTPError as err:
         try:

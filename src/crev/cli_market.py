@@ -17,6 +17,7 @@ from rich.table import Table
 
 from crev import cli_common as base
 from crev.ledger.records import ANY, Filter, RetireSpec
+from crev.node.marketdata import book_levels, market_rows
 
 NODE = click.option("--node", "node_url", default=base.DEFAULT_NODE, show_default=True, help="The node's URL.")
 SIGNER = click.option("--signer", required=True, help="Account id that signs.")
@@ -149,36 +150,6 @@ def market_show(data_dir: str, as_json: bool) -> None:
                   f"{r['best_bid']:,}" if r["best_bid"] else "—", f"{r['best_ask']:,}" if r["best_ask"] else "—",
                   f"{r['last_price']:,}" if r["last_price"] else "—")
     base.console.print(t)
-
-
-def market_rows(state: Any) -> list[dict[str, Any]]:
-    out = []
-    for m in sorted(state.markets.values(), key=lambda m: m.market_id):
-        bids = [o.price for o in state.orders.values() if o.market_id == m.market_id and o.status == "open"
-                and o.side == "bid"]
-        asks = [o.price for o in state.orders.values() if o.market_id == m.market_id and o.status == "open"
-                and o.side == "ask"]
-        out.append({"market_id": m.market_id, "name": m.name, "mode": m.mode, "open": m.open,
-                    "price_min": m.price_min, "price_max": m.price_max, "min_qty_g": m.min_qty_g,
-                    "fee_bp": m.fee_bp, "best_bid": max(bids, default=0), "best_ask": min(asks, default=0),
-                    "last_price": m.last_price, "next_clear": m.next_clear})
-    return out
-
-
-def book_levels(state: Any, market_id: str) -> dict[str, list[list[int]]]:
-    """The open orders of a market by price level: {"bids": [[price, g, orders], ...] best first, "asks": ...}."""
-    from crev.errors import NotFoundError
-
-    if market_id not in state.markets:
-        raise NotFoundError("market", f"no market {market_id!r}")
-    levels: dict[str, dict[int, list[int]]] = {"bid": {}, "ask": {}}
-    for o in state.orders.values():
-        if o.market_id == market_id and o.status == "open":
-            lv = levels[o.side].setdefault(o.price, [0, 0])
-            lv[0] += o.remaining_g
-            lv[1] += 1
-    return {"bids": [[p, *levels["bid"][p]] for p in sorted(levels["bid"], reverse=True)],
-            "asks": [[p, *levels["ask"][p]] for p in sorted(levels["ask"])]}
 
 
 @market.command("book")

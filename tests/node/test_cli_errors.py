@@ -15,8 +15,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from crev.cli import main
-from crev.node.http import make_server
 from crev.node.node import DB_FILE
+from crev.service.server import serve_in_thread
 from tests.node import nodekit as k
 
 
@@ -92,14 +92,11 @@ def live(tmp_path: Path) -> Iterator[str]:
     """A real node behind its HTTP front on a free port; yields its URL."""
     d = k.init_dir(tmp_path / "ledger")
     node = k.open_node(d)
-    server = make_server(node, "127.0.0.1", 0)
-    t = threading.Thread(target=server.serve_forever, daemon=True)
-    t.start()
+    server = serve_in_thread(node, "127.0.0.1", 0, rate=0)
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        yield f"http://127.0.0.1:{server.port}"
     finally:
-        server.shutdown()
-        server.server_close()
+        server.stop()
         node.close()
 
 

@@ -4,7 +4,6 @@ trades, statements; and text from participants is never read as Rich markup."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from crev.cli import main
-from crev.node.http import make_server
+from crev.service.server import serve_in_thread
 from tests.node import nodekit as k
 
 
@@ -22,18 +21,16 @@ def live(tmp_path: Path) -> Iterator[tuple[Path, str, dict[str, str]]]:
     node = k.open_node(d)
     k.register_fleet(node, 1)
     assert node.submit_wait(k.readings_tx([k.reading(0, j) for j in range(4)])).ok  # 4 × 315 g for sun-co
-    server = make_server(node, "127.0.0.1", 0)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = serve_in_thread(node, "127.0.0.1", 0, rate=0)
     keys = {}
     for name in (k.OPERATOR, k.OWNER, k.BUYER):
         p = tmp_path / f"{name}.key"
         p.write_text(k.key(name).seed.hex())
         keys[name] = str(p)
     try:
-        yield d, f"http://127.0.0.1:{server.server_address[1]}", keys
+        yield d, f"http://127.0.0.1:{server.port}", keys
     finally:
-        server.shutdown()
-        server.server_close()
+        server.stop()
         node.close()
 
 
@@ -97,7 +94,8 @@ def test_markup_in_a_note_does_not_break_trace(live: tuple[Path, str, dict[str, 
                    k.OWNER, 0, k.key(k.OWNER))
     import urllib.request
 
-    req = urllib.request.Request(f"{url}/tx", data=raw, method="POST")
+    req = urllib.request.Request(f"{url}/v1/tx", data=raw, method="POST",
+                                 headers={"Content-Type": "application/cbor"})
     with urllib.request.urlopen(req, timeout=30) as resp:
         assert json.loads(resp.read())["ok"]
     r = run("trace", str(d), "ret-00000001")

@@ -268,7 +268,20 @@ def statement_pdf(stmt: MonthlyStatement, path: Path) -> None:
     doc.build(story)
 
 
-def retirement_pdf(cert: dict[str, Any], path: Path) -> None:
+def qr_drawing(text: str, size_pt: float = 90.0) -> Any:
+    """A QR code of ``text`` as a reportlab drawing ``size_pt`` points wide (for PDF or SVG)."""
+    from reportlab.graphics.barcode.qr import QrCodeWidget
+    from reportlab.graphics.shapes import Drawing
+
+    w = QrCodeWidget(text)
+    x0, y0, x1, y1 = w.getBounds()
+    d = Drawing(size_pt, size_pt, transform=[size_pt / (x1 - x0), 0, 0, size_pt / (y1 - y0), 0, 0])
+    d.add(w)
+    return d
+
+
+def retirement_pdf(cert: dict[str, Any], path: Path, verify_url: str | None = None) -> None:
+    """The retirement certificate; with ``verify_url``, a QR code to its public verification page."""
     from reportlab.platypus import Paragraph, Spacer
 
     h, p = _styles()
@@ -294,4 +307,7 @@ def retirement_pdf(cert: dict[str, Any], path: Path) -> None:
         "How to verify / 検証方法: <font face='Courier'>" + " ; ".join(cert["verify"]) + "</font> — "
         "the trace shows each unit range from the DGC's signed reading to this retirement, with Merkle "
         "proofs against the block headers.", p)]
+    if verify_url:
+        story += [Spacer(1, 8), qr_drawing(verify_url),
+                  Paragraph(f"公開検証ページ / Public verification page: {_esc(verify_url)}", p)]
     doc.build(story)

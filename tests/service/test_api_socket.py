@@ -1,11 +1,12 @@
-"""The stdlib HTTP front over a real socket: POST /tx, GET /info, GET /account/<id>, and the one
+"""The API over a real socket (uvicorn on a free port): POST /v1/tx, GET /v1/info, participants,
+signed private reads, and the one
 JSON error shape ``{"error": {"code", "field", "reason"}}``."""
 
 from __future__ import annotations
 
 import http.client
 import json
-import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -17,8 +18,10 @@ import pytest
 
 from crev.core.hashing import sha256
 from crev.ledger.messages.transfer import Transfer
-from crev.node.http import MAX_BODY, make_server
 from crev.node.node import Node
+from crev.service.auth import sign_request
+from crev.service.limits import TX_BODY_LIMIT as MAX_BODY
+from crev.service.server import serve_in_thread
 from tests.node import nodekit as k
 
 
@@ -50,16 +53,11 @@ def api(tmp_path: Path) -> Iterator[Api]:
     d = k.init_dir(tmp_path / "ledger")
     node = k.open_node(d)
     signers = k.register_fleet(node, 2)
-    server = make_server(node, "127.0.0.1", 0)
-    host, port = server.server_address[:2]
-    t = threading.Thread(target=server.serve_forever, daemon=True)
-    t.start()
+    server = serve_in_thread(node, "127.0.0.1", 0, rate=0)
     try:
-        yield Api(node, signers, str(host), int(port))
+        yield Api(node, signers, "127.0.0.1", server.port)
     finally:
-        server.shutdown()
-        server.server_close()
-        t.join(timeout=10)
+        server.stop()
         node.close()
 
 
@@ -75,7 +73,7 @@ def assert_error_shape(payload: Any, code: str, field: str | None = None) -> Non
 
 def test_post_signed_readings_batch(api: Api) -> None:
     raw = k.batch(2, 0)
-    status, receipt = api.call("POST", "/tx", raw)
+    status, receipt = api.call("POST", "/v1/tx", raw)
     assert status == 200
     assert receipt["tx_hash"] == sha256(raw).hex()
     assert receipt["committed"] is True and receipt["ok"] is True and receipt["error"] is None
@@ -84,7 +82,7 @@ def test_post_signed_readings_batch(api: Api) -> None:
     assert sum(d[2] for d in receipt["detail"]) == api.node.state.supply.issued_g == 2 * k.PER_READING_G
     assert {e["type"] for e in receipt["events"]} == {"reading_accepted", "issued"}
     # the same bytes again: the same committed receipt, nothing new
-    status, again = api.call("POST", "/tx", raw)
+    status, again = api.call("POST", "/v1/tx", raw)
     assert status == 200 and (again["tx_hash"], again["height"], again["index"]) == \
         (receipt["tx_hash"], receipt["height"], receipt["index"])
     assert api.node.state.supply.issued_g == 2 * k.PER_READING_G
@@ -93,7 +91,7 @@ def test_post_signed_readings_batch(api: Api) -> None:
 @pytest.mark.parametrize("body", [b"garbage", b"", b"\xa1\x01\x02", json.dumps({"kind": "transfer"}).encode()])
 def test_post_garbage_is_400_with_the_error_shape(api: Api, body: bytes) -> None:
     height = api.node.state.height
-    status, payload = api.call("POST", "/tx", body)
+    status, payload = api.call("POST", "/v1/tx", body)
     assert status == 400
     assert_error_shape(payload, "malformed")
     assert payload["tx_hash"] == sha256(body).hex()
@@ -101,39 +99,79 @@ def test_post_garbage_is_400_with_the_error_shape(api: Api, body: bytes) -> None
 
 
 def test_post_forged_signature_is_401(api: Api) -> None:
-    api.call("POST", "/tx", k.batch(2, 0))
+    api.call("POST", "/v1/tx", k.batch(2, 0))
     forged = api.signers.tx(k.OWNER, Transfer(k.BUYER, (("dgc-0:20260601T0900", 1),), ""),
                             signing_key=k.key("mallory"))
-    status, payload = api.call("POST", "/tx", forged)
+    status, payload = api.call("POST", "/v1/tx", forged)
     assert status == 401
     assert_error_shape(payload, "bad_signature", "tx.signature")
 
 
 def test_get_info(api: Api) -> None:
-    api.call("POST", "/tx", k.batch(2, 0))
-    status, info = api.call("GET", "/info")
+    api.call("POST", "/v1/tx", k.batch(2, 0))
+    status, info = api.call("GET", "/v1/info")
     assert status == 200
     st = api.node.state
-    assert info == {"chain_id": k.CHAIN, "height": st.height, "app_hash": st.tree.root().hex(),
-                    "last_block_hash": st.last_block_hash.hex(), "last_time": st.last_time}
+    assert info["chain_id"] == k.CHAIN and info["height"] == st.height == 2
+    assert info["app_hash"] == st.tree.root().hex() and info["last_block_hash"] == st.last_block_hash.hex()
+    assert info["operator_id"] == k.OPERATOR and info["sequencer_public_key"] == st.sequencer_key.hex()
+    assert info["state_tree_depth"] == st.params.state_tree_depth
 
 
-def test_get_account(api: Api) -> None:
-    api.call("POST", "/tx", k.batch(2, 0))
-    status, acct = api.call("GET", f"/account/{k.OWNER}")
+def test_participant_is_public_and_balances_are_private(api: Api) -> None:
+    api.call("POST", "/v1/tx", k.batch(2, 0))
+    status, p = api.call("GET", f"/v1/participants/{k.OWNER}")
+    assert status == 200
+    assert (p["account_id"], p["name"], p["role"], p["nonce"]) == (k.OWNER, "Sun Co", "prosumer", 0)
+    assert p["devices"] == ["dgc-0", "dgc-1"] and "tradable_g" not in p
+    status, payload = api.call("GET", f"/v1/accounts/{k.OWNER}")
+    assert status == 401
+    assert_error_shape(payload, "bad_signature", "X-Crev-Account")
+
+
+def _signed_get(api: Api, path: str, who: str, signer_name: str | None = None,
+                nonce: str | None = None) -> tuple[int, Any]:
+    headers = sign_request(k.key(signer_name or who), who, "GET", path, int(time.time()), nonce=nonce)
+    req = urllib.request.Request(api.url + path, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def test_signed_request_reads_own_balances_once(api: Api) -> None:
+    api.call("POST", "/v1/tx", k.batch(2, 0))
+    path = f"/v1/accounts/{k.OWNER}"
+    status, acct = _signed_get(api, path, k.OWNER, nonce="ab" * 8)
     assert status == 200
     assert acct == {"account_id": k.OWNER, "name": "Sun Co", "role": "prosumer", "nonce": 0,
-                    "tradable_g": 2 * k.PER_READING_G, "escrowed_g": 0, "retired_g": 0}
-    status, op = api.call("GET", f"/account/{k.OPERATOR}")
-    assert status == 200 and op["nonce"] == api.signers.nonces[k.OPERATOR]
+                    "tradable_g": 2 * k.PER_READING_G, "escrowed_g": 0, "retired_g": 0, "jpy": 0,
+                    "jpy_escrowed": 0}
+    # the very same signed request again is a replay
+    status, payload = _signed_get(api, path, k.OWNER, nonce="ab" * 8)
+    assert status == 409
+    assert_error_shape(payload, "conflict", "X-Crev-Nonce")
 
 
-def test_unknown_account_and_path_are_404(api: Api) -> None:
-    status, payload = api.call("GET", "/account/nobody-co")
+def test_signed_request_for_another_account_or_with_a_wrong_key_is_refused(api: Api) -> None:
+    status, payload = _signed_get(api, f"/v1/accounts/{k.OWNER}", k.BUYER)
+    assert status == 403
+    assert_error_shape(payload, "forbidden", "X-Crev-Account")
+    status, payload = _signed_get(api, f"/v1/accounts/{k.OWNER}", k.OWNER, signer_name="mallory")
+    assert status == 401
+    assert_error_shape(payload, "bad_signature", "X-Crev-Signature")
+    # the operator may read any account
+    status, acct = _signed_get(api, f"/v1/accounts/{k.OWNER}", k.OPERATOR)
+    assert status == 200 and acct["account_id"] == k.OWNER
+
+
+def test_unknown_participant_and_path_are_404(api: Api) -> None:
+    status, payload = api.call("GET", "/v1/participants/nobody-co")
     assert status == 404
-    assert_error_shape(payload, "not_found", "account")
+    assert_error_shape(payload, "not_found", "account_id")
     assert "nobody-co" in payload["error"]["reason"]
-    for method, path in (("GET", "/nothing"), ("GET", "/account/a/b"), ("POST", "/txs")):
+    for method, path in (("GET", "/nothing"), ("GET", "/v1/participants/a/b"), ("POST", "/txs")):
         status, payload = api.call(method, path, b"x" if method == "POST" else None)
         assert status == 404
         assert_error_shape(payload, "not_found", "path")
@@ -142,7 +180,7 @@ def test_unknown_account_and_path_are_404(api: Api) -> None:
 def _raw_post(api: Api, headers: dict[str, str], body: bytes = b"") -> tuple[int, Any]:
     conn = http.client.HTTPConnection(api.host, api.port, timeout=60)
     try:
-        conn.putrequest("POST", "/tx")
+        conn.putrequest("POST", "/v1/tx")
         for name, value in headers.items():
             conn.putheader(name, value)
         conn.endheaders()
@@ -159,20 +197,20 @@ def test_oversized_body_is_413_without_reading_it(api: Api) -> None:
     # only the header claims a huge body: the server must answer without waiting for it
     status, payload = _raw_post(api, {"Content-Length": str(MAX_BODY + 1)})
     assert status == 413
-    assert_error_shape(payload, "malformed", "body")
+    assert_error_shape(payload, "too_large", "body")
     assert str(MAX_BODY + 1) in payload["error"]["reason"]
     assert api.node.state.height == height
 
 
-def test_missing_content_length_is_411(api: Api) -> None:
-    status, payload = _raw_post(api, {})
-    assert status == 411
-    assert_error_shape(payload, "malformed", "Content-Length")
+def test_missing_body_is_400(api: Api) -> None:
+    status, payload = _raw_post(api, {"Content-Type": "application/cbor"})
+    assert status == 400
+    assert_error_shape(payload, "malformed", "body")
 
 
 def test_a_stopped_node_answers_503_not_a_dropped_connection(api: Api) -> None:
     api.node.stop()
-    status, payload = api.call("POST", "/tx", k.batch(2, 0))
+    status, payload = api.call("POST", "/v1/tx", k.batch(2, 0))
     assert status == 503
     assert_error_shape(payload, "unavailable", "node")
     assert payload["error"]["reason"] == "node stopped"

@@ -1,0 +1,397 @@
+"""The HTTP API and the dashboard, on one FastAPI app over a running embedded node (docs/api.md).
+
+Routes are thin: each parses its parameters, takes a consistent read (``Live``) and returns what
+``queries`` builds. Every error, whatever raised it, leaves as ``{"error": {code, field,
+reason}}`` with the status of its class in ``crev.errors`` (one table, ``STATUS``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Query, Request
+from fastapi import Path as P
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+import crev
+from crev.core.hashing import sha256
+from crev.errors import CrevError, MalformedError, NotFoundError
+from crev.node.marketdata import book_levels, market_rows
+from crev.node.node import Node
+from crev.node.statements import (
+    monthly_statement,
+    qr_drawing,
+    retirement_pdf,
+    retirement_statement,
+    statement_csv,
+    statement_pdf,
+)
+from crev.service import auth, queries
+from crev.service.limits import Limits, TokenBuckets
+from crev.service.live import Live
+
+STATUS = {"malformed": 400, "bad_signature": 401, "forbidden": 403, "not_found": 404, "conflict": 409,
+          "rule_violation": 422, "invalid_block": 500}
+WEB = Path(crev.__file__).parent / "web"
+CBOR_TYPES = ("application/cbor", "application/octet-stream")
+
+Offset = Annotated[int, Query(ge=0, le=10**9, description="items to skip")]
+Limit = Annotated[int, Query(ge=1, le=500, description="items per page")]
+
+
+def error(status: int, code: str, field: str, reason: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "field": field, "reason": reason}, **extra}, status_code=status)
+
+
+def crev_error(err: CrevError, **extra: Any) -> JSONResponse:
+    return error(STATUS.get(err.code, 400), err.code, err.field, err.reason, **extra)
+
+
+def create_app(node: Node, *, rate: float = 50.0, burst: int = 200, clock: Callable[[], float] = time.time,
+               public_url: str | None = None) -> Any:
+    """The ASGI app: FastAPI routes behind the size and rate limits (``rate`` ≤ 0: no rate limit)."""
+    live = Live(node)
+    nonces = auth.Nonces()
+    app = FastAPI(title="crev API", version=crev.__version__ if hasattr(crev, "__version__") else "0.1.0",
+                  summary="C-REV ledger, market and consumer figures / C-REV台帳・市場・需要家指標",
+                  description="Signed readings → C-REV → trading → retirement. See docs/api.md.")
+    app.state.live = live
+
+    # --- errors -----------------------------------------------------------------------------
+
+    @app.exception_handler(CrevError)
+    async def _crev(_: Request, exc: CrevError) -> JSONResponse:
+        return crev_error(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"loc": ("request",), "msg": "invalid"}
+        field = ".".join(str(p) for p in first.get("loc", ())[1:]) or "request"
+        return error(400, "malformed", field, str(first.get("msg", "invalid")))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 404:
+            return error(404, "not_found", "path", f"no such endpoint {request.url.path!r}")
+        if exc.status_code == 405:
+            return error(405, "method_not_allowed", "method", f"{request.method} is not allowed on "
+                                                               f"{request.url.path!r}")
+        return error(exc.status_code, "malformed" if exc.status_code < 500 else "unavailable", "request",
+                     str(exc.detail))
+
+    @app.exception_handler(ValueError)
+    async def _value(_: Request, exc: ValueError) -> JSONResponse:
+        return error(400, "malformed", "request", str(exc))
+
+    # --- submitting -------------------------------------------------------------------------
+
+    @app.post("/v1/tx", tags=["ledger"], summary="Submit one signed transaction (canonical CBOR bytes)",
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  "application/cbor": {"schema": {"type": "string", "format": "binary"}}}}})
+    async def submit(request: Request, wait: bool = True) -> JSONResponse:
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype not in CBOR_TYPES:
+            return error(415, "unsupported_media_type", "Content-Type",
+                         f"send the transaction's bytes as application/cbor, not {ctype or 'nothing'!r}")
+        raw = await request.body()
+        if not raw:
+            return error(400, "malformed", "body", "empty: send one transaction's canonical CBOR bytes",
+                         tx_hash=sha256(raw).hex())
+        try:
+            tx = node.check_tx(raw)
+        except CrevError as err:
+            return crev_error(err, tx_hash=sha256(raw).hex())
+        if not wait:
+            node.submit(raw)
+            return JSONResponse({"tx_hash": tx.hash.hex(), "committed": False}, status_code=202)
+        fut = asyncio.wrap_future(node.submit(raw))
+        try:
+            receipt = await asyncio.wait_for(fut, 60)
+        except TimeoutError:
+            return error(503, "unavailable", "node", "not committed within 60 s; it may still be: "
+                                                     "resubmit the same bytes", tx_hash=tx.hash.hex())
+        except RuntimeError as exc:
+            return error(503, "unavailable", "node", str(exc), tx_hash=tx.hash.hex())
+        if receipt.error is not None and not receipt.committed:
+            e = receipt.error
+            return error(STATUS.get(e["code"], 400), e["code"], e["field"], e["reason"], tx_hash=receipt.tx_hash)
+        return JSONResponse(receipt.to_dict())
+
+    # --- chain ------------------------------------------------------------------------------
+
+    @app.get("/v1/info", tags=["ledger"])
+    def info() -> Any:
+        with live.state() as st:
+            return queries.info(st)
+
+    @app.get("/v1/blocks", tags=["ledger"])
+    def blocks(offset: Offset = 0, limit: Limit = 50) -> Any:
+        with live.store() as s:
+            return queries.blocks(s, offset, limit)
+
+    @app.get("/v1/blocks/{height}", tags=["ledger"])
+    def block(height: Annotated[int, P(ge=1, le=2**62)]) -> Any:
+        with live.store() as s:
+            return queries.block(s, height)
+
+    @app.get("/v1/tx/{tx_hash}", tags=["ledger"])
+    def get_tx(tx_hash: str) -> Any:
+        with live.store() as s:
+            return queries.tx(s, tx_hash)
+
+    @app.get("/v1/proofs/state/{key:path}", tags=["ledger"])
+    def state_proof(key: str) -> Any:
+        from crev.node.trace import state_proof as prove
+
+        if not key or len(key) > 300:
+            raise MalformedError("key", "a state key such as l/<lot_id> (1-300 characters)")
+        with live.read() as r:
+            p = prove(r.store, r.state, key)
+            head = r.store.block(r.state.height)
+            return {**p, "block": queries.block_wire(head) if head else None}
+
+    # --- registry ---------------------------------------------------------------------------
+
+    @app.get("/v1/participants", tags=["registry"])
+    def participants(role: str | None = None, offset: Offset = 0, limit: Limit = 50) -> Any:
+        with live.state() as st:
+            return queries.participants(st, role, offset, limit)
+
+    @app.get("/v1/participants/{account_id}", tags=["registry"])
+    def participant(account_id: str) -> Any:
+        with live.state() as st:
+            return queries.participant(st, queries.account(st, account_id))
+
+    @app.get("/v1/devices", tags=["registry"])
+    def devices(owner: str | None = None, grid_area: str | None = None, offset: Offset = 0,
+                limit: Limit = 50) -> Any:
+        with live.read() as r:
+            return queries.devices(r.state, r.store, owner, grid_area, offset, limit)
+
+    @app.get("/v1/devices/{device_id}", tags=["registry"])
+    def device(device_id: str) -> Any:
+        with live.read() as r:
+            return queries.device_detail(r.state, r.store, device_id)
+
+    # --- C-REV ------------------------------------------------------------------------------
+
+    @app.get("/v1/lots", tags=["C-REV"])
+    def lots(device_id: str | None = None, owner: str | None = None, offset: Offset = 0,
+             limit: Limit = 50) -> Any:
+        with live.read() as r:
+            return queries.lots(r.store, device_id, owner, offset, limit)
+
+    @app.get("/v1/lots/{lot_id}", tags=["C-REV"])
+    def lot(lot_id: str) -> Any:
+        with live.read() as r:
+            return queries.lot(r.state, r.store, lot_id)
+
+    @app.get("/v1/units/{unit_id}", tags=["C-REV"])
+    def unit(unit_id: Annotated[int, P(ge=1, le=2**62)]) -> Any:
+        with live.read() as r:
+            return queries.unit(r.state, r.store, unit_id)
+
+    @app.get("/v1/retirements", tags=["C-REV"])
+    def retirements(account: str | None = None, offset: Offset = 0, limit: Limit = 50) -> Any:
+        with live.state() as st:
+            return queries.retirements(st, account, offset, limit)
+
+    @app.get("/v1/retirements/{retirement_id}", tags=["C-REV"])
+    def retirement(retirement_id: str) -> Any:
+        with live.read() as r:
+            return queries.retirement(r.state, r.store, retirement_id)
+
+    def verify_url(request: Request, rid: str) -> str:
+        base = public_url or str(request.base_url).rstrip("/")
+        return f"{base}/#/trace/{rid}"
+
+    @app.get("/v1/retirements/{retirement_id}/certificate.pdf", tags=["C-REV"],
+             response_class=Response, responses={200: {"content": {"application/pdf": {}}}})
+    def certificate(retirement_id: str, request: Request) -> Response:
+        with live.state() as st:
+            cert = retirement_statement(st, retirement_id)
+        with tempfile.TemporaryDirectory() as d:
+            path = Path(d) / "certificate.pdf"
+            retirement_pdf(cert, path, verify_url(request, retirement_id))
+            data = path.read_bytes()
+        return Response(data, media_type="application/pdf", headers={
+            "Content-Disposition": f'inline; filename="{retirement_id}.pdf"'})
+
+    @app.get("/v1/retirements/{retirement_id}/qr.svg", tags=["C-REV"], response_class=Response,
+             responses={200: {"content": {"image/svg+xml": {}}}})
+    def qr(retirement_id: str, request: Request) -> Response:
+        from reportlab.graphics import renderSVG
+
+        with live.state() as st:
+            if retirement_id not in st.retirements:
+                raise NotFoundError("retirement_id", f"no retirement {retirement_id!r}")
+        svg = renderSVG.drawToString(qr_drawing(verify_url(request, retirement_id), 160))
+        return Response(svg, media_type="image/svg+xml")
+
+    @app.get("/v1/trace/{ident}", tags=["C-REV"],
+             summary="Provenance of a lot, unit, retirement or transaction, with what a browser needs to "
+                     "check every proof")
+    def trace(ident: str) -> Any:
+        if not ident or len(ident) > 200:
+            raise MalformedError("ident", "a lot id, unit id, retirement id or transaction hash")
+        with live.read() as r:
+            return queries.browser_trace(r.state, r.store, ident)
+
+    # --- consumer figures -------------------------------------------------------------------
+
+    @app.get("/v1/figures/{participant_id}", tags=["figures"])
+    def figures(participant_id: str, site: str | None = None,
+                date_from: Annotated[str | None, Query(alias="from", max_length=10)] = None,
+                date_to: Annotated[str | None, Query(alias="to", max_length=10)] = None) -> Any:
+        with live.read() as r:
+            return queries.figures(r.state, r.store, participant_id, site, date_from, date_to)
+
+    # --- market -----------------------------------------------------------------------------
+
+    @app.get("/v1/markets", tags=["market"])
+    def markets() -> Any:
+        with live.state() as st:
+            rows = market_rows(st)
+        return queries.page(rows, len(rows), 0, len(rows))
+
+    @app.get("/v1/markets/{market_id}/book", tags=["market"])
+    def book(market_id: str, depth: Annotated[int, Query(ge=1, le=500)] = 20) -> Any:
+        with live.state() as st:
+            lv = book_levels(st, market_id)
+        bids = [{"price": p, "quantity_g": q, "orders": n} for p, q, n in lv["bids"][:depth]]
+        asks = [{"price": p, "quantity_g": q, "orders": n} for p, q, n in lv["asks"][:depth]]
+        spread = asks[0]["price"] - bids[0]["price"] if bids and asks else None
+        return {"market_id": market_id, "bids": bids, "asks": asks, "spread": spread}
+
+    def _history(rows: Any, market_id: str, offset: int, limit: int) -> Any:
+        with live.state() as st:
+            if market_id not in st.markets:
+                raise NotFoundError("market_id", f"no market {market_id!r}")
+        picked = [t for t in reversed(rows) if t["market_id"] == market_id]
+        return queries.page(picked[offset:offset + limit], len(picked), offset, limit)
+
+    @app.get("/v1/markets/{market_id}/trades", tags=["market"])
+    def trades(market_id: str, offset: Offset = 0, limit: Limit = 50) -> Any:
+        return _history(list(live.trades), market_id, offset, limit)
+
+    @app.get("/v1/markets/{market_id}/auctions", tags=["market"])
+    def auctions(market_id: str, offset: Offset = 0, limit: Limit = 50) -> Any:
+        return _history(list(live.auctions), market_id, offset, limit)
+
+    # --- private ----------------------------------------------------------------------------
+
+    def authorise(request: Request, account_id: str, body: bytes = b"") -> None:
+        target = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1")
+        if request.scope.get("query_string"):
+            target += "?" + request.scope["query_string"].decode("latin-1")
+        headers = {h: request.headers.get(h, "") for h in auth.HEADERS}
+        with live.state() as st:
+            auth.check(st, headers, request.method, target, body, int(clock()), nonces, account_id)
+
+    @app.get("/v1/accounts/{account_id}", tags=["private"], summary="Balances (signed request)")
+    def balances(account_id: str, request: Request) -> Any:
+        authorise(request, account_id)
+        with live.state() as st:
+            a = queries.account(st, account_id)
+            return {"account_id": a.account_id, "name": a.name, "role": a.role, "nonce": a.nonce,
+                    "tradable_g": a.tradable_g, "escrowed_g": a.escrowed_g, "retired_g": a.retired_g,
+                    "jpy": a.jpy, "jpy_escrowed": a.jpy_escrowed}
+
+    @app.get("/v1/accounts/{account_id}/orders", tags=["private"], summary="Open orders (signed request)")
+    def orders(account_id: str, request: Request, offset: Offset = 0, limit: Limit = 50) -> Any:
+        authorise(request, account_id)
+        with live.state() as st:
+            queries.account(st, account_id)
+            rows = sorted((o for o in st.orders.values() if o.account == account_id), key=lambda o: -o.seq)
+            return queries.page([queries.order_row(o) for o in rows[offset:offset + limit]], len(rows),
+                                offset, limit)
+
+    @app.get("/v1/accounts/{account_id}/statements/{month}", tags=["private"],
+             summary="Monthly statement YYYY-MM, YYYY-MM.csv or YYYY-MM.pdf (signed request)")
+    def statement(account_id: str, month: str, request: Request) -> Any:
+        authorise(request, account_id)
+        stem, _, ext = month.partition(".")
+        if ext not in ("", "csv", "pdf"):
+            raise MalformedError("month", f"format {ext!r}: use YYYY-MM, YYYY-MM.csv or YYYY-MM.pdf")
+        try:
+            y, m = (int(x) for x in stem.split("-"))
+        except ValueError:
+            raise MalformedError("month", f"{stem!r} is not YYYY-MM") from None
+        if not (2000 <= y <= 2200 and 1 <= m <= 12):
+            raise MalformedError("month", f"{stem!r} is not a month YYYY-MM")
+        with live.read() as r:
+            stmt = monthly_statement(r.state, r.store, account_id, y * 100 + m)
+        if ext == "csv":
+            return Response(statement_csv(stmt), media_type="text/csv; charset=utf-8")
+        if ext == "pdf":
+            with tempfile.TemporaryDirectory() as d:
+                path = Path(d) / "s.pdf"
+                statement_pdf(stmt, path)
+                return Response(path.read_bytes(), media_type="application/pdf")
+        return {"account_id": stmt.account_id, "name": stmt.name, "month": stem,
+                "opening_jpy": stmt.opening_jpy, "closing_jpy": stmt.closing_jpy, "bought_g": stmt.bought_g,
+                "sold_g": stmt.sold_g, "retired_g": stmt.retired_g, "fees_paid_jpy": stmt.fees_paid_jpy,
+                "trading_net_jpy": stmt.trading_net_jpy,
+                "lines": [{"time_jst": x.when, "kind": x.kind, "ref": x.ref, "market_id": x.market_id,
+                           "counterparty": x.counterparty, "quantity_g": x.quantity_g, "price": x.price,
+                           "value_jpy": x.value_jpy, "fee_jpy": x.fee_jpy, "net_jpy": x.net_jpy,
+                           "height": x.height, "tx_hash": x.tx_hash} for x in stmt.lines]}
+
+    # --- live stream ------------------------------------------------------------------------
+
+    @app.get("/v1/stream", tags=["ledger"], response_class=StreamingResponse,
+             summary="Server-Sent Events: block, issued, trade, retired",
+             responses={200: {"content": {"text/event-stream": {}}}})
+    async def stream(request: Request) -> StreamingResponse:
+        sub = live.subscribe()
+        with live.state() as st:
+            hello = {"height": st.height, "time_jst": queries.when(st.last_time) if st.last_time else None}
+
+        async def events() -> AsyncIterator[bytes]:
+            try:
+                yield f"event: hello\ndata: {json.dumps(hello)}\n\n".encode()
+                while True:
+                    try:
+                        item = await asyncio.wait_for(sub.queue.get(), 15)
+                    except TimeoutError:
+                        if await request.is_disconnected():
+                            return
+                        yield b": keep-alive\n\n"
+                        continue
+                    if item is None:
+                        yield b'event: dropped\ndata: {"reason": "too slow: reconnect"}\n\n'
+                        return
+                    kind = item.pop("event")
+                    yield f"event: {kind}\ndata: {json.dumps(item, ensure_ascii=False)}\n\n".encode()
+            finally:
+                live.unsubscribe(sub)
+
+        return StreamingResponse(events(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    # --- dashboard --------------------------------------------------------------------------
+
+    static = WEB / "static"
+    if static.is_dir():
+        app.mount("/static", StaticFiles(directory=static), name="static")
+    vendor = WEB / "node_modules"
+    if vendor.is_dir():
+        app.mount("/vendor", StaticFiles(directory=vendor), name="vendor")
+
+    @app.get("/", include_in_schema=False)
+    def index() -> Any:
+        page = static / "index.html"
+        if not page.exists():
+            return error(404, "not_found", "dashboard", "the dashboard's files are not installed")
+        return FileResponse(page, headers={"Cache-Control": "no-cache"})
+
+    return Limits(app, TokenBuckets(rate, burst) if rate > 0 else None)

@@ -1,0 +1,180 @@
+"""The service's view of a running node: consistent reads, the market's history, and the live
+stream.
+
+**Consistent reads.** The node keeps its state in memory and writes the SQLite snapshot and
+index (which trace, reports and lists read) every few seconds in the background. A read that
+needs both must see them at the same height, so ``Live.read()`` holds the node's lock (no block
+is sealed meanwhile), has the checkpoint writer catch up to the current height (a no-op when it
+already has), and opens a read-only SQLite snapshot. Reads that need only the state or only the
+blocks take less (``state()``, ``store()``).
+
+**History.** Trades and call-auction results are loaded once from the stored results at start
+and then appended from each committed block (the node's block listener), so market pages never
+rescan the chain.
+
+**Stream.** Every committed block is turned into a few small JSON events (block, issued, trade,
+retired) and handed to each subscriber's queue on its own event loop; a subscriber that does not
+keep up loses its queue (and is told so) rather than slowing the sealer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from crev.core.units import jst
+from crev.ledger.apply import BlockOutcome, TxResult
+from crev.ledger.block import Block
+from crev.ledger.events import AuctionCleared, Issued, Retired, Traded
+from crev.ledger.state import State
+from crev.node.node import DB_FILE, Node
+from crev.node.statements import committed_events
+from crev.node.store import Store
+
+STREAM_QUEUE = 2_000  # events a subscriber may fall behind before it is dropped
+HISTORY = 100_000  # trades and auctions kept in memory (the chain keeps them all)
+
+
+@dataclass
+class Reading:
+    """What a consistent read hands out: the live state and a read-only snapshot of the store at
+    the same height."""
+
+    state: State
+    store: Store
+
+
+class Subscriber:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(STREAM_QUEUE)
+        self.dropped = False
+
+    def offer(self, item: dict[str, Any] | None) -> None:
+        """Called on the event loop's thread."""
+        if self.dropped:
+            return
+        if self.queue.full():
+            self.dropped = True
+            self.queue.get_nowait()
+            self.queue.put_nowait(None)  # tells the stream to end
+            return
+        self.queue.put_nowait(item)
+
+
+class Live:
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.db_path = node.data_dir / DB_FILE
+        self.trades: deque[dict[str, Any]] = deque(maxlen=HISTORY)
+        self.auctions: deque[dict[str, Any]] = deque(maxlen=HISTORY)
+        self._subs: set[Subscriber] = set()
+        self._subs_lock = threading.Lock()
+        with self.read() as r:
+            for time_, height, tx_hash, events in committed_events(r.store):
+                self._remember(time_, height, tx_hash, events)
+        node.listeners.append(self._on_block)
+
+    # --- reads ------------------------------------------------------------------------------
+
+    @contextmanager
+    def read(self) -> Iterator[Reading]:
+        """State and store at the same height (see the module doc)."""
+        with self.node.lock:
+            self.node.flush()
+            store = Store(self.db_path, readonly=True)
+            try:
+                yield Reading(self.node.state, store)
+            finally:
+                store.close()
+
+    @contextmanager
+    def state(self) -> Iterator[State]:
+        """The live state alone, with no block sealed meanwhile."""
+        with self.node.lock:
+            yield self.node.state
+
+    @contextmanager
+    def store(self) -> Iterator[Store]:
+        """A read-only snapshot of the stored blocks and transactions (no lock held: blocks are
+        durable before anyone learns of them)."""
+        store = Store(self.db_path, readonly=True)
+        try:
+            yield store
+        finally:
+            store.close()
+
+    # --- history and stream ------------------------------------------------------------------
+
+    def _remember(self, time_: int, height: int, tx_hash: str, events: Any) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for e in events:
+            if isinstance(e, Traded):
+                row = {"trade_id": e.trade_id, "market_id": e.market_id, "height": height, "time": time_,
+                       "time_jst": jst(time_).isoformat(), "price": e.price, "quantity_g": e.quantity_g,
+                       "value_jpy": e.value_jpy, "buyer": e.buyer, "seller": e.seller,
+                       "bid_order": e.bid_order, "offer_order": e.ask_order, "aggressor": e.aggressor,
+                       "fee_buyer_jpy": e.fee_buyer_jpy, "fee_seller_jpy": e.fee_seller_jpy,
+                       "retirement_id": e.retirement_id, "lots": [list(r) for r in e.ranges],
+                       "tx_hash": tx_hash}
+                self.trades.append(row)
+                out.append({"event": "trade", **{k: row[k] for k in (
+                    "trade_id", "market_id", "price", "quantity_g", "buyer", "seller", "height", "time_jst")}})
+            elif isinstance(e, AuctionCleared):
+                self.auctions.append({"market_id": e.market_id, "height": height, "time": time_,
+                                      "time_jst": jst(time_).isoformat(), "price": e.price,
+                                      "volume_g": e.volume_g, "bids": e.bids, "asks": e.asks,
+                                      "tx_hash": tx_hash})
+        return out
+
+    def _on_block(self, block: Block, outcome: BlockOutcome) -> None:
+        """The node's listener (on the sealer thread, after the block is durable)."""
+        h = block.header
+        items: list[dict[str, Any]] = [{"event": "block", "height": h.height, "hash": h.hash.hex(),
+                                        "time": h.time, "time_jst": jst(h.time).isoformat(),
+                                        "tx_count": h.tx_count}]
+        retired: dict[str, dict[str, Any]] = {}
+        for res in outcome.results:
+            if not res.ok:
+                continue
+            items += self._remember(h.time, h.height, res.tx_hash.hex(), res.events)
+            items += _stream_items(res, h.height, retired)
+        items += retired.values()
+        with self._subs_lock:
+            subs = list(self._subs)
+        for s in subs:
+            for item in items:
+                s.loop.call_soon_threadsafe(s.offer, item)
+
+    def subscribe(self) -> Subscriber:
+        sub = Subscriber(asyncio.get_running_loop())
+        with self._subs_lock:
+            self._subs.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        with self._subs_lock:
+            self._subs.discard(sub)
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subs)
+
+
+def _stream_items(res: TxResult, height: int, retired: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for e in res.events:
+        if isinstance(e, Issued):
+            out.append({"event": "issued", "lot_id": e.lot_id, "device_id": e.device_id, "owner": e.owner,
+                        "quantity_g": e.quantity_g, "height": height})
+        elif isinstance(e, Retired):
+            r = retired.setdefault(e.retirement_id, {"event": "retired", "retirement_id": e.retirement_id,
+                                                     "account": e.account, "beneficiary": e.beneficiary,
+                                                     "quantity_g": 0, "height": height})
+            r["quantity_g"] += e.end_unit - e.start_unit
+    return out

@@ -1,0 +1,392 @@
+"""What the API answers, as JSON-ready data built from the state and the store (no HTTP here).
+
+Each function takes what a consistent read gives (``State``, read-only ``Store``) and returns
+plain dicts and lists with integers, hex strings and JST times; ``app.py`` maps them to routes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crev.core.encoding import decode, encode
+from crev.core.figures import Figures, total
+from crev.core.hashing import sha256
+from crev.core.units import JST_OFFSET_SECONDS, SLOT_SECONDS, fiscal_year, fiscal_year_bounds, jst, jst_date
+from crev.errors import MalformedError, NotFoundError
+from crev.ledger.block import Block, Header
+from crev.ledger.events import event_from_value
+from crev.ledger.records import Account, Device, Lot, Order, Retirement
+from crev.ledger.state import State
+from crev.node.report import participant_report, report_dict
+from crev.node.store import Store
+from crev.node.trace import period_text, state_proof, trace, tx_proof
+
+
+def page(items: list[Any], total_: int, offset: int, limit: int) -> dict[str, Any]:
+    return {"items": items, "total": total_, "offset": offset, "limit": limit}
+
+
+def when(ts: int) -> str:
+    return jst(ts).isoformat()
+
+
+def jst_day_bounds(date: str, field: str) -> int:
+    """Unix time of 00:00 JST on ``date`` (YYYY-MM-DD)."""
+    import datetime as dt
+
+    try:
+        d = dt.date.fromisoformat(date)
+    except ValueError:
+        raise MalformedError(field, f"{date!r} is not a date YYYY-MM-DD") from None
+    return (d - dt.date(1970, 1, 1)).days * 86400 - JST_OFFSET_SECONDS
+
+
+# --- chain ----------------------------------------------------------------------------------------
+
+
+def info(state: State) -> dict[str, Any]:
+    return {"chain_id": state.chain_id, "height": state.height, "app_hash": state.tree.root().hex(),
+            "last_block_hash": state.last_block_hash.hex(), "last_time": state.last_time,
+            "last_time_jst": when(state.last_time) if state.last_time else None,
+            "genesis_hash": state.genesis_hash.hex(), "operator_id": state.operator_id,
+            "sequencer_public_key": state.sequencer_key.hex(),
+            "state_tree_depth": state.params.state_tree_depth}
+
+
+def header_row(h: Header) -> dict[str, Any]:
+    return {"height": h.height, "hash": h.hash.hex(), "time": h.time, "time_jst": when(h.time),
+            "tx_count": h.tx_count, "tx_root": h.tx_root.hex(), "state_root": h.state_root.hex()}
+
+
+def blocks(store: Store, offset: int, limit: int) -> dict[str, Any]:
+    head = store.height()
+    rows = store.db.execute("SELECT header FROM blocks WHERE height <= ? ORDER BY height DESC LIMIT ?",
+                            (head - offset, limit)).fetchall()
+    return page([header_row(Header.decode(bytes(r[0]))) for r in rows], head, offset, limit)
+
+
+def block_wire(b: Block) -> dict[str, Any]:
+    """The bytes a browser needs to check a header itself."""
+    return {"height": b.header.height, "hash": b.header.hash.hex(), "header": b.header.encode().hex(),
+            "signature": b.signature.hex()}
+
+
+def block(store: Store, height: int) -> dict[str, Any]:
+    b = store.block(height)
+    if b is None:
+        raise NotFoundError("height", f"no block {height} (the chain is {store.height()} blocks long)")
+    h = b.header
+    txs = []
+    for idx, (txh, kind, ok, raw) in enumerate(store.db.execute(
+            "SELECT hash, kind, ok, raw FROM txs WHERE height = ? ORDER BY idx", (height,))):
+        txs.append({"index": idx, "tx_hash": bytes(txh).hex(), "kind": kind, "ok": bool(ok),
+                    "signer": decode(bytes(raw), "tx")[3]})
+    return {**header_row(h), "prev_hash": h.prev_hash.hex(), "results_root": h.results_root.hex(),
+            "chain_id": h.chain_id, **block_wire(b), "txs": txs}
+
+
+def need_hash(text: str, field: str) -> bytes:
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        raw = b""
+    if len(raw) != 32:
+        raise MalformedError(field, "must be 64 hex characters (a SHA-256 hash)")
+    return raw
+
+
+def tx(store: Store, tx_hash: str) -> dict[str, Any]:
+    h = need_hash(tx_hash, "tx_hash")
+    row = store.tx(h)
+    if row is None:
+        raise NotFoundError("tx_hash", f"no transaction {tx_hash} on this ledger")
+    height, idx, kind, ok, raw, result = row
+    v = decode(result, "result")
+    b = store.block(height)
+    assert b is not None
+    return {"tx_hash": tx_hash, "height": height, "index": idx, "kind": kind, "signer": decode(raw, "tx")[3],
+            "ok": ok, "error": None if not v[3] else {"code": v[3][0], "field": v[3][1], "reason": v[3][2]},
+            "events": [event_from_value(e).to_dict() for e in v[4]], "detail": v[5], "raw": raw.hex(),
+            "proof": tx_proof(store, h, lambda _h: b), "block": block_wire(b)}
+
+
+# --- registry -------------------------------------------------------------------------------------
+
+
+def participant(state: State, a: Account) -> dict[str, Any]:
+    return {"account_id": a.account_id, "name": a.name, "role": a.role, "public_key": a.public_key.hex(),
+            "registered_height": a.registered_height, "nonce": a.nonce,
+            "devices": sorted(d.device_id for d in state.devices.values() if d.owner == a.account_id)}
+
+
+def participants(state: State, role: str | None, offset: int, limit: int) -> dict[str, Any]:
+    rows = [a for a in sorted(state.accounts.values(), key=lambda a: a.account_id) if role in (None, a.role)]
+    return page([participant(state, a) for a in rows[offset:offset + limit]], len(rows), offset, limit)
+
+
+def account(state: State, account_id: str) -> Account:
+    a = state.accounts.get(account_id)
+    if a is None:
+        raise NotFoundError("account_id", f"no participant {account_id!r}")
+    return a
+
+
+def _reading_row(r: Any) -> dict[str, Any]:
+    seq, start, interval_s, g, i, e, lot_id, height, rh = r
+    return {"seq": seq, "interval_start": start, "interval_start_jst": when(start), "interval_s": interval_s,
+            "generation_wh": g, "import_wh": i, "export_wh": e, "self_consumed_wh": g - e,
+            "demand_wh": g + i - e, "lot_id": lot_id, "height": height, "reading_hash": bytes(rh).hex()}
+
+
+READING_COLS = "seq, interval_start, interval_s, generation_wh, import_wh, export_wh, lot_id, height, reading_hash"
+
+
+def device(state: State, store: Store, d: Device, today: dict[str, tuple[int, int, int]], day: str) -> dict[str, Any]:
+    last = store.db.execute(f"SELECT {READING_COLS} FROM ix_readings WHERE device_id = ? AND seq = ?",
+                            (d.device_id, d.last_seq)).fetchone() if d.readings else None
+    g, sc, dem = today.get(d.device_id, (0, 0, 0))
+    return {"device_id": d.device_id, "owner": d.owner, "rated_capacity_w": d.rated_capacity_w,
+            "location": {"lat": d.latitude_e6 / 1e6, "lon": d.longitude_e6 / 1e6},
+            "grid_area": d.grid_area, "fit": d.fit, "technology": d.technology,
+            "status": "active" if d.active else "revoked", "commissioned": d.commissioned,
+            "commissioned_jst": when(d.commissioned), "meter_serial": d.meter_serial,
+            "certified_until_jst": when(d.certified_until), "readings": d.readings, "issued_g": d.issued_g,
+            "last_reading": _reading_row(last) if last else None,
+            "today": {"date_jst": day, "generation_wh": g, "self_consumed_wh": sc, "demand_wh": dem}}
+
+
+def _today(state: State, store: Store, device_id: str | None = None) -> tuple[str, dict[str, tuple[int, int, int]]]:
+    """Per device, the JST day of the ledger's latest block: generation, self-consumed, demand."""
+    day = jst_date(state.last_time) if state.last_time else jst_date(0)
+    start = jst_day_bounds(day, "day")
+    q = ("SELECT device_id, SUM(generation_wh), SUM(generation_wh - export_wh), "
+         "SUM(generation_wh + import_wh - export_wh) FROM ix_readings WHERE interval_start >= ? "
+         "AND interval_start < ?")
+    args: list[Any] = [start, start + 86400]
+    if device_id is not None:
+        q += " AND device_id = ?"
+        args.append(device_id)
+    rows = store.db.execute(q + " GROUP BY device_id", args).fetchall()
+    return day, {str(r[0]): (int(r[1]), int(r[2]), int(r[3])) for r in rows}
+
+
+def devices(state: State, store: Store, owner: str | None, grid_area: str | None, offset: int,
+            limit: int) -> dict[str, Any]:
+    rows = [d for d in sorted(state.devices.values(), key=lambda d: d.device_id)
+            if owner in (None, d.owner) and grid_area in (None, d.grid_area)]
+    day, today = _today(state, store)
+    return page([device(state, store, d, today, day) for d in rows[offset:offset + limit]], len(rows),
+                offset, limit)
+
+
+def device_detail(state: State, store: Store, device_id: str) -> dict[str, Any]:
+    d = state.devices.get(device_id)
+    if d is None:
+        raise NotFoundError("device_id", f"no device {device_id!r}")
+    day, today = _today(state, store, device_id)
+    out = device(state, store, d, today, day)
+    out["keys"] = [{"public_key": k.public_key.hex(), "valid_from": k.valid_from, "valid_until": k.valid_until,
+                    "revoked": k.revoked} for k in d.keys]
+    out["recent_readings"] = [_reading_row(r) for r in store.db.execute(
+        f"SELECT {READING_COLS} FROM ix_readings WHERE device_id = ? ORDER BY seq DESC LIMIT 96", (device_id,))]
+    return out
+
+
+# --- C-REV ----------------------------------------------------------------------------------------
+
+
+LOT_COLS = ("lot_id, first_unit, quantity_g, device_id, owner, slot_id, self_consumed_wh, factor_g_per_kwh, "
+            "origin, height, tx_hash")
+
+
+def _lot_row(r: Any) -> dict[str, Any]:
+    lot_id, first, q, dev, owner, slot, wh, f, origin, height, txh = r
+    return {"lot_id": lot_id, "device_id": dev, "owner": owner, "first_unit": first, "quantity_g": q,
+            "slot_start": slot * SLOT_SECONDS, "slot_start_jst": when(slot * SLOT_SECONDS),
+            "self_consumed_wh": wh, "factor_g_per_kwh": f, "origin": origin, "height": height,
+            "tx_hash": bytes(txh).hex()}
+
+
+def lots(store: Store, device_id: str | None, owner: str | None, offset: int, limit: int) -> dict[str, Any]:
+    where, args = [], []
+    if device_id is not None:
+        where.append("device_id = ?")
+        args.append(device_id)
+    if owner is not None:
+        where.append("owner = ?")
+        args.append(owner)
+    w = (" WHERE " + " AND ".join(where)) if where else ""
+    n = store.db.execute(f"SELECT COUNT(*) FROM ix_lots{w}", args).fetchone()[0]
+    rows = store.db.execute(f"SELECT {LOT_COLS} FROM ix_lots{w} ORDER BY first_unit DESC LIMIT ? OFFSET ?",
+                            [*args, limit, offset]).fetchall()
+    return page([_lot_row(r) for r in rows], int(n), offset, limit)
+
+
+def lot_record(state: State, lot: Lot) -> dict[str, Any]:
+    return {"lot_id": lot.lot_id, "first_unit": lot.first_unit, "last_unit": lot.end_unit - 1,
+            "quantity_g": lot.quantity_g, "device_id": lot.device_id, "issued_to": lot.issued_to,
+            "slot_start": lot.interval_start, "slot_start_jst": when(lot.interval_start),
+            "slot_end_jst": when(lot.interval_end), "self_consumed_wh": lot.self_consumed_wh,
+            "factor_g_per_kwh": lot.factor_g_per_kwh, "factor": lot.factor_ref,
+            "factor_source": state.factor_source(lot.factor_ref), "technology": lot.technology,
+            "location": {"lat": lot.latitude_e6 / 1e6, "lon": lot.longitude_e6 / 1e6},
+            "grid_area": lot.grid_area, "fit": lot.fit, "height": lot.height,
+            "issued_at_jst": when(lot.block_time), "reading_hash": lot.reading_hash.hex(), "origin": lot.origin,
+            "reference": lot.reference,
+            "segments": [{"start": s.start, "end": s.end - 1, "holder": s.holder, "status": s.status,
+                          "ref": s.ref} for s in lot.segments]}
+
+
+def lot(state: State, store: Store, lot_id: str) -> dict[str, Any]:
+    rec = state.lots.get(lot_id)
+    if rec is None:
+        raise NotFoundError("lot_id", f"no lot {lot_id!r}")
+    return {**lot_record(state, rec), "state_proof": state_proof(store, state, f"l/{lot_id}")}
+
+
+def unit(state: State, store: Store, unit_id: int) -> dict[str, Any]:
+    row = store.db.execute("SELECT lot_id FROM ix_lots WHERE first_unit <= ? ORDER BY first_unit DESC LIMIT 1",
+                           (unit_id,)).fetchone()
+    rec = state.lots.get(str(row[0])) if row else None
+    if rec is None or not rec.first_unit <= unit_id < rec.end_unit:
+        raise NotFoundError("unit_id", f"no C-REV unit {unit_id} has been issued")
+    seg = next(s for s in rec.segments if s.start <= unit_id < s.end)
+    return {"unit_id": unit_id, "lot_id": rec.lot_id, "holder": seg.holder, "status": seg.status, "ref": seg.ref}
+
+
+def retirement_row(r: Retirement) -> dict[str, Any]:
+    return {"retirement_id": r.retirement_id, "account": r.account, "beneficiary": r.beneficiary,
+            "purpose": r.purpose, "period": period_text(r.period_start, r.period_end),
+            "jurisdiction": r.jurisdiction, "note": r.note, "quantity_g": r.quantity_g, "height": r.height,
+            "tx_hash": r.tx_hash.hex(), "retired_at_jst": when(r.block_time)}
+
+
+def retirements(state: State, account_id: str | None, offset: int, limit: int) -> dict[str, Any]:
+    rows = [r for r in state.retirements.values() if account_id in (None, r.account)]
+    rows.sort(key=lambda r: r.retirement_id, reverse=True)
+    return page([retirement_row(r) for r in rows[offset:offset + limit]], len(rows), offset, limit)
+
+
+def retirement(state: State, store: Store, rid: str) -> dict[str, Any]:
+    r = state.retirements.get(rid)
+    if r is None:
+        raise NotFoundError("retirement_id", f"no retirement {rid!r}")
+    return {**retirement_row(r), "ranges": [[lot_id, a, b - 1] for lot_id, a, b in r.ranges],
+            "proof": tx_proof(store, r.tx_hash), "state_proof": state_proof(store, state, f"t/{rid}")}
+
+
+def browser_trace(state: State, store: Store, ident: str) -> dict[str, Any]:
+    """``trace`` plus the bytes a browser needs to check every proof itself: each block header
+    with its signature, each transaction's bytes, each signed reading's bytes."""
+    if len(ident) == 64 and all(c in "0123456789abcdef" for c in ident):
+        t = tx(store, ident)
+        out: dict[str, Any] = {"query": ident, "kind": "tx", "height": state.height, "lots": [],
+                               "transaction": t}
+        heights = {t["height"]}
+    else:
+        out = trace(store, state, ident)
+        heights = set()
+    raws: dict[str, bytes] = {}
+
+    def fill(step: dict[str, Any]) -> None:
+        p = step.get("proof")
+        if isinstance(p, dict):
+            heights.add(int(p["height"]))
+            txh = p["tx_hash"]
+            if txh not in raws:
+                row = store.tx(bytes.fromhex(txh))
+                assert row is not None
+                raws[txh] = row[4]
+            p["raw"] = raws[txh].hex()
+            if step.get("step") == "signed_reading":
+                step["reading_bytes"] = _reading_bytes(raws[txh], step["reading_hash"])
+        sp = step.get("state_proof")
+        if isinstance(sp, dict) and sp.get("block_height"):
+            heights.add(int(sp["block_height"]))
+
+    for lot_ in out["lots"]:
+        for step in lot_["steps"]:
+            fill(step)
+    if "retirement" in out:
+        fill(out["retirement"])
+    blocks_: dict[str, Any] = {}
+    for h in sorted(heights):
+        b = store.block(h)
+        if b is not None:
+            blocks_[str(h)] = block_wire(b)
+    out["blocks"] = blocks_
+    return out
+
+
+def _reading_bytes(tx_raw: bytes, reading_hash: str) -> str:
+    for r in decode(tx_raw, "tx")[5]:
+        raw = encode(r)
+        if sha256(raw).hex() == reading_hash:
+            return raw.hex()
+    raise NotFoundError("reading_hash", f"reading {reading_hash} is not in its transaction")
+
+
+# --- consumer figures -----------------------------------------------------------------------------
+
+
+def matching_247_bp(slots: dict[int, Figures]) -> int:
+    """Share of demand covered by renewable C-REV of the same 30-minute slot (held or retired),
+    slot by slot, in basis points (⌊⌋): Σ min(claimed Wh, demand Wh) / Σ demand Wh."""
+    demand = sum(f.demand_wh for f in slots.values())
+    if demand <= 0:
+        return 0
+    matched = sum(min(f.claimed_wh, f.demand_wh) for f in slots.values())
+    return matched * 10_000 // demand
+
+
+def figures(state: State, store: Store, participant_id: str, site: str | None, date_from: str | None,
+            date_to: str | None) -> dict[str, Any]:
+    rep = participant_report(state, store, participant_id)
+    now = state.last_time
+    if site is not None:
+        chosen = [s for s in rep.sites if s.device_id == site]
+        if not chosen:
+            raise NotFoundError("site", f"{participant_id!r} has no site {site!r}")
+        slots = chosen[0].slots
+    else:
+        slots = rep.slots
+    lo = jst_day_bounds(date_from, "from") if date_from else 0
+    hi = jst_day_bounds(date_to, "to") + 86400 if date_to else 2**62
+    if lo >= hi:
+        raise MalformedError("from", f"{date_from} is after {date_to}")
+    picked = {s: f for s, f in sorted(slots.items()) if lo <= s * SLOT_SECONDS < hi}
+    days: dict[str, list[Figures]] = {}
+    for s, f in picked.items():
+        days.setdefault(jst_date(s * SLOT_SECONDS), []).append(f)
+    base = report_dict(rep, now)
+    fy_start = fiscal_year_bounds(fiscal_year(now))[0]
+    latest = max(slots) if slots else None
+    return {
+        "participant": rep.account_id, "name": rep.name, "role": rep.role, "site": site,
+        "total": total(slots.values()).to_dict(),
+        "fiscal_year_to_date": total(f for s, f in slots.items()
+                                     if fy_start <= s * SLOT_SECONDS <= now).to_dict(),
+        "now": None if latest is None else {"slot_start": latest * SLOT_SECONDS,
+                                            "slot_start_jst": when(latest * SLOT_SECONDS),
+                                            **slots[latest].to_dict()},
+        "matching_247_bp": matching_247_bp(slots),
+        "by_day": {d: total(fs).to_dict() for d, fs in days.items()},
+        "slots": [{"slot_start": s * SLOT_SECONDS, "slot_start_jst": when(s * SLOT_SECONDS), **f.to_dict()}
+                  for s, f in picked.items()],
+        "sites": [{"device_id": s.device_id, "grid_area": s.grid_area, "rated_capacity_w": s.rated_capacity_w,
+                   **total(s.slots.values()).to_dict(), "matching_247_bp": matching_247_bp(s.slots)}
+                  for s in rep.sites],
+        "bought_g": rep.bought_g, "factors": base["factors"],
+    }
+
+
+# --- market ---------------------------------------------------------------------------------------
+
+
+def order_row(o: Order) -> dict[str, Any]:
+    return {"order_id": o.order_id, "seq": o.seq, "market_id": o.market_id, "account": o.account,
+            "side": o.side, "price": o.price, "quantity_g": o.quantity_g, "remaining_g": o.remaining_g,
+            "tif": o.tif, "expires_at": o.expires_at, "status": o.status, "escrow_jpy": o.escrow_jpy,
+            "height": o.height, "retire": None if o.retire is None else {
+                "beneficiary": o.retire.beneficiary, "purpose": o.retire.purpose,
+                "period": period_text(o.retire.period_start, o.retire.period_end)}}
