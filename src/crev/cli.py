@@ -7,6 +7,7 @@ import http.client
 import io
 import json
 import os
+import signal
 import sqlite3
 import sys
 import time
@@ -291,15 +292,37 @@ def factors_load(csv_file: str, node_url: str, signer: str, key: str) -> None:
               help="Metering interval [s].")
 @click.option("--seed", default=1, show_default=True, type=int)
 @click.option("--start", default=None, help="First simulated day (ISO date, JST); default: DAYS ago.")
-def demo(data_dir: str, sites: int, days: int, interval_s: str, seed: int, start: str | None) -> None:
-    """Simulate a fleet of sites on a fresh embedded ledger and leave DATA_DIR to explore."""
-    from crev.demo import run_demo
+@click.option("--serve/--no-serve", default=True, show_default=True,
+              help="Afterwards keep the fleet running live and serve the API and dashboard.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--pace", default=2.0, show_default=True, type=click.FloatRange(0.05, 3600),
+              help="Live phase: wall-clock seconds per simulated metering interval.")
+def demo(data_dir: str, sites: int, days: int, interval_s: str, seed: int, start: str | None, serve: bool,
+         host: str, port: int, pace: float) -> None:
+    """Simulate a fleet of sites on a fresh embedded ledger with a live market, then (by default)
+    serve the dashboard at http://127.0.0.1:8000 while the fleet keeps reporting; DATA_DIR is left
+    to explore."""
+    from crev.demo import Serve, run_demo
+    from crev.service.server import bind
 
     if start is not None:
         _when(start, "--start")
+    live = None
+    if serve:
+        try:  # fail before simulating anything if the port is taken
+            bind(host, port).close()
+        except OSError as err:
+            _fail(f"cannot listen on {host}:{port}: {err.strerror or err} (choose --port or --no-serve)")
+        def stop(signum: int, frame: Any) -> None:
+            raise KeyboardInterrupt  # SIGTERM ends the live phase as Ctrl-C does: cleanly
+
+        signal.signal(signal.SIGTERM, stop)
+        live = Serve(host, port, pace, on_ready=lambda url: console.print(
+            f"\n[bold green]dashboard / ダッシュボード: {url}[/]  API: {url}/docs  — Ctrl-C stops\n"))
     try:
         s = run_demo(Path(data_dir), sites=sites, days=days, interval_s=int(interval_s), seed=seed,
-                     start=start, console=console)
+                     start=start, console=console, serve=live)
     except FileExistsError as exc:
         _fail(str(exc))
         raise

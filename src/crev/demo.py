@@ -5,6 +5,10 @@ and an auditor, registers every site's DGC, and then runs the fleet in accelerat
 metering interval each DGC signs a cumulative-register reading and a gateway submits them as one
 batch to the embedded node, which verifies, issues and commits.
 
+With ``serve`` (the ``crev demo`` default) the same node then serves the HTTP API and the
+dashboard, and the fleet and the market agents keep running, one metering interval every
+``pace_s`` seconds, until Ctrl-C.
+
 The market runs live: the operator lists a continuous spot market (any C-REV) and a call market
 for non-FIT C-REV that clears at every 30-minute slot boundary, and records the buyers' deposits.
 Half of the site owners have an auto-offer policy (a share of each new lot offered at once, in the
@@ -128,8 +132,20 @@ def prepare_dir(data_dir: Path) -> None:
         shutil.rmtree(data_dir)
 
 
+@dataclass
+class Serve:
+    """After the accelerated days, keep the fleet running and serve the API and dashboard."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    pace_s: float = 2.0  # wall-clock seconds per simulated metering interval in the live phase
+    on_ready: Any = None  # called with the dashboard URL once it answers
+    stop_after_s: float | None = None  # for tests: end the live phase after this many seconds
+
+
 def run_demo(data_dir: Path, *, sites: int = 40, days: int = 3, interval_s: int = 1800, seed: int = 1,
-             start: str | None = None, console: Console | None = None, live: bool = True) -> DemoStats:
+             start: str | None = None, console: Console | None = None, live: bool = True,
+             serve: Serve | None = None) -> DemoStats:
     console = console or Console()
     t_begin = time.perf_counter()
     start_ts = parse_time(start) if start else default_start(days)
@@ -144,6 +160,7 @@ def run_demo(data_dir: Path, *, sites: int = 40, days: int = 3, interval_s: int 
     node = Node(data_dir, block_interval_ms=10, clock=lambda: clock[0]).start()
     stats = DemoStats()
     node.listeners.append(lambda block, outcome: _count_market(stats, outcome))
+    server = None
     try:
         _register(node, acc, fleet, start_ts)
         stats.owners = sorted({s.owner_id for s in fleet})
@@ -154,42 +171,71 @@ def run_demo(data_dir: Path, *, sites: int = 40, days: int = 3, interval_s: int 
         todays_lots: dict[str, list[tuple[str, int]]] = defaultdict(list)
         held: dict[str, list[tuple[str, int]]] = defaultdict(list)
         end_ts = start_ts + days * 86400
+
+        def step(t: int) -> None:
+            """One metering interval starting at ``t``: every DGC signs, the gateway submits, and the
+            day's market agents act at midnight."""
+            clock[0] = t + interval_s + 5
+            rows = sim.interval(t)
+            batch = [agents[e.site_id].reading(t, interval_s, e.generation_wh, e.import_wh, e.export_wh)
+                     for e in rows]
+            for e in rows:
+                stats.generation_wh += e.generation_wh
+                stats.demand_wh += e.generation_wh + e.import_wh - e.export_wh
+                stats.self_consumed_wh += e.generation_wh - e.export_wh
+            msg = SubmitReadings(tuple(parse_reading(r, f"readings[{i}]") for i, r in enumerate(batch)))
+            rec = _check(node.submit_wait(build_tx(CHAIN_ID, msg)), "readings")
+            for (status, lot_id, q, *_), e in zip(rec.detail, rows, strict=True):
+                if status == "accepted":
+                    stats.readings += 1
+                    if lot_id:
+                        stats.issued_g += q
+                        todays_lots[owner_of[e.site_id]].append((lot_id, q))
+                else:
+                    stats.refused += 1
+            stats.intervals += 1
+            t += interval_s
+            if (t - start_ts) % 86400 == 0:
+                direct = {o: lots for o, lots in todays_lots.items() if o in direct_sellers}
+                _end_of_day(node, acc, direct, held, stats, t)
+                _call_orders(node, acc, direct, t)
+                todays_lots.clear()
+                if t - start_ts == 86400:
+                    _corrections(node, acc, stats)
+            stats.blocks = node.state.height
+            stats.seconds = time.perf_counter() - t_begin
+
         table = _progress_table(stats, clock[0], end_ts - start_ts, 0)
         with Live(table, console=console, refresh_per_second=8, transient=False,
                   auto_refresh=live) as lv:
             t = start_ts
             while t < end_ts:
-                clock[0] = t + interval_s + 5
-                rows = sim.interval(t)
-                batch = [agents[e.site_id].reading(t, interval_s, e.generation_wh, e.import_wh, e.export_wh)
-                         for e in rows]
-                for e in rows:
-                    stats.generation_wh += e.generation_wh
-                    stats.demand_wh += e.generation_wh + e.import_wh - e.export_wh
-                    stats.self_consumed_wh += e.generation_wh - e.export_wh
-                msg = SubmitReadings(tuple(parse_reading(r, f"readings[{i}]") for i, r in enumerate(batch)))
-                rec = _check(node.submit_wait(build_tx(CHAIN_ID, msg)), "readings")
-                for (status, lot_id, q, *_), e in zip(rec.detail, rows, strict=True):
-                    if status == "accepted":
-                        stats.readings += 1
-                        if lot_id:
-                            stats.issued_g += q
-                            todays_lots[owner_of[e.site_id]].append((lot_id, q))
-                    else:
-                        stats.refused += 1
-                stats.intervals += 1
+                step(t)
                 t += interval_s
-                if (t - start_ts) % 86400 == 0:
-                    direct = {o: lots for o, lots in todays_lots.items() if o in direct_sellers}
-                    _end_of_day(node, acc, direct, held, stats, t)
-                    _call_orders(node, acc, direct, t)
-                    todays_lots.clear()
-                    if t - start_ts == 86400:
-                        _corrections(node, acc, stats)
-                stats.blocks = node.state.height
-                stats.seconds = time.perf_counter() - t_begin
                 lv.update(_progress_table(stats, t, end_ts - start_ts, t - start_ts))
+        if serve is None:
+            return stats
+        # --- live phase: the API and dashboard over the same node, the fleet keeps reporting ---
+        from crev.service.server import serve_in_thread
+
+        server = serve_in_thread(node, serve.host, serve.port)
+        url = f"http://{serve.host}:{server.port}"
+        if serve.on_ready is not None:
+            serve.on_ready(url)
+        began = time.monotonic()
+        with Live(_progress_table(stats, t, t - start_ts, t - start_ts, url), console=console,
+                  refresh_per_second=4, transient=False, auto_refresh=live) as lv:
+            while serve.stop_after_s is None or time.monotonic() - began < serve.stop_after_s:
+                due = time.monotonic() + serve.pace_s
+                step(t)
+                t += interval_s
+                lv.update(_progress_table(stats, t, t - start_ts, t - start_ts, url))
+                time.sleep(max(0.0, due - time.monotonic()))
+    except KeyboardInterrupt:
+        pass
     finally:
+        if server is not None:
+            server.stop()
         node.close()
     stats.seconds = time.perf_counter() - t_begin
     return stats
@@ -332,10 +378,14 @@ def _corrections(node: Node, acc: _Accounts, stats: DemoStats) -> None:
                                                          "INC-2041", owner))), "cancel")
 
 
-def _progress_table(s: DemoStats, now: float, span: int, done: int) -> Table:
+def _progress_table(s: DemoStats, now: float, span: int, done: int, url: str | None = None) -> Table:
     t = Table(title="crev demo: self-consumed solar → C-REV", show_header=False, min_width=60)
-    pct = 100 * done / span if span else 100
-    t.add_row("simulated time (JST)", f"{jst(int(now)).strftime('%Y-%m-%d %H:%M')}   {pct:5.1f} %")
+    if url:
+        t.add_row("[bold]dashboard / ダッシュボード[/]", f"[bold cyan]{url}[/]  (live; Ctrl-C stops)")
+        t.add_row("simulated time (JST)", f"{jst(int(now)).strftime('%Y-%m-%d %H:%M')}   live")
+    else:
+        pct = 100 * done / span if span else 100
+        t.add_row("simulated time (JST)", f"{jst(int(now)).strftime('%Y-%m-%d %H:%M')}   {pct:5.1f} %")
     t.add_row("blocks committed", f"{s.blocks:,}")
     t.add_row("signed readings accepted", f"{s.readings:,}" + (f"  (refused {s.refused})" if s.refused else ""))
     t.add_row("C-REV issued", f"{s.issued_g / 1000:,.1f} kg-CO2e")

@@ -47,7 +47,8 @@ class Demo:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
     d = tmp_path_factory.mktemp("cli") / "demo"
-    r = crev("demo", "--data-dir", str(d), "--sites", "4", "--days", "1", "--start", "2026-06-01", "--seed", "3")
+    r = crev("demo", "--data-dir", str(d), "--sites", "4", "--days", "1", "--start", "2026-06-01", "--seed", "3",
+             "--no-serve")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "done" in r.stdout
     lots = crev("export", str(d), "lots", "--format", "json")
