@@ -79,10 +79,22 @@ class ParticipantReport:
         return self.total(start, now + 1)
 
 
-def claims_by_slot(state: State, account_id: str) -> dict[tuple[str, int], tuple[int, int]]:
-    """(device_id, slot_id) → (claimed g, claimed Wh) for the units ``account_id`` holds or retired."""
+def lots_ever_held(store: Store, account_id: str) -> set[str]:
+    """Every lot ``account_id`` ever held units of: issued to it, or received by transfer or trade
+    (the only ways units reach an account; retired units were held first). Index lookups, so a
+    report costs what the account touched, not the whole ledger."""
+    rows = store.db.execute("SELECT lot_id FROM ix_lots WHERE owner = ? UNION SELECT lot_id FROM ix_moves "
+                            "WHERE counterparty = ? AND kind IN ('transfer', 'trade')", (account_id, account_id))
+    return {str(r[0]) for r in rows}
+
+
+def claims_by_slot(state: State, account_id: str, store: Store | None = None) -> dict[tuple[str, int], tuple[int, int]]:
+    """(device_id, slot_id) → (claimed g, claimed Wh) for the units ``account_id`` holds or retired.
+    With ``store``, only the lots the account ever held are looked at (``lots_ever_held``)."""
     out: dict[tuple[str, int], tuple[int, int]] = {}
-    for lot in state.lots.values():
+    lots = (state.lots.values() if store is None
+            else (state.lots[i] for i in sorted(lots_ever_held(store, account_id)) if i in state.lots))
+    for lot in lots:
         g = sum(s.end - s.start for s in lot.segments if s.holder == account_id and s.status != CANCELLED)
         if g:
             key = (lot.device_id, lot.slot_id)
@@ -95,7 +107,7 @@ def participant_report(state: State, store: Store, account_id: str) -> Participa
     acct = state.accounts.get(account_id)
     if acct is None:
         raise NotFoundError("participant", f"no participant {account_id!r}")
-    claims = claims_by_slot(state, account_id)
+    claims = claims_by_slot(state, account_id, store)
     sites: list[SiteReport] = []
     per_slot: dict[int, list[Figures]] = defaultdict(list)
     own_keys: set[tuple[str, int]] = set()

@@ -55,6 +55,9 @@ CREATE TABLE IF NOT EXISTS ix_moves (
   start_unit INTEGER NOT NULL, end_unit INTEGER NOT NULL, ref TEXT NOT NULL,
   height INTEGER NOT NULL, tx_hash BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS ix_moves_lot ON ix_moves(lot_id);
+CREATE INDEX IF NOT EXISTS ix_moves_to ON ix_moves(counterparty);
+CREATE INDEX IF NOT EXISTS ix_lots_owner ON ix_lots(owner);
+CREATE INDEX IF NOT EXISTS ix_readings_owner ON ix_readings(owner, device_id);
 """
 # A unit movement is indexed once however often its block is indexed (a replay after a crash, a
 # checkpoint written twice): INSERT OR IGNORE against this key.
@@ -197,6 +200,9 @@ class Store:
             self.db.execute("CREATE UNIQUE INDEX temp.ixl ON ix_lots(lot_id)")
             self.db.execute("CREATE INDEX temp.ixl_unit ON ix_lots(first_unit)")
             self.db.execute("CREATE INDEX temp.ixm_lot ON ix_moves(lot_id)")
+            self.db.execute("CREATE INDEX temp.ixm_to ON ix_moves(counterparty)")
+            self.db.execute("CREATE INDEX temp.ixl_owner ON ix_lots(owner)")
+            self.db.execute("CREATE INDEX temp.ixr_owner ON ix_readings(owner, device_id)")
             self.db.execute("CREATE UNIQUE INDEX temp.ixm_once ON ix_moves(tx_hash, lot_id, kind, start_unit)")
             self._shadowed = True
         self._insert_index(outcomes)
