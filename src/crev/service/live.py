@@ -120,7 +120,8 @@ class Live:
                        "value_jpy": e.value_jpy, "buyer": e.buyer, "seller": e.seller,
                        "bid_order": e.bid_order, "offer_order": e.ask_order, "aggressor": e.aggressor,
                        "fee_buyer_jpy": e.fee_buyer_jpy, "fee_seller_jpy": e.fee_seller_jpy,
-                       "retirement_id": e.retirement_id, "lots": [list(r) for r in e.ranges],
+                       "retirement_id": e.retirement_id,
+                       "lots": [[lot, a, b - 1] for lot, a, b in e.ranges],  # last unit inclusive
                        "tx_hash": tx_hash}
                 self.trades.append(row)
                 out.append({"event": "trade", **{k: row[k] for k in (
