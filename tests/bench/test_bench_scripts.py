@@ -18,3 +18,20 @@ def test_bench_market_runs_and_reports_every_figure() -> None:
     assert re.search(r"continuous with filters\s*: 3,000 orders", r.stdout)
     m = re.search(r"call auction: 3,000 orders rested in .*, cleared in .* at ([\d,]+) JPY/t, ([\d,]+) g", r.stdout)
     assert m and int(m.group(2).replace(",", "")) > 0
+
+
+def test_bench_api_runs_and_reports_every_figure() -> None:
+    r = subprocess.run([sys.executable, str(BENCH / "bench_api.py"), "--quick"], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"fleet: 500 sites owned by 50 consumers", r.stdout)
+    for name in (r"in process, node\.submit_wait", r"HTTP, POST /v1/tx\?wait=true"):
+        m = re.search(name + r"\s*: 4 requests in .* = ([\d,]+) readings/s; latency p50 [\d.]+ ms, p99 [\d.]+ ms",
+                      r.stdout)
+        assert m and int(m.group(1).replace(",", "")) > 0, r.stdout
+    assert re.search(r"ratio HTTP / in process: \d+\.\d\d", r.stdout)
+    assert len(re.findall(r"GET /v1/figures, \d clients?\s*: 40 requests in .* requests/s", r.stdout)) == 2
+    assert re.search(r"one figures query in process: [\d.]+ ms", r.stdout)
+    assert re.search(r"the scan of all 500 lots it replaced", r.stdout)
+    assert re.search(r"\(c\) one consumer owning all 500 sites", r.stdout)
+    assert re.search(r"[\d,]+ bytes per answer: every site's totals are in it", r.stdout)

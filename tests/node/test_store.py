@@ -80,6 +80,7 @@ def test_a_database_from_an_earlier_version_is_brought_up_to_date(tmp_path: Path
         db.executescript("""
             DROP INDEX ix_moves_once;
             INSERT INTO ix_moves SELECT * FROM ix_moves;
+            DROP INDEX ix_readings_owner;
             ALTER TABLE ix_readings DROP COLUMN owner;
         """)
         assert db.execute("SELECT COUNT(*) FROM ix_moves").fetchone()[0] == 2 * len(moves)
@@ -88,6 +89,7 @@ def test_a_database_from_an_earlier_version_is_brought_up_to_date(tmp_path: Path
         assert db.execute(MOVES).fetchall() == moves
         assert db.execute(READINGS).fetchall() == readings == [("dgc-0", 1, LOT, k.OWNER)]
         assert db.execute("SELECT name FROM sqlite_master WHERE name = 'ix_moves_once'").fetchone() is not None
+        assert db.execute("SELECT name FROM sqlite_master WHERE name = 'ix_readings_owner'").fetchone() is not None
     node = k.open_node(d)  # and the node runs on it
     try:
         assert node.submit_wait(k.batch(1, 1)).ok

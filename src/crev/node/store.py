@@ -57,7 +57,6 @@ CREATE TABLE IF NOT EXISTS ix_moves (
 CREATE INDEX IF NOT EXISTS ix_moves_lot ON ix_moves(lot_id);
 CREATE INDEX IF NOT EXISTS ix_moves_to ON ix_moves(counterparty);
 CREATE INDEX IF NOT EXISTS ix_lots_owner ON ix_lots(owner);
-CREATE INDEX IF NOT EXISTS ix_readings_owner ON ix_readings(owner, device_id);
 """
 # A unit movement is indexed once however often its block is indexed (a replay after a crash, a
 # checkpoint written twice): INSERT OR IGNORE against this key.
@@ -113,6 +112,8 @@ class Store:
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+        # after the column exists (a database from before ix_readings.owner gets it just above)
+        db.execute("CREATE INDEX IF NOT EXISTS ix_readings_owner ON ix_readings(owner, device_id)")
         if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'ix_moves_once'").fetchone() is None:
             db.execute("BEGIN IMMEDIATE")
             try:

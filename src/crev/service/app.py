@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
@@ -20,6 +21,7 @@ from fastapi import Path as P
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import crev
@@ -36,7 +38,7 @@ from crev.node.statements import (
     statement_pdf,
 )
 from crev.service import auth, queries
-from crev.service.limits import Limits, TokenBuckets
+from crev.service.limits import Limits, TokenBuckets, TooLarge
 from crev.service.live import Live
 
 STATUS = {"malformed": 400, "bad_signature": 401, "forbidden": 403, "not_found": 404, "conflict": 409,
@@ -46,6 +48,26 @@ CBOR_TYPES = ("application/cbor", "application/octet-stream")
 
 Offset = Annotated[int, Query(ge=0, le=10**9, description="items to skip")]
 Limit = Annotated[int, Query(ge=1, le=500, description="items per page")]
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    field: str
+    reason: str
+
+
+class ErrorBody(BaseModel):
+    """The one error shape (docs/api.md); ``/v1/tx`` errors also carry ``tx_hash``."""
+
+    error: ErrorDetail
+
+
+# Documented on every operation, in place of FastAPI's default 422 HTTPValidationError, which this
+# app never answers (a bad parameter is 400 ``malformed``).
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {"model": ErrorBody, "description": "error (code, field, reason; docs/api.md)"},
+    "5XX": {"model": ErrorBody, "description": "unavailable: the node stopped or could not commit in time"},
+}
 
 
 def error(status: int, code: str, field: str, reason: str, **extra: Any) -> JSONResponse:
@@ -63,7 +85,8 @@ def create_app(node: Node, *, rate: float = 50.0, burst: int = 200, clock: Calla
     nonces = auth.Nonces()
     app = FastAPI(title="crev API", version=crev.__version__ if hasattr(crev, "__version__") else "0.1.0",
                   summary="C-REV ledger, market and consumer figures / C-REV台帳・市場・需要家指標",
-                  description="Signed readings → C-REV → trading → retirement. See docs/api.md.")
+                  description="Signed readings → C-REV → trading → retirement. See docs/api.md.",
+                  responses=ERROR_RESPONSES)
     app.state.live = live
 
     # --- errors -----------------------------------------------------------------------------
@@ -88,6 +111,10 @@ def create_app(node: Node, *, rate: float = 50.0, burst: int = 200, clock: Calla
         return error(exc.status_code, "malformed" if exc.status_code < 500 else "unavailable", "request",
                      str(exc.detail))
 
+    @app.exception_handler(TooLarge)
+    async def _too_large(_: Request, exc: TooLarge) -> JSONResponse:
+        return error(413, "too_large", "body", str(exc))
+
     @app.exception_handler(ValueError)
     async def _value(_: Request, exc: ValueError) -> JSONResponse:
         return error(400, "malformed", "request", str(exc))
@@ -96,7 +123,8 @@ def create_app(node: Node, *, rate: float = 50.0, burst: int = 200, clock: Calla
 
     @app.post("/v1/tx", tags=["ledger"], summary="Submit one signed transaction (canonical CBOR bytes)",
               openapi_extra={"requestBody": {"required": True, "content": {
-                  "application/cbor": {"schema": {"type": "string", "format": "binary"}}}}})
+                  "application/cbor": {"schema": {"type": "string", "format": "binary"}}}}},
+              responses={202: {"description": "wait=false: passed the stateless check, not yet committed"}})
     async def submit(request: Request, wait: bool = True) -> JSONResponse:
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype not in CBOR_TYPES:
@@ -152,10 +180,15 @@ def create_app(node: Node, *, rate: float = 50.0, burst: int = 200, clock: Calla
     def state_proof(key: str) -> Any:
         from crev.node.trace import state_proof as prove
 
-        if not key or len(key) > 300:
-            raise MalformedError("key", "a state key such as l/<lot_id> (1-300 characters)")
+        if not key or len(key) > 300 or not (key in ("s", "g") or re.match(r"^[adlrtfmopb]/.", key)):
+            raise MalformedError("key", "a state key: l/<lot_id>, a/<account_id>, d/<device_id>, r/<device_id>/<seq>, "
+                                        "t/<retirement_id>, f/…, m/…, o/…, p/…, b/…, s or g (1-300 characters)")
         with live.read() as r:
-            p = prove(r.store, r.state, key)
+            try:
+                p = prove(r.store, r.state, key)
+            except KeyError:  # State.value_of: a key of no record kind
+                raise MalformedError("key", f"{key!r} is not a state key such as l/<lot_id>, a/<account_id>, "
+                                            f"d/<device_id>, t/<retirement_id>") from None
             head = r.store.block(r.state.height)
             return {**p, "block": queries.block_wire(head) if head else None}
 
@@ -218,6 +251,8 @@ def create_app(node: Node, *, rate: float = 50.0, burst: int = 200, clock: Calla
              response_class=Response, responses={200: {"content": {"application/pdf": {}}}})
     def certificate(retirement_id: str, request: Request) -> Response:
         with live.state() as st:
+            if retirement_id not in st.retirements:
+                raise NotFoundError("retirement_id", f"no retirement {retirement_id!r}")
             cert = retirement_statement(st, retirement_id)
         with tempfile.TemporaryDirectory() as d:
             path = Path(d) / "certificate.pdf"
@@ -251,21 +286,25 @@ def create_app(node: Node, *, rate: float = 50.0, burst: int = 200, clock: Calla
     @app.get("/v1/figures/{participant_id}", tags=["figures"])
     def figures(participant_id: str, site: str | None = None,
                 date_from: Annotated[str | None, Query(alias="from", max_length=10)] = None,
-                date_to: Annotated[str | None, Query(alias="to", max_length=10)] = None) -> Any:
+                date_to: Annotated[str | None, Query(alias="to", max_length=10)] = None,
+                slots: Annotated[bool, Query(description="include every slot (false: totals and days only)")] = True
+                ) -> Any:
         with live.read() as r:
-            return queries.figures(r.state, r.store, participant_id, site, date_from, date_to)
+            return queries.figures(r.state, r.store, participant_id, site, date_from, date_to, slots)
 
     # --- market -----------------------------------------------------------------------------
 
     @app.get("/v1/markets", tags=["market"])
-    def markets() -> Any:
+    def markets(offset: Offset = 0, limit: Limit = 50) -> Any:
         with live.state() as st:
             rows = market_rows(st)
-        return queries.page(rows, len(rows), 0, len(rows))
+        return queries.page(rows[offset:offset + limit], len(rows), offset, limit)
 
     @app.get("/v1/markets/{market_id}/book", tags=["market"])
     def book(market_id: str, depth: Annotated[int, Query(ge=1, le=500)] = 20) -> Any:
         with live.state() as st:
+            if market_id not in st.markets:
+                raise NotFoundError("market_id", f"no market {market_id!r}")
             lv = book_levels(st, market_id)
         bids = [{"price": p, "quantity_g": q, "orders": n} for p, q, n in lv["bids"][:depth]]
         asks = [{"price": p, "quantity_g": q, "orders": n} for p, q, n in lv["asks"][:depth]]
@@ -316,7 +355,8 @@ def create_app(node: Node, *, rate: float = 50.0, burst: int = 200, clock: Calla
                                 offset, limit)
 
     @app.get("/v1/accounts/{account_id}/statements/{month}", tags=["private"],
-             summary="Monthly statement YYYY-MM, YYYY-MM.csv or YYYY-MM.pdf (signed request)")
+             summary="Monthly statement YYYY-MM, YYYY-MM.csv or YYYY-MM.pdf (signed request)",
+             responses={200: {"content": {"application/json": {}, "text/csv": {}, "application/pdf": {}}}})
     def statement(account_id: str, month: str, request: Request) -> Any:
         authorise(request, account_id)
         stem, _, ext = month.partition(".")
@@ -370,8 +410,9 @@ def create_app(node: Node, *, rate: float = 50.0, burst: int = 200, clock: Calla
                     if item is None:
                         yield b'event: dropped\ndata: {"reason": "too slow: reconnect"}\n\n'
                         return
-                    kind = item.pop("event")
-                    yield f"event: {kind}\ndata: {json.dumps(item, ensure_ascii=False)}\n\n".encode()
+                    # every subscriber is handed the same dict: read it, never change it
+                    data = {k: v for k, v in item.items() if k != "event"}
+                    yield f"event: {item['event']}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
             finally:
                 live.unsubscribe(sub)
 

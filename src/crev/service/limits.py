@@ -70,7 +70,11 @@ async def _error(send: Send, status: int, code: str, field: str, reason: str,
 
 
 class TooLarge(Exception):
-    pass
+    """Raised to the app when it reads a body past the limit. The app answers it with 413 (an
+    exception that reached Starlette's error middleware would be answered 500 first)."""
+
+    def __init__(self, limit: int, path: str) -> None:
+        super().__init__(f"more than {limit} bytes for {path}")
 
 
 class Limits:
@@ -111,7 +115,7 @@ class Limits:
             if msg["type"] == "http.request":
                 seen += len(msg.get("body", b""))
                 if seen > limit:
-                    raise TooLarge
+                    raise TooLarge(limit, scope["path"])
             return msg
 
         async def tracking_send(msg: Message) -> None:
@@ -122,6 +126,6 @@ class Limits:
 
         try:
             await self.app(scope, counted, tracking_send)
-        except TooLarge:
+        except TooLarge as exc:
             if not started:
-                await _error(send, 413, "too_large", "body", f"more than {limit} bytes for {scope['path']}")
+                await _error(send, 413, "too_large", "body", str(exc))

@@ -6,6 +6,7 @@ plain dicts and lists with integers, hex strings and JST times; ``app.py`` maps 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from crev.core.encoding import decode, encode
@@ -21,6 +22,8 @@ from crev.node.report import participant_report, report_dict
 from crev.node.store import Store
 from crev.node.trace import period_text, state_proof, trace, tx_proof
 
+DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
 
 def page(items: list[Any], total_: int, offset: int, limit: int) -> dict[str, Any]:
     return {"items": items, "total": total_, "offset": offset, "limit": limit}
@@ -35,6 +38,8 @@ def jst_day_bounds(date: str, field: str) -> int:
     import datetime as dt
 
     try:
+        if not DATE_RE.fullmatch(date):  # fromisoformat also takes 2026-W01 and 20260601xx
+            raise ValueError(date)
         d = dt.date.fromisoformat(date)
     except ValueError:
         raise MalformedError(field, f"{date!r} is not a date YYYY-MM-DD") from None
@@ -340,7 +345,7 @@ def matching_247_bp(slots: dict[int, Figures]) -> int:
 
 
 def figures(state: State, store: Store, participant_id: str, site: str | None, date_from: str | None,
-            date_to: str | None) -> dict[str, Any]:
+            date_to: str | None, with_slots: bool = True) -> dict[str, Any]:
     rep = participant_report(state, store, participant_id)
     now = state.last_time
     if site is not None:
@@ -372,7 +377,7 @@ def figures(state: State, store: Store, participant_id: str, site: str | None, d
         "matching_247_bp": matching_247_bp(slots),
         "by_day": {d: total(fs).to_dict() for d, fs in days.items()},
         "slots": [{"slot_start": s * SLOT_SECONDS, "slot_start_jst": when(s * SLOT_SECONDS), **f.to_dict()}
-                  for s, f in picked.items()],
+                  for s, f in picked.items()] if with_slots else None,
         "sites": [{"device_id": s.device_id, "grid_area": s.grid_area, "rated_capacity_w": s.rated_capacity_w,
                    **total(s.slots.values()).to_dict(), "matching_247_bp": matching_247_bp(s.slots)}
                   for s in rep.sites],
