@@ -1,16 +1,29 @@
-# Two entry points: `make demo` and `make test`. Each bootstraps .venv on first use.
+# Two entry points: `make demo` and `make test`. Each bootstraps .venv (and the dashboard's
+# Chart.js, with npm) on first use.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+WEB := src/crev/web
+# npm ci empties node_modules first, so this stamp exists only after a complete install of the lock.
+NPM_STAMP := $(WEB)/node_modules/.installed
 
 .PHONY: demo test lint bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml | $(NPM_STAMP)
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
+
+# The dashboard's browser libraries (Chart.js), exactly as locked; served at /vendor.
+$(NPM_STAMP): $(WEB)/package-lock.json $(WEB)/package.json
+	@command -v npm >/dev/null 2>&1 || { \
+	  echo "make: npm not found. The dashboard needs Node.js' npm to install Chart.js from" >&2; \
+	  echo "      $(WEB)/package-lock.json (Debian: apt-get install npm; .ci/run installs it)." >&2; \
+	  exit 1; }
+	npm ci --prefix $(WEB) --no-audit --no-fund
+	touch $(NPM_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/crev demo
@@ -27,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_verify.py
 	$(BIN)/python bench/bench_sim.py
 	$(BIN)/python bench/bench_market.py
+	$(BIN)/python bench/bench_api.py
 
 clean:
-	rm -rf $(VENV) crev-data build *.egg-info
+	rm -rf $(VENV) crev-data build *.egg-info $(WEB)/node_modules test-artifacts

@@ -151,6 +151,9 @@ def node(data_dir: str, host: str, port: int, block_ms: int, max_txs: int, rate:
         n.close()
         _fail(f"cannot listen on {host}:{port}: {err.strerror or err}")
         raise
+    # uvicorn shuts down gracefully on SIGTERM and then re-raises it with the previous handler in
+    # place: make that a clean exit, so the finally below closes the node and its worker processes
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     console.print(f"node {escape(n.state.chain_id)} at height {n.state.height}: API and dashboard on "
                   f"http://{escape(host)}:{port}  (API docs /docs; Ctrl-C stops)")
     try:
