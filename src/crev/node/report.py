@@ -103,7 +103,9 @@ def claims_by_slot(state: State, account_id: str, store: Store | None = None) ->
     return out
 
 
-def participant_report(state: State, store: Store, account_id: str) -> ParticipantReport:
+def participant_report(state: State, store: Store, account_id: str, only_site: str | None = None) -> ParticipantReport:
+    """The participant's figures; with ``only_site``, only that site's readings (and no C-REV bought
+    from elsewhere), at the cost of that one site."""
     acct = state.accounts.get(account_id)
     if acct is None:
         raise NotFoundError("participant", f"no participant {account_id!r}")
@@ -112,9 +114,16 @@ def participant_report(state: State, store: Store, account_id: str) -> Participa
     per_slot: dict[int, list[Figures]] = defaultdict(list)
     own_keys: set[tuple[str, int]] = set()
     kind = state.params.issuance_factor_kind
-    ids = {d.device_id for d in state.devices.values() if d.owner == account_id}
-    ids |= {str(r[0]) for r in store.db.execute(
-        "SELECT DISTINCT device_id FROM ix_readings WHERE owner = ?", (account_id,))}
+    if only_site is not None:
+        dev_ = state.devices.get(only_site)
+        ids = {only_site} if dev_ is not None and (dev_.owner == account_id or store.db.execute(
+            "SELECT 1 FROM ix_readings WHERE owner = ? AND device_id = ? LIMIT 1",
+            (account_id, only_site)).fetchone()) else set()
+        claims = {key: v for key, v in claims.items() if key[0] == only_site}
+    else:
+        ids = {d.device_id for d in state.devices.values() if d.owner == account_id}
+        ids |= {str(r[0]) for r in store.db.execute(
+            "SELECT DISTINCT device_id FROM ix_readings WHERE owner = ?", (account_id,))}
     for dev in sorted((state.devices[i] for i in ids), key=lambda d: d.device_id):
         site = SiteReport(dev.device_id, dev.grid_area, dev.rated_capacity_w)
         rows = store.db.execute(

@@ -346,7 +346,7 @@ def matching_247_bp(slots: dict[int, Figures]) -> int:
 
 def figures(state: State, store: Store, participant_id: str, site: str | None, date_from: str | None,
             date_to: str | None, with_slots: bool = True) -> dict[str, Any]:
-    rep = participant_report(state, store, participant_id)
+    rep = participant_report(state, store, participant_id, site)
     now = state.last_time
     if site is not None:
         chosen = [s for s in rep.sites if s.device_id == site]
