@@ -27,6 +27,7 @@ import gc
 import multiprocessing
 import os
 import queue
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -124,6 +125,12 @@ def signature_triples(state: State, tx: Tx) -> list[Triple]:
     return out
 
 
+def _worker_ignores_interrupts() -> None:
+    """Ctrl-C reaches the whole process group: the parent stops the node and then its workers, so
+    the workers themselves must not die mid-task with a traceback of their own."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class ParallelVerifier:
     """Verifies signature triples on ``threads`` worker processes (threads if ``processes`` is
     False; none if ``threads`` is 1) and fills a SigCache.
@@ -138,7 +145,8 @@ class ParallelVerifier:
         if threads > 1:
             if processes:
                 # fork, and start the workers now, before the node starts its own threads
-                self.pool = ProcessPoolExecutor(threads, mp_context=multiprocessing.get_context("fork"))
+                self.pool = ProcessPoolExecutor(threads, mp_context=multiprocessing.get_context("fork"),
+                                                initializer=_worker_ignores_interrupts)
                 for f in [self.pool.submit(verify_many, []) for _ in range(threads)]:
                     f.result()
             else:
