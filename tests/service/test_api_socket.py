@@ -214,3 +214,24 @@ def test_a_stopped_node_answers_503_not_a_dropped_connection(api: Api) -> None:
     assert status == 503
     assert_error_shape(payload, "unavailable", "node")
     assert payload["error"]["reason"] == "node stopped"
+
+
+def test_receipt_without_events_on_request(api: Api) -> None:
+    status, receipt = api.call("POST", "/v1/tx?events=false", k.batch(2, 0))
+    assert status == 200 and receipt["committed"] is True and "events" not in receipt
+    assert [d[0] for d in receipt["detail"]] == ["accepted", "accepted"]
+    assert api.node.state.supply.issued_g == 2 * k.PER_READING_G
+
+
+def test_submit_without_waiting_then_look_it_up(api: Api) -> None:
+    raw = k.batch(2, 0)
+    status, ack = api.call("POST", "/v1/tx?wait=false", raw)
+    assert status == 202 and ack == {"tx_hash": sha256(raw).hex(), "committed": False}
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        status, tx = api.call("GET", f"/v1/tx/{sha256(raw).hex()}")
+        if status == 200:
+            break
+        time.sleep(0.05)
+    assert status == 200 and tx["ok"] is True and tx["kind"] == "submit_readings"
+    assert tx["height"] == api.node.state.height and bytes.fromhex(tx["raw"]) == raw

@@ -286,7 +286,7 @@ class Node:
         self.last_outcome: BlockOutcome | None = None
         self._finalized: BlockOutcome | None = None
         self.listeners: list[Callable[[Block, BlockOutcome], None]] = []
-        self._incoming: queue.Queue[tuple[bytes, Future[Receipt]] | None] = queue.Queue()
+        self._incoming: queue.Queue[tuple[bytes | Tx, Future[Receipt]] | None] = queue.Queue()
         self._ready: queue.Queue[tuple[Tx, Future[Receipt], list[Triple]] | None] = queue.Queue()
         self._ready_readings = 0
         self._inflight: dict[bytes, Future[Receipt]] = {}
@@ -392,8 +392,9 @@ class Node:
 
     # --- submitting --------------------------------------------------------------------------
 
-    def submit(self, raw: bytes) -> Future[Receipt]:
-        """Queue a transaction; the future resolves when it is committed or refused."""
+    def submit(self, raw: bytes | Tx) -> Future[Receipt]:
+        """Queue a transaction (its bytes, or what ``check_tx`` made of them, which skips decoding
+        it a second time); the future resolves when it is committed or refused."""
         fut: Future[Receipt] = Future()
         if self.fatal is not None or self._stop.is_set():
             fut.set_exception(RuntimeError(f"node stopped{': ' + str(self.fatal) if self.fatal else ''}"))
@@ -484,18 +485,22 @@ class Node:
                 batch.append(nxt)
             self._check_batch(batch)
 
-    def _check_batch(self, batch: list[tuple[bytes, Future[Receipt]]]) -> None:
+    def _check_batch(self, batch: list[tuple[bytes | Tx, Future[Receipt]]]) -> None:
         accepted: list[tuple[Tx, Future[Receipt], list[Triple]]] = []
         triples: list[Triple] = []
         for raw, fut in batch:
-            try:
-                tx = self.check_tx(raw)
-            except CrevError as err:
-                fut.set_result(refused(sha256(raw), err))
-                continue
-            except Exception as exc:  # hostile bytes must never stop the node (e.g. a 5,000-digit int)
-                fut.set_result(refused(sha256(raw), MalformedError("tx", f"cannot be decoded ({type(exc).__name__})")))
-                continue
+            if isinstance(raw, Tx):  # already decoded by check_tx (the API does it off this thread)
+                tx = raw
+            else:
+                try:
+                    tx = self.check_tx(raw)
+                except CrevError as err:
+                    fut.set_result(refused(sha256(raw), err))
+                    continue
+                except Exception as exc:  # hostile bytes must never stop the node (e.g. a 5,000-digit int)
+                    fut.set_result(refused(sha256(raw), MalformedError(
+                        "tx", f"cannot be decoded ({type(exc).__name__})")))
+                    continue
             # One lock orders this against the sealer, which pops a hash only after its block is
             # committed: so a resubmission is either attached to the one in flight or finds it in
             # the store, never sealed a second time.

@@ -22,6 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import crev
@@ -125,7 +126,9 @@ def create_app(node: Node, *, rate: float = 50.0, burst: int = 200, clock: Calla
               openapi_extra={"requestBody": {"required": True, "content": {
                   "application/cbor": {"schema": {"type": "string", "format": "binary"}}}}},
               responses={202: {"description": "wait=false: passed the stateless check, not yet committed"}})
-    async def submit(request: Request, wait: bool = True) -> JSONResponse:
+    async def submit(request: Request, wait: bool = True,
+                     events: Annotated[bool, Query(description="include the events in the receipt")] = True
+                     ) -> JSONResponse:
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype not in CBOR_TYPES:
             return error(415, "unsupported_media_type", "Content-Type",
@@ -134,14 +137,17 @@ def create_app(node: Node, *, rate: float = 50.0, burst: int = 200, clock: Calla
         if not raw:
             return error(400, "malformed", "body", "empty: send one transaction's canonical CBOR bytes",
                          tx_hash=sha256(raw).hex())
-        try:
-            tx = node.check_tx(raw)
+        try:  # the stateless check, off the event loop; the node then takes the decoded transaction
+            tx = await run_in_threadpool(node.check_tx, raw)
         except CrevError as err:
             return crev_error(err, tx_hash=sha256(raw).hex())
+        except Exception as exc:  # hostile bytes (say a 5,000-digit integer) are malformed, never a 500
+            return error(400, "malformed", "tx", f"cannot be decoded ({type(exc).__name__})",
+                         tx_hash=sha256(raw).hex())
         if not wait:
-            node.submit(raw)
+            node.submit(tx)
             return JSONResponse({"tx_hash": tx.hash.hex(), "committed": False}, status_code=202)
-        fut = asyncio.wrap_future(node.submit(raw))
+        fut = asyncio.wrap_future(node.submit(tx))
         try:
             receipt = await asyncio.wait_for(fut, 60)
         except TimeoutError:
@@ -152,7 +158,10 @@ def create_app(node: Node, *, rate: float = 50.0, burst: int = 200, clock: Calla
         if receipt.error is not None and not receipt.committed:
             e = receipt.error
             return error(STATUS.get(e["code"], 400), e["code"], e["field"], e["reason"], tx_hash=receipt.tx_hash)
-        return JSONResponse(receipt.to_dict())
+        out = receipt.to_dict()
+        if not events:
+            out.pop("events", None)
+        return JSONResponse(out)
 
     # --- chain ------------------------------------------------------------------------------
 
