@@ -35,3 +35,11 @@ def test_a_buyer_ever_held_only_what_it_bought_or_was_sent(view: LedgerView) -> 
     touched = {lot.lot_id for lot in st.lots.values() if any(s.holder == "kanto-rail" for s in lot.segments)}
     assert touched <= held
     assert all(st.lots[i].issued_to != "kanto-rail" for i in held)  # a buyer has no sites
+
+
+def test_one_device_s_claims_equal_the_full_scan_of_that_device(view: LedgerView) -> None:
+    st = view.state
+    for acct in ("kanto-rail", *sorted({d.owner for d in st.devices.values()})):
+        full = claims_by_slot(st, acct)
+        for dev in st.devices:
+            assert claims_by_slot(st, acct, view.store, dev) == {k: v for k, v in full.items() if k[0] == dev}

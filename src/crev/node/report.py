@@ -79,21 +79,29 @@ class ParticipantReport:
         return self.total(start, now + 1)
 
 
-def lots_ever_held(store: Store, account_id: str) -> set[str]:
-    """Every lot ``account_id`` ever held units of: issued to it, or received by transfer or trade
-    (the only ways units reach an account; retired units were held first). Index lookups, so a
-    report costs what the account touched, not the whole ledger."""
-    rows = store.db.execute("SELECT lot_id FROM ix_lots WHERE owner = ? UNION SELECT lot_id FROM ix_moves "
-                            "WHERE counterparty = ? AND kind IN ('transfer', 'trade')", (account_id, account_id))
+def lots_ever_held(store: Store, account_id: str, device_id: str | None = None) -> set[str]:
+    """Every lot ``account_id`` ever held units of (of one device's, with ``device_id``): issued to
+    it, or received by transfer or trade (the only ways units reach an account; retired units were
+    held first). Index lookups, so a report costs what the account touched, not the whole ledger."""
+    if device_id is None:
+        rows = store.db.execute("SELECT lot_id FROM ix_lots WHERE owner = ? UNION SELECT lot_id FROM ix_moves "
+                                "WHERE counterparty = ? AND kind IN ('transfer', 'trade')", (account_id, account_id))
+    else:
+        rows = store.db.execute(
+            "SELECT lot_id FROM ix_lots WHERE owner = ? AND device_id = ? UNION SELECT m.lot_id FROM ix_moves m "
+            "JOIN ix_lots l ON l.lot_id = m.lot_id WHERE m.counterparty = ? AND m.kind IN ('transfer', 'trade') "
+            "AND l.device_id = ?", (account_id, device_id, account_id, device_id))
     return {str(r[0]) for r in rows}
 
 
-def claims_by_slot(state: State, account_id: str, store: Store | None = None) -> dict[tuple[str, int], tuple[int, int]]:
+def claims_by_slot(state: State, account_id: str, store: Store | None = None,
+                   device_id: str | None = None) -> dict[tuple[str, int], tuple[int, int]]:
     """(device_id, slot_id) → (claimed g, claimed Wh) for the units ``account_id`` holds or retired.
-    With ``store``, only the lots the account ever held are looked at (``lots_ever_held``)."""
+    With ``store``, only the lots the account ever held are looked at (``lots_ever_held``; of
+    ``device_id`` only, if given)."""
     out: dict[tuple[str, int], tuple[int, int]] = {}
     lots = (state.lots.values() if store is None
-            else (state.lots[i] for i in sorted(lots_ever_held(store, account_id)) if i in state.lots))
+            else (state.lots[i] for i in sorted(lots_ever_held(store, account_id, device_id)) if i in state.lots))
     for lot in lots:
         g = sum(s.end - s.start for s in lot.segments if s.holder == account_id and s.status != CANCELLED)
         if g:
@@ -109,7 +117,7 @@ def participant_report(state: State, store: Store, account_id: str, only_site: s
     acct = state.accounts.get(account_id)
     if acct is None:
         raise NotFoundError("participant", f"no participant {account_id!r}")
-    claims = claims_by_slot(state, account_id, store)
+    claims = claims_by_slot(state, account_id, store, only_site)
     sites: list[SiteReport] = []
     per_slot: dict[int, list[Figures]] = defaultdict(list)
     own_keys: set[tuple[str, int]] = set()
@@ -119,7 +127,6 @@ def participant_report(state: State, store: Store, account_id: str, only_site: s
         ids = {only_site} if dev_ is not None and (dev_.owner == account_id or store.db.execute(
             "SELECT 1 FROM ix_readings WHERE owner = ? AND device_id = ? LIMIT 1",
             (account_id, only_site)).fetchone()) else set()
-        claims = {key: v for key, v in claims.items() if key[0] == only_site}
     else:
         ids = {d.device_id for d in state.devices.values() if d.owner == account_id}
         ids |= {str(r[0]) for r in store.db.execute(
