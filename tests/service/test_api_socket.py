@@ -235,3 +235,28 @@ def test_submit_without_waiting_then_look_it_up(api: Api) -> None:
         time.sleep(0.05)
     assert status == 200 and tx["ok"] is True and tx["kind"] == "submit_readings"
     assert tx["height"] == api.node.state.height and bytes.fromhex(tx["raw"]) == raw
+
+
+def test_a_submitter_that_gives_up_does_not_stop_the_node(api: Api) -> None:
+    # what asyncio.wait_for does to a future it stops waiting for: cancel it while queued
+    with api.node.lock:  # no block can be sealed meanwhile, so the transaction stays queued
+        fut = api.node.submit(k.batch(2, 0))
+        assert fut.cancel()
+    status, receipt = api.call("POST", "/v1/tx", k.batch(2, 1))
+    assert status == 200 and receipt["ok"] is True, receipt
+    assert api.node.fatal is None
+    assert api.node.state.supply.issued_g == 4 * k.PER_READING_G  # the abandoned batch was still applied
+
+
+def test_state_proofs_of_an_account_s_own_records_need_its_signature(api: Api) -> None:
+    api.call("POST", "/v1/tx", k.batch(2, 0))
+    status, payload = api.call("GET", f"/v1/proofs/state/a/{k.OWNER}")
+    assert status == 401
+    assert_error_shape(payload, "bad_signature", "X-Crev-Account")
+    status, payload = _signed_get(api, f"/v1/proofs/state/a/{k.OWNER}", k.BUYER)
+    assert status == 403
+    status, proof = _signed_get(api, f"/v1/proofs/state/a/{k.OWNER}", k.OWNER)
+    assert status == 200 and proof["key"] == f"a/{k.OWNER}"
+    assert bytes.fromhex(proof["value"]) == api.node.state.value_of(f"a/{k.OWNER}")
+    status, proof = api.call("GET", "/v1/proofs/state/l/dgc-0:20260601T0900")  # a lot: public
+    assert status == 200 and proof["value"] is not None

@@ -31,7 +31,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, InvalidStateError, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,13 +83,28 @@ def readings_in(tx: Tx) -> int:
     return len(tx.message.readings) if isinstance(tx.message, SubmitReadings) else 1
 
 
+def _settle(fut: Future[Receipt], receipt: Receipt | None = None, exc: BaseException | None = None) -> None:
+    """Resolve a submitter's future unless it is already resolved or was cancelled (a caller that
+    gave up waiting): a submitter leaving must never stop the node."""
+    try:
+        if exc is not None:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(receipt)  # type: ignore[arg-type]
+    except InvalidStateError:
+        pass
+
+
 def _forward(target: Future[Receipt]) -> Callable[[Future[Receipt]], None]:
     def done(f: Future[Receipt]) -> None:
+        if f.cancelled():
+            _settle(target, exc=RuntimeError("the first submission of these bytes was abandoned: resubmit"))
+            return
         exc = f.exception()
         if exc is not None:
-            target.set_exception(exc)
+            _settle(target, exc=exc)
         else:
-            target.set_result(f.result())
+            _settle(target, f.result())
 
     return done
 
@@ -495,10 +510,10 @@ class Node:
                 try:
                     tx = self.check_tx(raw)
                 except CrevError as err:
-                    fut.set_result(refused(sha256(raw), err))
+                    _settle(fut, refused(sha256(raw), err))
                     continue
                 except Exception as exc:  # hostile bytes must never stop the node (e.g. a 5,000-digit int)
-                    fut.set_result(refused(sha256(raw), MalformedError(
+                    _settle(fut, refused(sha256(raw), MalformedError(
                         "tx", f"cannot be decoded ({type(exc).__name__})")))
                     continue
             # One lock orders this against the sealer, which pops a hash only after its block is
@@ -511,7 +526,7 @@ class Node:
                     continue
                 done = self.committed_receipt(tx.hash)
                 if done is not None:
-                    fut.set_result(done)
+                    _settle(fut, done)
                     continue
                 self._inflight[tx.hash] = fut
             ts = signature_triples(self.state, tx)
@@ -571,7 +586,7 @@ class Node:
                     assert res.error is not None
                     with self._inflight_lock:
                         self._inflight.pop(tx.hash, None)
-                    fut.set_result(refused(tx.hash, res.error))
+                    _settle(fut, refused(tx.hash, res.error))
             if not builder.txs:  # everything was refused: no block, nothing changed
                 for _, _, ts in items:
                     for t in ts:
@@ -587,7 +602,7 @@ class Node:
             res = outcome.results[idx]
             with self._inflight_lock:
                 self._inflight.pop(tx.hash, None)
-            fut.set_result(Receipt(tx.hash.hex(), True, h.height, idx, True, None, res.detail,
+            _settle(fut, Receipt(tx.hash.hex(), True, h.height, idx, True, None, res.detail,
                                    [e.to_dict() for e in res.events]))
         for listener in self.listeners:
             listener(block, outcome)
@@ -602,11 +617,11 @@ class Node:
                 except queue.Empty:
                     break
                 if item is not None and not item[1].done():
-                    item[1].set_exception(exc)
+                    _settle(item[1], exc=exc)
         with self._inflight_lock:
             for fut in self._inflight.values():
                 if not fut.done():
-                    fut.set_exception(exc)
+                    _settle(fut, exc=exc)
             self._inflight.clear()
 
     # --- checkpoints ---------------------------------------------------------------------------

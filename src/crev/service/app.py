@@ -149,7 +149,7 @@ def create_app(node: Node, *, rate: float = 50.0, burst: int = 200, clock: Calla
             return JSONResponse({"tx_hash": tx.hash.hex(), "committed": False}, status_code=202)
         fut = asyncio.wrap_future(node.submit(tx))
         try:
-            receipt = await asyncio.wait_for(fut, 60)
+            receipt = await asyncio.wait_for(asyncio.shield(fut), 60)  # giving up must not cancel the node's future
         except TimeoutError:
             return error(503, "unavailable", "node", "not committed within 60 s; it may still be: "
                                                      "resubmit the same bytes", tx_hash=tx.hash.hex())
@@ -186,12 +186,25 @@ def create_app(node: Node, *, rate: float = 50.0, burst: int = 200, clock: Calla
             return queries.tx(s, tx_hash)
 
     @app.get("/v1/proofs/state/{key:path}", tags=["ledger"])
-    def state_proof(key: str) -> Any:
+    def state_proof(key: str, request: Request) -> Any:
+        """Public records (lots, devices, readings, retirements, factors, markets, supply, genesis)
+        for anyone; an account's own records (a/, o/, p/, b/: balances, orders, policies, standing
+        bids) only for a request signed by that account, as for ``/v1/accounts/{id}``."""
         from crev.node.trace import state_proof as prove
 
         if not key or len(key) > 300 or not (key in ("s", "g") or re.match(r"^[adlrtfmopb]/.", key)):
-            raise MalformedError("key", "a state key: l/<lot_id>, a/<account_id>, d/<device_id>, r/<device_id>/<seq>, "
-                                        "t/<retirement_id>, f/…, m/…, o/…, p/…, b/…, s or g (1-300 characters)")
+            raise MalformedError("key", "a state key: l/<lot_id>, d/<device_id>, r/<device_id>/<seq>, "
+                                        "t/<retirement_id>, f/…, m/…, s or g; with a signed request also "
+                                        "a/<account_id>, o/<order_id>, p/…, b/… (1-300 characters)")
+        if key[0] in "aopb":
+            ident = key[2:]
+            if key[0] == "o":
+                with live.state() as st:
+                    order = st.orders.get(ident)
+                owner = order.account if order is not None else ""
+            else:
+                owner = ident.split("/")[0]
+            authorise(request, owner)
         with live.read() as r:
             try:
                 p = prove(r.store, r.state, key)
