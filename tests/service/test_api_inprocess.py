@@ -260,7 +260,7 @@ def test_trace_of_a_retirement_carries_what_a_browser_needs(client: TestClient, 
         assert verify(k.key("sequencer").public_key, header, bytes.fromhex(b["signature"]))
     for s in [*steps[:4], t["retirement"]]:
         p = s["proof"]
-        raw = bytes.fromhex(p["raw"])
+        raw = bytes.fromhex(t["raw_txs"][p["tx_hash"]])
         assert sha256(raw).hex() == p["tx_hash"] == s["tx_hash"]
         root = Header.decode(bytes.fromhex(t["blocks"][str(p["height"])]["header"])).tx_root
         assert verify_proof(leaf_hash(raw), p["index"], p["size"], [bytes.fromhex(x) for x in p["path"]], root)
@@ -271,6 +271,8 @@ def test_trace_of_a_retirement_carries_what_a_browser_needs(client: TestClient, 
     assert fields[2:9] == ["dgc-0", 1, a.SLOT_A, 1_800, 3_000, 0, 1_000]
     assert fields[12].hex() == reading["signature"]
     assert t["retirement"]["ranges"] == [[a.LOT_A, 1, 50]]
+    # each transaction's bytes once, not once per step
+    assert set(t["raw_txs"]) == {s["proof"]["tx_hash"] for s in [*steps[:4], t["retirement"]]}
 
 
 def test_trace_of_a_unit_and_of_a_tx_hash(client: TestClient, world: a.World) -> None:

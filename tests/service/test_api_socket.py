@@ -260,3 +260,14 @@ def test_state_proofs_of_an_account_s_own_records_need_its_signature(api: Api) -
     assert bytes.fromhex(proof["value"]) == api.node.state.value_of(f"a/{k.OWNER}")
     status, proof = api.call("GET", "/v1/proofs/state/l/dgc-0:20260601T0900")  # a lot: public
     assert status == 200 and proof["value"] is not None
+
+
+def test_trace_takes_an_upper_case_hash_and_a_huge_unit_id_is_not_found(api: Api) -> None:
+    raw = k.batch(2, 0)
+    api.call("POST", "/v1/tx", raw)
+    status, t = api.call("GET", f"/v1/trace/{sha256(raw).hex().upper()}")
+    assert status == 200 and t["kind"] == "tx" and t["transaction"]["tx_hash"] == sha256(raw).hex()
+    for unit in ("9223372036854775808", "99999999999999999999999999"):
+        status, payload = api.call("GET", f"/v1/trace/{unit}")
+        assert status == 404
+        assert_error_shape(payload, "not_found", "unit")

@@ -282,13 +282,17 @@ def retirement(state: State, store: Store, rid: str) -> dict[str, Any]:
 
 def browser_trace(state: State, store: Store, ident: str) -> dict[str, Any]:
     """``trace`` plus the bytes a browser needs to check every proof itself: each block header
-    with its signature, each transaction's bytes, each signed reading's bytes."""
-    if len(ident) == 64 and all(c in "0123456789abcdef" for c in ident):
+    with its signature, each transaction's bytes once (``raw_txs``, by hash), each signed
+    reading's bytes."""
+    if len(ident) == 64 and all(c in "0123456789abcdefABCDEF" for c in ident):
+        ident = ident.lower()
         t = tx(store, ident)
         out: dict[str, Any] = {"query": ident, "kind": "tx", "height": state.height, "lots": [],
                                "transaction": t}
         heights = {t["height"]}
     else:
+        if ident.isdigit() and (len(ident) > 19 or int(ident) >= 2**62):
+            raise NotFoundError("unit", f"no C-REV unit {ident} has been issued")
         out = trace(store, state, ident)
         heights = set()
     raws: dict[str, bytes] = {}
@@ -302,7 +306,6 @@ def browser_trace(state: State, store: Store, ident: str) -> dict[str, Any]:
                 row = store.tx(bytes.fromhex(txh))
                 assert row is not None
                 raws[txh] = row[4]
-            p["raw"] = raws[txh].hex()
             if step.get("step") == "signed_reading":
                 step["reading_bytes"] = _reading_bytes(raws[txh], step["reading_hash"])
         sp = step.get("state_proof")
@@ -320,6 +323,8 @@ def browser_trace(state: State, store: Store, ident: str) -> dict[str, Any]:
         if b is not None:
             blocks_[str(h)] = block_wire(b)
     out["blocks"] = blocks_
+    # each transaction's bytes once (a retirement of hundreds of lots shares a few transactions)
+    out["raw_txs"] = {h: raw.hex() for h, raw in raws.items()}
     return out
 
 

@@ -370,6 +370,8 @@ const pause = () => new Promise((resolve) => setTimeout(resolve, 0));
 export async function verifyTrace(trace, info, onProgress = () => {}) {
   const v = new Verifier(trace, info);
   const lots = trace.lots || [];
+  // each transaction's bytes are sent once, keyed by hash (older answers put them in each proof)
+  const rawOf = (p) => p.raw || (trace.raw_txs || {})[p.tx_hash] || '';
   const total = lots.reduce((n, lot) => n + lot.steps.length, 0) + 2;
   let done = 0;
   const tick = async () => {
@@ -387,7 +389,7 @@ export async function verifyTrace(trace, info, onProgress = () => {}) {
       const step = lot.steps[si];
       const where = `step:${li}:${si}`;
       let raw = null;
-      if (step.proof) raw = await v.proof(where, step.proof, step.proof.raw || '', step.tx_hash, step.height);
+      if (step.proof) raw = await v.proof(where, step.proof, rawOf(step.proof), step.tx_hash, step.height);
       let readingHash = null;
       if (step.step === 'signed_reading') {
         readingHash = await v.reading(where, step, raw);
@@ -405,7 +407,7 @@ export async function verifyTrace(trace, info, onProgress = () => {}) {
 
   const ret = trace.retirement;
   if (ret) {
-    if (ret.proof) await v.proof('retirement', ret.proof, ret.proof.raw || '', ret.tx_hash, ret.height);
+    if (ret.proof) await v.proof('retirement', ret.proof, rawOf(ret.proof), ret.tx_hash, ret.height);
     if (ret.state_proof) await v.stateProof('retirement', ret.state_proof, retirementExpectation(ret));
   }
   const t = trace.transaction;
