@@ -139,7 +139,11 @@ def init(data_dir: str, chain_id: str, operator_id: str, operator_name: str, ope
 @click.option("--rate", default=50.0, show_default=True, type=float,
               help="Requests per second each client address may sustain (0: no limit).")
 @click.option("--burst", default=200, show_default=True, type=click.IntRange(1), help="...and at once.")
-def node(data_dir: str, host: str, port: int, block_ms: int, max_txs: int, rate: float, burst: int) -> None:
+@click.option("--public-url", default=None,
+              help="Where users reach this node (behind a proxy); certificates' QR codes link there. "
+                   "Default: http://HOST:PORT.")
+def node(data_dir: str, host: str, port: int, block_ms: int, max_txs: int, rate: float, burst: int,
+         public_url: str | None) -> None:
     """Run the embedded node with the HTTP API and the dashboard (docs/api.md) until interrupted."""
     from crev.node.node import Node
     from crev.service.server import bind, serve
@@ -157,7 +161,7 @@ def node(data_dir: str, host: str, port: int, block_ms: int, max_txs: int, rate:
     console.print(f"node {escape(n.state.chain_id)} at height {n.state.height}: API and dashboard on "
                   f"http://{escape(host)}:{port}  (API docs /docs; Ctrl-C stops)")
     try:
-        serve(n, sock, rate=rate, burst=burst)
+        serve(n, sock, rate=rate, burst=burst, public_url=public_url)
     finally:
         n.close()
 

@@ -271,3 +271,26 @@ def test_trace_takes_an_upper_case_hash_and_a_huge_unit_id_is_not_found(api: Api
         status, payload = api.call("GET", f"/v1/trace/{unit}")
         assert status == 404
         assert_error_shape(payload, "not_found", "unit")
+
+
+def test_certificate_links_to_the_node_not_to_the_host_header(tmp_path: Path) -> None:
+    import socket as sk
+
+    from tests.service import apikit as a
+
+    w = a.build(tmp_path / "ledger")
+    with sk.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = serve_in_thread(w.node, "127.0.0.1", port, rate=0)
+    try:
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/retirements/{a.RETIREMENT}/certificate.pdf",
+                                     headers={"Host": "evil.example"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            pdf = resp.read()
+    finally:
+        server.stop()
+        w.node.close()
+    assert pdf.startswith(b"%PDF")
+    assert f"http://127.0.0.1:{port}/#/trace/{a.RETIREMENT}".encode() in pdf
+    assert b"evil.example" not in pdf

@@ -173,3 +173,27 @@ def test_chunked_body_over_the_limit_is_413(served: tuple[a.World, Background]) 
     assert payload == {"error": {"code": "too_large", "field": "body",
                                  "reason": f"more than {TX_BODY_LIMIT} bytes for /v1/tx"}}
     assert w.node.state.height == height
+
+
+def test_one_address_may_hold_a_bounded_number_of_streams(served: tuple[a.World, Background]) -> None:
+    from crev.service.live import STREAMS_PER_CLIENT
+
+    _, server = served
+    conns = []
+    try:
+        for _ in range(STREAMS_PER_CLIENT):
+            c = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+            c.request("GET", "/v1/stream")
+            resp = c.getresponse()
+            assert resp.status == 200
+            assert Events(resp).next()[0] == "hello"
+            conns.append(c)
+        c = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        c.request("GET", "/v1/stream")
+        resp = c.getresponse()
+        assert resp.status == 429
+        assert json.loads(resp.read())["error"]["field"] == "stream"
+        c.close()
+    finally:
+        for c in conns:
+            c.close()

@@ -200,7 +200,7 @@ def retirement_statement(state: State, rid: str) -> dict[str, Any]:
 # --- PDF ------------------------------------------------------------------------------------------
 
 
-def _pdf_doc(path: Path, title: str) -> Any:
+def _pdf_doc(path: Path, title: str, subject: str = "") -> Any:
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.units import mm
     from reportlab.pdfbase import pdfmetrics
@@ -209,7 +209,7 @@ def _pdf_doc(path: Path, title: str) -> Any:
 
     if "HeiseiKakuGo-W5" not in pdfmetrics.getRegisteredFontNames():
         pdfmetrics.registerFont(UnicodeCIDFont("HeiseiKakuGo-W5"))
-    return SimpleDocTemplate(str(path), pagesize=A4, title=title, author="crev",
+    return SimpleDocTemplate(str(path), pagesize=A4, title=title, author="crev", subject=subject,
                              leftMargin=15 * mm, rightMargin=15 * mm, topMargin=15 * mm, bottomMargin=15 * mm)
 
 
@@ -285,7 +285,8 @@ def retirement_pdf(cert: dict[str, Any], path: Path, verify_url: str | None = No
     from reportlab.platypus import Paragraph, Spacer
 
     h, p = _styles()
-    doc = _pdf_doc(path, f"crev retirement {cert['retirement_id']}")
+    doc = _pdf_doc(path, f"crev retirement {cert['retirement_id']}",
+                   f"verify at {verify_url}" if verify_url else "")
     story: list[Any] = [
         Paragraph(f"償却証明書 / Retirement statement — {cert['retirement_id']}", h),
         _table([["項目 Field", "内容 Value"],

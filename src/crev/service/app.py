@@ -14,7 +14,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, Query, Request
 from fastapi import Path as P
@@ -40,7 +40,7 @@ from crev.node.statements import (
 )
 from crev.service import auth, queries
 from crev.service.limits import Limits, TokenBuckets, TooLarge
-from crev.service.live import Live
+from crev.service.live import STREAMS_PER_CLIENT, Live, StreamLimit
 
 STATUS = {"malformed": 400, "bad_signature": 401, "forbidden": 403, "not_found": 404, "conflict": 409,
           "rule_violation": 422, "invalid_block": 500}
@@ -367,12 +367,15 @@ def create_app(node: Node, *, rate: float = 50.0, burst: int = 200, clock: Calla
                     "tradable_g": a.tradable_g, "escrowed_g": a.escrowed_g, "retired_g": a.retired_g,
                     "jpy": a.jpy, "jpy_escrowed": a.jpy_escrowed}
 
-    @app.get("/v1/accounts/{account_id}/orders", tags=["private"], summary="Open orders (signed request)")
-    def orders(account_id: str, request: Request, offset: Offset = 0, limit: Limit = 50) -> Any:
+    @app.get("/v1/accounts/{account_id}/orders", tags=["private"], summary="Open orders, newest first (signed request)")
+    def orders(account_id: str, request: Request, offset: Offset = 0, limit: Limit = 50,
+               side: Annotated[Literal["bid", "ask"] | None, Query(description="bid or ask")] = None,
+               market_id: str | None = None) -> Any:
         authorise(request, account_id)
         with live.state() as st:
             queries.account(st, account_id)
-            rows = sorted((o for o in st.orders.values() if o.account == account_id), key=lambda o: -o.seq)
+            rows = sorted((o for o in st.orders.values() if o.account == account_id
+                           and side in (None, o.side) and market_id in (None, o.market_id)), key=lambda o: -o.seq)
             return queries.page([queries.order_row(o) for o in rows[offset:offset + limit]], len(rows),
                                 offset, limit)
 
@@ -413,8 +416,12 @@ def create_app(node: Node, *, rate: float = 50.0, burst: int = 200, clock: Calla
     @app.get("/v1/stream", tags=["ledger"], response_class=StreamingResponse,
              summary="Server-Sent Events: block, issued, trade, retired",
              responses={200: {"content": {"text/event-stream": {}}}})
-    async def stream(request: Request) -> StreamingResponse:
-        sub = live.subscribe()
+    async def stream(request: Request) -> Response:
+        try:
+            sub = live.subscribe(request.client.host if request.client else "?")
+        except StreamLimit:
+            return error(429, "rate_limited", "stream", f"at most {STREAMS_PER_CLIENT} open streams per "
+                                                        f"address: close one first")
         with live.state() as st:
             hello = {"height": st.height, "time_jst": queries.when(st.last_time) if st.last_time else None}
 

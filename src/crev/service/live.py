@@ -38,6 +38,7 @@ from crev.node.store import Store
 
 STREAM_QUEUE = 2_000  # events a subscriber may fall behind before it is dropped
 HISTORY = 100_000  # trades and auctions kept in memory (the chain keeps them all)
+STREAMS_PER_CLIENT = 16  # open /v1/stream connections one address may hold
 
 
 @dataclass
@@ -49,9 +50,20 @@ class Reading:
     store: Store
 
 
+class StreamLimit(Exception):
+    """One address has as many open streams as it may."""
+
+
+def _deliver(group: list[Subscriber], items: list[dict[str, Any]]) -> None:
+    for sub in group:
+        for item in items:
+            sub.offer(item)
+
+
 class Subscriber:
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, client: str = "") -> None:
         self.loop = loop
+        self.client = client
         self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(STREAM_QUEUE)
         self.dropped = False
 
@@ -85,8 +97,9 @@ class Live:
     @contextmanager
     def read(self) -> Iterator[Reading]:
         """State and store at the same height (see the module doc)."""
+        self.node.flush()  # the bulk of the catching up, without holding up the sealer
         with self.node.lock:
-            self.node.flush()
+            self.node.flush()  # only what was sealed in between
             store = Store(self.db_path, readonly=True)
             try:
                 yield Reading(self.node.state, store)
@@ -148,13 +161,20 @@ class Live:
         items += retired.values()
         with self._subs_lock:
             subs = list(self._subs)
-        for s in subs:
-            for item in items:
-                s.loop.call_soon_threadsafe(s.offer, item)
+        # one hand-over per event loop per block, however many subscribers and events
+        by_loop: dict[asyncio.AbstractEventLoop, list[Subscriber]] = {}
+        for sub in subs:
+            by_loop.setdefault(sub.loop, []).append(sub)
+        for loop, group in by_loop.items():
+            loop.call_soon_threadsafe(_deliver, group, items)
 
-    def subscribe(self) -> Subscriber:
-        sub = Subscriber(asyncio.get_running_loop())
+    def subscribe(self, client: str) -> Subscriber:
+        """A new stream for ``client`` (its address); raises StreamLimit beyond
+        ``STREAMS_PER_CLIENT`` open streams from one address."""
+        sub = Subscriber(asyncio.get_running_loop(), client)
         with self._subs_lock:
+            if sum(1 for x in self._subs if x.client == client) >= STREAMS_PER_CLIENT:
+                raise StreamLimit(client)
             self._subs.add(sub)
         return sub
 

@@ -15,6 +15,10 @@ from crev.service.app import create_app
 
 
 def _server(node: Node, host: str, port: int, **kw: Any) -> uvicorn.Server:
+    if not kw.get("public_url") and port:
+        # QR codes and certificates link here, never to whatever Host header a client sent
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        kw["public_url"] = f"http://{shown}:{port}"
     config = uvicorn.Config(create_app(node, **kw), host=host, port=port, log_level="warning",
                             access_log=False, timeout_graceful_shutdown=2)
     return uvicorn.Server(config)
