@@ -107,7 +107,10 @@ function show(reason) {
   }
   if (reason === 'route') window.scrollTo(0, 0);
   const search = document.getElementById('search-input');
-  if (r.view === trace && params.ident && document.activeElement !== search) search.value = params.ident;
+  if (document.activeElement !== search) {
+    // the box shows what the explorer traces, and nothing left over on other pages
+    search.value = r.view === trace && params.ident ? params.ident : '';
+  }
   return runLoad(current, false);
 }
 

@@ -119,6 +119,7 @@ const D = {
   'role1.prosumer': ['Prosumer (site owner)', 'プロシューマー（拠点所有者）'],
   'role1.buyer': ['Buyer', '購入者'],
   'role1.operator': ['Operator', '運営者'],
+  'role1.auditor': ['Auditor', '監査人'],
 
   // --- consumer ---------------------------------------------------------------------------------
   'consumer.title': ['Consumer figures', '需要家の指標'],
