@@ -384,14 +384,19 @@ def statement_monthly(data_dir: str, participant: str, month: str, csv_out: str 
 @DATA
 @click.argument("retirement_id")
 @click.option("--pdf", "pdf_out", type=click.Path(dir_okay=False), help="Write a printable PDF here.")
+@click.option("--public-url", default=None,
+              help="The node's public URL (as `crev serve --public-url`): the PDF gets a QR code to the "
+                   "retirement's public verification page there.")
 @click.option("--json", "as_json", is_flag=True)
-def statement_retirement(data_dir: str, retirement_id: str, pdf_out: str | None, as_json: bool) -> None:
+def statement_retirement(data_dir: str, retirement_id: str, pdf_out: str | None, public_url: str | None,
+                         as_json: bool) -> None:
     """A retirement with its unit ranges and how to verify them."""
     from crev.node.statements import retirement_pdf, retirement_statement
 
     cert = base._read(data_dir, lambda v: retirement_statement(v.state, retirement_id))
     if pdf_out:
-        retirement_pdf(cert, Path(pdf_out))
+        retirement_pdf(cert, Path(pdf_out),
+                       f"{public_url.rstrip('/')}/#/trace/{retirement_id}" if public_url else None)
     if as_json:
         click.echo(json.dumps(cert, indent=1, ensure_ascii=False))
         return

@@ -294,3 +294,16 @@ def test_certificate_links_to_the_node_not_to_the_host_header(tmp_path: Path) ->
     assert pdf.startswith(b"%PDF")
     assert f"http://127.0.0.1:{port}/#/trace/{a.RETIREMENT}".encode() in pdf
     assert b"evil.example" not in pdf
+
+
+def test_head_answers_the_headers_of_get_without_a_body(api: Api) -> None:
+    for path in ("/v1/info", "/v1/stream", "/"):
+        conn = http.client.HTTPConnection(api.host, api.port, timeout=30)
+        try:
+            conn.request("HEAD", path)
+            resp = conn.getresponse()
+            assert resp.status == 200, path
+            assert resp.read() == b""
+        finally:
+            conn.close()
+    assert api.node.listeners  # the live service is still attached

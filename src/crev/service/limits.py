@@ -69,6 +69,10 @@ async def _error(send: Send, status: int, code: str, field: str, reason: str,
     await send({"type": "http.response.body", "body": body})
 
 
+class HeadDone(Exception):
+    """A HEAD request's answer is complete: stop the streaming GET behind it."""
+
+
 class TooLarge(Exception):
     """Raised to the app when it reads a body past the limit. The app answers it with 413 (an
     exception that reached Starlette's error middleware would be answered 500 first)."""
@@ -86,6 +90,17 @@ class Limits:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if scope["method"] == "HEAD":  # a GET whose body is not sent (RFC 9110 §9.3.2)
+            scope = {**scope, "method": "GET"}
+            inner = send
+
+            async def send(msg: Message) -> None:
+                if msg["type"] == "http.response.body":
+                    await inner({"type": "http.response.body", "body": b""})
+                    if msg.get("more_body"):
+                        raise HeadDone  # a stream (SSE): the headers were the answer
+                    return
+                await inner(msg)
         if self.buckets is not None:
             client = scope.get("client")
             wait = self.buckets.take(client[0] if client else "?")
@@ -126,6 +141,8 @@ class Limits:
 
         try:
             await self.app(scope, counted, tracking_send)
+        except HeadDone:
+            pass
         except TooLarge as exc:
             if not started:
                 await _error(send, 413, "too_large", "body", str(exc))
