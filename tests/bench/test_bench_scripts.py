@@ -34,4 +34,4 @@ def test_bench_api_runs_and_reports_every_figure() -> None:
     assert re.search(r"one figures query in process: [\d.]+ ms", r.stdout)
     assert re.search(r"the scan of all 500 lots it replaced", r.stdout)
     assert re.search(r"\(c\) one consumer owning all 500 sites", r.stdout)
-    assert re.search(r"[\d,]+ bytes per answer: every site's totals are in it", r.stdout)
+    assert re.search(r"[\d,]+ bytes per answer \(with \?site=, only that site", r.stdout)
