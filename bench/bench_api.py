@@ -33,7 +33,6 @@ import random
 import shutil
 import statistics
 import sys
-import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -43,12 +42,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 from fastapi.encoders import jsonable_encoder
 
-from common import CHAIN, T0, batch_tx, key, machine, now, signed_readings
-from crev.core.factors import FactorRow
-from crev.ledger.genesis import Genesis
-from crev.ledger.messages.register_device import RegisterDevice
-from crev.ledger.messages.register_participant import RegisterParticipant
-from crev.ledger.tx import build_tx
+from common import batch_tx, key, machine, make_ledger, now, signed_readings
 from crev.node.node import Node
 from crev.node.report import claims_by_slot, participant_report
 from crev.service import queries
@@ -65,30 +59,9 @@ def owner_of(site: int, sites: int, owners: int) -> str:
 def make_fleet(sites: int, owners: int, block_ms: int) -> tuple[Node, Path]:
     """A fresh node with ``owners`` consumers owning ``sites`` DGCs between them (d0, d1, … as in
     common.signed_readings), registered through the node itself."""
-    d = Path(tempfile.mkdtemp(prefix="crev-bench-api-"))
-    op = key("operator")
-    g = Genesis(CHAIN, T0 - 86400, "operator", "Bench Operator", op.public_key, key("seq").public_key,
-                emission_factors=(FactorRow("national", 2025, "national_average", 430, "bench"),))
-    Node.init(d, g, key("seq").seed)
-    clock = float(T0 + 10 * 86400)
-    node = Node(d, block_interval_ms=block_ms, clock=lambda: clock).start()
-    nonce = 0
-
-    def tx(msg: object) -> bytes:
-        nonlocal nonce
-        raw = build_tx(CHAIN, msg, "operator", nonce, op)  # type: ignore[arg-type]
-        nonce += 1
-        return raw
-
-    futs = [node.submit(tx(RegisterParticipant(f"c{j:05d}", f"Consumer {j}", "prosumer", key(f"c{j}").public_key)))
-            for j in range(owners)]
-    for i in range(sites):
-        futs.append(node.submit(tx(RegisterDevice(f"d{i}", owner_of(i, sites, owners), key(f"d{i}").public_key,
-                                                  100_000, T0 - 86400, 35_000_000, 139_000_000, "tokyo", f"SN{i}",
-                                                  T0 + 10 * 365 * 86400, False, "solar_pv"))))
-    for f in futs:
-        r = f.result(900)
-        assert r.ok, r.error
+    node, d, _ = make_ledger(sites, block_ms=block_ms,
+                             owners=[(f"c{j:05d}", f"Consumer {j}", key(f"c{j}")) for j in range(owners)],
+                             owner_of=lambda i: owner_of(i, sites, owners))
     return node, d
 
 

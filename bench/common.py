@@ -6,6 +6,7 @@ import os
 import platform
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from crev.core.encoding import encode
@@ -42,9 +43,11 @@ def key(name: str) -> Signer:
 
 
 def make_ledger(devices: int, *, block_ms: int = 100, data_dir: Path | None = None,
-                clock_start: int | None = None) -> tuple[Node, Path, list[float]]:
-    """A fresh embedded node with one prosumer owning ``devices`` DGCs (registered through the
-    node itself). Returns the started node, its directory and the mutable clock."""
+                clock_start: int | None = None, owners: Sequence[tuple[str, str, Signer]] | None = None,
+                owner_of: Callable[[int], str] = lambda i: "owner") -> tuple[Node, Path, list[float]]:
+    """A fresh embedded node with ``owners`` (account id, name, key; by default one prosumer
+    "owner") owning ``devices`` DGCs d0, d1, … (device i owned by ``owner_of(i)``), all registered
+    through the node itself. Returns the started node, its directory and the mutable clock."""
     d = data_dir or Path(tempfile.mkdtemp(prefix="crev-bench-"))
     op = key("operator")
     g = Genesis(CHAIN, T0 - 86400, "operator", "Bench Operator", op.public_key, key("seq").public_key,
@@ -60,14 +63,15 @@ def make_ledger(devices: int, *, block_ms: int = 100, data_dir: Path | None = No
         nonce += 1
         return raw
 
-    node.submit_wait(tx(RegisterParticipant("owner", "Owner", "prosumer", key("owner").public_key)))
-    futs = []
+    # participants before their devices: the node seals submissions in order
+    futs = [node.submit(tx(RegisterParticipant(acct, name, "prosumer", signer.public_key)))
+            for acct, name, signer in (owners or [("owner", "Owner", key("owner"))])]
     for i in range(devices):
-        futs.append(node.submit(tx(RegisterDevice(f"d{i}", "owner", key(f"d{i}").public_key, 100_000, T0 - 86400,
-                                                  35_000_000, 139_000_000, "tokyo", f"SN{i}",
+        futs.append(node.submit(tx(RegisterDevice(f"d{i}", owner_of(i), key(f"d{i}").public_key, 100_000,
+                                                  T0 - 86400, 35_000_000, 139_000_000, "tokyo", f"SN{i}",
                                                   T0 + 10 * 365 * 86400, False, "solar_pv"))))
     for f in futs:
-        r = f.result(600)
+        r = f.result(900)
         assert r.ok, r.error
     return node, d, clock
 
