@@ -391,12 +391,11 @@ def statement_monthly(data_dir: str, participant: str, month: str, csv_out: str 
 def statement_retirement(data_dir: str, retirement_id: str, pdf_out: str | None, public_url: str | None,
                          as_json: bool) -> None:
     """A retirement with its unit ranges and how to verify them."""
-    from crev.node.statements import retirement_pdf, retirement_statement
+    from crev.node.statements import retirement_pdf, retirement_statement, verification_url
 
     cert = base._read(data_dir, lambda v: retirement_statement(v.state, retirement_id))
     if pdf_out:
-        retirement_pdf(cert, Path(pdf_out),
-                       f"{public_url.rstrip('/')}/#/trace/{retirement_id}" if public_url else None)
+        retirement_pdf(cert, Path(pdf_out), verification_url(public_url, retirement_id) if public_url else None)
     if as_json:
         click.echo(json.dumps(cert, indent=1, ensure_ascii=False))
         return

@@ -76,6 +76,10 @@ def test_a_trade_from_the_command_line(live: tuple[Path, str, dict[str, str]], t
     assert (tmp_path / "s.pdf").read_bytes().startswith(b"%PDF-")
     r = run("statement", "retirement", str(d), "ret-00000001")
     assert r.exit_code == 0 and "Buyer [red]Co" in r.output  # printed as written, not as markup
+    r = run("statement", "retirement", str(d), "ret-00000001", "--pdf", str(tmp_path / "r.pdf"),
+            "--public-url", "https://registry.example/")
+    assert r.exit_code == 0, r.output
+    assert b"https://registry.example/#/trace/ret-00000001" in (tmp_path / "r.pdf").read_bytes()  # its QR target
     r = run("market", "show", str(d), "--json")
     assert json.loads(r.output)[0]["name"] == "Spot [bold]"
     r = run("trace", str(d), "ret-00000002")

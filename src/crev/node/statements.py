@@ -177,7 +177,7 @@ def statement_csv(stmt: MonthlyStatement) -> str:
 def retirement_statement(state: State, rid: str) -> dict[str, Any]:
     r = state.retirements.get(rid)
     if r is None:
-        raise NotFoundError("retirement", f"no retirement {rid!r}")
+        raise NotFoundError("retirement_id", f"no retirement {rid!r}")
     lots = []
     for lot_id, a, b in r.ranges:
         lot = state.lots[lot_id]
@@ -266,6 +266,12 @@ def statement_pdf(stmt: MonthlyStatement, path: Path) -> None:
         "Every line names the block that records it; <font face='Courier'>crev verify</font> replays "
         "the chain and checks every signature and root. 各行は記録したブロックを示します。", p)]
     doc.build(story)
+
+
+def verification_url(base_url: str, retirement_id: str) -> str:
+    """A retirement's public verification page on the node at ``base_url`` (the dashboard's
+    explorer, which checks its proofs in the browser); what certificates' QR codes point to."""
+    return f"{base_url.rstrip('/')}/#/trace/{retirement_id}"
 
 
 def qr_drawing(text: str, size_pt: float = 90.0) -> Any:

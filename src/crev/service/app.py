@@ -37,6 +37,7 @@ from crev.node.statements import (
     retirement_statement,
     statement_csv,
     statement_pdf,
+    verification_url,
 )
 from crev.service import auth, queries
 from crev.service.limits import Limits, TokenBuckets, TooLarge
@@ -266,15 +267,12 @@ def create_app(node: Node, *, rate: float = 50.0, burst: int = 200, clock: Calla
             return queries.retirement(r.state, r.store, retirement_id)
 
     def verify_url(request: Request, rid: str) -> str:
-        base = public_url or str(request.base_url).rstrip("/")
-        return f"{base}/#/trace/{rid}"
+        return verification_url(public_url or str(request.base_url), rid)
 
     @app.get("/v1/retirements/{retirement_id}/certificate.pdf", tags=["C-REV"],
              response_class=Response, responses={200: {"content": {"application/pdf": {}}}})
     def certificate(retirement_id: str, request: Request) -> Response:
         with live.state() as st:
-            if retirement_id not in st.retirements:
-                raise NotFoundError("retirement_id", f"no retirement {retirement_id!r}")
             cert = retirement_statement(st, retirement_id)
         with tempfile.TemporaryDirectory() as d:
             path = Path(d) / "certificate.pdf"
