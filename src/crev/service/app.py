@@ -89,7 +89,6 @@ def create_app(node: Node, *, rate: float = 50.0, burst: int = 200, clock: Calla
                   summary="C-REV ledger, market and consumer figures / C-REV台帳・市場・需要家指標",
                   description="Signed readings → C-REV → trading → retirement. See docs/api.md.",
                   responses=ERROR_RESPONSES)
-    app.state.live = live
 
     # --- errors -----------------------------------------------------------------------------
 

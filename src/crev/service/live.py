@@ -3,10 +3,10 @@ stream.
 
 **Consistent reads.** The node keeps its state in memory and writes the SQLite snapshot and
 index (which trace, reports and lists read) every few seconds in the background. A read that
-needs both must see them at the same height, so ``Live.read()`` holds the node's lock (no block
-is sealed meanwhile), has the checkpoint writer catch up to the current height (a no-op when it
-already has), and opens a read-only SQLite snapshot. Reads that need only the state or only the
-blocks take less (``state()``, ``store()``).
+needs both must see them at the same height, so ``Live.read()`` has the checkpoint writer catch
+up, then holds the node's lock (no block is sealed meanwhile), lets the writer catch up on what
+was sealed in between (usually nothing), and opens a read-only SQLite snapshot. Reads that need
+only the state or only the blocks take less (``state()``, ``store()``).
 
 **History.** Trades and call-auction results are loaded once from the stored results at start
 and then appended from each committed block (the node's block listener), so market pages never
@@ -181,10 +181,6 @@ class Live:
     def unsubscribe(self, sub: Subscriber) -> None:
         with self._subs_lock:
             self._subs.discard(sub)
-
-    @property
-    def subscribers(self) -> int:
-        return len(self._subs)
 
 
 def _stream_items(res: TxResult, height: int, retired: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
