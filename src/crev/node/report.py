@@ -173,6 +173,11 @@ def report_dict(rep: ParticipantReport, now: int) -> dict[str, Any]:
         "by_day": {d: f.to_dict() for d, f in rep.by_day().items()},
         "bought_g": rep.bought_g,
         "sites": {s.device_id: {str(k): v.to_dict() for k, v in s.slots.items()} for s in rep.sites},
-        "factors": {s.device_id: {"grid_area": s.grid_area, "location_based": s.location_factors,
-                                  "market_based": s.market_factors} for s in rep.sites},
+        "factors": factors_used(rep),
     }
+
+
+def factors_used(rep: ParticipantReport) -> dict[str, Any]:
+    """Per site: its grid area and the factor rows (ref → g-CO2e/kWh) each method used."""
+    return {s.device_id: {"grid_area": s.grid_area, "location_based": s.location_factors,
+                          "market_based": s.market_factors} for s in rep.sites}

@@ -18,7 +18,7 @@ from crev.ledger.block import Block, Header
 from crev.ledger.events import event_from_value
 from crev.ledger.records import Account, Device, Lot, Order, Retirement
 from crev.ledger.state import State
-from crev.node.report import participant_report, report_dict
+from crev.node.report import factors_used, participant_report
 from crev.node.store import Store
 from crev.node.trace import period_text, state_proof, trace, tx_proof
 
@@ -368,7 +368,6 @@ def figures(state: State, store: Store, participant_id: str, site: str | None, d
     days: dict[str, list[Figures]] = {}
     for s, f in picked.items():
         days.setdefault(jst_date(s * SLOT_SECONDS), []).append(f)
-    base = report_dict(rep, now)
     fy_start = fiscal_year_bounds(fiscal_year(now))[0]
     latest = max(slots) if slots else None
     return {
@@ -386,7 +385,7 @@ def figures(state: State, store: Store, participant_id: str, site: str | None, d
         "sites": [{"device_id": s.device_id, "grid_area": s.grid_area, "rated_capacity_w": s.rated_capacity_w,
                    **total(s.slots.values()).to_dict(), "matching_247_bp": matching_247_bp(s.slots)}
                   for s in rep.sites],
-        "bought_g": rep.bought_g, "factors": base["factors"],
+        "bought_g": rep.bought_g, "factors": factors_used(rep),
     }
 
 
