@@ -44,7 +44,7 @@ from fastapi.encoders import jsonable_encoder
 
 from common import batch_tx, key, machine, make_ledger, now, signed_readings
 from crev.node.node import Node
-from crev.node.report import claims_by_slot, participant_report
+from crev.reports.report import claims_by_slot, participant_report
 from crev.service import queries
 from crev.service.live import Live
 from crev.service.server import serve_in_thread

@@ -1,7 +1,7 @@
 """`crev verify` speed: replay a chain of at least 100,000 signed readings from genesis.
 
 Builds the chain through the embedded node, then times the auditor's full replay
-(``crev.node.audit.verify_chain``: every block signature, transaction and reading signature,
+(``crev.audit.replay.verify_chain``: every block signature, transaction and reading signature,
 Merkle root, state root and the invariants), and prints readings per second next to the raw
 single-core Ed25519 verification rate measured in the same run.
 
@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 from bench_readings import raw_verify_rate
 from common import batch_tx, machine, make_ledger, now, signed_readings
-from crev.node.audit import verify_chain
+from crev.audit.replay import verify_chain
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ from crev.core.factors import COLUMNS, KINDS, MAX_FACTOR_G_PER_KWH, FactorRow, F
 from crev.core.units import fiscal_year, parse_time
 from crev.data import shipped_rows
 from crev.errors import MalformedError, NotFoundError
-from crev.ledger.messages.register_device import GRID_AREAS
+from crev.ledger.vocab import GRID_AREAS
 
 HEADER = "key,fiscal_year,kind,g_per_kwh,source,note\n"
 

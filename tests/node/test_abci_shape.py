@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from crev.audit.replay import verify_chain
 from crev.errors import MalformedError
 from crev.ledger.messages.transfer import Transfer
-from crev.node.audit import verify_chain
 from tests.node import nodekit as k
 
 

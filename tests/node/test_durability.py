@@ -21,8 +21,8 @@ from contextlib import closing, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
+from crev.audit.replay import verify_chain
 from crev.ledger.invariants import check_invariants
-from crev.node.audit import verify_chain
 from tests.node import nodekit as k
 
 WORKER = Path(__file__).with_name("durability_worker.py")

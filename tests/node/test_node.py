@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from crev.audit.replay import verify_chain
 from crev.core.encoding import decode, encode
 from crev.core.hashing import sha256
 from crev.core.signing import verify
@@ -22,7 +23,6 @@ from crev.ledger.genesis import Genesis
 from crev.ledger.messages.transfer import Transfer
 from crev.ledger.snapshot import load_state
 from crev.ledger.tx import build_tx
-from crev.node.audit import verify_chain
 from crev.node.node import DB_FILE, GENESIS_FILE, LedgerView, Node, Receipt
 from crev.node.store import Store
 from tests.node import nodekit as k

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from crev.audit.trace import trace
 from crev.cli import main
 from crev.node.node import DB_FILE, LedgerView
 from crev.node.store import CheckpointError, Store
-from crev.node.trace import trace
 from tests.node import nodekit as k
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,7 +15,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tests.node.test_cli import ENV, crev
+from tests.cli.test_cli import ENV, crev
 
 
 def free_port() -> int:

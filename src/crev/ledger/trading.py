@@ -26,6 +26,7 @@ from __future__ import annotations
 from typing import Any
 
 from crev.core.units import jst
+from crev.errors import RuleError
 from crev.ledger.books import Book, Fill
 from crev.ledger.events import AuctionCleared, OrderClosed, OrderPlaced, Retired, Traded
 from crev.ledger.holdings import move_units
@@ -37,10 +38,12 @@ from crev.ledger.records import (
     OPEN,
     RETIRED,
     TRADABLE,
+    Filter,
     Lot,
     Market,
     Order,
     Retirement,
+    RetireSpec,
     StandingBid,
 )
 from crev.ledger.state import State
@@ -306,8 +309,6 @@ def clear_auction(ctx: Any, market: Market) -> tuple[int, int]:
 
 def renew_standing_bid(ctx: Any, sb: StandingBid, month: int) -> None:
     """Replace a standing bid's order with a fresh one for ``month`` (closing the old remainder)."""
-    from crev.ledger.messages.place_order import new_bid  # placed by the same code as a manual bid
-
     st: State = ctx.state
     old = st.orders.get(sb.order_id)
     if old is not None and old.status == OPEN:
@@ -336,9 +337,44 @@ def auto_offer(ctx: Any, lot: Lot) -> None:
     q = lot.quantity_g * policy.share_bp // 10_000
     if q < market.min_qty_g:
         return
-    from crev.ledger.messages.place_order import new_order_id
-
     order = Order(new_order_id(st), st.supply.orders, market.market_id, lot.issued_to, ASK, policy.price,
                   q, q, "gtc", 0, market.product, None, [[lot.lot_id, q]], 0, "open", ctx.height,
                   "auto_offer")
     place_order(ctx, order, [(lot, q)])
+
+
+def new_order_id(st: State) -> str:
+    st.supply.orders += 1
+    st.mark("s")
+    return f"o-{st.supply.orders:08d}"
+
+
+def affordable_g(jpy: int, price: int, fee_bp: int) -> int:
+    """The most grams a bid at ``price`` can reserve with ``jpy``."""
+    q = jpy * 1_000_000 * 10_000 // (price * (10_000 + fee_bp))
+    while q > 0 and bid_escrow(q, price, fee_bp) > jpy:
+        q -= 1
+    while bid_escrow(q + 1, price, fee_bp) <= jpy:
+        q += 1
+    return q
+
+
+def new_bid(ctx: Any, market: Market, account: str, price: int, quantity_g: int, tif: str,
+            expires_at: int, flt: Filter, retire: RetireSpec | None, origin: str,
+            afford: bool = False) -> Order | None:
+    """A checked bid order (not yet placed). With ``afford``, a bid the account cannot fully pay for
+    is cut to what it can (None if that is below the market minimum); else that is refused."""
+    st: State = ctx.state
+    acct = st.accounts[account]
+    escrow = bid_escrow(quantity_g, price, market.fee_bp)
+    if escrow > acct.jpy:
+        if not afford:
+            raise RuleError("body.quantity_g", f"insufficient JPY: {quantity_g} g at {price} JPY/t needs "
+                                               f"{escrow} JPY with the fee, {account} has {acct.jpy} "
+                                               "JPY available")
+        quantity_g = affordable_g(acct.jpy, price, market.fee_bp)
+        if quantity_g < market.min_qty_g:
+            return None
+        escrow = bid_escrow(quantity_g, price, market.fee_bp)
+    return Order(new_order_id(st), st.supply.orders, market.market_id, account, BID, price, quantity_g,
+                 quantity_g, tif, expires_at, flt, retire, [], escrow, OPEN, ctx.height, origin)

@@ -1,2 +1,3 @@
-"""What runs the state machine: SQLite storage, the ABCI-shaped application, the embedded
-sequencer, and the auditor's replay."""
+"""What runs the state machine: the embedded node with its check, seal and checkpoint pipeline
+and the read-only ``LedgerView`` (``node.py``), and SQLite storage (``store.py``). A second engine
+(the CometBFT application) will sit beside it, driving the same ``apply_block``."""

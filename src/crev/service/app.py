@@ -28,9 +28,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 import crev
 from crev.core.hashing import sha256
 from crev.errors import CrevError, MalformedError, NotFoundError
-from crev.node.marketdata import book_levels, market_rows
 from crev.node.node import Node
-from crev.node.statements import (
+from crev.reports.marketdata import book_levels, market_rows
+from crev.reports.statements import (
     monthly_statement,
     qr_drawing,
     retirement_pdf,
@@ -190,7 +190,7 @@ def create_app(node: Node, *, rate: float = 50.0, burst: int = 200, clock: Calla
         """Public records (lots, devices, readings, retirements, factors, markets, supply, genesis)
         for anyone; an account's own records (a/, o/, p/, b/: balances, orders, policies, standing
         bids) only for a request signed by that account, as for ``/v1/accounts/{id}``."""
-        from crev.node.trace import state_proof as prove
+        from crev.audit.trace import state_proof as prove
 
         if not key or len(key) > 300 or not (key in ("s", "g") or re.match(r"^[adlrtfmopb]/.", key)):
             raise MalformedError("key", "a state key: l/<lot_id>, d/<device_id>, r/<device_id>/<seq>, "

@@ -33,8 +33,8 @@ from crev.ledger.block import Block
 from crev.ledger.events import AuctionCleared, Issued, Retired, Traded
 from crev.ledger.state import State
 from crev.node.node import DB_FILE, Node
-from crev.node.statements import committed_events
 from crev.node.store import Store
+from crev.reports.statements import committed_events
 
 STREAM_QUEUE = 2_000  # events a subscriber may fall behind before it is dropped
 HISTORY = 100_000  # trades and auctions kept in memory (the chain keeps them all)

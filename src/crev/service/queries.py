@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from crev.audit.trace import period_text, state_proof, trace, tx_proof
 from crev.core.encoding import decode, encode
 from crev.core.figures import Figures, total
 from crev.core.hashing import sha256
@@ -18,9 +19,8 @@ from crev.ledger.block import Block, Header
 from crev.ledger.events import event_from_value
 from crev.ledger.records import Account, Device, Lot, Order, Retirement
 from crev.ledger.state import State
-from crev.node.report import factors_used, participant_report
 from crev.node.store import Store
-from crev.node.trace import period_text, state_proof, trace, tx_proof
+from crev.reports.report import factors_used, participant_report
 
 DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 

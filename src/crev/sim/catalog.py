@@ -17,18 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-GRID_AREAS: Final[tuple[str, ...]] = (
-    "hokkaido",
-    "tohoku",
-    "tokyo",
-    "chubu",
-    "hokuriku",
-    "kansai",
-    "chugoku",
-    "shikoku",
-    "kyushu",
-    "okinawa",
-)
+from crev.ledger.vocab import GRID_AREAS as GRID_AREAS  # the areas the ledger accepts
 
 LOAD_KINDS: Final[tuple[str, ...]] = ("office", "factory", "retail", "warehouse")
 

@@ -8,6 +8,7 @@ from crev.errors import MalformedError, NotFoundError, PermissionError_, RuleErr
 from crev.ledger.holdings import available
 from crev.ledger.records import OPERATOR, TRADABLE, Account, Device, Filter, Lot, Market, RetireSpec
 from crev.ledger.shape import MAX_U63, need_choice, need_id, need_int, need_list, need_text, need_time
+from crev.ledger.vocab import GRID_AREAS, PURPOSES, TECHNOLOGIES
 
 
 def require_operator(ctx: Any) -> Account:
@@ -94,8 +95,6 @@ def _need_names(v: Any, where: str, choices: tuple[str, ...] | None) -> tuple[st
 def parse_filter(v: Any, where: str) -> Filter:
     """[grid_areas, technologies, fit (-1 either, 0 non-FIT, 1 FIT), devices, vintage_start,
     vintage_end (0 = open)]; lists are kept sorted so equal filters have equal bytes."""
-    from crev.ledger.messages.register_device import GRID_AREAS, TECHNOLOGIES
-
     b = need_list(v, where, 6)
     fit = b[2]
     if type(fit) is not int or fit not in (-1, 0, 1):
@@ -111,8 +110,6 @@ def parse_filter(v: Any, where: str) -> Filter:
 
 def parse_retire(v: Any, where: str, params: Any) -> RetireSpec | None:
     """[] or [beneficiary, purpose, period_start, period_end, jurisdiction, note]."""
-    from crev.ledger.messages.retire import PURPOSES
-
     b = need_list(v, where)
     if not b:
         return None

@@ -51,14 +51,8 @@ from crev.ledger.records import (
 )
 from crev.ledger.shape import MAX_U63, need_choice, need_id, need_int, need_list, need_time
 from crev.ledger.state import State
-from crev.ledger.trading import bid_escrow, book_for, place_order
+from crev.ledger.trading import book_for, new_bid, new_order_id, place_order
 from crev.ledger.tx import register
-
-
-def new_order_id(st: State) -> str:
-    st.supply.orders += 1
-    st.mark("s")
-    return f"o-{st.supply.orders:08d}"
 
 
 def never_matches(st: State, market: Market, f: Filter) -> str:
@@ -88,37 +82,6 @@ def never_matches(st: State, market: Market, f: Filter) -> str:
         if not ok:
             return "none of the filter's devices is in its grid areas or FIT class"
     return ""
-
-
-def affordable_g(jpy: int, price: int, fee_bp: int) -> int:
-    """The most grams a bid at ``price`` can reserve with ``jpy``."""
-    q = jpy * 1_000_000 * 10_000 // (price * (10_000 + fee_bp))
-    while q > 0 and bid_escrow(q, price, fee_bp) > jpy:
-        q -= 1
-    while bid_escrow(q + 1, price, fee_bp) <= jpy:
-        q += 1
-    return q
-
-
-def new_bid(ctx: Any, market: Market, account: str, price: int, quantity_g: int, tif: str,
-            expires_at: int, flt: Filter, retire: RetireSpec | None, origin: str,
-            afford: bool = False) -> Order | None:
-    """A checked bid order (not yet placed). With ``afford``, a bid the account cannot fully pay for
-    is cut to what it can (None if that is below the market minimum); else that is refused."""
-    st: State = ctx.state
-    acct = st.accounts[account]
-    escrow = bid_escrow(quantity_g, price, market.fee_bp)
-    if escrow > acct.jpy:
-        if not afford:
-            raise RuleError("body.quantity_g", f"insufficient JPY: {quantity_g} g at {price} JPY/t needs "
-                                               f"{escrow} JPY with the fee, {account} has {acct.jpy} "
-                                               "JPY available")
-        quantity_g = affordable_g(acct.jpy, price, market.fee_bp)
-        if quantity_g < market.min_qty_g:
-            return None
-        escrow = bid_escrow(quantity_g, price, market.fee_bp)
-    return Order(new_order_id(st), st.supply.orders, market.market_id, account, BID, price, quantity_g,
-                 quantity_g, tif, expires_at, flt, retire, [], escrow, OPEN, ctx.height, origin)
 
 
 @dataclass(frozen=True, slots=True)

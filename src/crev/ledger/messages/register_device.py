@@ -20,11 +20,9 @@ from crev.ledger.params import Params
 from crev.ledger.records import PROSUMER, Device, DeviceKey
 from crev.ledger.shape import need_bool, need_bytes, need_id, need_int, need_list, need_text, need_time
 from crev.ledger.tx import register
+from crev.ledger.vocab import GRID_AREAS, TECHNOLOGIES
 
 MAX_CAPACITY_W = 2_000_000_000  # 2 GW: beyond any single site
-GRID_AREAS = ("hokkaido", "tohoku", "tokyo", "chubu", "hokuriku", "kansai", "chugoku", "shikoku",
-              "kyushu", "okinawa")
-TECHNOLOGIES = ("solar_pv",)
 
 
 @dataclass(frozen=True, slots=True)

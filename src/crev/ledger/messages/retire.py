@@ -21,8 +21,7 @@ from crev.ledger.params import Params
 from crev.ledger.records import RETIRED, TRADABLE, Retirement
 from crev.ledger.shape import need_choice, need_list, need_text, need_time
 from crev.ledger.tx import register
-
-PURPOSES = ("statutory_report", "re100", "cdp", "sbti", "voluntary", "other")
+from crev.ledger.vocab import PURPOSES
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from crev.ledger.messages.place_order import PlaceOrder
 from crev.ledger.messages.retire import Retire
 from crev.ledger.records import ANY
 from crev.node.node import LedgerView
-from crev.node.statements import (
+from crev.reports.statements import (
     monthly_statement,
     retirement_pdf,
     retirement_statement,

@@ -13,7 +13,7 @@ from crev.ledger.messages.register_participant import RegisterParticipant
 from crev.ledger.messages.transfer import Transfer
 from crev.ledger.messages.update_device import UpdateDevice
 from crev.node.node import LedgerView, Node
-from crev.node.report import ParticipantReport, participant_report, report_dict
+from crev.reports.report import ParticipantReport, participant_report, report_dict
 from tests.node import nodekit as k
 
 FACTORS = (FactorRow("tokyo", 2025, "adjusted", 450, "test"), FactorRow("tokyo", 2025, "basic", 420, "test"),

@@ -14,19 +14,19 @@ from typing import Any
 import pytest
 from rich.console import Console
 
+from crev.audit.replay import VerifyReport
+from crev.audit.trace import trace
+from crev.cli.render import print_report, print_trace, print_verify
 from crev.core.figures import slot_figures
 from crev.core.units import SLOT_SECONDS, fiscal_year_bounds
 from crev.ledger.messages.correct import Correct
 from crev.ledger.messages.register_participant import RegisterParticipant
 from crev.ledger.messages.retire import Retire
 from crev.ledger.messages.transfer import Transfer
-from crev.node.audit import VerifyReport
 from crev.node.node import LedgerView
-from crev.node.render import print_report, print_trace, print_verify
-from crev.node.report import ParticipantReport, SiteReport, participant_report
-from crev.node.trace import trace
+from crev.reports.report import ParticipantReport, SiteReport, participant_report
+from tests.audit.test_trace import L0, L1, build_ledger
 from tests.node import nodekit as k
-from tests.node.test_trace import L0, L1, build_ledger
 
 STEP_RE = re.compile(r"^\s+(signed_reading|issued|transferred|traded|retired|cancelled|current_state)\s", re.M)
 ODD_NAME = "[/]Odd[bold"

@@ -8,7 +8,7 @@ from rich.console import Console
 
 from crev.demo import run_demo
 from crev.node.node import LedgerView
-from crev.node.report import claims_by_slot, lots_ever_held
+from crev.reports.report import claims_by_slot, lots_ever_held
 
 
 @pytest.fixture(scope="module")

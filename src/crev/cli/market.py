@@ -15,9 +15,9 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from crev import cli_common as base
+from crev.cli import common as base
 from crev.ledger.records import ANY, Filter, RetireSpec
-from crev.node.marketdata import book_levels, market_rows
+from crev.reports.marketdata import book_levels, market_rows
 
 NODE = click.option("--node", "node_url", default=base.DEFAULT_NODE, show_default=True, help="The node's URL.")
 SIGNER = click.option("--signer", required=True, help="Account id that signs.")
@@ -177,7 +177,7 @@ def market_book(data_dir: str, market_id: str, depth: int, as_json: bool) -> Non
 def trade_rows(store: Any, market_id: str | None, limit: int) -> list[dict[str, Any]]:
     from crev.core.units import jst
     from crev.ledger.events import Traded
-    from crev.node.statements import committed_events
+    from crev.reports.statements import committed_events
 
     out: list[dict[str, Any]] = []
     for time_, height, tx_hash, events in committed_events(store):
@@ -348,7 +348,7 @@ def _month(text: str) -> int:
 def statement_monthly(data_dir: str, participant: str, month: str, csv_out: str | None, pdf_out: str | None,
                       as_json: bool) -> None:
     """PARTICIPANT's trades, fees, net JPY and C-REV bought, sold and retired in MONTH (YYYY-MM, JST)."""
-    from crev.node.statements import monthly_statement, statement_csv, statement_pdf
+    from crev.reports.statements import monthly_statement, statement_csv, statement_pdf
 
     ym = _month(month)
     stmt = base._read(data_dir, lambda v: monthly_statement(v.state, v.store, participant, ym))
@@ -391,7 +391,7 @@ def statement_monthly(data_dir: str, participant: str, month: str, csv_out: str 
 def statement_retirement(data_dir: str, retirement_id: str, pdf_out: str | None, public_url: str | None,
                          as_json: bool) -> None:
     """A retirement with its unit ranges and how to verify them."""
-    from crev.node.statements import retirement_pdf, retirement_statement, verification_url
+    from crev.reports.statements import retirement_pdf, retirement_statement, verification_url
 
     cert = base._read(data_dir, lambda v: retirement_statement(v.state, retirement_id))
     if pdf_out:

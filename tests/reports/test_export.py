@@ -7,10 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from crev.node.export import lot_rows, retirement_rows
 from crev.node.node import LedgerView
+from crev.reports.export import lot_rows, retirement_rows
+from tests.audit.test_trace import L0, L1, L2, build_ledger
 from tests.node import nodekit as k
-from tests.node.test_trace import L0, L1, L2, build_ledger
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from crev.audit.trace import trace
 from crev.core import merkle
 from crev.core.encoding import decode, encode
 from crev.core.statetree import bucket_hash, bucket_index, entry_leaf_hash
@@ -32,7 +33,6 @@ from crev.ledger.messages.submit_readings import reading_payload
 from crev.ledger.messages.transfer import Transfer
 from crev.ledger.records import Lot, Retirement
 from crev.node.node import LedgerView
-from crev.node.trace import trace
 from tests.node import nodekit as k
 
 L0, L1, L2 = "dgc-0:20260601T0900", "dgc-1:20260601T0900", "dgc-2:20260601T0902"

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from crev.audit.replay import verify_chain
 from crev.core.encoding import decode, encode
 from crev.core.hashing import sha256
 from crev.errors import InvalidBlock
 from crev.ledger.block import Header
 from crev.ledger.messages.transfer import Transfer
-from crev.node.audit import verify_chain
 from crev.node.node import Node
 from tests.node import nodekit as k
 
@@ -204,10 +204,10 @@ def test_readings_accepted_refused_and_duplicate_are_counted_apart(tmp_path: Pat
 
 
 def test_count_readings_of_one_result() -> None:
+    from crev.audit.replay import count_readings
     from crev.errors import SignatureError
     from crev.ledger.apply import TxResult
     from crev.ledger.events import ReadingAccepted
-    from crev.node.audit import count_readings
 
     ev = ReadingAccepted("dgc-0", 1, 0, 60, 800, 300, 100, 1000, 700, b"h", "lot", k.OWNER)
     ok = TxResult(b"t", "submit_readings", True, None, (ev,),

@@ -21,7 +21,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from crev.cli_common import (
+from crev.cli.common import (
     DEFAULT_DIR,
     DEFAULT_NODE,
     _fail,
@@ -355,9 +355,9 @@ def demo(data_dir: str, sites: int, days: int, interval_s: str, seed: int, start
 @click.option("--threads", default=2, show_default=True, type=click.IntRange(1, 64))
 def verify(data_dir: str, threads: int) -> None:
     """Replay the whole chain from genesis and check every signature, hash, root and invariant."""
-    from crev.node.audit import verify_chain
+    from crev.audit.replay import verify_chain
+    from crev.cli.render import print_verify
     from crev.node.node import GENESIS_FILE
-    from crev.node.render import print_verify
 
     if not (Path(data_dir) / GENESIS_FILE).exists():  # before the progress bar draws
         _fail(f"{Path(data_dir) / GENESIS_FILE} not found: {data_dir} holds no ledger (run `crev init`)")
@@ -382,8 +382,8 @@ def verify(data_dir: str, threads: int) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a timeline.")
 def trace(data_dir: str, ident: str, as_json: bool) -> None:
     """Provenance of a lot, unit id or retirement: signed reading → issuance → transfers → retirement."""
-    from crev.node.render import print_trace
-    from crev.node.trace import trace as do_trace
+    from crev.audit.trace import trace as do_trace
+    from crev.cli.render import print_trace
 
     out = _read(data_dir, lambda n: do_trace(n.store, n.state, ident))
     if as_json:
@@ -399,8 +399,8 @@ def trace(data_dir: str, ident: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def report(data_dir: str, participant: str, slots_day: str | None, as_json: bool) -> None:
     """Renewable share, emissions and average emission factor for a participant and its sites."""
-    from crev.node.render import print_report
-    from crev.node.report import participant_report, report_dict
+    from crev.cli.render import print_report
+    from crev.reports.report import participant_report, report_dict
 
     rep, now = _read(data_dir, lambda n: (participant_report(n.state, n.store, participant), n.state.last_time))
     if as_json:
@@ -416,7 +416,7 @@ def report(data_dir: str, participant: str, slots_day: str | None, as_json: bool
 @click.option("--out", type=click.Path(dir_okay=False), help="File to write (default: standard output).")
 def export(data_dir: str, what: str, fmt: str, out: str | None) -> None:
     """Export certificates (lots) or retirements as CSV or JSON."""
-    from crev.node.export import lot_rows, retirement_rows
+    from crev.reports.export import lot_rows, retirement_rows
 
     rows = _read(data_dir, lambda n: lot_rows(n.state) if what == "lots" else retirement_rows(n.state))
     if fmt == "json":
@@ -436,13 +436,10 @@ def export(data_dir: str, what: str, fmt: str, out: str | None) -> None:
 
 
 def _add_market_commands() -> None:
-    from crev.cli_market import jpy, market, order, statement
+    from crev.cli.market import jpy, market, order, statement
 
     for group in (jpy, market, order, statement):
         main.add_command(group)
 
 
 _add_market_commands()
-
-if __name__ == "__main__":
-    main()

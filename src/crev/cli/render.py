@@ -16,9 +16,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from crev.audit.replay import VerifyReport
 from crev.core.units import SLOT_SECONDS, jst, jst_date
-from crev.node.audit import VerifyReport
-from crev.node.report import ParticipantReport
+from crev.reports.report import ParticipantReport
 
 Part = str | tuple[str, str]
 STEP_WIDTH = 15
@@ -72,7 +72,7 @@ def state_proof_parts(sp: dict[str, Any]) -> list[Part]:
 
 
 def print_trace(console: Console, out: dict[str, Any], max_lots: int | None = None) -> None:
-    """Print ``crev.node.trace.trace`` output as a timeline: the retirement (if one was asked for),
+    """Print ``crev.audit.trace.trace`` output as a timeline: the retirement (if one was asked for),
     then each lot with its steps, every step with its block, transaction and proofs. A retirement
     can draw on hundreds of lots: ``max_lots`` prints only the first ones in full (all are named
     in the retirement's summary, and all are in the JSON)."""
