@@ -21,7 +21,7 @@ from crev.ledger.apply import BlockBuilder, TxResult
 from crev.ledger.genesis import Genesis, state_from_genesis
 from crev.ledger.messages.register_device import RegisterDevice
 from crev.ledger.messages.register_participant import RegisterParticipant
-from crev.ledger.messages.submit_readings import SubmitReadings, parse_reading, reading_payload
+from crev.ledger.messages.submit_readings import reading_payload
 from crev.ledger.state import State
 from crev.ledger.tx import Message, build_tx
 
@@ -90,8 +90,8 @@ class Kit:
         return [*fields, sig]
 
     def submit(self, *readings: list[Any]) -> bytes:
-        msg = SubmitReadings(tuple(parse_reading(r, f"readings[{n}]") for n, r in enumerate(readings)))
-        return build_tx(CHAIN, msg)
+        """One unsigned batch of these readings, well-formed or not (each is judged on its own)."""
+        return self.submit_raw_body(list(readings))
 
     def submit_raw_body(self, body: list[Any]) -> bytes:
         """A readings transaction from an arbitrary body (for malformed-input tests)."""

@@ -7,6 +7,7 @@ CrevError
 ├── NotFoundError       an id that does not exist                        → 404
 ├── PermissionError_    the signer may not do this                        → 403
 ├── ConflictError       contradicts what the ledger already holds         → 409
+│   └── NonceError      a transaction's nonce is not the signer's next one → 409
 ├── RuleError           a metering or business rule is broken             → 422
 └── InvalidBlock        a block fails validation (auditor, replay)        → 500 internally
 """
@@ -51,6 +52,14 @@ class PermissionError_(CrevError):
 
 class ConflictError(CrevError):
     code = "conflict"
+
+
+class NonceError(ConflictError):
+    """A signed transaction whose nonce is not the signer's next one: replayed, sent twice, or sent
+    out of order. A sequencing problem, not a forged signature: fetch the account's nonce and
+    sign again."""
+
+    code = "bad_nonce"
 
 
 class RuleError(CrevError):

@@ -212,7 +212,7 @@ def test_count_readings_of_one_result() -> None:
     ev = ReadingAccepted("dgc-0", 1, 0, 60, 800, 300, 100, 1000, 700, b"h", "lot", k.OWNER)
     ok = TxResult(b"t", "submit_readings", True, None, (ev,),
                   [["accepted", "lot", 315], ["refused", "signature", "readings[1].signature", "bad"],
-                   ["accepted", "old", 315]])
+                   ["duplicate", "old", 315]])
     assert count_readings(b"", ok) == (1, 1, 1)
     failed = TxResult(b"t", "submit_readings", False, SignatureError("x", "y"), (), None)
     assert count_readings(b"undecodable", failed) == (0, 0, 0)

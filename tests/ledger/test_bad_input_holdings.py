@@ -297,13 +297,13 @@ def test_an_unknown_retirement_purpose_is_malformed(held: Kit, purpose: str) -> 
 def test_a_replayed_signed_tx_is_refused_by_its_nonce(held: Kit) -> None:
     raw = held.tx("sun-co", transfer("buyer-co", (LOT, 1_000)))
     assert held.one(raw).ok
-    reject(held, raw, "bad_signature", "tx.nonce", "is 0, expected 1 (replayed or out of order)")
+    reject(held, raw, "bad_nonce", "tx.nonce", "is 0, expected 1 (replayed, sent twice or out of order")
     assert balances(held, "buyer-co") == (1_000, 0)  # moved once, not twice
     assert balances(held, "sun-co") == (5_750, 0)
 
 
 def test_a_nonce_from_the_future_is_refused(held: Kit) -> None:
-    reject(held, held.tx("sun-co", transfer("buyer-co", (LOT, 1)), nonce=5), "bad_signature", "tx.nonce",
+    reject(held, held.tx("sun-co", transfer("buyer-co", (LOT, 1)), nonce=5), "bad_nonce", "tx.nonce",
            "is 5, expected 0")
 
 

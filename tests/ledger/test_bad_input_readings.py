@@ -270,24 +270,34 @@ def test_a_replayed_reading_alone_is_refused_and_issues_nothing(kit: Kit) -> Non
     assert (again.error.code, again.error.field) == ("conflict", "readings")
     assert again.error.reason == (
         "all 1 readings of this batch are already on the ledger, nothing new to record "
-        f"(readings[0]: ['accepted', '{LOT}', 6750] at height {first_height})")
+        f"(readings[0] was accepted at height {first_height}, lot '{LOT}')")
     assert again.events == ()
     assert_unchanged(kit, before)
     assert kit.state.supply.issued_g == 6_750
     assert kit.state.accounts["sun-co"].tradable_g == 6_750
 
 
-def test_a_replayed_reading_beside_a_new_one_gets_its_first_result_back(kit: Kit) -> None:
+def test_a_replayed_reading_beside_a_new_one_is_a_duplicate_with_its_first_lot(kit: Kit) -> None:
     kit.time = LATER
     r = kit.reading(NOON, 20_000, 0, 5_000)
     assert kit.one(kit.submit(r)).detail == [["accepted", LOT, 6_750]]
     r2 = kit.reading(NOON + 1800, 10_000, 0, 0)
     res = kit.one(kit.submit(r, r2))
     assert res.ok
-    # the duplicate: exactly its first result, and no event; the new one: 10,000 Wh × 450 / 1000
-    assert res.detail == [["accepted", LOT, 6_750], ["accepted", "dgc-1:20260601T1230", 4_500]]
+    # the duplicate: its first lot again, marked so, and no event; the new one: 10,000 Wh × 450 / 1000
+    assert res.detail == [["duplicate", LOT, 6_750], ["accepted", "dgc-1:20260601T1230", 4_500]]
     assert [type(e).__name__ for e in res.events] == ["Issued", "ReadingAccepted"]
     assert kit.state.supply.issued_g == 6_750 + 4_500
+
+
+def test_a_reading_twice_in_one_batch_is_accepted_once_then_a_duplicate(kit: Kit) -> None:
+    kit.time = LATER
+    r = kit.reading(NOON, 20_000, 0, 5_000)
+    res = kit.one(kit.submit(r, r))
+    assert res.ok
+    assert res.detail == [["accepted", LOT, 6_750], ["duplicate", LOT, 6_750]]
+    assert sum(d[2] for d in res.detail if d[0] == "accepted") == kit.state.supply.issued_g == 6_750
+    assert [type(e).__name__ for e in res.events] == ["Issued", "ReadingAccepted"]
 
 
 def test_a_different_reading_with_a_used_seq_is_a_conflict(fed: Kit) -> None:
@@ -642,11 +652,71 @@ def test_a_reading_without_13_elements_is_malformed(fed: Kit, n: int) -> None:
 # --- batches ---------------------------------------------------------------------------------
 
 
-def test_a_malformed_reading_fails_the_whole_batch(fed: Kit) -> None:
-    good = spare(fed, S1, 10_000, 0, 2_000)
+def test_a_malformed_reading_is_refused_alone_and_the_batch_goes_on(fed: Kit) -> None:
+    good = fed.reading(S1, 10_000, 0, 2_000)
     bad = spare(fed, S2, 1_000, 0, 1_001, seq=3)
-    reject(fed, raw_readings(good, bad), "readings[1].export_wh", "exceeds generation")
-    assert fed.state.supply.issued_g == 6_750  # the good reading was not applied either
+    res = fed.one(raw_readings(good, bad))
+    assert res.ok
+    assert res.detail == [
+        ["accepted", LOT_1230, 3_600],
+        ["refused", "malformed", "readings[1].export_wh", "export 1001 Wh exceeds generation 1000 Wh"],
+    ]
+    assert fed.state.supply.issued_g == 6_750 + 3_600
+
+
+def test_a_500_reading_batch_refuses_each_bad_reading_alone_and_accepts_the_rest(kit: Kit) -> None:
+    """A gateway's batch of 500 with one reading of every bad kind: each is refused at its index
+    with its field, the 489 good 1-minute readings are accepted and issue 489 × 225 g, and the
+    repeat of an earlier reading says ``duplicate``.
+
+    Each good reading: G 600, I 100, E 100 Wh in 60 s (50 kW may give 875 Wh) → self-consumed
+    500 Wh × 450 g/kWh = 225 g exactly, so nothing carries between readings."""
+    kit.time = NOON + 12 * 3600
+    good = [kit.reading(NOON + 60 * n, 600, 100, 100, interval_s=60) for n in range(489)]
+    nxt = NOON + 60 * 489
+    twelve = spare(kit, nxt, 600, 100, 100, interval_s=60)[:12]
+    fraction = spare(kit, nxt, 600, 100, 100, interval_s=60)
+    fraction[6] = 600.5
+    negative = spare(kit, nxt, 600, 100, 100, interval_s=60)
+    negative[7] = -1
+    bad: dict[int, tuple[Any, tuple[str, str, str]]] = {
+        3: (spare(kit, nxt, 600, 0, 601, interval_s=60), ("malformed", "export_wh", "exceeds generation")),
+        50: (spare(kit, nxt, 600, 0, 0, interval_s=1200), ("malformed", "interval_s", "dividing 1800 s")),
+        99: (spare(kit, nxt, 600, 0, 0, interval_s=60, seq=0), ("malformed", "seq", "must be 1 .. 2^63-1")),
+        150: (spare(kit, nxt + 30, 600, 0, 0, interval_s=60), ("malformed", "interval_start", "is not on")),
+        200: (spare(kit, nxt, 600, 0, 0, interval_s=60, chain_id="crev-other"),
+              ("malformed", "chain_id", "this ledger is")),
+        250: (twelve, ("malformed", "", "must be an array of 13 elements")),
+        300: (fraction, ("malformed", "generation_wh", "must be an integer, found a fraction")),
+        350: (spare(kit, nxt, 600, 0, 0, interval_s=60, signer=key("intruder")),
+              ("bad_signature", "signature", "not a valid signature")),
+        400: (spare(kit, nxt, 600, 0, 0, interval_s=60, device="dgc-nowhere"), ("not_found", "device_id", "no device")),
+        450: (negative, ("malformed", "import_wh", "must not be negative")),
+        499: (good[7], ("duplicate", "", "")),
+    }
+    batch: list[Any] = []
+    it = iter(good)
+    for i in range(500):
+        batch.append(bad[i][0] if i in bad else next(it))
+    before = kit.state.supply.issued_g
+    res = kit.one(raw_readings(*batch))
+    assert res.ok, res.error
+    assert len(res.detail) == 500
+    for i, d in enumerate(res.detail):
+        if i not in bad:
+            assert d[0] == "accepted" and d[2] == 225, (i, d)
+            continue
+        code, field, phrase = bad[i][1]
+        if code == "duplicate":
+            assert d == ["duplicate", res.detail[8][1], 225]  # good[7] sits at index 8 (after index 3)
+            continue
+        assert d[:3] == ["refused", code, f"readings[{i}].{field}" if field else f"readings[{i}]"], (i, d)
+        assert phrase in d[3], (i, d)
+    assert kit.state.supply.issued_g - before == 489 * 225
+    assert kit.state.devices["dgc-1"].last_seq == 489
+    assert kit.state.devices["dgc-1"].readings == 489
+    assert sum(1 for e in res.events if isinstance(e, ReadingAccepted)) == 489
+    check_invariants(kit.state)
 
 
 def test_a_refused_reading_does_not_stop_the_others_in_its_batch(fed: Kit) -> None:

@@ -324,7 +324,7 @@ class Scenario:
         def flush() -> None:
             if batch:
                 raws.append(self.kit.submit(*batch))
-                if any(e[0] == "accepted" and len(e) == 3 for e in batch_expect):
+                if any(e[0] == "accepted" for e in batch_expect):
                     expects.append(Expect("submit_readings", True,
                                           readings=[e[:3] for e in batch_expect]))
                 else:  # nothing new: the whole batch is refused, with its first refusal's error
@@ -342,12 +342,6 @@ class Scenario:
                 if act.dev >= self.n_devices:
                     act = act._replace(dev=act.dev % self.n_devices)
                 reading, expect = self.reading(act, height, ends, len(batch))
-                if expect[0] == "malformed":  # its own transaction, refused whole at decoding
-                    flush()
-                    raws.append(self.kit.submit_raw_body([reading]))
-                    expects.append(Expect("submit_readings", False, "malformed", "readings[0].export_wh"))
-                    self.seen["reading:malformed"] += 1
-                    continue
                 batch.append(reading)
                 batch_expect.append(expect)
                 continue
@@ -374,7 +368,7 @@ class Scenario:
         if variant == "dup":
             reading, lot_id, _h, q = dev.accepted[act.pick % len(dev.accepted)]
             self.seen["reading:duplicate"] += 1
-            return list(reading), ("accepted", lot_id, q, "dup")  # its first result, nothing new
+            return list(reading), ("duplicate", lot_id, q)  # its first lot again, nothing new
         if variant == "conflict":
             old = dev.accepted[act.pick % len(dev.accepted)][0]
             # same device and seq, different generation (registers unchanged): a different reading
@@ -417,8 +411,8 @@ class Scenario:
         if variant != "future":
             ends.append(end)
         self.seen[f"reading:{variant}"] += 1
-        if variant == "malformed":
-            return reading, ("malformed",)
+        if variant == "malformed":  # refused on its own by its shape; the rest of the batch goes on
+            return reading, ("refused", "malformed", f"{where}.export_wh")
         if variant == "bad_sig":
             return reading, ("refused", "bad_signature", f"{where}.signature")
         if variant == "over_capacity":

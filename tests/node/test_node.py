@@ -155,7 +155,7 @@ def test_same_readings_in_new_bytes_issue_nothing_new(ledger: tuple[Node, k.Sign
     assert not r.committed and not r.ok and r.error is not None
     assert (r.error["code"], r.error["field"]) == ("conflict", "readings")
     assert r.error["reason"].startswith("all 2 readings of this batch are already on the ledger")
-    assert f"['accepted', '{LOT1}', {k.PER_READING_G}]" in r.error["reason"]
+    assert r.error["reason"].endswith(f"(readings[0] was accepted at height {height}, lot '{LOT1}')")
     assert node.state.supply.issued_g == issued
     node.flush()
     assert node.state.height == height  # nothing was sealed for it
@@ -216,12 +216,22 @@ MALFORMED = [
     (_unsigned([k.reading(0, 0)], chain="other-chain"), "tx.chain_id"),
     (_unsigned([k.reading(0, 0)], kind="mint_money"), "tx.kind"),
     (_unsigned([]), "body"),
-    (_unsigned([k.reading(0, 0), _bad_reading(1, interval_s=1234)]), "readings[1].interval_s"),
     (_unsigned([_bad_reading(0, export_wh=k.GEN + 1)]), "readings[0].export_wh"),
     (_unsigned([_bad_reading(0, import_wh=-5)]), "readings[0].import_wh"),
     (encode(["crev/tx/1", k.CHAIN, "transfer", k.OWNER, 0, [k.BUYER, [[LOT0, 1]], ""], b"short"]),
      "tx.signature"),
 ]
+
+
+def test_a_malformed_reading_beside_a_good_one_is_refused_alone(ledger: tuple[Node, k.Signers, Path]) -> None:
+    node, _, _ = ledger
+    issued = node.state.supply.issued_g
+    r = node.submit_wait(_unsigned([k.reading(0, 0), _bad_reading(1, interval_s=1234)]))
+    assert r.committed and r.ok and r.error is None
+    assert r.detail is not None and r.detail[0] == ["accepted", LOT0, k.PER_READING_G]
+    assert r.detail[1] == ["refused", "malformed", "readings[1].interval_s",
+                           "must be whole minutes dividing 1800 s (60..1800)"]
+    assert node.state.supply.issued_g == issued + k.PER_READING_G
 
 
 @pytest.mark.parametrize(("raw", "field"), MALFORMED, ids=[m[1] + f"-{i}" for i, m in enumerate(MALFORMED)])

@@ -19,6 +19,8 @@ from crev.core.hashing import sha256
 from crev.core.merkle import leaf_hash, verify_proof
 from crev.core.signing import verify
 from crev.ledger.block import Header
+from crev.ledger.messages.transfer import Transfer
+from crev.ledger.tx import build_tx
 from crev.service.app import create_app
 from crev.service.auth import sign_request
 from crev.service.limits import BODY_LIMIT
@@ -614,6 +616,12 @@ def test_submit_wait_and_no_wait(tmp_path: Path) -> None:
             assert r.status_code == 409, r.text
             assert_error(r.json(), "conflict", "readings[0].seq")
             assert r.json()["tx_hash"] == sha256(clash).hex()
+            # a signed transaction with a nonce the signer already used: 409 bad_nonce, not a forgery
+            stale = build_tx(k.CHAIN, Transfer(k.BUYER, ((a.LOT_A, 1),), ""), k.OWNER, 0, k.key(k.OWNER))
+            r = c.post("/v1/tx", content=stale, headers={"Content-Type": "application/cbor"})
+            assert r.status_code == 409, r.text
+            reason = assert_error(r.json(), "bad_nonce", "tx.nonce")
+            assert reason.startswith(f"is 0, expected {w.node.state.accounts[k.OWNER].nonce} ")
     finally:
         w.node.close()
 

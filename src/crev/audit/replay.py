@@ -54,20 +54,20 @@ class VerifyReport:
 def count_readings(tx: Tx | bytes, res: TxResult) -> tuple[int, int, int]:
     """(accepted, refused, duplicate) readings of one replayed transaction.
 
-    Accepted = new readings (a ReadingAccepted event each). In an accepted batch every other
-    reading's result is either ``["refused", ...]`` or ``["accepted", ...]`` again for a duplicate.
+    Accepted = new readings (a ReadingAccepted event each). In an accepted batch every reading's
+    result says which: ``["accepted", ...]``, ``["duplicate", ...]`` or ``["refused", ...]``.
     A refused batch accepted nothing: all its readings count as refused (0 if the transaction
     could not even be decoded, as its readings are unknown)."""
     if res.kind != "submit_readings":
         return 0, 0, 0
     if not res.ok:
-        n = len(tx.message.readings) if isinstance(tx, Tx) and isinstance(tx.message, SubmitReadings) else 0
-        return 0, n, 0
+        msg = tx.message if isinstance(tx, Tx) else None
+        return 0, len(msg.readings) + len(msg.malformed) if isinstance(msg, SubmitReadings) else 0, 0
     new = sum(1 for e in res.events if type(e) is ReadingAccepted)
     detail = res.detail if isinstance(res.detail, list) else []
     refused = sum(1 for d in detail if isinstance(d, list) and d and d[0] == "refused")
-    accepted_results = sum(1 for d in detail if isinstance(d, list) and d and d[0] == "accepted")
-    return new, refused, accepted_results - new
+    duplicate = sum(1 for d in detail if isinstance(d, list) and d and d[0] == "duplicate")
+    return new, refused, duplicate
 
 
 def _decode_all(state: State, block: Block) -> list[Tx | bytes]:

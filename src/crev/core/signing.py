@@ -7,7 +7,7 @@ one valid signature.
 
 from __future__ import annotations
 
-from nacl.bindings import crypto_sign_open, crypto_sign_seed_keypair
+from nacl.bindings import crypto_core_ed25519_is_valid_point, crypto_sign_open, crypto_sign_seed_keypair
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey
 
@@ -38,6 +38,14 @@ class Signer:
 def public_key_from_seed(seed: bytes) -> bytes:
     pk, _ = crypto_sign_seed_keypair(seed)
     return bytes(pk)
+
+
+def usable_public_key(public_key: bytes) -> bool:
+    """True if ``public_key`` can ever verify a signature: 32 bytes that canonically encode a point
+    of Ed25519's prime-order subgroup (libsodium's ``crypto_core_ed25519_is_valid_point``). Refused:
+    the identity (01 00…), the all-zero key and every other small-order or mixed-order point, and
+    non-canonical encodings (y ≥ 2^255 − 19). A key made from a seed always passes."""
+    return len(public_key) == PUBLIC_KEY_LEN and bool(crypto_core_ed25519_is_valid_point(public_key))
 
 
 def verify(public_key: bytes, message: bytes, signature: bytes) -> bool:

@@ -18,7 +18,7 @@ from crev.core import merkle
 from crev.core.encoding import encode
 from crev.core.hashing import sha256
 from crev.core.signing import verify
-from crev.errors import CrevError, InvalidBlock, NotFoundError, SignatureError
+from crev.errors import CrevError, InvalidBlock, NonceError, NotFoundError, SignatureError
 from crev.ledger import messages  # noqa: F401 - fills the registry
 from crev.ledger.block import Block, Header
 from crev.ledger.events import Event
@@ -113,9 +113,8 @@ def authenticate(ctx: Ctx, tx: Tx) -> Account | None:
     if not acct.public_key:
         raise SignatureError("tx.signer", f"{tx.signer}'s key was revoked by the operator")
     if tx.nonce != acct.nonce:
-        raise SignatureError(
-            "tx.nonce", f"is {tx.nonce}, expected {acct.nonce} (replayed or out of order)"
-        )
+        raise NonceError("tx.nonce", f"is {tx.nonce}, expected {acct.nonce} (replayed, sent twice or out of "
+                                     "order: sign again with the account's current nonce)")
     if not ctx.sigs.verify(acct.public_key, tx.signed_bytes, tx.signature):
         raise SignatureError("tx.signature", f"not a valid signature by {tx.signer}'s key")
     return acct

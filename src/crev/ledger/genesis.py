@@ -13,7 +13,7 @@ from crev.core.hashing import sha256
 from crev.errors import MalformedError
 from crev.ledger.params import Params
 from crev.ledger.records import OPERATOR, Account
-from crev.ledger.shape import need_id, need_int, need_text
+from crev.ledger.shape import need_id, need_int, need_public_key, need_text
 from crev.ledger.state import State
 
 
@@ -68,6 +68,9 @@ class Genesis:
             raise MalformedError("genesis", f"invalid genesis file: {exc}") from None
         if len(g.operator_public_key) != 32 or len(g.sequencer_public_key) != 32:
             raise MalformedError("genesis", "public keys must be 32 bytes (64 hex digits)")
+        for name, pk in (("operator.public_key", g.operator_public_key),
+                         ("sequencer_public_key", g.sequencer_public_key)):
+            need_public_key(pk, f"genesis.{name}")
         return g
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from crev.core.signing import PUBLIC_KEY_LEN, usable_public_key
 from crev.errors import MalformedError
 
 MAX_U63 = 2**63 - 1
@@ -59,6 +60,15 @@ def need_bytes(v: Any, field: str, n: int) -> bytes:
     if len(v) != n:
         raise MalformedError(field, f"must be {n} bytes, found {len(v)}")
     return v
+
+
+def need_public_key(v: Any, field: str) -> bytes:
+    """An Ed25519 public key that can verify signatures (``core.signing.usable_public_key``)."""
+    pk = need_bytes(v, field, PUBLIC_KEY_LEN)
+    if not usable_public_key(pk):
+        raise MalformedError(field, "is not a usable Ed25519 public key: the identity, the all-zero key and other "
+                                    "small-order points, and non-canonical encodings, are refused")
+    return pk
 
 
 def need_bool(v: Any, field: str) -> bool:

@@ -44,7 +44,7 @@ from crev.service.limits import Limits, TokenBuckets, TooLarge
 from crev.service.live import STREAMS_PER_CLIENT, Live, StreamLimit
 
 STATUS = {"malformed": 400, "bad_signature": 401, "forbidden": 403, "not_found": 404, "conflict": 409,
-          "rule_violation": 422, "invalid_block": 500}
+          "bad_nonce": 409, "rule_violation": 422, "invalid_block": 500}
 WEB = Path(crev.__file__).parent / "web"
 CBOR_TYPES = ("application/cbor", "application/octet-stream")
 

@@ -12,13 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from crev.core.signing import PUBLIC_KEY_LEN
 from crev.errors import ConflictError, MalformedError, NotFoundError, RuleError
 from crev.ledger.events import DeviceRegistered
 from crev.ledger.messages.common import require_operator
 from crev.ledger.params import Params
 from crev.ledger.records import PROSUMER, Device, DeviceKey
-from crev.ledger.shape import need_bool, need_bytes, need_id, need_int, need_list, need_text, need_time
+from crev.ledger.shape import need_bool, need_id, need_int, need_list, need_public_key, need_text, need_time
 from crev.ledger.tx import register
 from crev.ledger.vocab import GRID_AREAS, TECHNOLOGIES
 
@@ -77,7 +76,7 @@ def from_body(body: Any, params: Params) -> RegisterDevice:
     msg = RegisterDevice(
         need_id(b[0], "body.device_id"),
         need_id(b[1], "body.owner"),
-        need_bytes(b[2], "body.public_key", PUBLIC_KEY_LEN),
+        need_public_key(b[2], "body.public_key"),
         need_int(b[3], "body.rated_capacity_w", 1, MAX_CAPACITY_W),
         need_time(b[4], "body.commissioned"),
         need_int(b[5], "body.latitude_e6", -90_000_000, 90_000_000),

@@ -8,13 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from crev.core.signing import PUBLIC_KEY_LEN
 from crev.errors import ConflictError
 from crev.ledger.events import ParticipantRegistered
 from crev.ledger.messages.common import require_operator
 from crev.ledger.params import Params
 from crev.ledger.records import ROLES, Account
-from crev.ledger.shape import need_bytes, need_choice, need_id, need_list, need_text
+from crev.ledger.shape import need_choice, need_id, need_list, need_public_key, need_text
 from crev.ledger.tx import register
 
 
@@ -48,5 +47,5 @@ def from_body(body: Any, params: Params) -> RegisterParticipant:
         need_id(b[0], "body.account_id"),
         need_text(b[1], "body.name", params.max_text_len),
         need_choice(b[2], "body.role", ROLES),
-        need_bytes(b[3], "body.public_key", PUBLIC_KEY_LEN),
+        need_public_key(b[3], "body.public_key"),
     )

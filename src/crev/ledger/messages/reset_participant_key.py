@@ -18,7 +18,7 @@ from crev.errors import ConflictError, MalformedError, RuleError
 from crev.ledger.events import ParticipantKeyReset
 from crev.ledger.messages.common import existing_account, require_operator
 from crev.ledger.params import Params
-from crev.ledger.shape import need_id, need_list, need_text
+from crev.ledger.shape import need_id, need_list, need_public_key, need_text
 from crev.ledger.tx import register
 
 
@@ -53,5 +53,7 @@ def from_body(body: Any, params: Params) -> ResetParticipantKey:
     pk = b[1]
     if not isinstance(pk, bytes) or len(pk) not in (0, PUBLIC_KEY_LEN):
         raise MalformedError("body.public_key", f"must be a {PUBLIC_KEY_LEN}-byte key, or empty to revoke")
+    if pk:
+        need_public_key(pk, "body.public_key")
     return ResetParticipantKey(need_id(b[0], "body.account_id"), pk,
                                need_text(b[2], "body.reason", params.max_text_len))

@@ -8,11 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from crev.core.signing import PUBLIC_KEY_LEN
 from crev.errors import ConflictError
 from crev.ledger.events import KeyRotated
 from crev.ledger.params import Params
-from crev.ledger.shape import need_bytes, need_list
+from crev.ledger.shape import need_list, need_public_key
 from crev.ledger.tx import register
 
 
@@ -37,4 +36,4 @@ class RotateKey:
 @register(RotateKey.kind)
 def from_body(body: Any, params: Params) -> RotateKey:
     b = need_list(body, "body", 1)
-    return RotateKey(need_bytes(b[0], "body.public_key", PUBLIC_KEY_LEN))
+    return RotateKey(need_public_key(b[0], "body.public_key"))

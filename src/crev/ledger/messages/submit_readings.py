@@ -8,11 +8,24 @@ body = [reading, ...]; a reading is the 13-element array
       generation_register_wh, import_register_wh, export_register_wh, signature ]
 
 The device signs the canonical encoding of the first twelve elements. The reading hash is SHA-256
-of all thirteen. Each reading is accepted or refused on its own (a gateway forwards many devices'
-readings at once); a refused reading changes nothing and its result names the field and reason. A batch in which no
-reading is newly accepted is refused as a whole (with the first reading's error), so nothing that
-changes nothing reaches the chain. Resubmitting an accepted reading returns the result it got the
-first time, ``["accepted", lot_id, quantity_g]``, and changes nothing.
+of all thirteen.
+
+**Each reading is judged on its own** (a gateway forwards many devices' readings at once, and one
+bad meter must not hold back the others). Its result in the transaction's ``detail``, by index:
+
+* ``["accepted", lot_id, quantity_g]``: new; recorded, and its lot issued (``lot_id`` is "" and
+  ``quantity_g`` 0 when it issues nothing: no self-consumption, or below 1 g so far in its slot);
+* ``["duplicate", lot_id, quantity_g]``: the same reading (same hash) was accepted before, in an
+  earlier block or earlier in this batch; it changes nothing and repeats the first result's lot;
+* ``["refused", code, field, reason]``: refused, with ``field`` as ``readings[i].<field>``; it
+  changes nothing. This covers a reading whose own shape is wrong (not a 13-element array, a
+  negative or fractional value, export above generation, an interval that does not divide 30
+  minutes or is not aligned to it, seq 0) as well as every check against state.
+
+Only a malformed *envelope* refuses the whole transaction: a body that is not an array, is empty or
+holds more than ``params.max_batch_readings`` readings. A batch in which no reading is newly
+accepted is refused too (with the first refusal, or as all duplicates), so nothing that changes
+nothing reaches the chain.
 
 Issuance per reading is ⌊(self_consumed_wh × factor + carried mg) / 1000⌋ g, where the carried mg
 are what the same slot's earlier readings measured below 1 g (core.units.co2_g_floor_carried):
@@ -130,18 +143,43 @@ def parse_reading(v: Any, where: str) -> Reading:
 
 
 @dataclass(frozen=True, slots=True)
+class BadReading:
+    """A reading of a batch whose own shape is wrong: refused on its own, at its index."""
+
+    index: int  # its position in the batch
+    value: Any  # as decoded, so the batch re-encodes to the same bytes
+    error: MalformedError  # its field is already ``readings[index].<field>``
+
+
+@dataclass(frozen=True, slots=True)
 class SubmitReadings:
     kind: ClassVar[str] = "submit_readings"
-    readings: tuple[Reading, ...]
+    readings: tuple[Reading, ...]  # the well-formed readings, in batch order
+    malformed: tuple[BadReading, ...] = ()  # the others, each with its index in the batch
+
+    def items(self) -> list[Reading | BadReading]:
+        """Every reading of the batch in its order, well-formed or not."""
+        if not self.malformed:
+            return list(self.readings)
+        out: list[Reading | BadReading] = []
+        good = iter(self.readings)
+        bad = {b.index: b for b in self.malformed}
+        for i in range(len(self.readings) + len(self.malformed)):
+            out.append(bad[i] if i in bad else next(good))
+        return out
 
     def to_body(self) -> list[Any]:
-        return [r.to_list() for r in self.readings]
+        return [r.value if isinstance(r, BadReading) else r.to_list() for r in self.items()]
 
     def handle(self, ctx: Any) -> Any:
         out: list[list[Any]] = []
         new = 0
         first: CrevError | None = None
-        for i, r in enumerate(self.readings):
+        for i, r in enumerate(self.items()):
+            if isinstance(r, BadReading):
+                first = first or r.error
+                out.append(["refused", r.error.code, r.error.field, r.error.reason])
+                continue
             try:
                 result, fresh = accept_reading(ctx, r)
                 out.append(result)
@@ -152,22 +190,23 @@ class SubmitReadings:
                 out.append(["refused", e.code, e.field, e.reason])
         if not new:
             # nothing to record: refuse the whole transaction so no junk reaches the chain
-            n = len(self.readings)
+            n = len(out)
             if first is not None:
                 raise type(first)(first.field, f"{first.reason} (no reading of the {n} in this "
                                                "batch was accepted)")
-            head = ctx.state.readings[(self.readings[0].device_id, self.readings[0].seq)]
+            head = ctx.state.readings[(self.readings[0].device_id, self.readings[0].seq)]  # all duplicates
             raise ConflictError("readings", f"all {n} readings of this batch are already on the "
-                                            f"ledger, nothing new to record (readings[0]: {out[0]} "
-                                            f"at height {head.height})")
+                                            f"ledger, nothing new to record (readings[0] was accepted "
+                                            f"at height {head.height}, lot {head.lot_id!r})")
         return out
 
 
 def accept_reading(ctx: Any, r: Reading) -> tuple[list[Any], bool]:
     """Check one reading against state; if it passes, record it and issue its lot.
 
-    Returns (result, whether the reading is new). A reading already accepted returns the result
-    it got then, ``["accepted", lot_id, quantity_g]``, and changes nothing."""
+    Returns (result, whether the reading is new). A reading already accepted (in an earlier block
+    or earlier in the same batch) returns ``["duplicate", lot_id, quantity_g]`` with the lot it
+    issued then, and changes nothing."""
     st = ctx.state
     params = st.params
     if r.chain_id != st.chain_id:
@@ -178,7 +217,7 @@ def accept_reading(ctx: Any, r: Reading) -> tuple[list[Any], bool]:
     prior = st.readings.get((r.device_id, r.seq))
     if prior is not None:
         if prior.reading_hash == r.hash:
-            return ["accepted", prior.lot_id, st.lots[prior.lot_id].quantity_g if prior.lot_id else 0], False
+            return ["duplicate", prior.lot_id, st.lots[prior.lot_id].quantity_g if prior.lot_id else 0], False
         raise ConflictError("seq", f"seq {r.seq} was already used by a different reading "
                                    f"(accepted at height {prior.height})")
     if not dev.active:
@@ -283,4 +322,11 @@ def from_body(body: Any, params: Params) -> SubmitReadings:
     if len(items) > params.max_batch_readings:
         raise MalformedError("body", f"{len(items)} readings exceed the batch limit of "
                                      f"{params.max_batch_readings}")
-    return SubmitReadings(tuple(parse_reading(v, f"readings[{i}]") for i, v in enumerate(items)))
+    good: list[Reading] = []
+    bad: list[BadReading] = []
+    for i, v in enumerate(items):
+        try:
+            good.append(parse_reading(v, f"readings[{i}]"))
+        except MalformedError as err:  # this reading alone is refused, by its handler
+            bad.append(BadReading(i, v, err))
+    return SubmitReadings(tuple(good), tuple(bad))

@@ -13,14 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from crev.core.signing import PUBLIC_KEY_LEN
 from crev.errors import ConflictError, MalformedError, NotFoundError, RuleError
 from crev.ledger.events import DeviceUpdated
 from crev.ledger.messages.common import active_device, require_operator
 from crev.ledger.messages.register_device import MAX_CAPACITY_W
 from crev.ledger.params import Params
 from crev.ledger.records import PROSUMER, DeviceKey
-from crev.ledger.shape import need_bool, need_bytes, need_id, need_int, need_list, need_text, need_time
+from crev.ledger.shape import need_bool, need_id, need_int, need_list, need_public_key, need_text, need_time
 from crev.ledger.tx import register
 
 FIELDS = ("public_key", "rated_capacity_w", "meter_serial", "certified_until", "fit", "owner")
@@ -85,7 +84,7 @@ def from_body(body: Any, params: Params) -> UpdateDevice:
             raise MalformedError(f"{where}.field", f"{f} listed twice")
         seen.add(f)
         if f == "public_key":
-            v = need_bytes(v, f"{where}.value", PUBLIC_KEY_LEN)
+            v = need_public_key(v, f"{where}.value")
         elif f == "rated_capacity_w":
             v = need_int(v, f"{where}.value", 1, MAX_CAPACITY_W)
         elif f in ("meter_serial",):
