@@ -737,11 +737,11 @@ def test_a_refused_reading_does_not_stop_the_others_in_its_batch(fed: Kit) -> No
 @pytest.mark.parametrize("value", [2**64, 2**80, -(2**64) - 1])
 def test_a_bignum_anywhere_is_refused_when_decoding(fed: Kit, name: str, value: int) -> None:
     r = spare(fed, S1, 1_000, 0, 0, **{name: value})
-    reject(fed, raw_readings(r), "tx", "holds an integer outside 64 bits (a CBOR bignum tag)")
+    reject(fed, raw_readings(r), "tx", f"holds CBOR tag {2 if value > 0 else 3}: tags")  # a bignum
 
 
 def test_a_cbor_tag_anywhere_is_refused_when_decoding(fed: Kit) -> None:
     import datetime
 
     r = spare(fed, S1, 1_000, 0, 0, generation_wh=datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC))
-    reject(fed, raw_readings(r), "tx", "holds a CBOR tag or special value (datetime)")
+    reject(fed, raw_readings(r), "tx", "holds CBOR tag 0: tags (shared values, dates")

@@ -5,15 +5,19 @@ text strings, byte strings, booleans and nested arrays. The canonical form uses 
 integer and length heads and definite lengths. Decoding rejects anything that does not re-encode
 to the identical bytes, so each value has exactly one byte string and therefore one hash.
 
-Decoding also refuses tagged items (dates, big integers, decimals ...: major type 6) and integers
-outside 64 bits, which no crev message uses. Floats, maps and null still decode, so that the
-message's own shape check can name the field that holds them ("must be an integer, found a
-fraction").
+Decoding refuses, *before* building the tagged value, every tagged item (major type 6: shared
+values 28/29, string references, dates, big integers, decimals, rationals ...), which no crev
+message uses: the decoder hands each tag to a refusal before any of the tag's own semantics (a
+shared-value DAG, a rational's gcd, a bigfloat's power) can run, so hostile bytes cost time and
+memory linear in their length. Indefinite lengths and nesting deeper than ``MAX_DEPTH`` are refused
+by the decoder itself. Floats, maps and null still decode, so that the message's own shape check
+can name the field that holds them ("must be an integer, found a fraction").
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, NoReturn
 
 import cbor2
 
@@ -21,7 +25,40 @@ from crev.errors import MalformedError
 
 MAX_INT = 2**63 - 1
 _PLAIN = (int, str, bytes, bool, float, type(None))
-_INT_MIN, _INT_MAX = -(2**64), 2**64 - 1
+MAX_DEPTH = 16  # crev's deepest message nests 5 arrays; anything deeper is not crev's
+
+
+class _TagRefused(Exception):
+    def __init__(self, tag: int) -> None:
+        super().__init__(tag)
+        self.tag = tag
+
+
+class _RefuseEveryTag(Mapping[int, Callable[[Any, Any], Any]]):
+    """The decoder's table of tag handlers: every tag number maps to a refusal, so no tag's meaning
+    is ever applied (cbor2 asks this table before its own built-in tag decoders)."""
+
+    def __getitem__(self, tag: int) -> Callable[[Any, Any], Any]:
+        def refuse(_decoder: Any, _value: Any) -> NoReturn:
+            raise _TagRefused(tag)
+
+        return refuse
+
+    def __contains__(self, tag: object) -> bool:
+        return True
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+def _refuse_unknown_tag(_decoder: Any, tag: Any) -> NoReturn:
+    raise _TagRefused(int(tag.tag))
+
+
+_REFUSE_TAGS = _RefuseEveryTag()
 
 
 def encode(value: Any) -> bytes:
@@ -34,8 +71,18 @@ def decode(data: bytes, what: str = "message") -> Any:
     if not isinstance(data, bytes | bytearray | memoryview):
         raise MalformedError(what, "expected bytes")
     try:
-        value = cbor2.loads(bytes(data))
+        value = cbor2.loads(bytes(data), semantic_decoders=_REFUSE_TAGS, tag_hook=_refuse_unknown_tag,
+                            max_depth=MAX_DEPTH, allow_indefinite=False)
     except Exception as exc:  # cbor2 raises several types; all mean "not CBOR"
+        cause = exc if isinstance(exc, _TagRefused) else exc.__cause__ or exc.__context__
+        if isinstance(cause, _TagRefused):
+            raise MalformedError(what, f"holds CBOR tag {cause.tag}: tags (shared values, dates, big numbers "
+                                       "...) are not used by crev") from None
+        text = str(exc)
+        if "indefinite length" in text:
+            raise MalformedError(what, "not in canonical CBOR form (RFC 8949 §4.2.1): an indefinite length") from None
+        if "nesting depth" in text:
+            raise MalformedError(what, f"nests arrays deeper than {MAX_DEPTH} levels") from None
         raise MalformedError(what, f"not valid CBOR ({exc.__class__.__name__}: {exc})") from None
     try:
         again = cbor2.dumps(value, canonical=True)
@@ -48,7 +95,8 @@ def decode(data: bytes, what: str = "message") -> Any:
 
 
 def _check_plain(value: Any, what: str) -> None:
-    """Refuse what cbor2 turned a tag into (datetime, Decimal, CBORTag ...) and big integers."""
+    """Refuse CBOR's special values other than false, true and null (``undefined``, simple values).
+    Integers need no check: without tags (bignums) CBOR's own integers fit in 64 bits."""
     stack = [value]
     pop, extend = stack.pop, stack.extend
     while stack:
@@ -56,12 +104,9 @@ def _check_plain(value: Any, what: str) -> None:
         t = type(v)
         if t is list:
             extend(v)
-        elif t is int:
-            if not _INT_MIN <= v <= _INT_MAX:
-                raise MalformedError(what, "holds an integer outside 64 bits (a CBOR bignum tag)")
         elif t is dict:
             extend(v.keys())
             extend(v.values())
         elif t not in _PLAIN:
-            raise MalformedError(what, f"holds a CBOR tag or special value ({t.__name__}); only "
-                                       "integers, text, bytes, booleans and arrays are used")
+            raise MalformedError(what, f"holds a CBOR special value ({t.__name__}); only integers, text, "
+                                       "bytes, booleans and arrays are used")
