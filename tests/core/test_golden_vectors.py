@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import struct
 from pathlib import Path
 from typing import Any
@@ -23,16 +24,40 @@ from nacl.signing import SigningKey, VerifyKey
 import crev.ledger.messages  # noqa: F401  (registers every transaction kind)
 from crev.core import merkle
 from crev.core.encoding import decode, encode
+from crev.core.factors import FactorRow
 from crev.core.hashing import sha256
 from crev.core.signing import Signer, public_key_from_seed, verify
 from crev.core.statetree import StateProof, StateTree, bucket_index, entry_leaf_hash
+from crev.core.units import fiscal_year_bounds
 from crev.device.dgc import DgcAgent
 from crev.errors import MalformedError
+from crev.ledger.apply import BlockOutcome, apply_block
 from crev.ledger.block import Block, Header
+from crev.ledger.events import (
+    AuctionCleared,
+    Cancelled,
+    EmissionFactorsSet,
+    Event,
+    Issued,
+    JpyDeposited,
+    JpyWithdrawn,
+    MarketListed,
+    OfferPolicySet,
+    OrderClosed,
+    OrderPlaced,
+    ReadingAccepted,
+    Retired,
+    StandingBidSet,
+    Traded,
+    Transferred,
+)
+from crev.ledger.genesis import Genesis, state_from_genesis
 from crev.ledger.messages.submit_readings import parse_reading, reading_payload
 from crev.ledger.messages.transfer import Transfer
 from crev.ledger.params import Params
+from crev.ledger.state import State
 from crev.ledger.tx import REGISTRY, build_tx, decode_tx
+from tests.core import wire_format_tables as wft
 
 GOLDEN = json.loads((Path(__file__).parents[1] / "vectors" / "golden.json").read_text(encoding="utf-8"))
 CHAIN_ID = GOLDEN["chain_id"]
@@ -45,6 +70,8 @@ def h(x: str) -> bytes:
 
 def from_json(v: Any) -> Any:
     """The JSON notation of golden.json back to a Python CBOR value."""
+    if v is None:  # CBOR null: only the detail of a failed transaction's result
+        return None
     if isinstance(v, dict):
         assert set(v) == {"bytes"}, v
         return h(v["bytes"])
@@ -529,3 +556,248 @@ def test_place_order_tx() -> None:
     assert sha256(raw).hex() == vec["tx_hash"]
     tx = decode_tx(raw, CHAIN_ID, Params())  # the ledger's own decoder reads it back to the same message
     assert tx.message == msg and tx.kind == "place_order" and tx.nonce == 3
+
+
+# --- (i) fiscal-year periods -----------------------------------------------------------------------
+
+
+def test_fiscal_year_2026_in_the_vectors_starts_and_ends_at_jst_midnight() -> None:
+    fy2026 = list(fiscal_year_bounds(2026))
+    assert fy2026 == [1_774_969_200, 1_806_505_200]  # 2026-04-01 and 2027-04-01, 00:00 JST
+    order = GOLDEN["place_order_tx"]
+    assert order["retire"][2:4] == fy2026
+    assert order["filter"][4] == fy2026[0]
+    for block in GOLDEN["chain"]["blocks"]:
+        for raw in block["txs"]:
+            tx = decode(h(raw))
+            if tx[2] == "retire":
+                assert tx[5][3:5] == fy2026
+            if tx[2] == "place_order" and tx[5][8]:
+                assert tx[5][8][2:4] == fy2026
+
+
+# --- (j) a real chain: genesis, blocks and every transaction's result --------------------------------
+
+CHAIN = GOLDEN["chain"]
+
+
+def chain_genesis_value() -> list[Any]:
+    """The genesis array as section 5 lists it: [chain_id, genesis_time, operator_id, operator_name,
+    operator_public_key, sequencer_public_key, params, factor_rows]."""
+    v = from_json(CHAIN["genesis"]["value"])
+    assert len(v) == 8 and len(v[6]) == len(wft.layout("params"))
+    return v
+
+
+def test_chain_genesis_hash() -> None:
+    v = chain_genesis_value()
+    raw = h(CHAIN["genesis"]["hex"])
+    assert encode(v) == raw == ref_encode(v)
+    assert hashlib.sha256(raw).hexdigest() == CHAIN["genesis"]["hash"]
+    params = Params(**dict(zip([n for n, _ in wft.layout("params")], v[6], strict=True)))
+    g = Genesis(v[0], v[1], v[2], v[3], v[4], v[5], params, tuple(FactorRow(*r) for r in v[7]))
+    assert g.hash.hex() == CHAIN["genesis"]["hash"]
+    seeds = {name: h(s) for name, s in CHAIN["seeds"].items()}
+    assert v[4] == public_key_from_seed(seeds["operator"])
+    assert v[5] == public_key_from_seed(seeds["sequencer"])
+
+
+def replay_chain() -> tuple[State, list[BlockOutcome]]:
+    v = chain_genesis_value()
+    params = Params(**dict(zip([n for n, _ in wft.layout("params")], v[6], strict=True)))
+    state = state_from_genesis(Genesis(v[0], v[1], v[2], v[3], v[4], v[5], params,
+                                       tuple(FactorRow(*r) for r in v[7])))
+    outcomes = [apply_block(state, Block.decode(h(b["block_hex"]))) for b in CHAIN["blocks"]]
+    return state, outcomes
+
+
+def doc_event(e: Event) -> list[Any]:
+    """An event's array built from the table in section 5, not from ``Event.to_value``."""
+    fields = wft.events()[e.type]
+    out: list[Any] = [e.type]
+    for name, typ in fields:
+        value = getattr(e, name)
+        if typ == "array of text":
+            assert all(type(x) is str for x in value)
+            value = list(value)
+        elif typ == "array of ranges":
+            assert all(type(a) is str and type(b) is int and type(c) is int and b < c for a, b, c in value)
+            value = [[a, b, c] for a, b, c in value]
+        else:
+            assert type(value) is {"text": str, "bytes": bytes, "uint": int, "bool": bool}[typ], (e.type, name)
+            assert typ != "uint" or value >= 0
+        out.append(value)
+    return out
+
+
+class Money:
+    """Each account's available JPY, followed through the events alone."""
+
+    def __init__(self, operator: str) -> None:
+        self.jpy: dict[str, int] = {}
+        self.operator = operator
+
+    def add(self, account: str, amount: int) -> None:
+        self.jpy[account] = self.jpy.get(account, 0) + amount
+
+    def follow(self, e: Event) -> None:
+        if isinstance(e, JpyDeposited):
+            self.add(e.account, e.amount_jpy)
+        elif isinstance(e, JpyWithdrawn):
+            self.add(e.account, -e.amount_jpy)
+        elif isinstance(e, OrderPlaced):
+            self.add(e.account, -e.escrow_jpy)
+        elif isinstance(e, OrderClosed):
+            self.add(e.account, e.released_jpy)
+        elif isinstance(e, Traded):
+            self.add(e.seller, e.value_jpy - e.fee_seller_jpy)
+            self.add(self.operator, e.fee_buyer_jpy + e.fee_seller_jpy)
+
+
+def doc_detail(kind: str, tx: list[Any], events: list[Event], ledger_detail: Any, money: Money,
+               accepted: dict[bytes, list[Any]]) -> Any:
+    """A successful transaction's detail, built from its body and events as section 5 describes it."""
+    def of(cls: type[Event]) -> list[Any]:
+        return [e for e in events if isinstance(e, cls)]
+
+    def size(es: list[Any]) -> int:
+        return sum(e.end_unit - e.start_unit for e in es)
+
+    if kind == "submit_readings":
+        issued = {e.lot_id: e.quantity_g for e in of(Issued)}
+        new = {e.reading_hash: e for e in of(ReadingAccepted)}
+        out: list[Any] = []
+        for i, r in enumerate(tx[5]):
+            rh = sha256(encode(r)) if isinstance(r, list) and len(r) == 13 else b""
+            if rh in accepted:
+                out.append(["duplicate", *accepted[rh]])
+            elif rh in new:
+                lot = new[rh].lot_id
+                accepted[rh] = [lot, issued[lot] if lot else 0]
+                out.append(["accepted", *accepted[rh]])
+            else:  # why it was refused comes from the ledger; where, and which code, are checked
+                refused = ledger_detail[i]
+                assert refused[0] == "refused" and refused[1] in wft.error_codes()
+                assert refused[2] == f"readings[{i}]" or refused[2].startswith(f"readings[{i}].")
+                out.append(["refused", *refused[1:]])
+        return out
+    if kind in ("register_participant", "rotate_key", "reset_participant_key"):
+        return [events[0].account_id]  # type: ignore[attr-defined]
+    if kind == "set_offer_policy":
+        return [of(OfferPolicySet)[0].account]
+    if kind in ("register_device", "update_device", "revoke_device"):
+        return [events[0].device_id]  # type: ignore[attr-defined]
+    if kind == "transfer":
+        return [size(of(Transferred))]
+    if kind == "retire":
+        return [of(Retired)[0].retirement_id, size(of(Retired))]
+    if kind == "correct":
+        if tx[5][0] == "cancel":
+            return [tx[5][1], size(of(Cancelled))]
+        return [of(Issued)[0].lot_id, of(Issued)[0].quantity_g]
+    if kind == "set_emission_factors":
+        (e,) = of(EmissionFactorsSet)
+        assert e.table_hash == sha256(encode(tx[5]))
+        return [e.rows]
+    if kind in ("deposit_jpy", "withdraw_jpy"):
+        return [tx[5][0], money.jpy[tx[5][0]]]
+    if kind == "list_market":
+        return [of(MarketListed)[0].market_id]
+    if kind == "place_order":
+        oid = of(OrderPlaced)[0].order_id
+        fills = [t for t in of(Traded) if oid in (t.bid_order, t.ask_order)]
+        closed = [c.reason for c in of(OrderClosed) if c.order_id == oid]
+        return [oid, closed[0] if closed else "open", sum(t.quantity_g for t in fills), len(fills)]
+    if kind == "cancel_order":
+        (c,) = of(OrderClosed)
+        return [c.order_id, c.remaining_g]
+    if kind == "set_standing_bid":
+        (sb,) = of(StandingBidSet)
+        placed = [o.order_id for o in of(OrderPlaced) if o.origin == "standing_bid"]
+        return [sb.account, placed[0] if placed and sb.monthly_g else ""]
+    if kind == "market_tick":
+        return [sum(1 for c in of(OrderClosed) if c.reason == "expired"),
+                sum(1 for o in of(OrderPlaced) if o.origin == "standing_bid"),
+                [[a.market_id, a.price, a.volume_g] for a in of(AuctionCleared)]]
+    raise AssertionError(f"no documented detail for {kind}")
+
+
+def test_chain_results_and_results_root_from_the_documented_layout() -> None:
+    _, outcomes = replay_chain()
+    money = Money(chain_genesis_value()[2])
+    accepted: dict[bytes, list[Any]] = {}
+    seen_types: set[str] = set()
+    for block, out in zip(CHAIN["blocks"], outcomes, strict=True):
+        header = Header.decode(h(block["header_hex"]))
+        assert out.header == header and header.results_root.hex() == block["results_root"]
+        assert [r["hex"] for r in block["results"]] == [b.hex() for b in out.encoded_results]
+        leaves = []
+        for raw_hex, vec, res in zip(block["txs"], block["results"], out.results, strict=True):
+            raw = h(raw_hex)
+            tx = decode(raw)
+            events = list(res.events)
+            for e in events:
+                money.follow(e)
+                seen_types.add(e.type)
+            if res.ok:
+                error: list[Any] = []
+                detail = doc_detail(tx[2], tx, events, res.detail, money, accepted)
+                names = wft.details()[tx[2]]
+                assert names is None or len(names) == len(detail), tx[2]
+            else:
+                assert res.error is not None and not events
+                assert res.error.code in wft.error_codes()
+                error, detail = [res.error.code, res.error.field, res.error.reason], None
+            value = [hashlib.sha256(raw).digest(), tx[2], res.ok, error, [doc_event(e) for e in events], detail]
+            leaf = ref_encode_result(value)
+            assert leaf == encode(value)
+            assert leaf.hex() == vec["hex"], f"block {block['height']}: {tx[2]} drifted from the document"
+            assert same(from_json(vec["value"]), value)
+            assert hashlib.sha256(b"\x00" + leaf).hexdigest() == vec["leaf_hash"]
+            leaves.append(hashlib.sha256(b"\x00" + leaf).digest())
+        assert ref_mth(leaves).hex() == block["results_root"]
+    assert seen_types == set(wft.events()), "the chain vector should emit every documented event"
+
+
+def ref_encode_result(value: list[Any]) -> bytes:
+    """The independent encoder, plus the one null (0xf6) a failed result's detail holds."""
+    if value[5] is None:
+        return b"\x86" + b"".join(ref_encode(x) for x in value[:5]) + b"\xf6"
+    return ref_encode(value)
+
+
+def test_chain_shows_every_reading_outcome_and_a_failed_transaction() -> None:
+    block1, block2 = CHAIN["blocks"]
+    batch = next(r for r in block1["results"] if r["kind"] == "submit_readings")
+    outcomes = [d[0] for d in batch["value"][5]]
+    assert outcomes == ["accepted", "accepted", "accepted", "accepted", "duplicate", "refused"]
+    assert ["accepted", "", 0] in batch["value"][5]
+    assert batch["value"][5][5][1:3] == ["malformed", "readings[5].export_wh"]
+    assert batch["value"][5][4][1:] == batch["value"][5][0][1:]  # a duplicate repeats the first result
+    failed = [r for r in block2["results"] if not r["ok"]]
+    assert len(failed) == 1 and failed[0]["value"][3][:2] == ["bad_nonce", "tx.nonce"]
+    assert failed[0]["hex"].endswith("80f6")  # no events, detail null
+
+
+def test_chain_headers_link_and_are_signed() -> None:
+    seq = public_key_from_seed(h(CHAIN["seeds"]["sequencer"]))
+    prev = h(CHAIN["genesis"]["hash"])
+    for block in CHAIN["blocks"]:
+        raw = h(block["header_hex"])
+        header = Header.decode(raw)
+        assert header.prev_hash == prev and header.height == block["height"]
+        assert merkle.root([h(t) for t in block["txs"]]).hex() == block["tx_root"] == header.tx_root.hex()
+        assert header.state_root.hex() == block["state_root"]
+        assert verify(seq, raw, h(block["signature"]))
+        prev = sha256(raw)
+        assert prev.hex() == block["block_hash"]
+
+
+def test_the_documented_result_example_is_in_the_vectors() -> None:
+    text = wft.section("Transaction results")
+    example = text.split("```", 4)[3]  # the second code block: the annotated result
+    hex_bytes = "".join(re.findall(r"^\s*((?:[0-9a-f]{2})+(?: [0-9a-f]+)*)\s", example + "\n", re.M))
+    hex_bytes = hex_bytes.replace(" ", "")
+    transfer = next(r for r in CHAIN["blocks"][0]["results"] if r["kind"] == "transfer")
+    assert hex_bytes == transfer["hex"]
+    assert f"{len(hex_bytes) // 2} bytes" in text

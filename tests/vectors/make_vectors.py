@@ -23,12 +23,17 @@ from typing import Any
 
 from crev.core import merkle
 from crev.core.encoding import encode
+from crev.core.factors import FactorRow
 from crev.core.hashing import sha256
 from crev.core.signing import Signer, public_key_from_seed
 from crev.core.statetree import StateTree, bucket_index, entry_leaf_hash
+from crev.core.units import parse_time
 from crev.device.dgc import DgcAgent
+from crev.ledger.apply import BlockBuilder
 from crev.ledger.block import Block, Header
+from crev.ledger.genesis import Genesis, state_from_genesis
 from crev.ledger.messages.place_order import PlaceOrder
+from crev.ledger.messages.submit_readings import reading_payload
 from crev.ledger.messages.transfer import Transfer
 from crev.ledger.params import Params
 from crev.ledger.records import Filter, RetireSpec
@@ -51,6 +56,12 @@ SEEDS = {
 # 2026-04-01 10:00 JST = 2026-04-01 01:00 UTC, a 30-minute slot boundary.
 INTERVAL_START = 1_775_005_200
 
+# Japanese fiscal year 2026 = [2026-04-01 00:00 JST, 2027-04-01 00:00 JST) = [2026-03-31 15:00 UTC, ...).
+# Written out so that a reader can check them; tests/core/test_golden_vectors.py compares them with
+# crev.core.units.fiscal_year_bounds(2026).
+FY2026_START = 1_774_969_200
+FY2026_END = 1_806_505_200
+
 # RFC 8032 §7.1, TEST 1 (empty message).
 RFC8032_TEST1 = {
     "secret_key": "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
@@ -67,6 +78,8 @@ READING_FIELDS = ("version", "chain_id", "device_id", "seq", "interval_start", "
 
 def to_json(v: Any) -> Any:
     """A CBOR value in the JSON notation of this file."""
+    if v is None:  # only a failed transaction's result detail: CBOR null, 0xf6
+        return None
     if isinstance(v, bool | int | str):
         return v
     if isinstance(v, bytes | bytearray):
@@ -269,9 +282,9 @@ ORDER = {
     "quantity_g": 250_000,
     "tif": "gtt",
     "expires_at": 1_780_243_200,
-    "filter": [["chubu", "tokyo"], ["solar_pv"], 0, [], 1_775_001_600, 0],
+    "filter": [["chubu", "tokyo"], ["solar_pv"], 0, [], FY2026_START, 0],
     "lots": [],
-    "retire": ["Kanto Rail Holdings", "re100", 1_775_001_600, 1_806_537_600, "JP", "FY2026 RE100 / 再エネ100"],
+    "retire": ["Kanto Rail Holdings", "re100", FY2026_START, FY2026_END, "JP", "FY2026 RE100 / 再エネ100"],
 }
 
 
@@ -426,6 +439,178 @@ def header_vector(txs: list[bytes], state_root: bytes) -> dict[str, Any]:
     }
 
 
+# --- (i) a short chain: genesis and two blocks, with every transaction's result ----------------
+
+# Its own keys, so that the sections above stay as they are.
+CHAIN_SEEDS = {
+    "operator": bytes([0x03]) * 32,  # "registry", the operator named in genesis
+    "sequencer": bytes([0x04]) * 32,
+    "prosumer": bytes([0x02]) * 32,  # "tokyo-factory", owner of the device
+    "buyer": bytes([0x05]) * 32,  # "osaka-buyer"
+    "buyer_rotated": bytes([0x08]) * 32,  # osaka-buyer's key after rotate_key
+    "device": bytes([0x06]) * 32,  # dgc-0101's first key
+    "device_rotated": bytes([0x07]) * 32,  # dgc-0101's key after update_device
+}
+OPERATOR_ID = "registry"
+BUYER_ID = "osaka-buyer"
+CHAIN_DEVICE = "dgc-0101"
+JST_MIDNIGHT = FY2026_START  # 2026-04-01 00:00 JST
+GENESIS_TIME = JST_MIDNIGHT
+BLOCK_TIMES = (JST_MIDNIGHT + 12 * 3600 + 1800 + 5,  # 2026-04-01 12:30:05 JST
+               JST_MIDNIGHT + 13 * 3600 + 5)  # 13:00:05 JST, when the call auction listed in block 1 is due
+FACTOR_ROWS = (["tokyo", 2025, "adjusted", 423, "golden vector fixture", ""],
+               ["national", 2025, "national_average", 438, "golden vector fixture", ""])
+
+
+def slot(hh: int, mm: int) -> int:
+    """Unix time of hh:mm JST on 2026-04-01."""
+    return JST_MIDNIGHT + hh * 3600 + mm * 60
+
+
+def chain_genesis() -> Genesis:
+    pk = {name: public_key_from_seed(seed) for name, seed in CHAIN_SEEDS.items()}
+    return Genesis(CHAIN_ID, GENESIS_TIME, OPERATOR_ID, "Golden Registry / 登録機関", pk["operator"],
+                   pk["sequencer"], Params(),
+                   tuple(FactorRow(*r) for r in FACTOR_ROWS))  # type: ignore[arg-type]
+
+
+class Chain:
+    """Signs transactions with the right nonces (a wrong one only where asked)."""
+
+    def __init__(self) -> None:
+        self.nonces: dict[str, int] = {}
+        self.keys = {OPERATOR_ID: "operator", SENDER_ID: "prosumer", BUYER_ID: "buyer"}
+
+    def tx(self, signer: str, kind: str, body: list[Any], nonce: int | None = None) -> tuple[bytes, str]:
+        n = self.nonces.get(signer, 0) if nonce is None else nonce
+        if nonce is None:
+            self.nonces[signer] = n + 1
+        unsigned = ["crev/tx/1", CHAIN_ID, kind, signer, n, body]
+        REGISTRY[kind](body, Params())  # the body is well-formed
+        sig = Signer(CHAIN_SEEDS[self.keys[signer]]).sign(encode(unsigned))
+        return encode([*unsigned, sig]), kind
+
+    @staticmethod
+    def unsigned(kind: str, body: list[Any]) -> tuple[bytes, str]:
+        return encode(["crev/tx/1", CHAIN_ID, kind, "", 0, body, b""]), kind
+
+
+def chain_readings() -> list[list[Any]]:
+    """dgc-0101's batch: three contiguous readings, then one after a missing one (a gap), the first
+    one again (a duplicate) and one whose export exceeds its generation (refused on its own)."""
+    agent = DgcAgent(CHAIN_ID, CHAIN_DEVICE, Signer(CHAIN_SEEDS["device"]), seq=0,
+                     generation_register_wh=48_200_000, import_register_wh=9_100_000,
+                     export_register_wh=3_300_000)
+    r1 = agent.reading(slot(10, 0), 1800, 612_345, 40_000, 12_222)  # 600 123 Wh self-consumed
+    r2 = agent.reading(slot(10, 30), 1800, 705_000, 12_000, 5_000)  # 700 000 Wh
+    r3 = agent.reading(slot(11, 0), 1800, 4_000, 80_000, 4_000)  # all exported: nothing to issue
+    agent.reading(slot(11, 30), 1800, 300_000, 20_000, 10_000)  # seq 4: never sent
+    r5 = agent.reading(slot(12, 0), 1800, 650_000, 10_000, 50_000)  # 600 000 Wh, after the gap
+    bad = reading_payload(CHAIN_ID, CHAIN_DEVICE, 6, slot(12, 30), 1800, 100, 0, 200,
+                          agent.generation_register_wh + 100, agent.import_register_wh,
+                          agent.export_register_wh + 200)
+    bad.append(Signer(CHAIN_SEEDS["device"]).sign(encode(bad)))
+    return [r1, r2, r3, r5, r1, bad]
+
+
+def chain_blocks() -> list[tuple[int, list[tuple[bytes, str]], str]]:
+    """(time, [(raw tx, what it shows)], description) of each block."""
+    pk = {name: public_key_from_seed(seed) for name, seed in CHAIN_SEEDS.items()}
+    c = Chain()
+    op, pro, buy = OPERATOR_ID, SENDER_ID, BUYER_ID
+    lot1, lot2, lot5 = (f"{CHAIN_DEVICE}:20260401T{t}" for t in ("1000", "1030", "1200"))
+    any_filter = [[], [], -1, [], 0, 0]
+    fy2026 = [FY2026_START, FY2026_END]
+    b1 = [
+        c.tx(op, "register_participant", [pro, "東京工場", "prosumer", pk["prosumer"]]),
+        c.tx(op, "register_participant", [buy, "Osaka Trading Co.", "buyer", pk["buyer"]]),
+        c.tx(op, "register_device", [CHAIN_DEVICE, pro, pk["device"], 1_500_000, parse_time("2026-03-01"),
+                                     35_681_236, 139_767_125, "tokyo", "MS-0101", parse_time("2036-04-01"),
+                                     False, "solar_pv"]),
+        c.unsigned("submit_readings", chain_readings()),
+        c.tx(pro, "transfer", [buy, [[lot1, 100_000]], "4月分"]),
+        c.tx(buy, "retire", [[[lot1, 40_000]], "Osaka Trading Co.", "statutory_report", *fy2026, "JP",
+                             "FY2026 report"]),
+        c.tx(op, "correct", ["cancel", lot2, 1_000, 0, "meter recalibrated", "TKT-1042", pro]),
+        c.tx(op, "correct", ["topup", lot1, 846, 2_000, "smart meter reconciliation", "TEPCO-2026-04", ""]),
+        c.tx(op, "set_emission_factors", [["okinawa", 2025, "adjusted", 698, "golden vector fixture", ""]]),
+        c.tx(op, "deposit_jpy", [buy, 2_000_000, "BANK-20260401-01"]),
+        c.tx(op, "withdraw_jpy", [buy, 100_000, "BANK-20260401-02"]),
+        c.tx(op, "list_market", ["jp-spot", "JP solar spot", "continuous", any_filter, 1, 1_000_000, 1_000, 100,
+                                 0, True]),
+        c.tx(op, "list_market", ["jp-call", "Tokyo solar call", "call", [["tokyo"], [], -1, [], 0, 0], 1,
+                                 1_000_000, 1_000, 100, 1800, True]),
+        c.tx(pro, "set_offer_policy", ["jp-spot", 2_500, 4_000]),
+        c.tx(pro, "place_order", ["jp-spot", "ask", 3_200, 150_000, "gtc", 0, any_filter, [[lot2, 150_000]], []]),
+        c.tx(buy, "place_order", ["jp-spot", "bid", 3_500, 100_000, "ioc", 0, any_filter, [],
+                                  ["Osaka Trading Co.", "re100", *fy2026, "JP", ""]]),
+        c.tx(buy, "set_standing_bid", ["jp-call", 3_000, 50_000, any_filter, []]),
+        c.tx(pro, "place_order", ["jp-call", "ask", 2_800, 40_000, "gtc", 0, any_filter, [[lot5, 40_000]], []]),
+        c.tx(buy, "place_order", ["jp-spot", "bid", 1_000, 20_000, "gtc", 0, any_filter, [], []]),
+        c.tx(buy, "cancel_order", ["o-00000005"]),
+        c.tx(op, "update_device", [CHAIN_DEVICE, [["meter_serial", "MS-0101-B"],
+                                                  ["public_key", pk["device_rotated"]]]]),
+        c.tx(op, "revoke_device", [CHAIN_DEVICE, pk["device"], "key replaced"]),
+        c.tx(buy, "rotate_key", [pk["buyer_rotated"]]),
+        c.tx(op, "reset_participant_key", [pro, b"", "laptop stolen"]),
+    ]
+    c.keys[buy] = "buyer_rotated"
+    b2 = [
+        c.unsigned("market_tick", [BLOCK_TIMES[1]]),
+        c.tx(buy, "transfer", [pro, [[lot1, 1_000]], ""], nonce=c.nonces[buy] - 1),  # stale nonce: refused
+        c.tx(op, "revoke_device", [CHAIN_DEVICE, b"", "site decommissioned"]),
+    ]
+    return [(BLOCK_TIMES[0], b1, "Block 1: registrations, a batch of readings (accepted, nothing to issue, "
+                                 "after a gap, duplicate, refused), transfer, retirement, both corrections, "
+                                 "factors, money, two markets, an offer policy, orders, a trade that retires "
+                                 "at once, a standing bid, a cancelled order, device and participant keys."),
+            (BLOCK_TIMES[1], b2, "Block 2: the call auction clears, a transaction with a stale nonce fails "
+                                 "(kept in the block, as a CometBFT block keeps it), the device is revoked.")]
+
+
+def chain_vectors() -> dict[str, Any]:
+    g = chain_genesis()
+    state = state_from_genesis(g)
+    sequencer = Signer(CHAIN_SEEDS["sequencer"])
+    blocks = []
+    for time, txs, description in chain_blocks():
+        builder = BlockBuilder(state, state.height + 1, time)
+        for raw, _ in txs:
+            builder.add(raw, keep_failed=True)
+        out = builder.finish()
+        sig = sequencer.sign(out.header.encode())
+        results = []
+        for (raw, kind), r, enc in zip(txs, out.results, out.encoded_results, strict=True):
+            assert r.kind == kind and r.tx_hash == sha256(raw)
+            results.append({"kind": kind, "ok": r.ok, "value": to_json(r.to_value()), "hex": enc.hex(),
+                            "leaf_hash": merkle.leaf_hash(enc).hex()})
+        h = out.header
+        blocks.append({
+            "description": description,
+            "height": h.height,
+            "time": h.time,
+            "txs": [raw.hex() for raw, _ in txs],
+            "results": results,
+            "results_root": h.results_root.hex(),
+            "tx_root": h.tx_root.hex(),
+            "state_root": h.state_root.hex(),
+            "header_hex": h.encode().hex(),
+            "block_hash": h.hash.hex(),
+            "signature": sig.hex(),
+            "block_hex": Block(h, sig, tuple(out.txs)).encode().hex(),
+        })
+    return {
+        "description": "A real chain: genesis, then two blocks built by the ledger (crev.ledger.apply.BlockBuilder). "
+                       "Each result is the canonical CBOR of [tx_hash, kind, ok, error, events, detail] "
+                       "(docs/wire-format.md section 5); results_root is the RFC 6962 Merkle root over the "
+                       "results' bytes in block order. Replaying block_hex from genesis with apply_block "
+                       "reproduces every root.",
+        "seeds": {name: seed.hex() for name, seed in CHAIN_SEEDS.items()},
+        "genesis": {"value": to_json(g.to_value()), "hex": encode(g.to_value()).hex(), "hash": g.hash.hex()},
+        "blocks": blocks,
+    }
+
+
 def build() -> dict[str, Any]:
     reading, readings = reading_vectors()
     submit, submit_raw = submit_vector(readings)
@@ -449,6 +634,7 @@ def build() -> dict[str, Any]:
         "merkle": merkle_vectors(),
         "state_tree": state,
         "block_header": header_vector([submit_raw, transfer_raw], bytes.fromhex(state["root"])),
+        "chain": chain_vectors(),
     }
 
 
