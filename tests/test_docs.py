@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+from crev import errors
 from crev.core.figures import Figures
 from crev.ledger import events
 from crev.ledger.tx import REGISTRY
@@ -42,3 +44,35 @@ def test_readme_opens_with_the_two_quick_start_commands() -> None:
     assert commands == ["make demo", "make test"]
     makefile = (README.parent / "Makefile").read_text("utf-8")
     assert "\ndemo:" in makefile and "\ntest:" in makefile
+
+
+def _error_table(text: str) -> dict[str, int]:
+    return {code: int(status) for code, status in re.findall(r"^\| `(\w+)` \| (\d{3}) \|", text, re.M)}
+
+
+def test_every_ledger_error_code_is_documented_with_its_http_status() -> None:
+    wire = (DOCS / "wire-format.md").read_text("utf-8")
+    errors_section = wire.split("### Errors", 1)[1].split("\n### ", 1)[0]
+    wire_codes = _error_table(errors_section)
+    api_codes = _error_table((DOCS / "api.md").read_text("utf-8"))
+    ledger_codes = {c.code for c in _subclasses(errors.CrevError)} - {"invalid_block"}
+    assert set(wire_codes) == ledger_codes, "docs/wire-format.md section 4, Errors"
+    for code, status in wire_codes.items():
+        assert api_codes.get(code) == status, f"{code}: docs/api.md and docs/wire-format.md disagree"
+    assert issubclass(errors.NonceError, errors.ConflictError) and errors.NonceError.code == "bad_nonce"
+    assert wire_codes["bad_nonce"] == 409
+
+
+def _subclasses(cls: type) -> list[type]:
+    out = []
+    for sub in cls.__subclasses__():
+        out += [sub, *_subclasses(sub)]
+    return out
+
+
+def test_unit_range_convention_is_stated_with_the_same_example_everywhere() -> None:
+    example = "units 1000..1099 inclusive = [1000, 1100) = 100 g"
+    for name in ("wire-format.md", "api.md", "glossary.md"):
+        text = (DOCS / name).read_text("utf-8")
+        assert example.lower() in text.lower(), f"{name} should state the unit-range convention"
+        assert "half-open" in text and "inclusive" in text, name
