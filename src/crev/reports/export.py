@@ -1,7 +1,25 @@
-"""Certificates (lots) and retirements as flat rows for CSV and JSON export."""
+"""Certificates (lots) and retirements as flat rows for CSV and JSON export, and the CSV writing
+that every CSV of participant-written text goes through (``rows_csv``, ``csv_cell``).
+
+**Formula injection.** Names, beneficiaries, notes and bank references are written by
+participants. A spreadsheet (Excel, LibreOffice Calc, Google Sheets) opening a CSV runs any cell
+that starts with ``=``, ``+``, ``-`` or ``@`` as a formula, and also one that starts with a tab,
+CR or LF before such a character: ``=HYPERLINK("http://x","y")`` becomes a live link that can
+carry other cells away, ``+cmd|' /C calc'!A0`` a DDE command. As OWASP recommends ("CSV
+Injection"), ``csv_cell`` prefixes such a text cell with a single quote, which spreadsheets take
+as "this is text" and do not show. The full-width forms (＝ ＋ － ＠) get the prefix too, as a
+precaution for Japanese input methods (not in OWASP's list). Only ``str`` cells are touched:
+numbers stay numbers, so a withdrawal's net of -1200 JPY or a western longitude is still a
+negative number in the spreadsheet. A bank reference "-1200" is text and gets the quote. Read
+back with a CSV parser (not a spreadsheet), a prefixed cell starts with ``'``: strip one leading
+quote from text columns if you need the original text (JSON exports carry it unchanged).
+"""
 
 from __future__ import annotations
 
+import csv
+import io
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from crev.core.units import jst
@@ -43,3 +61,39 @@ def retirement_rows(state: State) -> list[dict[str, Any]]:
             "unit_ranges": ";".join(f"{lot}:{a}-{b - 1}" for lot, a, b in r.ranges),
         })
     return out
+
+
+#: first characters that make a spreadsheet read a cell as a formula (OWASP: = + - @ tab CR LF),
+#: and their full-width forms
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+
+def csv_cell(value: Any) -> Any:
+    """``value`` as a CSV cell no spreadsheet runs: text starting with a formula character gets a
+    leading ``'``; numbers (and anything not ``str``) are returned unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+def csv_row(values: Iterable[Any]) -> list[Any]:
+    return [csv_cell(v) for v in values]
+
+
+def write_csv_rows(out: io.StringIO, rows: Iterable[Sequence[Any]], lineterminator: str = "\r\n") -> None:
+    """Rows (lists of cells) to ``out`` as CSV, every text cell through ``csv_cell``."""
+    w = csv.writer(out, lineterminator=lineterminator)
+    for row in rows:
+        w.writerow(csv_row(row))
+
+
+def rows_csv(rows: list[dict[str, Any]]) -> str:
+    """Flat rows (``lot_rows``, ``retirement_rows``) as CSV with a header line ("" for no rows),
+    CRLF line ends as ``csv.DictWriter`` writes them (what ``crev export`` wrote so far). Column
+    names are ours; every value goes through ``csv_cell``."""
+    if not rows:
+        return ""
+    out = io.StringIO()
+    cols = list(rows[0])
+    write_csv_rows(out, [cols, *([r[c] for c in cols] for r in rows)])
+    return out.getvalue()

@@ -9,7 +9,6 @@ The JPY balance is available + reserved (what open bids hold is still the partic
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from crev.errors import NotFoundError
 from crev.ledger.events import Event, JpyDeposited, JpyWithdrawn, Retired, Traded, event_from_value
 from crev.ledger.state import State
 from crev.node.store import Store
+from crev.reports.export import write_csv_rows
 
 #: transaction kinds whose events can move JPY or C-REV between participants
 MONEY_KINDS = ("deposit_jpy", "withdraw_jpy", "place_order", "market_tick", "submit_readings",
@@ -158,16 +158,21 @@ CSV_FIELDS = ("time_jst", "kind", "ref", "market_id", "counterparty", "quantity_
 
 
 def statement_csv(stmt: MonthlyStatement) -> str:
+    """The statement as CSV: a summary line, the column names, one line per movement. The
+    participant's name and each line's reference (a bank reference is free text) are text cells
+    that pass through ``csv_cell`` (no cell opens as a formula); the amounts are numbers and stay
+    numbers, negative ones included (``net_jpy`` of a purchase or withdrawal)."""
     out = io.StringIO()
-    w = csv.writer(out, lineterminator="\n")
-    w.writerow(["# statement", stmt.account_id, stmt.name, f"{stmt.month // 100}-{stmt.month % 100:02d}",
-                f"opening_jpy={stmt.opening_jpy}", f"closing_jpy={stmt.closing_jpy}",
-                f"bought_g={stmt.bought_g}", f"sold_g={stmt.sold_g}", f"retired_g={stmt.retired_g}",
-                f"fees_jpy={stmt.fees_paid_jpy}"])
-    w.writerow(CSV_FIELDS)
+    rows: list[list[Any]] = [
+        ["# statement", stmt.account_id, stmt.name, f"{stmt.month // 100}-{stmt.month % 100:02d}",
+         f"opening_jpy={stmt.opening_jpy}", f"closing_jpy={stmt.closing_jpy}",
+         f"bought_g={stmt.bought_g}", f"sold_g={stmt.sold_g}", f"retired_g={stmt.retired_g}",
+         f"fees_jpy={stmt.fees_paid_jpy}"],
+        list(CSV_FIELDS)]
     for x in stmt.lines:
-        w.writerow([x.when, x.kind, x.ref, x.market_id, x.counterparty, x.quantity_g, x.price, x.value_jpy,
-                    x.fee_jpy, x.net_jpy, x.height, x.tx_hash])
+        rows.append([x.when, x.kind, x.ref, x.market_id, x.counterparty, x.quantity_g, x.price, x.value_jpy,
+                     x.fee_jpy, x.net_jpy, x.height, x.tx_hash])
+    write_csv_rows(out, rows, lineterminator="\n")
     return out.getvalue()
 
 
