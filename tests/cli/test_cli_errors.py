@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from crev.cli import main
+from crev.core.signing import Signer
 from crev.node.node import DB_FILE
 from crev.service.server import serve_in_thread
 from tests.node import nodekit as k
@@ -73,7 +74,7 @@ def test_demo_refuses_a_bad_start(tmp_path: Path) -> None:
 
 def test_submit_when_the_node_is_down(tmp_path: Path, opkey: str) -> None:
     f = tmp_path / "t.json"
-    f.write_text('{"kind": "rotate_key", "body": ["hex:' + "00" * 32 + '"]}')
+    f.write_text('{"kind": "rotate_key", "body": ["hex:' + Signer(b"\x07" * 32).public_key.hex() + '"]}')
     failed(run("submit", str(f), "--node", "http://127.0.0.1:9", "--signer", "op", "--key", opkey),
            "cannot reach node at http://127.0.0.1:9")
     raw = tmp_path / "t.cbor"
@@ -112,7 +113,7 @@ def test_submit_when_the_node_answers_an_error(tmp_path: Path, live: str) -> Non
 
 def test_submit_signed_by_an_account_the_node_does_not_know(tmp_path: Path, opkey: str, live: str) -> None:
     f = tmp_path / "t.json"
-    f.write_text('{"kind": "rotate_key", "body": ["hex:' + "00" * 32 + '"]}')
+    f.write_text('{"kind": "rotate_key", "body": ["hex:' + Signer(b"\x07" * 32).public_key.hex() + '"]}')
     failed(run("submit", str(f), "--node", live, "--signer", "nobody", "--key", opkey),
            "account nobody: no participant 'nobody'")
 

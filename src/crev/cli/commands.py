@@ -142,12 +142,24 @@ def init(data_dir: str, chain_id: str, operator_id: str, operator_name: str, ope
 @click.option("--public-url", default=None,
               help="Where users reach this node (behind a proxy); certificates' QR codes link there. "
                    "Default: http://HOST:PORT.")
+@click.option("--trusted-proxy", "trusted_proxies", multiple=True, metavar="ADDRESS",
+              help="A reverse proxy whose X-Forwarded-For the limits may believe (repeatable; an IP or "
+                   "CIDR). Default: none, so every limit keys on the TCP peer's address.")
+@click.option("--max-connections", default=None, type=click.IntRange(16),
+              help="Connections held at once (default: the open-file limit less 128, at most 4096).")
+@click.option("--max-per-address", default=64, show_default=True, type=click.IntRange(1),
+              help="Connections one address may hold at once.")
 def node(data_dir: str, host: str, port: int, block_ms: int, max_txs: int, rate: float, burst: int,
-         public_url: str | None) -> None:
+         public_url: str | None, trusted_proxies: tuple[str, ...], max_connections: int | None,
+         max_per_address: int) -> None:
     """Run the embedded node with the HTTP API and the dashboard (docs/api.md) until interrupted."""
     from crev.node.node import Node
+    from crev.service.guard import ConnectionGuard
     from crev.service.server import bind, serve
 
+    guard = ConnectionGuard(max_per_address=max_per_address)
+    if max_connections is not None:
+        guard.max_connections = max_connections
     n = Node(data_dir, block_interval_ms=block_ms, max_block_txs=max_txs).start()
     try:
         sock = bind(host, port)
@@ -161,7 +173,8 @@ def node(data_dir: str, host: str, port: int, block_ms: int, max_txs: int, rate:
     console.print(f"node {escape(n.state.chain_id)} at height {n.state.height}: API and dashboard on "
                   f"http://{escape(host)}:{port}  (API docs /docs; Ctrl-C stops)")
     try:
-        serve(n, sock, rate=rate, burst=burst, public_url=public_url)
+        serve(n, sock, rate=rate, burst=burst, public_url=public_url, guard=guard,
+              trusted_proxies=trusted_proxies)
     finally:
         n.close()
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import re
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -28,7 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 import crev
 from crev.core.hashing import sha256
 from crev.errors import CrevError, MalformedError, NotFoundError
-from crev.node.node import Node
+from crev.node.node import Node, Receipt, readings_in
 from crev.reports.marketdata import book_levels, market_rows
 from crev.reports.statements import (
     monthly_statement,
@@ -40,8 +42,8 @@ from crev.reports.statements import (
     verification_url,
 )
 from crev.service import auth, queries
-from crev.service.limits import Limits, TokenBuckets, TooLarge
-from crev.service.live import STREAMS_PER_CLIENT, Live, StreamLimit
+from crev.service.limits import Admission, Limits, TokenBuckets, TooLarge
+from crev.service.live import SHUTDOWN, STREAMS_PER_CLIENT, Live, StreamLimit
 
 STATUS = {"malformed": 400, "bad_signature": 401, "forbidden": 403, "not_found": 404, "conflict": 409,
           "bad_nonce": 409, "rule_violation": 422, "invalid_block": 500}
@@ -72,8 +74,29 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def error(status: int, code: str, field: str, reason: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "field": field, "reason": reason}, **extra}, status_code=status)
+def error(status: int, code: str, field: str, reason: str, headers: dict[str, str] | None = None,
+          **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "field": field, "reason": reason}, **extra}, status_code=status,
+                        headers=headers)
+
+
+def _charger(buckets: TokenBuckets | None, sender: str, readings: int) -> Callable[[Future[Receipt]], None]:
+    """A callback for a submission's future: charge ``sender`` for the readings the ledger refused
+    (all of them if the whole transaction was refused, at least 1 for a refused transaction).
+    Duplicates are not charged: a gateway retrying what it is not sure arrived does no harm."""
+
+    def charge(fut: Future[Receipt]) -> None:
+        if buckets is None or fut.cancelled() or fut.exception() is not None:
+            return
+        r = fut.result()
+        if r.error is not None and (r.error["code"], r.error["field"]) == ("conflict", "readings"):
+            return  # a gateway's retry of readings already on the ledger: not refused work
+        if not r.committed and r.error is not None:
+            buckets.debit(sender, max(1, readings))
+        elif isinstance(r.detail, list) and readings > 1:
+            buckets.debit(sender, sum(1 for d in r.detail if isinstance(d, list) and d and d[0] == "refused"))
+
+    return charge
 
 
 def crev_error(err: CrevError, **extra: Any) -> JSONResponse:
@@ -81,9 +104,18 @@ def crev_error(err: CrevError, **extra: Any) -> JSONResponse:
 
 
 def create_app(node: Node, *, rate: float = 50.0, burst: int = 200, clock: Callable[[], float] = time.time,
-               public_url: str | None = None) -> Any:
-    """The ASGI app: FastAPI routes behind the size and rate limits (``rate`` ≤ 0: no rate limit)."""
+               public_url: str | None = None, admission: Admission | None = None,
+               refused_rate: float = 500.0, refused_burst: int = 20_000) -> Any:
+    """The ASGI app: FastAPI routes behind the size and rate limits (``rate`` ≤ 0: no rate limit).
+
+    ``admission`` bounds the transactions waiting for the node (503 past it; default
+    ``Admission()``); each address may have ``refused_rate`` readings per second refused by the
+    ledger, ``refused_burst`` at once, before its submissions get 429 (``refused_rate`` ≤ 0: no
+    such limit). ``app.state.begin_shutdown()`` ends the live streams, so a graceful shutdown waits
+    only for the requests in flight."""
     live = Live(node)
+    queue = admission if admission is not None else Admission()
+    refused_work = TokenBuckets(refused_rate, refused_burst) if refused_rate > 0 else None
     nonces = auth.Nonces()
     app = FastAPI(title="crev API", version=crev.__version__ if hasattr(crev, "__version__") else "0.1.0",
                   summary="C-REV ledger, market and consumer figures / C-REV台帳・市場・需要家指標",
@@ -133,28 +165,57 @@ def create_app(node: Node, *, rate: float = 50.0, burst: int = 200, clock: Calla
         if ctype not in CBOR_TYPES:
             return error(415, "unsupported_media_type", "Content-Type",
                          f"send the transaction's bytes as application/cbor, not {ctype or 'nothing'!r}")
+        sender = request.client.host if request.client else "?"
+        if refused_work is not None and (owed := refused_work.wait(sender)) > 0:
+            return error(429, "rate_limited", "client",
+                         f"this address sent transactions and readings the ledger refused, more than "
+                         f"{refused_rate:g} a second allows; retry in {owed:.1f} s",
+                         headers={"Retry-After": str(max(1, math.ceil(owed)))})
         raw = await request.body()
         if not raw:
             return error(400, "malformed", "body", "empty: send one transaction's canonical CBOR bytes",
                          tx_hash=sha256(raw).hex())
-        try:  # the stateless check, off the event loop; the node then takes the decoded transaction
-            tx = await run_in_threadpool(node.check_tx, raw)
-        except CrevError as err:
-            return crev_error(err, tx_hash=sha256(raw).hex())
-        except Exception as exc:  # hostile bytes (say a 5,000-digit integer) are malformed, never a 500
-            return error(400, "malformed", "tx", f"cannot be decoded ({type(exc).__name__})",
-                         tx_hash=sha256(raw).hex())
-        if not wait:
-            node.submit(tx)
-            return JSONResponse({"tx_hash": tx.hash.hex(), "committed": False}, status_code=202)
-        fut = asyncio.wrap_future(node.submit(tx))
+        ticket, busy = queue.admit(len(raw))
+        if ticket < 0:
+            return error(503, "overloaded", "node",
+                         f"the node is behind: transactions have waited {busy:.1f} s; retry later",
+                         tx_hash=sha256(raw).hex(), headers={"Retry-After": str(max(1, math.ceil(busy)))})
+        released = False
         try:
-            receipt = await asyncio.wait_for(asyncio.shield(fut), 60)  # giving up must not cancel the node's future
-        except TimeoutError:
-            return error(503, "unavailable", "node", "not committed within 60 s; it may still be: "
-                                                     "resubmit the same bytes", tx_hash=tx.hash.hex())
-        except RuntimeError as exc:
-            return error(503, "unavailable", "node", str(exc), tx_hash=tx.hash.hex())
+            try:  # the stateless check, off the event loop; the node then takes the decoded transaction
+                tx = await run_in_threadpool(node.check_tx, raw)
+            except CrevError as err:
+                if refused_work is not None:
+                    refused_work.debit(sender, 1)
+                return crev_error(err, tx_hash=sha256(raw).hex())
+            except Exception as exc:  # hostile bytes are malformed, never a 500
+                if refused_work is not None:
+                    refused_work.debit(sender, 1)
+                return error(400, "malformed", "tx", f"cannot be decoded ({type(exc).__name__})",
+                             tx_hash=sha256(raw).hex())
+            submitted = node.submit(tx)
+            charge = _charger(refused_work, sender, readings_in(tx))
+            submitted.add_done_callback(charge)
+            if not wait:
+                submitted.add_done_callback(lambda _f: queue.release(ticket))
+                released = True
+                return JSONResponse({"tx_hash": tx.hash.hex(), "committed": False}, status_code=202)
+            fut = asyncio.wrap_future(submitted)
+            try:
+                receipt = await asyncio.wait_for(asyncio.shield(fut), 60)  # giving up must not cancel the node's future
+            except TimeoutError:
+                return error(503, "unavailable", "node", "not committed within 60 s; it may still be: "
+                                                         "resubmit the same bytes", tx_hash=tx.hash.hex())
+            except RuntimeError as exc:
+                return error(503, "unavailable", "node", str(exc), tx_hash=tx.hash.hex())
+            except asyncio.CancelledError:  # the server is shutting down and stopped waiting for us
+                return error(503, "shutting_down", "node",
+                             f"the server is shutting down; the transaction may still be committed: "
+                             f"check GET /v1/tx/{tx.hash.hex()} or resubmit the same bytes",
+                             tx_hash=tx.hash.hex(), headers={"Retry-After": "5"})
+        finally:
+            if not released:
+                queue.release(ticket)
         if receipt.error is not None and not receipt.committed:
             e = receipt.error
             return error(STATUS.get(e["code"], 400), e["code"], e["field"], e["reason"], tx_hash=receipt.tx_hash)
@@ -436,6 +497,9 @@ def create_app(node: Node, *, rate: float = 50.0, burst: int = 200, clock: Calla
                     if item is None:
                         yield b'event: dropped\ndata: {"reason": "too slow: reconnect"}\n\n'
                         return
+                    if item is SHUTDOWN:
+                        yield b'event: shutdown\ndata: {"reason": "the server is shutting down: reconnect later"}\n\n'
+                        return
                     # every subscriber is handed the same dict: read it, never change it
                     data = {k: v for k, v in item.items() if k != "event"}
                     yield f"event: {item['event']}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
@@ -461,4 +525,7 @@ def create_app(node: Node, *, rate: float = 50.0, burst: int = 200, clock: Calla
             return error(404, "not_found", "dashboard", "the dashboard's files are not installed")
         return FileResponse(page, headers={"Cache-Control": "no-cache"})
 
-    return Limits(app, TokenBuckets(rate, burst) if rate > 0 else None)
+    outer = Limits(app, TokenBuckets(rate, burst) if rate > 0 else None)
+    outer.begin_shutdown = live.end_streams
+    outer.admission = queue
+    return outer

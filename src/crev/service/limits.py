@@ -5,7 +5,19 @@ starve the rest.
   ledger's largest transaction with room; elsewhere 64 KiB) gets 413 before the app reads it,
   whether it announces its length or streams it in chunks.
 * **Rate:** a token bucket per client address: ``rate`` requests per second sustained, ``burst``
-  at once. An empty bucket answers 429 with ``Retry-After``.
+  at once. An empty bucket answers 429 with ``Retry-After``. The address is the TCP peer's; the
+  server rewrites it from ``X-Forwarded-For`` only for the proxies it was told to trust
+  (``crev serve --trusted-proxy``), so a client cannot pick its own bucket.
+
+Two more limits are applied by the ``POST /v1/tx`` route with the objects below:
+
+* **Back-pressure** (``Admission``): while the oldest transaction waiting for the node has
+  waited longer than ``max_wait_s``, or the bytes waiting would pass ``max_bytes``, new ones get
+  503 with ``Retry-After``, so what is admitted keeps its latency instead of everyone queueing.
+* **Refused work is charged to its sender** (``TokenBuckets`` of refused readings per address):
+  each reading the ledger refuses (a bad signature, a rule) costs its sender a token; an address
+  whose bucket is empty gets 429 on ``POST /v1/tx`` until it refills, so one client's forged
+  batches cannot take the node's verification time from honest gateways.
 """
 
 from __future__ import annotations
@@ -59,6 +71,71 @@ class TokenBuckets:
             self._b[key] = (tokens, now)
             return (1 - tokens) / self.rate
 
+    def debit(self, key: str, cost: float) -> None:
+        """Take ``cost`` tokens after the fact (work already done); the bucket may go as far as
+        ``burst`` below zero, which its owner then waits off."""
+        if cost <= 0:
+            return
+        now = self.clock()
+        with self._lock:
+            tokens, last = self._b.get(key, (float(self.burst), now))
+            tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+            if len(self._b) >= self.max_keys and key not in self._b:
+                self._b.clear()
+            self._b[key] = (max(-float(self.burst), tokens - cost), now)
+
+    def wait(self, key: str) -> float:
+        """Seconds until ``key`` has a token again (0 if it has one), taking nothing."""
+        now = self.clock()
+        with self._lock:
+            tokens, last = self._b.get(key, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+        return 0.0 if tokens >= 1 else (1 - tokens) / self.rate
+
+
+class Admission:
+    """Back-pressure for submissions, by the age of the queue (as CoDel does for packets): while
+    the oldest transaction admitted and not yet answered has waited longer than ``max_wait_s``,
+    the node is not keeping up and new ones are turned away (503 with ``Retry-After``); so are
+    transactions that would take the bytes waiting past ``max_bytes``. No rate has to be guessed:
+    the queue's own delay says when it is too long, and what is admitted keeps its latency."""
+
+    def __init__(self, max_wait_s: float = 0.5, max_bytes: int = 64 * 1024 * 1024,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_wait_s = max_wait_s
+        self.max_bytes = max_bytes
+        self.clock = clock
+        self.pending_bytes = 0
+        self.refused = 0
+        self._pending: dict[int, tuple[float, int]] = {}  # ticket → (admitted at, bytes); oldest first
+        self._next = 0
+        self._lock = threading.Lock()
+
+    def admit(self, nbytes: int) -> tuple[int, float]:
+        """(ticket, 0.0) if admitted — hand the ticket to ``release`` when it is answered — else
+        (-1, seconds to wait before retrying)."""
+        now = self.clock()
+        with self._lock:
+            if self._pending:
+                oldest = now - next(iter(self._pending.values()))[0]
+                if oldest > self.max_wait_s or self.pending_bytes + nbytes > self.max_bytes:
+                    self.refused += 1
+                    return -1, max(oldest, self.max_wait_s)
+            self._next += 1
+            self._pending[self._next] = (now, nbytes)
+            self.pending_bytes += nbytes
+            return self._next, 0.0
+
+    def release(self, ticket: int) -> None:
+        with self._lock:
+            item = self._pending.pop(ticket, None)
+            if item is not None:
+                self.pending_bytes -= item[1]
+
+    def waiting(self) -> int:
+        with self._lock:
+            return len(self._pending)
+
 
 async def _error(send: Send, status: int, code: str, field: str, reason: str,
                  headers: list[tuple[bytes, bytes]] | None = None) -> None:
@@ -85,6 +162,8 @@ class Limits:
     def __init__(self, app: ASGIApp, buckets: TokenBuckets | None) -> None:
         self.app = app
         self.buckets = buckets
+        self.begin_shutdown: Callable[[], None] = lambda: None  # set by create_app: ends the streams
+        self.admission: Admission | None = None  # set by create_app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

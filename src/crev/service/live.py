@@ -39,6 +39,7 @@ from crev.reports.statements import committed_events
 STREAM_QUEUE = 2_000  # events a subscriber may fall behind before it is dropped
 HISTORY = 100_000  # trades and auctions kept in memory (the chain keeps them all)
 STREAMS_PER_CLIENT = 16  # open /v1/stream connections one address may hold
+SHUTDOWN: dict[str, Any] = {"event": "shutdown"}  # the last item a stream gets when the server stops
 
 
 @dataclass
@@ -77,6 +78,12 @@ class Subscriber:
             self.queue.put_nowait(None)  # tells the stream to end
             return
         self.queue.put_nowait(item)
+
+    def end(self) -> None:
+        """The server is shutting down: the stream says so and ends (on the event loop's thread)."""
+        if self.queue.full():
+            self.queue.get_nowait()
+        self.queue.put_nowait(SHUTDOWN)
 
 
 class Live:
@@ -181,6 +188,13 @@ class Live:
     def unsubscribe(self, sub: Subscriber) -> None:
         with self._subs_lock:
             self._subs.discard(sub)
+
+    def end_streams(self) -> None:
+        """Tell every open stream the server is going away (it then ends), from any thread."""
+        with self._subs_lock:
+            subs = list(self._subs)
+        for sub in subs:
+            sub.loop.call_soon_threadsafe(sub.end)
 
 
 def _stream_items(res: TxResult, height: int, retired: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:

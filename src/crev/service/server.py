@@ -1,27 +1,55 @@
 """Running the API: ``serve`` blocks (``crev serve``); ``serve_in_thread`` runs it beside other
-work (``crev demo`` keeps simulating while it serves)."""
+work (``crev demo`` keeps simulating while it serves).
+
+The server is uvicorn with the connection guard of ``guard.py`` (caps per address and in total,
+header and body timeouts), forwarded headers trusted only from ``trusted_proxies`` (none by
+default: the rate limits key on the TCP peer), TCP_NODELAY on the listening socket, and a
+graceful shutdown that first ends the live streams, then lets requests in flight finish for up to
+``GRACEFUL_S`` (a transaction being committed gets its receipt; one still waiting after that gets
+503 ``shutting_down`` naming where to check it).
+"""
 
 from __future__ import annotations
 
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import uvicorn
 
 from crev.node.node import Node
 from crev.service.app import create_app
+from crev.service.guard import ConnectionGuard, guarded_protocol
+
+GRACEFUL_S = 30  # how long a shutdown waits for requests in flight (a 20,000-reading batch takes ~3 s)
+KEEP_ALIVE_S = 5  # an idle kept-alive connection is closed after this long
 
 
-def _server(node: Node, host: str, port: int, **kw: Any) -> uvicorn.Server:
+class CrevServer(uvicorn.Server):
+    """uvicorn's server, telling the app when a shutdown begins so open streams end at once."""
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        app = self.config.app
+        begin = getattr(app, "begin_shutdown", None)
+        if callable(begin):
+            begin()
+        await super().shutdown(sockets)
+
+
+def _server(node: Node, host: str, port: int, *, guard: ConnectionGuard | None = None,
+            trusted_proxies: Sequence[str] = (), **kw: Any) -> uvicorn.Server:
     if not kw.get("public_url") and port:
         # QR codes and certificates link here, never to whatever Host header a client sent
         shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
         kw["public_url"] = f"http://{shown}:{port}"
     config = uvicorn.Config(create_app(node, **kw), host=host, port=port, log_level="warning",
-                            access_log=False, timeout_graceful_shutdown=2)
-    return uvicorn.Server(config)
+                            access_log=False, timeout_graceful_shutdown=GRACEFUL_S,
+                            timeout_keep_alive=KEEP_ALIVE_S, http=guarded_protocol(guard or ConnectionGuard()),
+                            proxy_headers=bool(trusted_proxies),
+                            forwarded_allow_ips=list(trusted_proxies) if trusted_proxies else None)
+    return CrevServer(config)
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -29,6 +57,8 @@ def bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # answers leave at once, never held back for a delayed ACK (accepted sockets inherit it)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         sock.bind((host, port))
     except OSError:
