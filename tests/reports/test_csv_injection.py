@@ -168,8 +168,6 @@ def test_rows_csv_keeps_negative_numbers_numeric() -> None:
     assert rows_csv([]) == ""
 
 
-@pytest.mark.xfail(strict=True, reason="cli/commands.py `crev export` writes its own CSV: it should call "
-                                       "crev.reports.export.rows_csv (then drop this marker)")
 def test_cli_export_csv_is_neutralised(ledger: tuple[Path, str]) -> None:
     from click.testing import CliRunner
 

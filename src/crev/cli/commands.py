@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import http.client
-import io
 import json
 import os
 import signal
@@ -429,18 +427,11 @@ def report(data_dir: str, participant: str, slots_day: str | None, as_json: bool
 @click.option("--out", type=click.Path(dir_okay=False), help="File to write (default: standard output).")
 def export(data_dir: str, what: str, fmt: str, out: str | None) -> None:
     """Export certificates (lots) or retirements as CSV or JSON."""
-    from crev.reports.export import lot_rows, retirement_rows
+    from crev.reports.export import lot_rows, retirement_rows, rows_csv
 
     rows = _read(data_dir, lambda n: lot_rows(n.state) if what == "lots" else retirement_rows(n.state))
-    if fmt == "json":
-        text = json.dumps(rows, indent=1, ensure_ascii=False)
-    else:
-        buf = io.StringIO()
-        if rows:
-            w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
-        text = buf.getvalue()
+    # CSV cells are neutralised for spreadsheets (participant text starting with = + - @ ...)
+    text = json.dumps(rows, indent=1, ensure_ascii=False) if fmt == "json" else rows_csv(rows)
     if out:
         Path(out).write_text(text, "utf-8")
         console.print(f"wrote {len(rows):,} {what} to {escape(out)}")
