@@ -35,3 +35,16 @@ def test_bench_api_runs_and_reports_every_figure() -> None:
     assert re.search(r"the scan of all 500 lots it replaced", r.stdout)
     assert re.search(r"\(c\) one consumer owning all 500 sites", r.stdout)
     assert re.search(r"[\d,]+ bytes per answer \(with \?site=, only that site", r.stdout)
+
+
+def test_bench_frontdoor_runs_and_reports_every_figure() -> None:
+    r = subprocess.run([sys.executable, str(BENCH / "bench_frontdoor.py"), "--quick"], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    for label in ("back-pressure off", r"back-pressure on \(0\.5 s\)"):
+        m = re.search(label + r"\s+offered 2,000 readings/s for [\d.]+ s: committed ([\d,]+)/s; admitted (\d+)/30 "
+                      r"batches \(503: \d+.*\); admitted p50 [\d.]+ s p99 [\d.]+ s", r.stdout)
+        assert m and int(m.group(1).replace(",", "")) > 0 and int(m.group(2)) > 0, r.stdout
+    for charge in ("off", "on "):
+        assert re.search(rf"refused-work charge {charge}: honest [\d,]+ readings/s alone, [\d,]+/s under attack = "
+                         r"\d+\.\d\d×", r.stdout), r.stdout

@@ -1,0 +1,244 @@
+"""The API's front door under overload and under attack, over real sockets (uvicorn on 127.0.0.1).
+
+(a) Overload: gateways offer ``--rate`` signed readings/s in ``--batch``-reading batches, open loop
+    (a new batch every batch/rate seconds whatever happened to the last), for ``--seconds``. Run
+    twice on fresh ledgers in the same process: with back-pressure off (the queue grows) and on
+    (the default ``Admission``: 503 + Retry-After once the oldest waiting batch has waited 0.5 s).
+    Prints readings/s committed, p50/p99 latency of what was admitted, how many were turned away,
+    and the server's RSS growth.
+(b) Attack: 2 honest gateways post 500-reading batches in a closed loop, alone and then while a
+    third client (another source address) posts 20,000-reading batches whose signatures are all
+    wrong. Run with the refused-work charge off and on; prints the honest readings/s as a ratio
+    of the honest-alone rate measured in the same run.
+
+The clients run in a separate process so they do not compete with the server for its interpreter
+lock; both share this machine's cores, as a gateway on the same host would.
+
+    python bench/bench_frontdoor.py [--rate 10000] [--batch 500] [--seconds 8] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import multiprocessing
+import os
+import resource
+import shutil
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from common import batch_tx, machine, make_ledger, now, signed_readings
+from crev.service.limits import Admission
+from crev.service.server import Background
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def pct(xs: list[float], p: float) -> float:
+    if not xs:
+        return float("nan")
+    s = sorted(xs)
+    return s[min(len(s) - 1, int(p / 100 * len(s)))]
+
+
+# --- client process ----------------------------------------------------------------------------
+
+
+def _post(conn: http.client.HTTPConnection, raw: bytes) -> tuple[int, bytes]:
+    conn.request("POST", "/v1/tx?wait=true", body=raw, headers={"Content-Type": "application/cbor"})
+    r = conn.getresponse()
+    return r.status, r.read()
+
+
+def _open_loop(port: int, batches: list[bytes], interval: float) -> dict[str, Any]:
+    """Fire one batch every ``interval`` s on its own thread and connection; collect outcomes."""
+    out: list[tuple[int, float, int]] = []  # (status, latency s, readings accepted)
+    lock = threading.Lock()
+
+    def one(raw: bytes) -> None:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+        t0 = now()
+        try:
+            status, body = _post(c, raw)
+        except OSError:
+            status, body = 599, b""
+        dt = now() - t0
+        c.close()
+        n = sum(1 for d in json.loads(body)["detail"] if d[0] == "accepted") if status == 200 else 0
+        with lock:
+            out.append((status, dt, n))
+
+    threads = []
+    start = now()
+    for i, raw in enumerate(batches):
+        delay = start + i * interval - now()
+        if delay > 0:
+            time.sleep(delay)
+        t = threading.Thread(target=one, args=(raw,))
+        t.start()
+        threads.append(t)
+    offered_s = now() - start
+    for t in threads:
+        t.join()
+    wall = now() - start
+    ok = [dt for st, dt, _ in out if st == 200]
+    return {"wall": wall, "offered_s": offered_s, "accepted": sum(n for _, _, n in out),
+            "admitted": len(ok), "p50": statistics.median(ok) if ok else float("nan"), "p99": pct(ok, 99),
+            "max": max(ok, default=float("nan")), "refused_503": sum(1 for st, _, _ in out if st == 503),
+            "other": sorted({st for st, _, _ in out} - {200, 503})}
+
+
+def _attack(port: int, honest: list[list[bytes]], forged: list[bytes], seconds: float,
+            attack: bool) -> dict[str, Any]:
+    """Two honest closed-loop gateways (and, if ``attack``, one forger from 127.0.0.2) for
+    ``seconds``; returns the honest rate and how many batches each gateway used."""
+    stop = now() + seconds
+    accepted = [0, 0]
+    used = [0, 0]
+    refused = [0]
+    statuses: dict[int, int] = {}
+    lock = threading.Lock()
+
+    def gateway(g: int) -> None:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+        i = 0
+        while i < len(honest[g]) and now() < stop:
+            status, body = _post(c, honest[g][i])
+            if status == 200:
+                accepted[g] += sum(1 for d in json.loads(body)["detail"] if d[0] == "accepted")
+                i += 1
+            elif status == 503:
+                time.sleep(0.05)  # the node is behind: retry the same batch
+            else:
+                raise RuntimeError(f"honest gateway: {status} {body[:200]!r}")
+        used[g] = i
+        c.close()
+
+    def forger() -> None:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=600, source_address=("127.0.0.2", 0))
+        i = 0
+        while now() < stop:
+            status, _ = _post(c, forged[i % len(forged)])
+            i += 1
+            with lock:
+                statuses[status] = statuses.get(status, 0) + 1
+                if status == 401:
+                    refused[0] += 1
+            if status in (429, 503):
+                time.sleep(0.2)  # a patient attacker retries; a reckless one only gets more 429s
+        c.close()
+
+    threads = [threading.Thread(target=gateway, args=(g,)) for g in (0, 1)]
+    if attack:
+        threads.append(threading.Thread(target=forger))
+    t0 = now()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = now() - t0
+    return {"honest_rate": sum(accepted) / wall, "used": used, "forged_batches_checked": refused[0],
+            "forger_statuses": statuses}
+
+
+def in_client(fn: Any, *args: Any) -> Any:
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(1) as pool:
+        return pool.apply(fn, args)
+
+
+# --- main --------------------------------------------------------------------------------------
+
+
+def overload(args: argparse.Namespace, admission: Admission, label: str) -> None:
+    n_batches = int(args.rate * args.seconds / args.batch)
+    groups = 8  # batch i carries group i % 8's devices, so one device's batches are 8 intervals apart
+    devices = args.batch * groups  # and concurrent requests cannot reach the node out of order
+    node, d, _ = make_ledger(devices, block_ms=100)
+    readings = signed_readings(devices, -(-n_batches // groups))
+    batches = []
+    for i in range(n_batches):
+        k, g = divmod(i, groups)
+        lo = k * devices + g * args.batch
+        batches.append(batch_tx(readings[lo:lo + args.batch]))
+    srv = Background(node, "127.0.0.1", 0, rate=0, admission=admission).start()
+    try:
+        rss0 = rss_mb()
+        r = in_client(_open_loop, srv.port, batches, args.batch / args.rate)
+        rss1 = rss_mb()
+        print(f"  {label:<26} offered {args.rate:,.0f} readings/s for {r['offered_s']:.1f} s: committed "
+              f"{r['accepted'] / r['wall']:,.0f}/s; admitted {r['admitted']}/{n_batches} batches "
+              f"(503: {r['refused_503']}{', other ' + str(r['other']) if r['other'] else ''}); admitted "
+              f"p50 {r['p50']:.2f} s p99 {r['p99']:.2f} s max {r['max']:.2f} s; RSS {rss0:,.0f} → {rss1:,.0f} MB")
+    finally:
+        srv.stop()
+        node.close()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def attack(args: argparse.Namespace) -> None:
+    devices, half = 1_000, 500
+    per = int(args.seconds * 16) + 8  # intervals: enough 500-reading batches per gateway for 4 runs
+    node, d, _ = make_ledger(devices, block_ms=100)
+    readings = signed_readings(devices, per)  # interval by interval, devices interleaved
+    honest = [[batch_tx(readings[k * devices + g * half:k * devices + (g + 1) * half]) for k in range(per)]
+              for g in (0, 1)]
+    cursor = [0, 0]  # each gateway's next batch (its devices' readings must arrive in order)
+    forged = []
+    for j in range(2):  # valid shapes, wrong signatures: every one costs a verification
+        bad = [[*r[:12], os.urandom(64)] for r in signed_readings(20, 1_000)]
+        bad[0][3] = 10_000 + j  # distinct bytes per batch
+        forged.append(batch_tx(bad))
+    try:
+        for charge in (False, True):
+            runs = {}
+            for phase, with_attack in (("alone", False), ("attacked", True)):
+                srv = Background(node, "127.0.0.1", 0, rate=0, refused_rate=500.0 if charge else 0).start()
+                try:
+                    todo = [honest[g][cursor[g]:] for g in (0, 1)]
+                    runs[phase] = r = in_client(_attack, srv.port, todo, forged, args.seconds / 2, with_attack)
+                    cursor = [cursor[g] + r["used"][g] for g in (0, 1)]
+                finally:
+                    srv.stop()
+            a, b = runs["alone"], runs["attacked"]
+            print(f"  refused-work charge {'on ' if charge else 'off'}: honest {a['honest_rate']:,.0f} readings/s "
+                  f"alone, {b['honest_rate']:,.0f}/s under attack = {b['honest_rate'] / a['honest_rate']:.2f}× "
+                  f"(forged 20,000-reading batches verified: {b['forged_batches_checked']}; the forger's "
+                  f"answers {b['forger_statuses']})")
+    finally:
+        node.close()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rate", type=float, default=10_000)
+    ap.add_argument("--batch", type=int, default=500)
+    ap.add_argument("--seconds", type=float, default=8)
+    ap.add_argument("--quick", action="store_true", help="small and short (for the test suite)")
+    args = ap.parse_args()
+    if args.quick:
+        args.rate, args.batch, args.seconds = 2_000, 100, 1.5
+    print(f"machine: {machine()}")
+    print("(a) overload, open loop:")
+    overload(args, Admission(max_wait_s=1e9, max_bytes=2**62), "back-pressure off")
+    overload(args, Admission(), "back-pressure on (0.5 s)")
+    print("(b) one client's forged batches against two honest gateways:")
+    attack(args)
+
+
+if __name__ == "__main__":
+    main()
