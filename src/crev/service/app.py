@@ -116,7 +116,7 @@ def create_app(node: Node, *, rate: float = 50.0, burst: int = 200, clock: Calla
     live = Live(node)
     queue = admission if admission is not None else Admission()
     refused_work = TokenBuckets(refused_rate, refused_burst) if refused_rate > 0 else None
-    nonces = auth.Nonces()
+    nonces = auth.Nonces(node.data_dir / auth.NONCE_FILE)  # used request nonces survive a restart
     app = FastAPI(title="crev API", version=crev.__version__ if hasattr(crev, "__version__") else "0.1.0",
                   summary="C-REV ledger, market and consumer figures / C-REV台帳・市場・需要家指標",
                   description="Signed readings → C-REV → trading → retirement. See docs/api.md.",

@@ -6,16 +6,23 @@ signature with the account's current ledger key over
     crev-request/1 \\n METHOD \\n path-and-query \\n time \\n nonce \\n hex SHA-256(body)
 
 The time must be within ``MAX_SKEW`` seconds of the server's clock and a nonce is accepted once
-within ``NONCE_TTL`` seconds, so a captured request cannot be replayed. ``check`` is pure apart
-from the nonce memory it is given; ``sign_request`` builds the headers for clients and tests.
+while that time is within the window, so a captured request cannot be replayed: the used nonces
+are kept on disk (``Nonces``, ``api-nonces.sqlite`` in the node's data directory), so not after a
+restart either. ``check`` (private endpoints) and ``reader`` (public endpoints whose answers
+hold private fields, docs/api.md "What is public") are pure apart from the nonces they are
+given; ``sign_request`` builds the headers for clients and tests.
 """
 
 from __future__ import annotations
 
 import re
 import secrets
+import sqlite3
 import threading
-from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
 
 from crev.core.hashing import sha256
 from crev.core.signing import Signer, verify
@@ -24,7 +31,7 @@ from crev.ledger.state import State
 
 VERSION = "crev-request/1"
 MAX_SKEW = 300
-NONCE_TTL = 600
+NONCE_FILE = "api-nonces.sqlite"  # in the node's data directory
 NONCE_RE = re.compile(r"^[0-9a-f]{16,64}$")
 HEADERS = ("X-Crev-Account", "X-Crev-Time", "X-Crev-Nonce", "X-Crev-Signature")
 
@@ -44,38 +51,93 @@ def sign_request(signer: Signer, account: str, method: str, target: str, now: in
 
 
 class Nonces:
-    """Nonces seen in the last ``NONCE_TTL`` seconds (bounded; oldest forgotten first)."""
+    """The request nonces used within their time window, kept in SQLite so that a restart of the
+    service forgets none of them (a captured request could otherwise be replayed after
+    ``crev serve`` restarts, as long as its time is within ``MAX_SKEW``).
 
-    def __init__(self, limit: int = 200_000) -> None:
-        self._seen: OrderedDict[str, int] = OrderedDict()
+    One table ``used (account, nonce, expires_at)``, primary key (account, nonce): claiming is an
+    INSERT, and one that conflicts is a replay. A row lives until ``expires_at`` = the request's
+    own time + ``MAX_SKEW``, the last second at which the time check still lets that request in;
+    rows past it are deleted in the same transaction as each claim, so the file holds at most a
+    window's worth of requests (only requests whose signature verified get this far).
+
+    **Durability.** ``journal_mode=WAL`` with ``synchronous=FULL``: the WAL is fsynced at every
+    commit, so a claim is on disk before the answer is sent and survives a crash of the process,
+    of the operating system and a power cut. ``NORMAL`` would survive a crash of the process only
+    (WAL mode then fsyncs at checkpoints, not commits): a machine that loses power and comes back
+    within ``MAX_SKEW`` could forget the last claims and accept their replays. One fsync per signed
+    request is cheap next to the Ed25519 check, and signed requests are a small share of the
+    traffic; the node's own blocks are written the same way (node/store.py).
+
+    **Threads.** Routes run in a thread pool: one connection, used under a lock, so claims are
+    serialised (SQLite's busy timeout covers another process on the same file).
+
+    ``path`` None keeps the table in memory (tests, tools that never restart).
+    """
+
+    def __init__(self, path: Path | str | None = None) -> None:
+        self.path = Path(path) if path is not None else None
         self._lock = threading.Lock()
-        self.limit = limit
+        self._db = sqlite3.connect(":memory:" if self.path is None else str(self.path), isolation_level=None,
+                                   check_same_thread=False, timeout=30)
+        if self.path is not None:
+            self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS used (account TEXT NOT NULL, nonce TEXT NOT NULL, "
+                         "expires_at INTEGER NOT NULL, PRIMARY KEY (account, nonce)) WITHOUT ROWID")
+        self._db.execute("CREATE INDEX IF NOT EXISTS used_by_expiry ON used (expires_at)")
 
-    def claim(self, key: str, now: int) -> bool:
-        """False if ``key`` was claimed within the TTL."""
+    def claim(self, account: str, nonce: str, expires_at: int, now: int) -> bool:
+        """Record ``account``'s ``nonce`` until ``expires_at`` (unix s, inclusive); False if it is
+        already recorded and not yet expired: a replay. Durable when it returns True."""
         with self._lock:
-            while self._seen:
-                _, t = next(iter(self._seen.items()))
-                if t > now - NONCE_TTL and len(self._seen) < self.limit:
-                    break
-                self._seen.popitem(last=False)
-            if key in self._seen:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("DELETE FROM used WHERE expires_at < ?", (now,))
+                self._db.execute("INSERT INTO used (account, nonce, expires_at) VALUES (?, ?, ?)",
+                                 (account, nonce, expires_at))
+            except sqlite3.IntegrityError:
+                self._db.execute("COMMIT")  # the pruning stands; the nonce was taken
                 return False
-            self._seen[key] = now
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
             return True
 
+    def __len__(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM used").fetchone()[0])
 
-def check(state: State, headers: dict[str, str], method: str, target: str, body: bytes, now: int,
-          nonces: Nonces, account_id: str) -> None:
-    """Raise unless the request is signed by ``account_id``'s current key (or the operator's).
-    ``headers`` are looked up case-insensitively by the caller (keys as in ``HEADERS``)."""
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+@dataclass(frozen=True)
+class Signed:
+    """A request whose signature, time and nonce were checked: signed by ``account`` (the
+    operator if ``operator``) at ``time``, with ``nonce`` (not yet claimed)."""
+
+    account: str
+    operator: bool
+    time: int
+    nonce: str
+
+    def may_read(self, account_id: str) -> bool:
+        """Whether this request may see ``account_id``'s private data."""
+        return self.operator or self.account == account_id
+
+
+def verify_request(state: State, headers: Mapping[str, str], method: str, target: str, body: bytes,
+                   now: int) -> Signed:
+    """Check the four headers (present, a participant with a current key, time within
+    ``MAX_SKEW``, nonce shape, signature) and say who signed; the nonce is not claimed here."""
     missing = [h for h in HEADERS if not headers.get(h)]
     if missing:
         raise SignatureError(missing[0], f"private data: sign the request (headers {', '.join(HEADERS)}; "
                                          f"docs/api.md)")
     who = headers["X-Crev-Account"]
-    if who != account_id and who != state.operator_id:
-        raise PermissionError_("X-Crev-Account", f"{who!r} may not read {account_id!r}'s private data")
     acct = state.accounts.get(who)
     if acct is None:
         raise SignatureError("X-Crev-Account", f"no participant {who!r}")
@@ -94,5 +156,44 @@ def check(state: State, headers: dict[str, str], method: str, target: str, body:
         raise SignatureError("X-Crev-Signature", "must be hex") from None
     if not acct.public_key or not verify(acct.public_key, request_bytes(method, target, t, nonce, body), sig):
         raise SignatureError("X-Crev-Signature", f"does not verify with {who!r}'s current key")
-    if not nonces.claim(f"{who}/{nonce}", now):
+    return Signed(who, who == state.operator_id, t, nonce)
+
+
+def claim(signed: Signed, nonces: Nonces, now: int) -> None:
+    """Use up the request's nonce (durably) or raise ``ConflictError``: a replay."""
+    if not nonces.claim(signed.account, signed.nonce, signed.time + MAX_SKEW, now):
         raise ConflictError("X-Crev-Nonce", "this nonce was already used: a replayed request")
+
+
+def check(state: State, headers: Mapping[str, str], method: str, target: str, body: bytes, now: int,
+          nonces: Nonces, account_id: str) -> None:
+    """Raise unless the request is signed by ``account_id``'s current key (or the operator's).
+    ``headers`` are looked up case-insensitively by the caller (keys as in ``HEADERS``)."""
+    who = headers.get("X-Crev-Account")
+    if who and all(headers.get(h) for h in HEADERS) and who != account_id and who != state.operator_id:
+        raise PermissionError_("X-Crev-Account", f"{who!r} may not read {account_id!r}'s private data")
+    signed = verify_request(state, headers, method, target, body, now)
+    claim(signed, nonces, now)
+
+
+def request_target(raw_path: bytes, query_string: bytes) -> str:
+    """The path and query as sent (what the client signed), from an ASGI scope's ``raw_path``
+    and ``query_string``."""
+    target = raw_path.decode("latin-1")
+    if query_string:
+        target += "?" + query_string.decode("latin-1")
+    return target
+
+
+def reader(state: Callable[[], AbstractContextManager[State]], headers: Mapping[str, str], method: str,
+           target: str, now: int, nonces: Nonces) -> Signed | None:
+    """Who reads, for a public endpoint whose answer holds private fields (docs/api.md, "What is
+    public"): None for an unsigned request (none of the four headers); else the checked signer,
+    its nonce claimed, or the error of a private endpoint (401, or 409 for a replay). ``state``
+    is entered only for the check, so the nonce's fsync does not hold the node's lock."""
+    if not any(headers.get(h) for h in HEADERS):
+        return None
+    with state() as st:
+        signed = verify_request(st, headers, method, target, b"", now)
+    claim(signed, nonces, now)
+    return signed
