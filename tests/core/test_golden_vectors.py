@@ -70,8 +70,6 @@ def h(x: str) -> bytes:
 
 def from_json(v: Any) -> Any:
     """The JSON notation of golden.json back to a Python CBOR value."""
-    if v is None:  # CBOR null: only the detail of a failed transaction's result
-        return None
     if isinstance(v, dict):
         assert set(v) == {"bytes"}, v
         return h(v["bytes"])
@@ -747,7 +745,7 @@ def test_chain_results_and_results_root_from_the_documented_layout() -> None:
             else:
                 assert res.error is not None and not events
                 assert res.error.code in wft.error_codes()
-                error, detail = [res.error.code, res.error.field, res.error.reason], None
+                error, detail = [res.error.code, res.error.field, res.error.reason], []
             value = [hashlib.sha256(raw).digest(), tx[2], res.ok, error, [doc_event(e) for e in events], detail]
             leaf = ref_encode_result(value)
             assert leaf == encode(value)
@@ -760,9 +758,7 @@ def test_chain_results_and_results_root_from_the_documented_layout() -> None:
 
 
 def ref_encode_result(value: list[Any]) -> bytes:
-    """The independent encoder, plus the one null (0xf6) a failed result's detail holds."""
-    if value[5] is None:
-        return b"\x86" + b"".join(ref_encode(x) for x in value[:5]) + b"\xf6"
+    """The independent encoder: a result stays inside the subset of section 1 (no null)."""
     return ref_encode(value)
 
 
@@ -776,7 +772,7 @@ def test_chain_shows_every_reading_outcome_and_a_failed_transaction() -> None:
     assert batch["value"][5][4][1:] == batch["value"][5][0][1:]  # a duplicate repeats the first result
     failed = [r for r in block2["results"] if not r["ok"]]
     assert len(failed) == 1 and failed[0]["value"][3][:2] == ["bad_nonce", "tx.nonce"]
-    assert failed[0]["hex"].endswith("80f6")  # no events, detail null
+    assert failed[0]["hex"].endswith("8080")  # no events, detail []
 
 
 def test_chain_headers_link_and_are_signed() -> None:

@@ -81,7 +81,9 @@ class TxResult:
 
     def to_value(self) -> list[Any]:
         err = [] if self.error is None else [self.error.code, self.error.field, self.error.reason]
-        return [self.tx_hash, self.kind, self.ok, err, [e.to_value() for e in self.events], self.detail]
+        # a failed transaction did nothing: its detail is the empty array, so results hold no null
+        detail = [] if self.detail is None else self.detail
+        return [self.tx_hash, self.kind, self.ok, err, [e.to_value() for e in self.events], detail]
 
     def to_dict(self) -> dict[str, Any]:
         return {

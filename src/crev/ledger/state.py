@@ -48,7 +48,7 @@ class State:
         self.factor_rows: dict[str, FactorRow] = {}
         self.meter_serials: dict[str, str] = {}  # index: meter serial → device id (not committed)
         self.markets: dict[str, Market] = {}
-        self.orders: dict[str, Order] = {}  # open orders; filled, cancelled and expired ones leave
+        self.orders: dict[str, Order] = {}  # every order; a closed one stays, with its final status
         self.offer_policies: dict[str, OfferPolicy] = {}
         self.standing_bids: dict[tuple[str, str], StandingBid] = {}
         self.books: dict[str, Any] = {}  # market id → its order book (an index, not committed)

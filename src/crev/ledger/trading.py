@@ -223,7 +223,8 @@ def settle(ctx: Any, market: Market, f: Fill, aggressor: str) -> Traded:
 
 
 def close_order(ctx: Any, order: Order, reason: str) -> None:
-    """Take ``order`` out of the book and the state, releasing what it still reserves."""
+    """Take ``order`` out of the book, releasing what it still reserves; it stays in the state with
+    its final status (``reason``), so a late cancel is told what happened."""
     st: State = ctx.state
     acct = st.accounts[order.account]
     released_jpy = released_g = 0
