@@ -242,9 +242,13 @@ def create_app(node: Node, *, rate: float = 50.0, burst: int = 200, clock: Calla
             return queries.block(s, height)
 
     @app.get("/v1/tx/{tx_hash}", tags=["ledger"])
-    def get_tx(tx_hash: str) -> Any:
+    def get_tx(tx_hash: str, request: Request) -> Any:
+        """A deposit or withdrawal of JPY shows its amount, bank reference, bytes and proof only to a
+        request signed by its account or the operator (docs/api.md, "What is public")."""
+        who = auth.reader(live.state, request.headers, request.method, auth.request_target(request.scope),
+                          int(clock()), nonces)
         with live.store() as s:
-            return queries.tx(s, tx_hash)
+            return queries.tx(s, tx_hash, who)
 
     @app.get("/v1/proofs/state/{key:path}", tags=["ledger"])
     def state_proof(key: str, request: Request) -> Any:
@@ -355,11 +359,13 @@ def create_app(node: Node, *, rate: float = 50.0, burst: int = 200, clock: Calla
     @app.get("/v1/trace/{ident}", tags=["C-REV"],
              summary="Provenance of a lot, unit, retirement or transaction, with what a browser needs to "
                      "check every proof")
-    def trace(ident: str) -> Any:
+    def trace(ident: str, request: Request) -> Any:
         if not ident or len(ident) > 200:
             raise MalformedError("ident", "a lot id, unit id, retirement id or transaction hash")
+        who = auth.reader(live.state, request.headers, request.method, auth.request_target(request.scope),
+                          int(clock()), nonces)
         with live.read() as r:
-            return queries.browser_trace(r.state, r.store, ident)
+            return queries.browser_trace(r.state, r.store, ident, who)
 
     # --- consumer figures -------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from crev.core.hashing import sha256
 from crev.core.signing import Signer, verify
@@ -176,12 +177,11 @@ def check(state: State, headers: Mapping[str, str], method: str, target: str, bo
     claim(signed, nonces, now)
 
 
-def request_target(raw_path: bytes, query_string: bytes) -> str:
-    """The path and query as sent (what the client signed), from an ASGI scope's ``raw_path``
-    and ``query_string``."""
-    target = raw_path.decode("latin-1")
-    if query_string:
-        target += "?" + query_string.decode("latin-1")
+def request_target(scope: Mapping[str, Any]) -> str:
+    """The path and query as the client sent them (what it signed), from an ASGI scope."""
+    target = bytes(scope.get("raw_path") or str(scope.get("path", "")).encode()).decode("latin-1")
+    if scope.get("query_string"):
+        target += "?" + bytes(scope["query_string"]).decode("latin-1")
     return target
 
 

@@ -21,6 +21,7 @@ from crev.ledger.records import Account, Device, Lot, Order, Retirement
 from crev.ledger.state import State
 from crev.node.store import Store
 from crev.reports.report import factors_used, participant_report
+from crev.service.auth import Signed
 
 DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
@@ -100,7 +101,39 @@ def need_hash(text: str, field: str) -> bytes:
     return raw
 
 
-def tx(store: Store, tx_hash: str) -> dict[str, Any]:
+#: What is public (docs/api.md): the kinds of transaction whose amounts and bank references only
+#: their account and the operator may read, with the account they belong to (from the body).
+PRIVATE_KINDS = {"deposit_jpy": 0, "withdraw_jpy": 0}  # kind → index of the account in the body
+#: per event type, the fields withheld from everyone else
+PRIVATE_EVENT_FIELDS = {"jpy_deposited": ("amount_jpy", "reference"), "jpy_withdrawn": ("amount_jpy", "reference")}
+#: what a public answer about such a transaction withholds besides the events' private fields:
+#: the result detail (the account's balance after it), the bytes (they hold the amount and the
+#: bank reference) and the inclusion proof (without the bytes it ties no hash to the block)
+REDACTED = ("amount_jpy", "reference", "detail", "raw", "proof")
+
+
+def private_to(kind: str, raw: bytes) -> str | None:
+    """The account whose private data a transaction of ``kind`` holds (None: nothing private)."""
+    at = PRIVATE_KINDS.get(kind)
+    if at is None:
+        return None
+    body = decode(raw, "tx")[5]
+    return str(body[at]) if isinstance(body, list) and len(body) > at else ""
+
+
+def may_read(reader: Signed | None, owner: str | None) -> bool:
+    return owner is None or (reader is not None and reader.may_read(owner))
+
+
+def redact_event(e: dict[str, Any]) -> dict[str, Any]:
+    hidden = PRIVATE_EVENT_FIELDS.get(str(e.get("type")), ())
+    return {k: (None if k in hidden else v) for k, v in e.items()}
+
+
+def tx(store: Store, tx_hash: str, reader: Signed | None = None) -> dict[str, Any]:
+    """One committed transaction. A deposit or withdrawal of JPY is answered whole only to
+    ``reader`` = its account or the operator (a checked signed request, ``auth.reader``); anyone
+    else gets it with ``REDACTED`` set to null, plus ``redacted`` (the names) and ``private_to``."""
     h = need_hash(tx_hash, "tx_hash")
     row = store.tx(h)
     if row is None:
@@ -109,6 +142,13 @@ def tx(store: Store, tx_hash: str) -> dict[str, Any]:
     v = decode(result, "result")
     b = store.block(height)
     assert b is not None
+    owner = private_to(kind, raw)
+    if not may_read(reader, owner):
+        error = None if not v[3] else {"code": v[3][0], "field": v[3][1], "reason": None}
+        return {"tx_hash": tx_hash, "height": height, "index": idx, "kind": kind, "signer": decode(raw, "tx")[3],
+                "ok": ok, "error": error, "events": [redact_event(event_from_value(e).to_dict()) for e in v[4]],
+                "detail": None, "raw": None, "proof": None, "block": block_wire(b),
+                "redacted": [*REDACTED, *(["error.reason"] if error else [])], "private_to": owner}
     return {"tx_hash": tx_hash, "height": height, "index": idx, "kind": kind, "signer": decode(raw, "tx")[3],
             "ok": ok, "error": None if not v[3] else {"code": v[3][0], "field": v[3][1], "reason": v[3][2]},
             "events": [event_from_value(e).to_dict() for e in v[4]], "detail": v[5], "raw": raw.hex(),
@@ -280,13 +320,14 @@ def retirement(state: State, store: Store, rid: str) -> dict[str, Any]:
             "proof": tx_proof(store, r.tx_hash), "state_proof": state_proof(store, state, f"t/{rid}")}
 
 
-def browser_trace(state: State, store: Store, ident: str) -> dict[str, Any]:
+def browser_trace(state: State, store: Store, ident: str, reader: Signed | None = None) -> dict[str, Any]:
     """``trace`` plus the bytes a browser needs to check every proof itself: each block header
     with its signature, each transaction's bytes once (``raw_txs``, by hash), each signed
-    reading's bytes."""
+    reading's bytes. A transaction hash of a deposit or withdrawal of JPY is answered as ``tx``
+    answers it to ``reader`` (redacted unless its account or the operator signed)."""
     if len(ident) == 64 and all(c in "0123456789abcdefABCDEF" for c in ident):
         ident = ident.lower()
-        t = tx(store, ident)
+        t = tx(store, ident, reader)
         out: dict[str, Any] = {"query": ident, "kind": "tx", "height": state.height, "lots": [],
                                "transaction": t}
         heights = {t["height"]}
@@ -296,17 +337,21 @@ def browser_trace(state: State, store: Store, ident: str) -> dict[str, Any]:
         out = trace(store, state, ident)
         heights = set()
     raws: dict[str, bytes] = {}
+    withheld: set[str] = set()
 
     def fill(step: dict[str, Any]) -> None:
         p = step.get("proof")
         if isinstance(p, dict):
             heights.add(int(p["height"]))
             txh = p["tx_hash"]
-            if txh not in raws:
+            if txh not in raws and txh not in withheld:
                 row = store.tx(bytes.fromhex(txh))
                 assert row is not None
-                raws[txh] = row[4]
-            if step.get("step") == "signed_reading":
+                if may_read(reader, private_to(row[2], row[4])):
+                    raws[txh] = row[4]
+                else:  # no unit moves in a deposit or withdrawal, so no step names one today
+                    withheld.add(txh)
+            if step.get("step") == "signed_reading" and txh in raws:
                 step["reading_bytes"] = _reading_bytes(raws[txh], step["reading_hash"])
         sp = step.get("state_proof")
         if isinstance(sp, dict) and sp.get("block_height"):
