@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from crev.core.encoding import decode
+from crev.core.encoding import decode, encode
 from crev.core.units import JST, jst
 from crev.errors import NotFoundError
 from crev.ledger.events import Event, JpyDeposited, JpyWithdrawn, Retired, Traded, event_from_value
@@ -124,9 +124,13 @@ def lines_for(account: str, operator: str, time: int, height: int, tx_hash: str,
         yield Line(time, height, tx_hash, "retired", rid, "", "", q, 0, 0, 0, 0)
 
 
-def committed_events(store: Store, end_time: int | None = None) -> Iterator[tuple[int, int, str, list[Event]]]:
+def committed_events(store: Store, end_time: int | None = None,
+                     only: tuple[str, ...] = ()) -> Iterator[tuple[int, int, str, list[Event]]]:
     """(block time, height, tx hash, events) of every committed transaction that can move money or
-    C-REV between participants, in chain order, up to ``end_time`` (exclusive)."""
+    C-REV between participants, in chain order, up to ``end_time`` (exclusive). With ``only``
+    (event types), transactions whose stored result cannot hold one of them are skipped without
+    being decoded (a byte search for the type's CBOR text; a false match only costs a decode)."""
+    needles = [encode(t) for t in only]
     q = ("SELECT b.time, t.height, t.hash, t.result FROM txs t JOIN blocks b ON b.height = t.height "
          f"WHERE t.ok = 1 AND t.kind IN ({','.join('?' * len(MONEY_KINDS))})")
     args: list[Any] = list(MONEY_KINDS)
@@ -134,6 +138,8 @@ def committed_events(store: Store, end_time: int | None = None) -> Iterator[tupl
         q += " AND b.time < ?"
         args.append(end_time)
     for time, height, tx_hash, result in store.db.execute(q + " ORDER BY t.height, t.idx", args):
+        if needles and not any(n in result for n in needles):
+            continue
         events = [event_from_value(v) for v in decode(bytes(result), "result")[4]]
         yield int(time), int(height), bytes(tx_hash).hex(), events
 

@@ -95,7 +95,8 @@ class Live:
         self._subs: set[Subscriber] = set()
         self._subs_lock = threading.Lock()
         with self.read() as r:
-            for time_, height, tx_hash, events in committed_events(r.store):
+            # only trades and auctions are kept: skip the results that hold neither undecoded
+            for time_, height, tx_hash, events in committed_events(r.store, only=("traded", "auction_cleared")):
                 self._remember(time_, height, tx_hash, events)
         node.listeners.append(self._on_block)
 
