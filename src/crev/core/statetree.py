@@ -9,16 +9,23 @@ tree over the bucket hashes with ``node = SHA-256(0x01 ‖ left ‖ right)``.
 Updating k keys costs k leaf hashes, one hash per dirty bucket and at most ``depth`` node hashes
 per dirty bucket, whatever the size of the state. A proof of one key is its bucket's sorted
 (key, leaf hash) list plus ``depth`` sibling hashes; it proves presence *and* absence.
+
+The ``2**depth`` bucket hashes (level 0) can be packed into one string (``pack_bucket_hashes``,
+32 bytes each, empty buckets included) and a ``LazyStateTree`` built on them: it recomputes the
+levels above (``2**depth − 1`` hashes) and fetches a bucket's entries only when it is first needed,
+checking them against the packed bucket hash. Whoever trusts the root therefore trusts every bucket
+it loads, once the recomputed root equals a root it trusts (a signed block header's).
 """
 
 from __future__ import annotations
 
 import hashlib
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 DEFAULT_DEPTH = 16
+HASH_SIZE = 32
 _EMPTY_BUCKET = hashlib.sha256(b"\x02").digest()
 
 
@@ -27,8 +34,20 @@ def entry_leaf_hash(key: str, value: bytes) -> bytes:
     return hashlib.sha256(b"\x00" + struct.pack(">H", len(k)) + k + value).digest()
 
 
+def key_hash32(key: str) -> int:
+    """The first 32 bits of SHA-256(key), big-endian: a key's bucket at any depth is this shifted
+    right by ``32 − depth`` (storage keeps it beside each entry to find a bucket's entries)."""
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big")
+
+
 def bucket_index(key: str, depth: int) -> int:
-    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big") >> (32 - depth)
+    return key_hash32(key) >> (32 - depth)
+
+
+def bucket_span(bucket: int, depth: int) -> tuple[int, int]:
+    """The ``key_hash32`` values [low, high) of the keys in ``bucket``."""
+    shift = 32 - depth
+    return bucket << shift, (bucket + 1) << shift
 
 
 def bucket_hash(sorted_leaves: Iterable[bytes]) -> bytes:
@@ -109,6 +128,16 @@ class StateTree:
             return _EMPTY_BUCKET
         return bucket_hash(bucket[k] for k in sorted(bucket))
 
+    def _bucket(self, b: int) -> dict[str, bytes]:
+        """Bucket ``b``'s (key → leaf hash) entries, for reading only."""
+        return self._buckets.get(b, {})
+
+    def bucket_hashes(self) -> dict[int, bytes]:
+        """A copy of the non-empty buckets' hashes (level 0) as of now: what ``pack_bucket_hashes``
+        turns into the string a ``LazyStateTree`` starts from."""
+        self.root()
+        return dict(self._levels[0])
+
     def _recompute(self) -> None:
         dirty = self._dirty
         self._dirty = set()
@@ -134,7 +163,7 @@ class StateTree:
     def prove(self, key: str, value: bytes | None) -> StateProof:
         self.root()
         b = bucket_index(key, self.depth)
-        bucket = self._buckets.get(b, {})
+        bucket = self._bucket(b)
         siblings: list[bytes] = []
         i = b
         for d in range(self.depth):
@@ -148,6 +177,89 @@ class StateTree:
             bucket_entries=tuple((k, bucket[k]) for k in sorted(bucket)),
             siblings=tuple(siblings),
         )
+
+
+def pack_bucket_hashes(depth: int, level0: dict[int, bytes]) -> bytes:
+    """Every bucket's hash in bucket order, 32 bytes each (empty buckets as SHA-256(0x02)):
+    ``2**depth × 32`` bytes (2 MiB at depth 16)."""
+    empty = _EMPTY_BUCKET
+    get = level0.get
+    return b"".join([get(i, empty) for i in range(1 << depth)])
+
+
+class BucketMismatch(ValueError):
+    """A bucket's entries, as fetched, do not hash to the bucket hash the tree was built on."""
+
+    def __init__(self, bucket: int, keys: list[str]) -> None:
+        self.bucket = bucket
+        self.keys = keys
+        super().__init__(f"bucket {bucket}'s {len(keys)} entries do not hash to its committed bucket hash")
+
+
+class LazyStateTree(StateTree):
+    """A state tree built from packed bucket hashes (``pack_bucket_hashes``) whose buckets' entries
+    are fetched only when first needed, by ``fetch(bucket) → (key, value) pairs``, and checked:
+    their bucket hash must equal the packed one (else ``mismatch(bucket, keys)`` is raised,
+    ``BucketMismatch`` by default). Compare ``root()`` with
+    a trusted root before trusting anything fetched; after that, a bucket that loads is authentic.
+    Changes work as in ``StateTree`` (a changed bucket is loaded first)."""
+
+    def __init__(self, depth: int, packed: bytes, fetch: Callable[[int], Iterable[tuple[str, bytes]]],
+                 mismatch: Callable[[int, list[str]], Exception] = BucketMismatch) -> None:
+        super().__init__(depth)
+        if len(packed) != HASH_SIZE << depth:
+            raise ValueError(f"packed bucket hashes: {len(packed)} bytes, depth {depth} needs {HASH_SIZE << depth}")
+        self._packed = packed
+        self._fetch = fetch
+        self._mismatch = mismatch
+        empty = _EMPTY_BUCKET
+        level = {i: h for i in range(1 << depth) if (h := packed[i * HASH_SIZE:(i + 1) * HASH_SIZE]) != empty}
+        self._levels[0] = level
+        for d in range(depth):
+            e = self._empty[d]
+            above: dict[int, bytes] = {}
+            for p in {i >> 1 for i in level}:
+                above[p] = _node(level.get(2 * p, e), level.get(2 * p + 1, e))
+            self._levels[d + 1] = level = above
+
+    def committed_bucket_hash(self, b: int) -> bytes:
+        """Bucket ``b``'s hash in the packed string the tree was built on."""
+        return self._packed[b * HASH_SIZE:(b + 1) * HASH_SIZE]
+
+    def loaded(self, b: int) -> bool:
+        return b in self._buckets
+
+    def load(self, b: int) -> list[tuple[str, bytes]] | None:
+        """Fetch and check bucket ``b`` unless it is loaded already. Returns the fetched (key,
+        value) pairs, or None if the bucket was loaded before."""
+        if b in self._buckets:
+            return None
+        rows = list(self._fetch(b))
+        leaves = {k: entry_leaf_hash(k, v) for k, v in rows}
+        if len(leaves) != len(rows) or bucket_hash(leaves[k] for k in sorted(leaves)) != self.committed_bucket_hash(b):
+            raise self._mismatch(b, sorted(leaves))
+        self._buckets[b] = leaves
+        return rows
+
+    def leaf(self, key: str) -> bytes | None:
+        """The leaf hash of ``key`` as the tree holds it now (None: absent), loading its bucket."""
+        b = bucket_index(key, self.depth)
+        self.load(b)
+        return self._buckets[b].get(key)
+
+    def _bucket(self, b: int) -> dict[str, bytes]:
+        self.load(b)
+        return self._buckets[b]
+
+    def set(self, key: str, value: bytes) -> None:
+        b = bucket_index(key, self.depth)
+        self._bucket(b)[key] = entry_leaf_hash(key, value)
+        self._dirty.add(b)
+
+    def delete(self, key: str) -> None:
+        b = bucket_index(key, self.depth)
+        if self._bucket(b).pop(key, None) is not None:
+            self._dirty.add(b)
 
 
 def root_of(items: Sequence[tuple[str, bytes]], depth: int = DEFAULT_DEPTH) -> bytes:

@@ -1,8 +1,14 @@
-"""Rebuilding the state from stored (key, canonical value) pairs, as a restarted node does."""
+"""Rebuilding the state from stored (key, canonical value) pairs, as a restarted node does.
+
+``decode_entry`` turns one stored entry into the record the state's maps hold, under the map's key;
+``load_state`` uses it for a whole snapshot, and the read-only view (node/lazystate.py) for the
+entries it reads one by one.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from crev.core.encoding import decode
 from crev.core.factors import FactorRow
@@ -21,6 +27,41 @@ from crev.ledger.records import (
 )
 from crev.ledger.state import State
 
+_RECORDS: dict[str, Any] = {"a": Account, "d": Device, "l": Lot, "r": ReadingRecord, "t": Retirement,
+                            "m": Market, "o": Order, "p": OfferPolicy, "b": StandingBid, "s": Supply}
+
+
+def map_key(kind: str, rest: str) -> Any:
+    """The key of the entry ``<kind>/<rest>`` in its state map: ``(device, seq)`` for a reading
+    record, ``(account, market)`` for a standing bid, ``rest`` otherwise."""
+    if kind == "r":
+        dev, _, seq = rest.rpartition("/")
+        return dev, int(seq)
+    if kind == "b":
+        acct, _, market = rest.partition("/")
+        return acct, market
+    return rest
+
+
+def state_key(kind: str, key: Any) -> str:
+    """The inverse of ``map_key``: the state key of a map's key."""
+    if kind in ("r", "b"):
+        return f"{kind}/{key[0]}/{key[1]}"
+    return f"{kind}/{key}"
+
+
+def decode_entry(key: str, value: bytes) -> Any:
+    """The record stored under ``key`` (``FactorRow`` for ``f/``; not for ``g``, which the state
+    derives from its genesis)."""
+    kind = key.partition("/")[0]
+    v = decode(value, key)
+    if kind == "f":
+        return FactorRow.from_list(v, key)
+    cls = _RECORDS.get(kind)
+    if cls is None:
+        raise ValueError(f"unknown state key {key!r}")
+    return cls.from_value(v)
+
 
 def load_state(genesis: Genesis, items: Iterable[tuple[str, bytes]], height: int, last_hash: bytes,
                last_time: int) -> State:
@@ -30,39 +71,22 @@ def load_state(genesis: Genesis, items: Iterable[tuple[str, bytes]], height: int
     st.factor_rows.clear()
     rows: list[FactorRow] = []
     tree = st.tree
+    maps: dict[str, dict[Any, Any]] = {"a": st.accounts, "d": st.devices, "l": st.lots, "r": st.readings,
+                                       "t": st.retirements, "m": st.markets, "o": st.orders,
+                                       "p": st.offer_policies, "b": st.standing_bids}
     for key, value in items:
         kind, _, rest = key.partition("/")
         if kind != "g":
-            v = decode(value, key)
-            if kind == "a":
-                st.accounts[rest] = Account.from_value(v)
-            elif kind == "d":
-                device = st.devices[rest] = Device.from_value(v)
-                st.meter_serials[device.meter_serial] = rest
-            elif kind == "l":
-                st.lots[rest] = Lot.from_value(v)
-            elif kind == "r":
-                dev, _, seq = rest.rpartition("/")
-                st.readings[(dev, int(seq))] = ReadingRecord.from_value(v)
-            elif kind == "t":
-                st.retirements[rest] = Retirement.from_value(v)
+            rec = decode_entry(key, value)
+            if kind == "s":
+                st.supply = rec
             elif kind == "f":
-                row = FactorRow.from_list(v, key)
-                st.factor_rows[rest] = row
-                rows.append(row)
-            elif kind == "m":
-                st.markets[rest] = Market.from_value(v)
-            elif kind == "o":
-                st.orders[rest] = Order.from_value(v)
-            elif kind == "p":
-                st.offer_policies[rest] = OfferPolicy.from_value(v)
-            elif kind == "b":
-                acct, _, market = rest.partition("/")
-                st.standing_bids[(acct, market)] = StandingBid.from_value(v)
-            elif kind == "s":
-                st.supply = Supply.from_value(v)
+                st.factor_rows[rest] = rec
+                rows.append(rec)
             else:
-                raise ValueError(f"unknown state key {key!r}")
+                maps[kind][map_key(kind, rest)] = rec
+                if kind == "d":
+                    st.meter_serials[rec.meter_serial] = rest
         tree.set(key, value)
     st.factors.upsert(rows)
     st.discard_changes()

@@ -15,7 +15,10 @@ A receipt is returned only after the block holding the transaction is durably co
 start-up the node replays the blocks after its last checkpoint and checks every invariant.
 
 ``LedgerView`` opens a data directory read-only (for reports, trace, export, statements): it never
-writes the database, so it is safe beside a running node.
+writes the database, so it is safe beside a running node. It reads the checkpoint lazily
+(``node/lazystate.py``): the state tree's bucket hashes, stored with every checkpoint, are checked
+against the checkpoint block's signed state root, and each record is read and checked only when
+asked for, so opening costs what the query needs, not what the chain holds.
 
 The node's surface follows ABCI 2.0 so that the same state machine can later sit behind CometBFT:
 ``info``, ``check_tx``, ``finalize_block`` (returns the app hash), ``commit`` and ``query``.
@@ -39,6 +42,7 @@ from typing import Any
 from crev.core.encoding import decode
 from crev.core.hashing import sha256
 from crev.core.signing import Signer, verify_many
+from crev.core.statetree import pack_bucket_hashes
 from crev.errors import CrevError, InvalidBlock, MalformedError
 from crev.ledger.apply import BlockBuilder, BlockOutcome, SigCache, TxResult, apply_block
 from crev.ledger.block import Block
@@ -51,6 +55,7 @@ from crev.ledger.snapshot import load_state
 from crev.ledger.state import State
 from crev.ledger.trading import tick_due
 from crev.ledger.tx import Tx, build_tx, decode_tx
+from crev.node.lazystate import lazy_state
 from crev.node.store import Store
 
 GENESIS_FILE = "genesis.json"
@@ -58,7 +63,9 @@ DB_FILE = "ledger.sqlite"
 SEQUENCER_KEY_FILE = "sequencer.key"
 
 Triple = tuple[bytes, bytes, bytes]
-CheckpointItem = tuple[int, dict[str, "bytes | None"], list[tuple[int, list[TxResult]]], "threading.Event | None"]
+# height, changed entries, blocks to index, who waits for it, the state tree's bucket hashes at height
+CheckpointItem = tuple[int, dict[str, "bytes | None"], list[tuple[int, list[TxResult]]], "threading.Event | None",
+                       dict[int, bytes]]
 
 
 @dataclass(frozen=True)
@@ -209,52 +216,104 @@ class ParallelVerifier:
             self.pool = None
 
 
-def load_ledger(store: Store, genesis: Genesis, verifier: ParallelVerifier, persist: bool) -> State:
-    """State at the last checkpoint, then every later block replayed through apply_block, then
-    every invariant checked. ``persist``: write the replayed blocks as a new checkpoint (a node);
-    otherwise index them in memory only (a read-only view)."""
-    cp = store.checkpoint_height()
-    if cp == 0:
-        st = state_from_genesis(genesis)
-        if persist and store.get_meta("checkpoint_height") is None:
-            # the snapshot holds every entry, including those genesis itself created
-            store.write_checkpoint(0, {k: st.value_of(k) for k in st.all_keys()}, [])
-    else:
-        head = store.block(cp)
-        if head is None:
-            raise InvalidBlock("checkpoint_height", f"the checkpoint is at height {cp} but no block {cp} is "
-                                                    f"stored: run `crev verify`")
-        st = load_state(genesis, store.state_items(), cp, head.header.hash, head.header.time)
-        root = st.tree.root()
-        if root != head.header.state_root:
-            raise InvalidBlock("state", f"checkpoint state root {root.hex()} differs from block {cp}'s "
-                                        f"{head.header.state_root.hex()}: run `crev verify`")
+def _packed(st: State) -> bytes:
+    return pack_bucket_hashes(st.tree.depth, st.tree.bucket_hashes())
+
+
+def _replay(store: Store, st: State, start: int, verifier: ParallelVerifier
+            ) -> tuple[dict[str, bytes | None], list[tuple[int, list[TxResult]]]]:
+    """Every stored block from ``start`` through apply_block on ``st``: the changed entries and
+    each block's results."""
     changes: dict[str, bytes | None] = {}
     outcomes: list[tuple[int, list[TxResult]]] = []
-    for block in store.blocks(cp + 1):
+    for block in store.blocks(start):
         cache = SigCache()
         verifier.fill(cache, [t for raw in block.txs for t in _raw_triples(st, raw)])
         out = apply_block(st, block, cache)
         changes.update(out.changed)
         outcomes.append((block.header.height, out.results))
-    if outcomes:
-        if persist:
-            store.write_checkpoint(st.height, changes, outcomes)
-        else:
-            store.index_in_memory(outcomes)
+    return changes, outcomes
+
+
+def _checkpoint_block(store: Store, cp: int) -> Block:
+    head = store.block(cp)
+    if head is None:
+        raise InvalidBlock("checkpoint_height", f"the checkpoint is at height {cp} but no block {cp} is "
+                                                f"stored: run `crev verify`")
+    return head
+
+
+def load_ledger(store: Store, genesis: Genesis, verifier: ParallelVerifier, persist: bool) -> State:
+    """State at the last checkpoint, loaded in full, then every later block replayed through
+    apply_block, then every invariant checked. ``persist`` (a node): then write the replayed blocks
+    as a new checkpoint, or the state tree's bucket hashes if the checkpoint lacks them; otherwise
+    index the replayed blocks in memory only (a read-only view that cannot read lazily)."""
+    cp = store.checkpoint_height()
+    if cp == 0:
+        st = state_from_genesis(genesis)
+        if persist and store.get_meta("checkpoint_height") is None:
+            # the snapshot holds every entry, including those genesis itself created
+            store.write_checkpoint(0, {k: st.value_of(k) for k in st.all_keys()}, [], _packed(st))
+    else:
+        head = _checkpoint_block(store, cp)
+        st = load_state(genesis, store.state_items(), cp, head.header.hash, head.header.time)
+        root = st.tree.root()
+        if root != head.header.state_root:
+            raise InvalidBlock("state", f"checkpoint state root {root.hex()} differs from block {cp}'s "
+                                        f"{head.header.state_root.hex()}: run `crev verify`")
+    changes, outcomes = _replay(store, st, cp + 1, verifier)
     try:
         check_invariants(st)
     except InvalidBlock as err:
         raise InvalidBlock(err.field, f"{err.reason} (state loaded at height {st.height}; refusing to "
                                       f"run on it: run `crev verify`)") from err
+    if not persist:
+        if outcomes:
+            store.index_in_memory(outcomes)
+    elif outcomes:
+        store.write_checkpoint(st.height, changes, outcomes, _packed(st))
+    elif store.bucket_hashes() != (cp, packed := _packed(st)):
+        # a snapshot stored before bucket hashes were (or with others): add them, now that it is checked
+        store.write_bucket_hashes(cp, packed)
     return st
 
 
-class LedgerView:
-    """A data directory opened read-only: the state (checkpoint plus the later blocks replayed in
-    memory) and a store whose index also covers those blocks. Never writes the database."""
+def load_view(store: Store, genesis: Genesis, verifier: ParallelVerifier) -> tuple[State, str | None]:
+    """A read-only view's state: the checkpoint read lazily (``lazy_state``), the blocks after it
+    replayed through apply_block on it and indexed on the store's connection only. Returns the
+    state and None, or, when the checkpoint cannot be read lazily (written by an earlier version
+    without bucket hashes, or bucket hashes that do not recompute the checkpoint header's state
+    root), the state ``load_ledger`` loads in full and why."""
+    cp = store.checkpoint_height()
+    stored = store.bucket_hashes()
+    if cp == 0:
+        why = "no checkpoint yet"
+    elif stored is None:
+        why = "the checkpoint was stored without the state tree's bucket hashes (an earlier version)"
+    elif stored[0] != cp:
+        why = f"the stored bucket hashes are of height {stored[0]}, the checkpoint of {cp}"
+    else:
+        head = _checkpoint_block(store, cp).header
+        st = lazy_state(genesis, store, head, stored[1])
+        if st is not None:
+            _, outcomes = _replay(store, st, cp + 1, verifier)
+            if outcomes:
+                store.index_in_memory(outcomes)
+            return st, None
+        why = f"the stored bucket hashes do not recompute block {cp}'s state root"
+    return load_ledger(store, genesis, verifier, persist=False), why
 
-    def __init__(self, data_dir: Path | str) -> None:
+
+class LedgerView:
+    """A data directory opened read-only: the state (the checkpoint, read lazily, plus the later
+    blocks replayed in memory) and a store whose index also covers those blocks. Never writes the
+    database.
+
+    ``full``: load the whole checkpoint and check every invariant, as a node does at start-up (what
+    every view did before bucket hashes were stored; O(chain)). ``loaded_in_full`` says why the view
+    was loaded in full (None: it reads lazily)."""
+
+    def __init__(self, data_dir: Path | str, *, full: bool = False) -> None:
         self.data_dir = Path(data_dir)
         gpath = self.data_dir / GENESIS_FILE
         if not gpath.exists():
@@ -262,8 +321,13 @@ class LedgerView:
         self.genesis = Genesis.from_json(gpath.read_text("utf-8"))
         self.store = Store(self.data_dir / DB_FILE, readonly=True)
         verifier = ParallelVerifier(1, processes=False)
+        self.loaded_in_full: str | None
         try:
-            self.state = load_ledger(self.store, self.genesis, verifier, persist=False)
+            if full:
+                self.state = load_ledger(self.store, self.genesis, verifier, persist=False)
+                self.loaded_in_full = "asked for"
+            else:
+                self.state, self.loaded_in_full = load_view(self.store, self.genesis, verifier)
         except BaseException:
             self.store.close()
             raise
@@ -629,7 +693,9 @@ class Node:
     def _queue_checkpoint(self, done: threading.Event | None = None) -> None:
         """Hand the changes since the last checkpoint to the writer (caller holds the lock).
         Checkpoints are written in order by one thread, so a later one never lands first."""
-        item = (self.state.height, self._pending_changes, self._pending_outcomes, done)
+        # the bucket hashes at this height, copied now (the tree moves on while the writer writes)
+        item = (self.state.height, self._pending_changes, self._pending_outcomes, done,
+                self.state.tree.bucket_hashes())
         self._pending_changes = {}
         self._pending_outcomes = []
         self._last_checkpoint = time.monotonic()
@@ -638,11 +704,11 @@ class Node:
         else:
             self._checkpoints.put(item)
 
-    @staticmethod
-    def _write_checkpoint(store: Store, item: CheckpointItem) -> None:
-        height, changes, outcomes, done = item
+    def _write_checkpoint(self, store: Store, item: CheckpointItem) -> None:
+        height, changes, outcomes, done, buckets = item
         if outcomes or changes:
-            store.write_checkpoint(height, changes, outcomes)
+            store.write_checkpoint(height, changes, outcomes,
+                                   pack_bucket_hashes(self.state.params.state_tree_depth, buckets))
         if done is not None:
             done.set()
 

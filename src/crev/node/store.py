@@ -12,9 +12,21 @@ Two kinds of write, both in WAL mode with ``synchronous=FULL``:
   never goes back (``CheckpointError``), and index rows are keyed so that indexing a block twice
   adds nothing.
 
+Each state entry is stored with ``kh``, the first 32 bits of SHA-256(key) (``key_hash32``), so the
+entries of one state-tree bucket are one index range. Each checkpoint also stores the state tree's
+bucket hashes (``state_buckets``, 32 bytes per bucket) in the same transaction: a reader rebuilds
+the tree from them, checks the root against the checkpoint block's signed header, and then loads
+and checks only the buckets it needs (``node/lazystate.py``).
+
+The write-ahead log is checkpointed after every state checkpoint (``wal_checkpoint(PASSIVE)``,
+which waits for nobody) and cut back to ``WAL_LIMIT`` bytes when SQLite restarts it
+(``journal_size_limit``), so it stays near the size of one state checkpoint's writes instead of
+growing until the last connection closes.
+
 A ``Store(path, readonly=True)`` never writes the file: it opens it ``mode=ro`` inside one read
 transaction (a consistent snapshot beside a running writer) and indexes blocks the checkpoint does
-not cover yet into TEMP tables that shadow the index tables on its own connection only.
+not cover yet into TEMP tables on its own connection only, behind TEMP views that show the file's
+rows and those together under the index tables' names (``index_in_memory``).
 """
 
 from __future__ import annotations
@@ -24,6 +36,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from crev.core.statetree import key_hash32
 from crev.ledger.apply import BlockOutcome, TxResult
 from crev.ledger.block import Block, Header
 from crev.ledger.events import Cancelled, Issued, ReadingAccepted, Retired, Traded, Transferred
@@ -37,7 +50,7 @@ CREATE TABLE IF NOT EXISTS txs (
   height INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL, kind TEXT NOT NULL,
   ok INTEGER NOT NULL, raw BLOB NOT NULL, result BLOB NOT NULL, PRIMARY KEY (height, idx));
 CREATE INDEX IF NOT EXISTS txs_by_hash ON txs(hash);
-CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value BLOB NOT NULL, kh INTEGER) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS ix_readings (
   device_id TEXT NOT NULL, seq INTEGER NOT NULL, interval_start INTEGER NOT NULL,
   interval_s INTEGER NOT NULL, generation_wh INTEGER NOT NULL, import_wh INTEGER NOT NULL,
@@ -61,7 +74,42 @@ CREATE INDEX IF NOT EXISTS ix_lots_owner ON ix_lots(owner);
 # A unit movement is indexed once however often its block is indexed (a replay after a crash, a
 # checkpoint written twice): INSERT OR IGNORE against this key.
 MOVES_KEY = "CREATE UNIQUE INDEX IF NOT EXISTS ix_moves_once ON ix_moves(tx_hash, lot_id, kind, start_unit)"
+# Created by _migrate, after the columns they cover exist in a database from an earlier version.
+LATER_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS ix_readings_owner ON ix_readings(owner, device_id)",
+    "CREATE INDEX IF NOT EXISTS ix_readings_start ON ix_readings(interval_start)",  # /v1/devices "today"
+    "CREATE INDEX IF NOT EXISTS state_kh ON state(kh)",  # a state-tree bucket's entries
+)
 INDEX_TABLES = ("ix_readings", "ix_lots", "ix_moves")
+# The index tables' shape and indexes for the TEMP tables of a read-only store's later blocks.
+TAIL_SCHEMA = """
+CREATE TEMP TABLE tail_ix_readings (
+  device_id TEXT NOT NULL, seq INTEGER NOT NULL, interval_start INTEGER NOT NULL,
+  interval_s INTEGER NOT NULL, generation_wh INTEGER NOT NULL, import_wh INTEGER NOT NULL,
+  export_wh INTEGER NOT NULL, lot_id TEXT NOT NULL, reading_hash BLOB NOT NULL,
+  height INTEGER NOT NULL, tx_hash BLOB NOT NULL, owner TEXT NOT NULL,
+  PRIMARY KEY (device_id, seq)) WITHOUT ROWID;
+CREATE INDEX temp.tail_ix_readings_owner ON tail_ix_readings(owner, device_id);
+CREATE INDEX temp.tail_ix_readings_start ON tail_ix_readings(interval_start);
+CREATE TEMP TABLE tail_ix_lots (
+  lot_id TEXT PRIMARY KEY, first_unit INTEGER NOT NULL, quantity_g INTEGER NOT NULL,
+  device_id TEXT NOT NULL, owner TEXT NOT NULL, slot_id INTEGER NOT NULL,
+  self_consumed_wh INTEGER NOT NULL, factor_g_per_kwh INTEGER NOT NULL, origin TEXT NOT NULL,
+  height INTEGER NOT NULL, tx_hash BLOB NOT NULL);
+CREATE INDEX temp.tail_ix_lots_unit ON tail_ix_lots(first_unit);
+CREATE INDEX temp.tail_ix_lots_owner ON tail_ix_lots(owner);
+CREATE TEMP TABLE tail_ix_moves (
+  lot_id TEXT NOT NULL, kind TEXT NOT NULL, party TEXT NOT NULL, counterparty TEXT NOT NULL,
+  start_unit INTEGER NOT NULL, end_unit INTEGER NOT NULL, ref TEXT NOT NULL,
+  height INTEGER NOT NULL, tx_hash BLOB NOT NULL);
+CREATE INDEX temp.tail_ix_moves_lot ON tail_ix_moves(lot_id);
+CREATE INDEX temp.tail_ix_moves_to ON tail_ix_moves(counterparty);
+CREATE UNIQUE INDEX temp.tail_ix_moves_once ON tail_ix_moves(tx_hash, lot_id, kind, start_unit);
+"""
+# The write-ahead log is cut back to this size whenever SQLite restarts it (journal_size_limit).
+WAL_LIMIT = 64 << 20
+BUCKETS_KEY = "state_buckets"  # meta: the state tree's packed bucket hashes at the checkpoint
+BUCKETS_HEIGHT_KEY = "state_buckets_height"  # meta: the height they belong to
 
 
 class CheckpointError(ValueError):
@@ -76,31 +124,47 @@ class Store:
         the index tables on this connection only (``index_in_memory``)."""
         self.path = Path(path)
         self.readonly = readonly
+        self._shadowed = False
         if readonly:
-            self._shadowed = False
             if not self.path.exists():  # a ledger initialised but never run: no blocks yet
                 self.db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
                 self.db.executescript(SCHEMA)
                 self.db.execute(MOVES_KEY)
-                return
-            self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None,
-                                      check_same_thread=False, timeout=120)
-            # One read transaction for the store's life: every query sees the same snapshot (WAL
-            # readers do not block the writer), so the checkpoint, the state entries and the blocks
-            # after it cannot come from different moments of a running node.
-            self.db.execute("BEGIN")
-            return
-        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=120)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.executescript(SCHEMA)
-        self._migrate()
+                for ddl in LATER_INDEXES:
+                    self.db.execute(ddl)
+            else:
+                self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None,
+                                          check_same_thread=False, timeout=120)
+                # One read transaction for the store's life: every query sees the same snapshot (WAL
+                # readers do not block the writer), so the checkpoint, the state entries and the
+                # blocks after it cannot come from different moments of a running node.
+                self.db.execute("BEGIN")
+        else:
+            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=120)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT}")
+            self.db.executescript(SCHEMA)
+            self._migrate()
+        # an earlier version's file opened read-only may lack the column (LedgerView then loads in full)
+        self.has_key_hashes = "kh" in [r[1] for r in self.db.execute("PRAGMA main.table_info(state)")]
 
     def _migrate(self) -> None:
         """Bring a database written by an earlier version up to SCHEMA: ``ix_readings.owner`` (the
-        owner at the time is the owner its lot was issued to), and ``ix_moves`` without the
-        duplicate rows that replays used to add, before its unique key is created."""
+        owner at the time is the owner its lot was issued to), ``state.kh`` (each key's hash
+        prefix, computed here for every stored entry), the indexes added since, and ``ix_moves``
+        without the duplicate rows that replays used to add, before its unique key is created."""
         db = self.db
+        if "kh" not in [r[1] for r in db.execute("PRAGMA table_info(state)")]:
+            db.create_function("crev_key_hash32", 1, key_hash32, deterministic=True)
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute("ALTER TABLE state ADD COLUMN kh INTEGER")
+                db.execute("UPDATE state SET kh = crev_key_hash32(key)")
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
         cols = [r[1] for r in db.execute("PRAGMA table_info(ix_readings)")]
         if "owner" not in cols:
             db.execute("BEGIN IMMEDIATE")
@@ -112,8 +176,9 @@ class Store:
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
-        # after the column exists (a database from before ix_readings.owner gets it just above)
-        db.execute("CREATE INDEX IF NOT EXISTS ix_readings_owner ON ix_readings(owner, device_id)")
+        # after the columns exist (a database from before them gets them just above)
+        for ddl in LATER_INDEXES:
+            db.execute(ddl)
         if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'ix_moves_once'").fetchone() is None:
             db.execute("BEGIN IMMEDIATE")
             try:
@@ -157,9 +222,11 @@ class Store:
             raise
 
     def write_checkpoint(self, height: int, changes: dict[str, bytes | None],
-                         outcomes: Sequence[tuple[int, list[TxResult]]]) -> None:
-        """Write the state entries changed up to block ``height`` and the index rows of the given
-        blocks' results, and record ``height`` as the checkpoint, in one transaction."""
+                         outcomes: Sequence[tuple[int, list[TxResult]]], bucket_hashes: bytes | None = None) -> None:
+        """Write the state entries changed up to block ``height``, the index rows of the given
+        blocks' results and the state tree's packed bucket hashes at ``height`` (without them, any
+        stored ones are dropped: they would belong to another height), and record ``height`` as the
+        checkpoint, in one transaction. Then checkpoint the write-ahead log."""
         if self.readonly:
             raise PermissionError(f"{self.path} is open read-only")
         db = self.db
@@ -169,17 +236,49 @@ class Store:
             if current is not None and int(current[0]) > height:
                 raise CheckpointError(f"{self.path}: refusing to move the checkpoint back from height "
                                       f"{int(current[0])} to {height} (another writer has run on this ledger)")
-            db.executemany("INSERT OR REPLACE INTO state VALUES (?, ?)",
-                           [(k, v) for k, v in changes.items() if v is not None])
+            db.executemany("INSERT OR REPLACE INTO state VALUES (?, ?, ?)",
+                           sorted((k, v, key_hash32(k)) for k, v in changes.items() if v is not None))
             db.executemany("DELETE FROM state WHERE key = ?", [(k,) for k, v in changes.items() if v is None])
             self._insert_index(outcomes)
+            self._put_bucket_hashes(height, bucket_hashes)
             db.execute("INSERT OR REPLACE INTO meta VALUES ('checkpoint_height', ?)", (str(height).encode(),))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        self.checkpoint_wal()
 
-    def _insert_index(self, outcomes: Sequence[tuple[int, list[TxResult]]]) -> None:
+    def write_bucket_hashes(self, height: int, bucket_hashes: bytes) -> None:
+        """Store the packed bucket hashes of the state at ``height``, which must be the checkpoint's
+        (a node that loaded a snapshot stored without them)."""
+        if self.readonly:
+            raise PermissionError(f"{self.path} is open read-only")
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if self.checkpoint_height() != height:
+                raise CheckpointError(f"{self.path}: bucket hashes for height {height}, but the checkpoint is "
+                                      f"at {self.checkpoint_height()}")
+            self._put_bucket_hashes(height, bucket_hashes)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def _put_bucket_hashes(self, height: int, packed: bytes | None) -> None:
+        if packed is None:
+            self.db.execute("DELETE FROM meta WHERE k IN (?, ?)", (BUCKETS_KEY, BUCKETS_HEIGHT_KEY))
+        else:
+            self.db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                                [(BUCKETS_KEY, packed), (BUCKETS_HEIGHT_KEY, str(height).encode())])
+
+    def checkpoint_wal(self) -> None:
+        """Copy what the write-ahead log holds into the database, waiting for no reader or writer
+        (PASSIVE: a block commit is never held up by it). Once the log is fully copied, the next
+        commit restarts it from the beginning and ``journal_size_limit`` cuts the file back."""
+        self.db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    def _insert_index(self, outcomes: Sequence[tuple[int, list[TxResult]]], prefix: str = "") -> None:
         readings: list[tuple[Any, ...]] = []
         lots: list[tuple[Any, ...]] = []
         moves: list[tuple[Any, ...]] = []
@@ -187,26 +286,36 @@ class Store:
             for res in results:
                 index_events(res, h, readings, lots, moves)
         db = self.db
-        db.executemany("INSERT OR REPLACE INTO ix_readings VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", readings)
-        db.executemany("INSERT OR REPLACE INTO ix_lots VALUES (?,?,?,?,?,?,?,?,?,?,?)", lots)
-        db.executemany("INSERT OR IGNORE INTO ix_moves VALUES (?,?,?,?,?,?,?,?,?)", moves)
+        db.executemany(f"INSERT OR REPLACE INTO {prefix}ix_readings VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", readings)
+        db.executemany(f"INSERT OR REPLACE INTO {prefix}ix_lots VALUES (?,?,?,?,?,?,?,?,?,?,?)", lots)
+        db.executemany(f"INSERT OR IGNORE INTO {prefix}ix_moves VALUES (?,?,?,?,?,?,?,?,?)", moves)
 
     def index_in_memory(self, outcomes: Sequence[tuple[int, list[TxResult]]]) -> None:
-        """Read-only stores: index blocks the checkpoint does not cover yet, on this connection only
-        (TEMP copies of the index tables shadow the file's, so every query sees both)."""
+        """Read-only stores: index blocks the checkpoint does not cover yet, on this connection only.
+        Their rows go to TEMP tables (``tail_ix_*``); TEMP views named like the index tables show the
+        file's rows followed by those (SQLite resolves an unqualified name to TEMP first), so every
+        query sees both and still uses each side's indexes (SQLite pushes the WHERE terms into both
+        arms of the UNION ALL). Costs what the later blocks hold, not what the file holds.
+        ``ix_moves`` keeps a ``rowid`` column: the file's rowids, then the tail's after them."""
+        db = self.db
         if not self._shadowed:
+            for ddl in TAIL_SCHEMA.split(";"):  # not executescript: it would commit the read transaction
+                if ddl.strip():
+                    db.execute(ddl)
             for t in INDEX_TABLES:
-                self.db.execute(f"CREATE TEMP TABLE {t} AS SELECT * FROM main.{t}")
-            self.db.execute("CREATE UNIQUE INDEX temp.ixr ON ix_readings(device_id, seq)")
-            self.db.execute("CREATE UNIQUE INDEX temp.ixl ON ix_lots(lot_id)")
-            self.db.execute("CREATE INDEX temp.ixl_unit ON ix_lots(first_unit)")
-            self.db.execute("CREATE INDEX temp.ixm_lot ON ix_moves(lot_id)")
-            self.db.execute("CREATE INDEX temp.ixm_to ON ix_moves(counterparty)")
-            self.db.execute("CREATE INDEX temp.ixl_owner ON ix_lots(owner)")
-            self.db.execute("CREATE INDEX temp.ixr_owner ON ix_readings(owner, device_id)")
-            self.db.execute("CREATE UNIQUE INDEX temp.ixm_once ON ix_moves(tx_hash, lot_id, kind, start_unit)")
+                cols = [r[1] for r in db.execute(f"PRAGMA temp.table_info(tail_{t})")]
+                have = {r[1] for r in db.execute(f"PRAGMA main.table_info({t})")}
+                main_cols = ", ".join(c if c in have else f"'' AS {c}" for c in cols)
+                names = ", ".join(cols)
+                if t == "ix_moves":  # trace orders a lot's movements by rowid
+                    top = int(db.execute("SELECT coalesce(max(rowid), 0) FROM main.ix_moves").fetchone()[0])
+                    db.execute(f"CREATE TEMP VIEW ix_moves({names}, rowid) AS SELECT {main_cols}, rowid FROM "
+                               f"main.ix_moves UNION ALL SELECT {names}, rowid + {top} FROM temp.tail_ix_moves")
+                else:
+                    db.execute(f"CREATE TEMP VIEW {t}({names}) AS SELECT {main_cols} FROM main.{t} "
+                               f"UNION ALL SELECT {names} FROM temp.tail_{t}")
             self._shadowed = True
-        self._insert_index(outcomes)
+        self._insert_index(outcomes, "tail_")
 
     def checkpoint_height(self) -> int:
         v = self.get_meta("checkpoint_height")
@@ -248,6 +357,28 @@ class Store:
     def state_items(self) -> Iterator[tuple[str, bytes]]:
         for k, v in self.db.execute("SELECT key, value FROM state"):
             yield str(k), bytes(v)
+
+    def bucket_hashes(self) -> tuple[int, bytes] | None:
+        """The packed bucket hashes stored with a checkpoint and its height, if any."""
+        packed, height = self.get_meta(BUCKETS_KEY), self.get_meta(BUCKETS_HEIGHT_KEY)
+        if packed is None or height is None or not self.has_key_hashes:
+            return None
+        return int(height), packed
+
+    def state_span(self, low: int, high: int) -> list[tuple[str, bytes]]:
+        """The state entries whose ``kh`` lies in [low, high): one state-tree bucket's entries."""
+        return [(str(k), bytes(v)) for k, v in self.db.execute(
+            "SELECT key, value FROM state WHERE kh >= ? AND kh < ?", (low, high))]
+
+    def state_value(self, key: str) -> bytes | None:
+        row = self.db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def state_prefix(self, prefix: str) -> list[tuple[str, bytes]]:
+        """The state entries whose key starts with ``prefix`` (one kind of record: ``"d/"``)."""
+        end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        return [(str(k), bytes(v)) for k, v in self.db.execute(
+            "SELECT key, value FROM state WHERE key >= ? AND key < ?", (prefix, end))]
 
 
 def index_events(res: TxResult, height: int, readings: list[tuple[Any, ...]],
