@@ -33,7 +33,7 @@ from crev.ledger.state import State
 VERSION = "crev-request/1"
 MAX_SKEW = 300
 NONCE_FILE = "api-nonces.sqlite"  # in the node's data directory
-NONCE_RE = re.compile(r"^[0-9a-f]{16,64}$")
+NONCE_RE = re.compile(r"[0-9a-f]{16,64}")  # always used with fullmatch (no "\n" before "$")
 HEADERS = ("X-Crev-Account", "X-Crev-Time", "X-Crev-Nonce", "X-Crev-Signature")
 
 
@@ -149,7 +149,7 @@ def verify_request(state: State, headers: Mapping[str, str], method: str, target
     if abs(t - now) > MAX_SKEW:
         raise SignatureError("X-Crev-Time", f"{t} is more than {MAX_SKEW} s from the server's clock ({now})")
     nonce = headers["X-Crev-Nonce"]
-    if not NONCE_RE.match(nonce):
+    if not NONCE_RE.fullmatch(nonce):
         raise SignatureError("X-Crev-Nonce", "must be 16-64 lowercase hex characters")
     try:
         sig = bytes.fromhex(headers["X-Crev-Signature"])
