@@ -27,9 +27,11 @@ ALLOWED: dict[str, set[str]] = {
     "audit": {"core", "ledger", "node", "errors"},
     "reports": {"core", "ledger", "node", "errors"},
     "data": {"core", "errors"},
-    "service": {"core", "ledger", "node", "audit", "reports", "errors"},
-    "demo": {"core", "ledger", "node", "device", "sim", "service", "data", "errors"},
-    "cli": {"core", "ledger", "node", "audit", "reports", "service", "device", "sim", "data", "demo", "errors"},
+    "consortium": {"core", "ledger", "node", "errors"},
+    "service": {"core", "ledger", "node", "audit", "reports", "consortium", "errors"},
+    "demo": {"core", "ledger", "node", "device", "sim", "service", "consortium", "data", "errors"},
+    "cli": {"core", "ledger", "node", "audit", "reports", "service", "consortium", "device", "sim", "data", "demo",
+            "errors"},
 }
 
 
