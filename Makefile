@@ -44,3 +44,24 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) crev-data build *.egg-info $(WEB)/node_modules test-artifacts
+
+# --- Consortium mode (issue 10): CometBFT and its ABCI protobuf types, built on first use ---------
+# Both come from CometBFT's own module through the Go module proxy; without Go they are skipped
+# (and the tests that need them skip, saying why). build/ and src/crev/consortium/_gen/ are ignored.
+COMETBFT_VERSION := v0.38.26
+COMETBFT := build/cometbft-$(COMETBFT_VERSION)/cometbft
+ABCI_DESC := src/crev/consortium/_gen/abci-$(COMETBFT_VERSION).binpb
+
+.PHONY: consortium
+consortium: $(ABCI_DESC) $(COMETBFT)
+demo lint: consortium
+
+$(ABCI_DESC): src/crev/consortium/protogen.py | $(STAMP)
+	@if command -v go >/dev/null 2>&1; then $(BIN)/python -m crev.consortium.protogen; \
+	else echo "make: go not found: the ABCI protobuf types are not built (consortium tests skip)"; fi
+
+$(COMETBFT):
+	@if command -v go >/dev/null 2>&1; then \
+	  echo "make: building cometbft $(COMETBFT_VERSION) with go install (a few minutes, once)"; \
+	  GOBIN=$(abspath $(dir $(COMETBFT))) go install github.com/cometbft/cometbft/cmd/cometbft@$(COMETBFT_VERSION); \
+	else echo "make: go not found: cometbft is not built (the consortium's real-process tests skip)"; fi

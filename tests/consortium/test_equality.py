@@ -1,0 +1,114 @@
+"""The embedded node and the ABCI app compute the same ledger: the same transactions in the same
+order, fed to the embedded node's finalize_block/commit (BlockBuilder) and to CrevApp's
+FinalizeBlock/Commit (in process, no CometBFT), give identical crev headers (so identical tx,
+results and state roots and app hashes) and identical result bytes, block by block."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crev.consortium.app import CODES, CrevApp
+from crev.core.encoding import encode
+from crev.ledger.apply import TxResult
+from crev.ledger.genesis import Genesis
+from crev.ledger.messages.market_tick import MarketTick
+from crev.ledger.messages.transfer import Transfer
+from crev.ledger.tx import build_tx
+from crev.node.node import Node
+from tests import ledger_kit
+from tests.ledger import market_kit
+from tests.ledger_kit import CHAIN, FACTORS, T0, key
+
+Blocks = list[tuple[list[bytes], int]]
+
+
+def kit_genesis() -> Genesis:
+    return Genesis(CHAIN, T0 - 86400, "operator", "Test Operator", key("operator").public_key,
+                   key("sequencer").public_key, emission_factors=FACTORS)
+
+
+def recorded_scenario(monkeypatch: pytest.MonkeyPatch) -> tuple[Blocks, bytes]:
+    """The market kit's ledger (registrations, readings, a market, deposits), then a good-till-time
+    bid that expires at a market_tick, a failed transfer (bad nonce), undecodable bytes, a bytes
+    of another chain and a batch repeating an accepted reading: every block as the kit applied it,
+    and the kit's final state root."""
+    blocks: Blocks = []
+    original = ledger_kit.Kit.block
+
+    def recording(self: ledger_kit.Kit, *raws: bytes, dt: int = 10) -> list[TxResult]:
+        blocks.append((list(raws), self.time + dt))
+        return original(self, *raws, dt=dt)
+
+    monkeypatch.setattr(ledger_kit.Kit, "block", recording)
+    kit = market_kit.make_market_kit()
+    until = kit.time + 600
+    market_kit.ok(kit, "buyer-co", market_kit.order("bid", 50_000, 2_000, tif="gtt", expires_at=until))
+    kit.time = until - 10
+    res = kit.block(build_tx(CHAIN, MarketTick(until)))
+    assert res[0].ok and res[0].detail == [1, 0, []]
+    stale = kit.tx("sun-co", Transfer("buyer-co", ((market_kit.L1, 100),), "x"), nonce=0)
+    kit.block(kit.tx("sun-co", Transfer("buyer-co", ((market_kit.L1, 100),), "gift")), stale,
+              b"\xff garbage", build_tx("other-chain", Transfer("buyer-co", ((market_kit.L1, 1),), "x"), "sun-co",
+                                        1, key("sun-co")),
+              kit.submit(kit.reading(ledger_kit.NOON, 10_000, 0, 0, seq=1, regs=(1_010_000, 2_000_000, 300_000))))
+    return blocks, kit.root()
+
+
+def test_embedded_node_and_abci_app_agree_block_by_block(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocks, kit_root = recorded_scenario(monkeypatch)
+    g = kit_genesis()
+    Node.init(tmp_path / "node", g, key("sequencer").seed)
+    node = Node(tmp_path / "node", verify_threads=1, verify_processes=False)
+    app = CrevApp(tmp_path / "app")
+    assert app.init_chain(CHAIN, g.genesis_time, g.to_json().encode(), []) == g.hash
+    results: list[list[Any]] = []
+    try:
+        for height, (txs, t) in enumerate(blocks, start=1):
+            expected = node.finalize_block(txs, t)
+            node.commit()
+            if any(raw == build_tx(CHAIN, MarketTick(t)) for raw in txs):
+                # the app's proposer adds the market clock exactly where the embedded sealer does
+                assert app.prepare_proposal([], 1 << 20, t) == txs
+                assert app.process_proposal(txs, height, t) is None
+            got = app.finalize_block(txs, height, t)
+            assert got.outcome is not None
+            assert got.outcome.header == expected.header, height
+            assert got.outcome.encoded_results == expected.encoded_results, height
+            assert got.app_hash == expected.header.hash
+            assert app.commit() == height
+            results.append([r.to_value() for r in got.outcome.results])
+        assert app.state is not None and app.state.tree.root() == node.state.tree.root() == kit_root
+        assert node.info()["height"] == app.info()["crev_height"] == len(blocks)
+    finally:
+        node.close()
+    last = results[-1]
+    assert [r[2] for r in last] == [True, False, False, False, False]
+    assert [r[1] for r in last] == ["transfer", "transfer", "?", "?", "submit_readings"]
+    assert [r[3][0] for r in last[1:]] == ["bad_nonce", "malformed", "malformed", "conflict"]
+    assert last[3][3][1] == "tx.chain_id"
+    # the app survives a restart: same height, app hash and state root, read back from its store
+    hash_before, root_before = app.app_hash, app.state.tree.root()
+    app.close()
+    again = CrevApp(tmp_path / "app")
+    try:
+        assert again.info()["last_block_height"] == len(blocks)
+        assert again.app_hash == hash_before and again.state is not None
+        assert again.state.tree.root() == root_before
+    finally:
+        again.close()
+
+
+def test_a_failed_transaction_gets_its_crev_error_code(tmp_path: Path) -> None:
+    g = kit_genesis()
+    app = CrevApp(tmp_path)
+    app.init_chain(CHAIN, g.genesis_time, g.to_json().encode(), [])
+    bad = encode(["crev/tx/1", CHAIN, "transfer", "nobody", 0, [], b"\x00" * 64])
+    f = app.finalize_block([bad], 1, g.genesis_time + 5)
+    assert f.outcome is not None
+    r = f.outcome.results[0]
+    assert not r.ok and r.error is not None and CODES[r.error.code] == CODES["malformed"]
+    app.commit()
+    app.close()
