@@ -136,6 +136,17 @@ def test_state_proof_of_a_lot_against_the_head(client: TestClient, world: a.Worl
     assert absent["value"] is None and absent["verified"] is True
 
 
+def test_the_supply_record_which_holds_all_jpy_deposited_is_proven_only_to_the_operator(client: TestClient) -> None:
+    path = "/v1/proofs/state/s"
+    assert_error(get(client, path, 401), "bad_signature", "X-Crev-Account")
+    r = signed(client, path, k.OWNER)
+    assert r.status_code == 403, r.text
+    assert_error(r.json(), "forbidden", "X-Crev-Account")
+    r = signed(client, path, k.OPERATOR)
+    assert r.status_code == 200, r.text
+    assert r.json()["key"] == "s" and r.json()["verified"] is True
+
+
 # --- registry ---------------------------------------------------------------------------------
 
 

@@ -26,6 +26,11 @@ def test_a_deposit_page_shows_no_amount_and_its_trace_verifies(web: Page, served
     web.shot("deposit-tx-page")
     body = web.page.inner_text("body")
     assert "WEB-TEST-" not in body and txh in body
+    # the page says what is withheld and for whom, instead of "0 bytes" and an empty proof
+    withheld = web.page.locator("[data-testid=withheld]")
+    assert withheld.count() == 3 and public["private_to"] in withheld.first.inner_text()  # size, detail, proof
+    assert "0 bytes" not in body and "{i}" not in body and "leaf" not in body.lower().split("withheld")[0][-40:]
+    assert public["block"]["time"] > 0
     web.assert_clean()
 
     web.open(f"#/trace/{txh}")

@@ -252,15 +252,17 @@ def create_app(node: Node, *, rate: float = 50.0, burst: int = 200, clock: Calla
 
     @app.get("/v1/proofs/state/{key:path}", tags=["ledger"])
     def state_proof(key: str, request: Request) -> Any:
-        """Public records (lots, devices, readings, retirements, factors, markets, supply, genesis)
-        for anyone; an account's own records (a/, o/, p/, b/: balances, orders, policies, standing
-        bids) only for a request signed by that account, as for ``/v1/accounts/{id}``."""
+        """Public records (lots, devices, readings, retirements, factors, markets, genesis) for
+        anyone; an account's own records (a/, o/, p/, b/: balances, orders, policies, standing bids)
+        only for a request signed by that account, as for ``/v1/accounts/{id}``; the supply totals
+        (``s``, which hold the JPY deposited) only for the operator."""
         from crev.audit.trace import state_proof as prove
 
         if not key or len(key) > 300 or not (key in ("s", "g") or re.match(r"^[adlrtfmopb]/.", key)):
             raise MalformedError("key", "a state key: l/<lot_id>, d/<device_id>, r/<device_id>/<seq>, "
-                                        "t/<retirement_id>, f/…, m/…, s or g; with a signed request also "
-                                        "a/<account_id>, o/<order_id>, p/…, b/… (1-300 characters)")
+                                        "t/<retirement_id>, f/…, m/… or g; with a signed request also "
+                                        "a/<account_id>, o/<order_id>, p/…, b/…, and s for the operator "
+                                        "(1-300 characters)")
         if key[0] in "aopb":
             ident = key[2:]
             if key[0] == "o":
@@ -270,6 +272,10 @@ def create_app(node: Node, *, rate: float = 50.0, burst: int = 200, clock: Calla
             else:
                 owner = ident.split("/")[0]
             authorise(request, owner)
+        elif key == "s":  # the supply totals hold all JPY deposited: one block's change shows a deposit
+            with live.state() as st:
+                operator = st.operator_id
+            authorise(request, operator)
         with live.read() as r:
             try:
                 p = prove(r.store, r.state, key)
@@ -419,8 +425,10 @@ def create_app(node: Node, *, rate: float = 50.0, burst: int = 200, clock: Calla
         if request.scope.get("query_string"):
             target += "?" + request.scope["query_string"].decode("latin-1")
         headers = {h: request.headers.get(h, "") for h in auth.HEADERS}
-        with live.state() as st:
-            auth.check(st, headers, request.method, target, body, int(clock()), nonces, account_id)
+        now = int(clock())
+        with live.state() as st:  # the node's lock: checks only, no fsync under it
+            signed = auth.permitted(st, headers, request.method, target, body, now, account_id)
+        auth.claim(signed, nonces, now)
 
     @app.get("/v1/accounts/{account_id}", tags=["private"], summary="Balances (signed request)")
     def balances(account_id: str, request: Request) -> Any:

@@ -166,15 +166,22 @@ def claim(signed: Signed, nonces: Nonces, now: int) -> None:
         raise ConflictError("X-Crev-Nonce", "this nonce was already used: a replayed request")
 
 
-def check(state: State, headers: Mapping[str, str], method: str, target: str, body: bytes, now: int,
-          nonces: Nonces, account_id: str) -> None:
-    """Raise unless the request is signed by ``account_id``'s current key (or the operator's).
-    ``headers`` are looked up case-insensitively by the caller (keys as in ``HEADERS``)."""
+def permitted(state: State, headers: Mapping[str, str], method: str, target: str, body: bytes, now: int,
+              account_id: str) -> Signed:
+    """The checked signer, if the request is signed by ``account_id``'s current key (or the
+    operator's); raises otherwise. The nonce is not claimed: do that with ``claim`` after letting
+    go of the state (the claim waits for an fsync). ``headers`` are looked up case-insensitively by
+    the caller (keys as in ``HEADERS``)."""
     who = headers.get("X-Crev-Account")
     if who and all(headers.get(h) for h in HEADERS) and who != account_id and who != state.operator_id:
         raise PermissionError_("X-Crev-Account", f"{who!r} may not read {account_id!r}'s private data")
-    signed = verify_request(state, headers, method, target, body, now)
-    claim(signed, nonces, now)
+    return verify_request(state, headers, method, target, body, now)
+
+
+def check(state: State, headers: Mapping[str, str], method: str, target: str, body: bytes, now: int,
+          nonces: Nonces, account_id: str) -> None:
+    """``permitted``, then the nonce claimed: raise unless the request may read ``account_id``'s data."""
+    claim(permitted(state, headers, method, target, body, now, account_id), nonces, now)
 
 
 def request_target(scope: Mapping[str, Any]) -> str:

@@ -74,7 +74,7 @@ def blocks(store: Store, offset: int, limit: int) -> dict[str, Any]:
 def block_wire(b: Block) -> dict[str, Any]:
     """The bytes a browser needs to check a header itself."""
     return {"height": b.header.height, "hash": b.header.hash.hex(), "header": b.header.encode().hex(),
-            "signature": b.signature.hex()}
+            "signature": b.signature.hex(), "time": b.header.time}
 
 
 def block(store: Store, height: int) -> dict[str, Any]:

@@ -237,6 +237,8 @@ const D = {
   'tx.failed': ['refused', '拒否'],
   'tx.size': ['Size', 'サイズ'],
   'tx.bytes': ['{n} bytes', '{n} バイト'],
+  'tx.withheld_short': ['withheld', '非公開'],
+  'tx.withheld': ['withheld: private to {account} (a signed request by it or the operator shows it)', '非公開：{account} または運営者の署名付きリクエストでのみ表示'],
   'tx.events': ['Events', 'イベント'],
   'tx.no_events': ['No events.', 'イベントはありません。'],
   'tx.more_events': ['… and {n} more', '… ほか {n} 件'],
