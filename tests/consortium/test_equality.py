@@ -15,6 +15,7 @@ from crev.core.encoding import encode
 from crev.ledger.apply import TxResult
 from crev.ledger.genesis import Genesis
 from crev.ledger.messages.market_tick import MarketTick
+from crev.ledger.messages.register_participant import RegisterParticipant
 from crev.ledger.messages.transfer import Transfer
 from crev.ledger.tx import build_tx
 from crev.node.node import Node
@@ -112,3 +113,30 @@ def test_a_failed_transaction_gets_its_crev_error_code(tmp_path: Path) -> None:
     assert not r.ok and r.error is not None and CODES[r.error.code] == CODES["malformed"]
     app.commit()
     app.close()
+
+
+def test_a_block_finalized_but_never_committed_is_dropped_when_consensus_moves_on(tmp_path: Path) -> None:
+    """CometBFT died between FinalizeBlock and Commit; the new one replays the height, perhaps
+    with another block: the app reloads its committed state first, and Info never reports the
+    uncommitted block."""
+    g = kit_genesis()
+    app = CrevApp(tmp_path / "a")
+    app.init_chain(CHAIN, g.genesis_time, g.to_json().encode(), [])
+    reg = build_tx(CHAIN, RegisterParticipant("sun-co", "Sun Co", "prosumer", key("sun-co").public_key),
+                   "operator", 0, key("operator"))
+    other = build_tx(CHAIN, RegisterParticipant("buyer-co", "Buyer Co", "buyer",
+                                                           key("buyer-co").public_key), "operator", 0, key("operator"))
+    f = app.finalize_block([reg], 1, g.genesis_time + 10)
+    assert f.outcome is not None
+    info = app.info()
+    assert (info["last_block_height"], info["last_block_app_hash"]) == (0, g.hash)
+    again = app.finalize_block([other], 1, g.genesis_time + 11)  # the replayed height holds another block
+    app.commit()
+    fresh = CrevApp(tmp_path / "b")
+    fresh.init_chain(CHAIN, g.genesis_time, g.to_json().encode(), [])
+    want = fresh.finalize_block([other], 1, g.genesis_time + 11)
+    fresh.commit()
+    assert again.app_hash == want.app_hash == app.info()["last_block_app_hash"]
+    assert app.state is not None and "sun-co" not in app.state.accounts
+    app.close()
+    fresh.close()

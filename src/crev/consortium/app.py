@@ -184,6 +184,7 @@ class CrevApp:
         self.validators: list[Validator] = []
         self._pending: Finalized | None = None
         self._since = _Since()
+        self._committed_app_hash = b""
         if (self.data_dir / GENESIS_FILE).exists():
             self._open(Genesis.from_json((self.data_dir / GENESIS_FILE).read_text("utf-8")))
 
@@ -216,6 +217,7 @@ class CrevApp:
             self._since.outcomes.append((block.header.height, out.results))
         check_invariants(st)
         self.state = st
+        self._committed_app_hash = st.last_block_hash
         h = int(store.get_meta("cometbft_height") or b"0")
         tip = store.get_meta(f"cmt/{st.height}") if st.height else None
         # the crev block may be stored while the CometBFT height written after it is not (kill -9
@@ -232,7 +234,23 @@ class CrevApp:
 
     @property
     def app_hash(self) -> bytes:
-        return b"" if self.state is None else self.state.last_block_hash
+        """The app hash after the last committed block (a finalized block waiting for Commit
+        does not count)."""
+        return self._committed_app_hash
+
+    def _drop_uncommitted(self) -> None:
+        """A block was finalized but never committed, and the consensus connection has moved on
+        (its CometBFT died and a new one is replaying): reload the committed state from disk."""
+        if self._pending is None or self.genesis is None:
+            return
+        self._pending = None
+        if self.store is not None:
+            self.store.close()
+        self.store = None
+        self.state = None
+        self.sigs = SigCache()
+        self._since = _Since()
+        self._open(self.genesis)
 
     def close(self) -> None:
         with self.cond:
@@ -337,6 +355,7 @@ class CrevApp:
         node's sealer does), then the mempool's transactions in order, leaving out what does not
         decode, a submitted market_tick, a repeat, and what would pass ``max_tx_bytes``."""
         with self.cond:
+            self._drop_uncommitted()
             st, _ = self._ready()
             limit = max_tx_bytes if max_tx_bytes > 0 else 1 << 62
             out: list[bytes] = []
@@ -365,6 +384,7 @@ class CrevApp:
         (garbage, another chain id, oversized), a market_tick anywhere but first or not exactly the
         one due at the block's time, or a due market clock left out."""
         with self.cond:
+            self._drop_uncommitted()
             st, _ = self._ready()
             if height != self.cometbft_height + 1:
                 return f"height {height}, the app is at {self.cometbft_height}"
@@ -388,10 +408,8 @@ class CrevApp:
         """Apply a decided block: every transaction through BlockBuilder (failed ones kept with
         their error). Block time is CometBFT's header time. Nothing is stored until ``commit``."""
         with self.cond:
+            self._drop_uncommitted()
             st, _ = self._ready()
-            if self._pending is not None:
-                raise AppError(f"FinalizeBlock at height {height} before block {self._pending.cometbft_height} "
-                               f"was committed")
             if height != self.cometbft_height + 1:
                 raise AppError(f"FinalizeBlock at height {height}, the app's last committed height is "
                                f"{self.cometbft_height}")
@@ -420,6 +438,7 @@ class CrevApp:
                 self._since.outcomes.append((h.height, p.outcome.results))
             store.set_meta("cometbft_height", str(p.cometbft_height).encode())
             self.cometbft_height = p.cometbft_height
+            self._committed_app_hash = p.app_hash
             self._pending = None
             if time.monotonic() - self._since.at >= self.checkpoint_s:
                 self._checkpoint()
