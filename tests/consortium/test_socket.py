@@ -56,6 +56,8 @@ def test_echo_info_init_finalize_commit_query(served: tuple[CrevApp, tuple[str, 
     assert c.call(echo={"message": "hello"}).echo.message == "hello"
     info = c.call(info={"version": "0.38.26"}).info
     assert (info.last_block_height, info.last_block_app_hash) == (0, b"")
+    early = c.call(check_tx={"tx": b"x"}).check_tx  # before InitChain: an error code, not an exception
+    assert early.code == CODES["error"] and "InitChain has not run" in early.log
     g = kit_genesis()
     assert init(c) == g.hash
     reg = build_tx(CHAIN, RegisterParticipant("sun-co", "Sun Co", "prosumer", key("sun-co").public_key), "operator",
@@ -145,6 +147,10 @@ def test_malformed_protobuf_gets_an_exception_and_changes_nothing(served: tuple[
     oversized = b"\x00" * (kit_genesis().params.max_tx_bytes + 1)
     chk = c.call(check_tx={"tx": oversized}).check_tx
     assert chk.code == CODES["malformed"] and "exceeds the limit" in chk.log
+    q = c.call(query={"path": "/state/zzz/1"}).query
+    assert q.code == CODES["malformed"] and "not a state key" in q.log
+    assert c.call(query={"path": "/tx/not-hex"}).query.code == CODES["malformed"]
+    assert c.call(query={"path": "/nothing"}).query.code == CODES["not_found"]
     assert c.call(echo={"message": "still here"}).echo.message == "still here"
     assert (app.info(), app.app_hash) == before
     for x in (c, bad, big, empty):

@@ -475,7 +475,12 @@ class CrevApp:
                 return QueryAnswer(0, json.dumps(info).encode(), height=h)
             if path.startswith("/state/"):
                 key = path[len("/state/"):]
-                value = st.value_of(key)
+                try:
+                    value = st.value_of(key)
+                except (KeyError, ValueError):
+                    return QueryAnswer(CODES["malformed"], log=f"{key!r} is not a state key (a/<account>, "
+                                       f"d/<device>, l/<lot>, r/<device>/<seq>, t/<retirement>, m/<market>, "
+                                       f"o/<order>, p/…, b/…, f/…, s, g)", height=h)
                 ops = [("crev/state", key.encode(), proof_bytes(st, key))]
                 head = store.block(st.height) if st.height else None
                 if head is not None:

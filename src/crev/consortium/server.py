@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from crev.consortium.app import CODESPACE, AppError, CrevApp, Validator, code_of, event_attributes
+from crev.consortium.app import CODES, CODESPACE, AppError, CrevApp, Validator, code_of, event_attributes
 from crev.consortium.proto import MAX_FRAME, Abci, DecodeError, FrameError, classes, frame, read_uvarint
 
 log = logging.getLogger("crev.abci")
@@ -55,14 +55,20 @@ class Handlers:
             return resp
         try:
             self.table[which](getattr(req, which), resp)
-        except AppError as err:
-            log.error("%s refused: %s", which, err)
+        except Exception as exc:
             resp.Clear()
-            resp.exception.error = f"{which}: {err}"
-        except Exception as exc:  # a bug: say so loudly, never answer as if it had worked
-            log.error("%s failed:\n%s", which, traceback.format_exc())
-            resp.Clear()
-            resp.exception.error = f"{which}: internal error {type(exc).__name__}: {exc}"
+            if which in SOFT:
+                # a ResponseException stops CometBFT: a bad query or transaction must not, so
+                # these answer with an error code instead
+                log.warning("%s failed: %s: %s", which, type(exc).__name__, exc)
+                r = getattr(resp, which)
+                r.code, r.codespace, r.log = CODES["error"], CODESPACE, f"{type(exc).__name__}: {exc}"
+            elif isinstance(exc, AppError):
+                log.error("%s refused: %s", which, exc)
+                resp.exception.error = f"{which}: {exc}"
+            else:  # a bug: say so loudly, never answer as if it had worked
+                log.error("%s failed:\n%s", which, traceback.format_exc())
+                resp.exception.error = f"{which}: internal error {type(exc).__name__}: {exc}"
         return resp
 
     def echo(self, req: Any, resp: Any) -> None:
@@ -179,6 +185,7 @@ class Handlers:
                     pe.attributes.add(key=k, value=v, index=k in INDEXED)
 
 
+SOFT = frozenset({"query", "check_tx"})  # answered with an error code, never an exception
 INDEXED = frozenset({"lot_id", "device_id", "account", "account_id", "owner", "order_id", "retirement_id",
                      "market_id", "buyer", "seller", "sender", "recipient", "trade_id"})
 
