@@ -111,6 +111,13 @@ def test_echo_info_init_finalize_commit_query(served: tuple[CrevApp, tuple[str, 
     tq = c.call(query={"path": f"/tx/{header.tx_root.hex()}"}).query  # not a tx hash
     assert tq.code == CODES["not_found"]
     assert json.loads(c.call(query={"path": "/info"}).query.value)["crev_height"] == 1
+    # no vote extensions, no state sync yet: each answered as such
+    assert c.call(extend_vote={"height": 3}).extend_vote.vote_extension == b""
+    assert c.call(verify_vote_extension={"vote_extension": b""}).verify_vote_extension.status == c.pb.VOTE_ACCEPT
+    assert c.call(verify_vote_extension={"vote_extension": b"x"}).verify_vote_extension.status == c.pb.VOTE_REJECT
+    assert len(c.call(list_snapshots={}).list_snapshots.snapshots) == 0
+    assert c.call(offer_snapshot={}).offer_snapshot.result == c.pb.SNAPSHOT_REJECT
+    assert c.call(apply_snapshot_chunk={}).apply_snapshot_chunk.result == c.pb.CHUNK_ABORT
     c.close()
 
 

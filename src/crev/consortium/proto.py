@@ -42,6 +42,7 @@ class Abci:
     PROPOSAL_ACCEPT: int
     PROPOSAL_REJECT: int
     VOTE_ACCEPT: int
+    VOTE_REJECT: int
     SNAPSHOT_REJECT: int
     CHUNK_ABORT: int
 
@@ -71,6 +72,7 @@ def classes() -> Abci:
         PROPOSAL_ACCEPT=enum("tendermint.abci.ResponseProcessProposal.ProposalStatus", "ACCEPT"),
         PROPOSAL_REJECT=enum("tendermint.abci.ResponseProcessProposal.ProposalStatus", "REJECT"),
         VOTE_ACCEPT=enum("tendermint.abci.ResponseVerifyVoteExtension.VerifyStatus", "ACCEPT"),
+        VOTE_REJECT=enum("tendermint.abci.ResponseVerifyVoteExtension.VerifyStatus", "REJECT"),
         SNAPSHOT_REJECT=enum("tendermint.abci.ResponseOfferSnapshot.Result", "REJECT"),
         CHUNK_ABORT=enum("tendermint.abci.ResponseApplySnapshotChunk.Result", "ABORT"),
     )

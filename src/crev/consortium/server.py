@@ -151,7 +151,7 @@ class Handlers:
 
     def verify_vote_extension(self, req: Any, resp: Any) -> None:
         ok = not req.vote_extension
-        resp.verify_vote_extension.status = self.pb.VOTE_ACCEPT if ok else self.pb.PROPOSAL_REJECT
+        resp.verify_vote_extension.status = self.pb.VOTE_ACCEPT if ok else self.pb.VOTE_REJECT
 
     def finalize_block(self, req: Any, resp: Any) -> None:
         f = self.app.finalize_block(list(req.txs), req.height, req.time.seconds)
