@@ -54,7 +54,7 @@ ABCI_DESC := src/crev/consortium/_gen/abci-$(COMETBFT_VERSION).binpb
 
 .PHONY: consortium
 consortium: $(ABCI_DESC) $(COMETBFT)
-demo lint: consortium
+lint: consortium  # the tests need them; `make demo` does not (yet)
 
 $(ABCI_DESC): src/crev/consortium/protogen.py | $(STAMP)
 	@if command -v go >/dev/null 2>&1; then $(BIN)/python -m crev.consortium.protogen; \
