@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from crev.consortium.app import CODES, CrevApp
-from crev.core.encoding import encode
+from crev.core.encoding import decode, encode
 from crev.ledger.apply import TxResult
 from crev.ledger.genesis import Genesis
 from crev.ledger.messages.market_tick import MarketTick
@@ -140,3 +140,37 @@ def test_a_block_finalized_but_never_committed_is_dropped_when_consensus_moves_o
     assert app.state is not None and "sun-co" not in app.state.accounts
     app.close()
     fresh.close()
+
+
+def test_check_tx_verifies_signatures_once_for_the_block_and_never_changes_results(tmp_path: Path) -> None:
+    """CheckTx puts the good signatures of a new transaction in the SigCache that FinalizeBlock
+    reads (a forged one is left out and judged in the block); the results equal an app that
+    never ran CheckTx."""
+    from tests.node import nodekit as k
+
+    g = k.genesis()
+    apps = [CrevApp(tmp_path / n) for n in ("checked", "unchecked")]
+    s = k.Signers()
+    setup = [s.tx(k.OPERATOR, RegisterParticipant(k.OWNER, "Sun Co", "prosumer", k.key(k.OWNER).public_key))]
+    setup += [s.tx(k.OPERATOR, market_kit.RegisterDevice(
+        k.device_id(i), k.OWNER, k.key(f"dev/{k.device_id(i)}").public_key, k.CAPACITY_W, k.T0 - 30 * 86400,
+        35_681_236, 139_767_125, "tokyo", f"SN-{i}", k.T0 + 5 * 365 * 86400, False, "solar_pv")) for i in range(3)]
+    forged = k.reading(2, 0, signer=k.key("not the device"))
+    batch = k.readings_tx([k.reading(0, 0), k.reading(1, 0), forged])
+    out = []
+    for app in apps:
+        app.init_chain(k.CHAIN, g.genesis_time, g.to_json().encode(), [])
+        app.finalize_block(setup, 1, k.NOW)
+        app.commit()
+        if app is apps[0]:
+            assert app.check_tx(batch).code == 0  # a forged reading does not refuse the batch here
+            assert len(app.sigs) == 2  # the two good device signatures
+        f = app.finalize_block([batch], 2, k.NOW + 1)
+        assert f.outcome is not None
+        out.append((f.app_hash, f.outcome.encoded_results))
+        app.commit()
+        assert len(app.sigs) == 0  # used by the block
+        app.close()
+    assert out[0] == out[1]
+    detail = decode(out[0][1][0])[5]
+    assert [d[0] for d in detail] == ["accepted", "accepted", "refused"] and detail[2][1] == "bad_signature"

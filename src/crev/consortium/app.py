@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from crev.core.encoding import encode
+from crev.core.signing import verify_many
 from crev.core.statetree import pack_bucket_hashes
 from crev.errors import ConflictError, CrevError, NonceError, RuleError
 from crev.ledger.apply import BlockBuilder, BlockOutcome, SigCache, TxResult, apply_block
@@ -52,6 +53,7 @@ from crev.ledger.snapshot import load_state
 from crev.ledger.state import State
 from crev.ledger.trading import tick_due
 from crev.ledger.tx import Tx, build_tx, decode_tx
+from crev.node.node import signature_triples
 from crev.node.store import Store
 
 GENESIS_FILE = "genesis.json"  # the same names as the embedded node's data directory
@@ -64,6 +66,7 @@ ENGINE = b"cometbft-v0.38"
 CODES: dict[str, int] = {"malformed": 1, "bad_signature": 2, "not_found": 3, "forbidden": 4, "conflict": 5,
                          "bad_nonce": 6, "rule_violation": 7, "invalid_block": 8, "error": 9}
 CODESPACE = "crev"
+SIG_CACHE_MAX = 500_000  # verified signatures kept for blocks to come (~200 MB at most)
 
 
 class AppError(RuntimeError):
@@ -308,20 +311,37 @@ class CrevApp:
         what committed state already rules out: a transaction already committed, a nonce already
         used, a batch whose every reading is already on the ledger, a ``market_tick`` (only a
         proposer adds it). Recheck (after each commit) runs the same checks, so what a committed
-        block made invalid leaves the mempool. Signatures are verified when applied."""
+        block made invalid leaves the mempool.
+
+        A new transaction's signatures (its signer's, each reading's device's) are then verified
+        outside the lock, while consensus goes on, and the good ones go to the SigCache that
+        FinalizeBlock's BlockBuilder reads: so each signature is verified once per node, and not
+        on the block's critical path. A bad signature is not refused here (it is judged in the
+        block, with its result); the cache changes speed only, never results."""
         with self.cond:
             st, store = self._ready()
-            try:
-                tx = decode_tx(raw, st.chain_id, st.params)
-            except CrevError as err:
-                return Check.refuse(err)
-            except Exception as exc:  # hostile bytes never stop the app
-                return Check(CODES["malformed"], "tx", f"cannot be decoded ({type(exc).__name__})")
+        try:
+            tx = decode_tx(raw, st.chain_id, st.params)  # stateless: no lock
+        except CrevError as err:
+            return Check.refuse(err)
+        except Exception as exc:  # hostile bytes never stop the app
+            return Check(CODES["malformed"], "tx", f"cannot be decoded ({type(exc).__name__})")
+        with self.cond:
+            st, store = self._ready()  # the committed state now (it may have been reloaded)
             try:
                 self._stateful_check(st, store, tx)
             except CrevError as err:
                 return Check.refuse(err, tx.kind)
-            return Check(0, kind=tx.kind)
+            triples = [] if recheck else signature_triples(st, tx)
+        if triples:
+            good = verify_many(triples)  # libsodium releases the GIL: this runs beside FinalizeBlock
+            with self.cond:
+                if len(self.sigs) > SIG_CACHE_MAX:  # signatures of transactions never included
+                    self.sigs = SigCache()
+                for t, ok in zip(triples, good, strict=True):
+                    if ok:
+                        self.sigs.add(*t)
+        return Check(0, kind=tx.kind)
 
     @staticmethod
     def _stateful_check(st: State, store: Store, tx: Tx) -> None:
