@@ -16,6 +16,7 @@ from crev.consortium.server import AbciServer
 from crev.core.encoding import decode
 from crev.core.statetree import StateProof
 from crev.ledger.block import Header
+from crev.ledger.messages.register_device import RegisterDevice
 from crev.ledger.messages.register_participant import RegisterParticipant
 from crev.ledger.tx import build_tx
 from tests.consortium.abcikit import Client, pb
@@ -162,3 +163,41 @@ def test_malformed_protobuf_gets_an_exception_and_changes_nothing(served: tuple[
     assert (app.info(), app.app_hash) == before
     for x in (c, bad, big, empty):
         x.close()
+
+
+def test_events_all_or_summary_for_a_readings_batch(tmp_path: Path) -> None:
+    """Every crev event as an ABCI event, or (--events summary) a batch's per-reading events as one
+    crev_readings count event; the result bytes (data) and the app hash are the same either way."""
+    from crev.consortium.server import Handlers
+    from tests.node import nodekit as k
+
+    p = pb()
+    g = k.genesis()
+    s = k.Signers()
+    setup = [s.tx(k.OPERATOR, RegisterParticipant(k.OWNER, "Sun Co", "prosumer", k.key(k.OWNER).public_key))]
+    setup += [s.tx(k.OPERATOR, RegisterDevice(
+        k.device_id(i), k.OWNER, k.key(f"dev/{k.device_id(i)}").public_key, k.CAPACITY_W, k.T0 - 30 * 86400,
+        35_681_236, 139_767_125, "tokyo", f"SN-{i}", k.T0 + 5 * 365 * 86400, False, "solar_pv")) for i in range(2)]
+    batch = k.readings_tx([k.reading(0, 0), k.reading(1, 0), k.reading(0, 0)])
+    seen = {}
+    for mode in ("all", "summary"):
+        app = CrevApp(tmp_path / mode)
+        h = Handlers(app, p, mode)
+        app.init_chain(k.CHAIN, g.genesis_time, g.to_json().encode(), [])
+        app.finalize_block(setup, 1, k.NOW)
+        app.commit()
+        req = p.Request()
+        req.finalize_block.height = 2
+        req.finalize_block.time.seconds = k.NOW + 1
+        req.finalize_block.txs.append(batch)
+        fin = h.handle(req).finalize_block
+        res = fin.tx_results[0]
+        seen[mode] = (bytes(fin.app_hash), bytes(res.data), [(e.type, {a.key: a.value for a in e.attributes})
+                                                              for e in res.events])
+        app.commit()
+        app.close()
+    assert seen["all"][:2] == seen["summary"][:2]
+    assert [t for t, _ in seen["all"][2]] == ["crev_tx", "issued", "reading_accepted", "issued", "reading_accepted"]
+    assert seen["summary"][2][1] == ("crev_readings", {"accepted": "2", "duplicate": "1", "refused": "0", "lots": "2",
+                                                       "issued_g": str(2 * k.PER_READING_G)})
+    assert len(seen["summary"][2]) == 2

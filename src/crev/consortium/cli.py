@@ -23,14 +23,16 @@ from crev.consortium.cometbft import CometError
 @click.option("--addr", default="tcp://127.0.0.1:26658", show_default=True,
               help="where CometBFT connects (proxy_app): tcp://host:port or unix:///path")
 @click.option("--checkpoint-s", default=2.0, show_default=True, help="seconds between state checkpoints")
-def abci(data_dir: Path, addr: str, checkpoint_s: float) -> None:
+@click.option("--events", type=click.Choice(["all", "summary"]), default="all", show_default=True,
+              help="ABCI events: every crev event, or a readings batch's per-reading events as one count event")
+def abci(data_dir: Path, addr: str, checkpoint_s: float, events: str) -> None:
     """Serve the ledger's state machine to CometBFT over the ABCI socket protocol."""
     from crev.consortium.server import AbciServer
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
     try:
         app = CrevApp(data_dir, checkpoint_s=checkpoint_s)
-        srv = AbciServer(app, addr)
+        srv = AbciServer(app, addr, events)
     except (AppError, OSError) as err:
         raise click.ClickException(str(err)) from None
 
@@ -64,12 +66,15 @@ def consortium() -> None:
 @click.option("--base-port", default=26600, show_default=True,
               help="member i listens on base+10i (rpc), +1 (p2p), +2 (its crev app)")
 @click.option("--timeout-commit", default="500ms", show_default=True)
-def init_cmd(root: Path, validators: int, chain_id: str, base_port: int, timeout_commit: str) -> None:
+@click.option("--events", type=click.Choice(["all", "summary"]), default="all", show_default=True,
+              help="what each member's app emits as ABCI events (see crev abci --help)")
+def init_cmd(root: Path, validators: int, chain_id: str, base_port: int, timeout_commit: str, events: str) -> None:
     """Write a localnet: per member a CometBFT home and a crev data dir, one shared genesis."""
     from crev.consortium import localnet
 
     try:
-        specs = localnet.init(root, validators, chain_id=chain_id, base_port=base_port, timeout_commit=timeout_commit)
+        specs = localnet.init(root, validators, chain_id=chain_id, base_port=base_port, timeout_commit=timeout_commit,
+                              events=events)
     except (CometError, FileExistsError) as err:
         raise click.ClickException(str(err)) from None
     for s in specs:

@@ -48,12 +48,13 @@ def raw_verify_rate(n: int = 4000) -> float:
     return n / (time.perf_counter() - t)
 
 
-def run(validators: int, devices: int, rounds: int, timeout_commit: str, root: Path, base_port: int) -> dict[str, Any]:
+def run(validators: int, devices: int, rounds: int, timeout_commit: str, root: Path, base_port: int,
+        events: str = "all") -> dict[str, Any]:
     now = int(time.time())
     start = (now - 30 * DAY) // 1800 * 1800
     g = Genesis(CHAIN, start - DAY, "operator", "Operator", _key("operator").public_key, _key("operator").public_key,
                 emission_factors=tuple(FactorRow("tokyo", y, "adjusted", 450, "loadgen") for y in (2024, 2025, 2026)))
-    localnet.init(root, validators, base_port=base_port, timeout_commit=timeout_commit, genesis=g)
+    localnet.init(root, validators, base_port=base_port, timeout_commit=timeout_commit, genesis=g, events=events)
     net = localnet.Localnet(root).start()
     try:
         rpc = net.rpc()
@@ -121,7 +122,7 @@ def run(validators: int, devices: int, rounds: int, timeout_commit: str, root: P
         blocks = h - h0
         elapsed = t_end - t0
         lat = sorted(latencies)
-        return {"validators": validators, "readings": accepted, "seconds": round(elapsed, 2),
+        return {"validators": validators, "events": events, "readings": accepted, "seconds": round(elapsed, 2),
                 "readings_per_s": round(accepted / elapsed), "blocks": blocks,
                 "blocks_per_s": round(blocks / elapsed, 2),
                 "p50_s": round(statistics.median(lat), 2), "p99_s": round(lat[int(0.99 * (len(lat) - 1))], 2),
@@ -137,9 +138,10 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=50)
     ap.add_argument("--timeout-commit", default="200ms")
     ap.add_argument("--base-port", type=int, default=27600)
+    ap.add_argument("--events", choices=("all", "summary"), default="all")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="crev-loadgen-") as tmp:
-        out = run(a.validators, a.devices, a.rounds, a.timeout_commit, Path(tmp) / "net", a.base_port)
+        out = run(a.validators, a.devices, a.rounds, a.timeout_commit, Path(tmp) / "net", a.base_port, a.events)
     print(" ".join(f"{k}={v}" for k, v in out.items()), flush=True)
     os._exit(0)
 

@@ -64,7 +64,7 @@ def shipped_factors() -> list[Any]:
 
 def init(root: Path, validators: int = 4, *, chain_id: str = "crev-consortium", base_port: int = 26600,
          timeout_commit: str = "500ms", genesis: Genesis | None = None, operator_seed: bytes | None = None,
-         binary: Path | None = None) -> list[MemberSpec]:
+         binary: Path | None = None, events: str = "all") -> list[MemberSpec]:
     """Write the localnet. ``genesis`` (with its operator's seed) replaces the generated one."""
     if validators < 1:
         raise CometError("--validators must be at least 1")
@@ -97,7 +97,7 @@ def init(root: Path, validators: int = 4, *, chain_id: str = "crev-consortium", 
         peers = ",".join(f"{o.node_id}@127.0.0.1:{sp.p2p}" for o, sp in zip(members, specs, strict=True) if o is not m)
         local_config(s.home, moniker=s.name, abci=f"tcp://127.0.0.1:{s.abci}", rpc=s.rpc, p2p=s.p2p, peers=peers,
                      timeout_commit=timeout_commit)
-    manifest = {"chain_id": genesis.chain_id, "cometbft": str(binary),
+    manifest = {"chain_id": genesis.chain_id, "cometbft": str(binary), "events": events,
                 "members": [{"name": s.name, "dir": s.dir.name, "rpc": s.rpc, "p2p": s.p2p, "abci": s.abci}
                             for s in specs]}
     (root / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
@@ -131,6 +131,7 @@ class Localnet:
     def __init__(self, root: Path, binary: Path | None = None) -> None:
         self.root = root
         manifest, self.members = load(root)
+        self.events = str(manifest.get("events", "all"))
         self.binary = binary or (Path(manifest["cometbft"]) if Path(manifest["cometbft"]).exists() else find_binary())
         self.apps: dict[str, subprocess.Popen[bytes]] = {}
         self.nodes: dict[str, subprocess.Popen[bytes]] = {}
@@ -143,7 +144,8 @@ class Localnet:
         log = open(m.dir / "abci.log", "ab")  # noqa: SIM115 - closed in stop()
         self._logs.append(log)
         self.apps[m.name] = subprocess.Popen(
-            [sys.executable, "-m", "crev.consortium.cli", "abci", str(m.data), "--addr", f"tcp://127.0.0.1:{m.abci}"],
+            [sys.executable, "-m", "crev.consortium.cli", "abci", str(m.data), "--addr", f"tcp://127.0.0.1:{m.abci}",
+             "--events", self.events],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         wait_port(m.abci, self.apps[m.name], f"{m.name}'s crev app")
 

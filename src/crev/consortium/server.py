@@ -34,9 +34,12 @@ VERSION = "crev/0.1.0"
 class Handlers:
     """Request (protobuf) → CrevApp call → Response (protobuf)."""
 
-    def __init__(self, app: CrevApp, pb: Abci) -> None:
+    def __init__(self, app: CrevApp, pb: Abci, events: str = "all") -> None:
+        if events not in EVENT_MODES:
+            raise ValueError(f"events must be one of {EVENT_MODES}")
         self.app = app
         self.pb = pb
+        self.summary = events == "summary"
         self.table: dict[str, Callable[[Any, Any], None]] = {
             "echo": self.echo, "flush": self.flush, "info": self.info, "init_chain": self.init_chain,
             "query": self.query, "check_tx": self.check_tx, "commit": self.commit,
@@ -179,12 +182,37 @@ class Handlers:
                 tev.attributes.add(key="error", value=res.error.code, index=True)
                 tev.attributes.add(key="field", value=res.error.field)
                 continue
+            if self.summary and res.kind == "submit_readings":
+                self._readings_summary(t, res.detail, res.events)
+                continue
             for e in res.events:
-                pe = t.events.add(type=e.type)
-                for k, v in event_attributes(e):
-                    pe.attributes.add(key=k, value=v, index=k in INDEXED)
+                self._event(t, e)
+
+    @staticmethod
+    def _event(t: Any, e: Any) -> None:
+        pe = t.events.add(type=e.type)
+        for k, v in event_attributes(e):
+            pe.attributes.add(key=k, value=v, index=k in INDEXED)
+
+    def _readings_summary(self, t: Any, detail: Any, events: Any) -> None:
+        """``--events summary``: a readings batch's per-reading events (reading_accepted, issued,
+        reading_gap) become one ``crev_readings`` event with the counts; every other event of the
+        batch (an offer policy's orders and trades) is mapped in full. The per-reading outcomes
+        stay in the result bytes (``data``) and in crev's own store and index."""
+        counts = {"accepted": 0, "duplicate": 0, "refused": 0}
+        for d in detail:
+            counts[d[0]] += 1
+        issued = [e for e in events if e.type == "issued"]
+        ev = t.events.add(type="crev_readings")
+        for k, n in (*counts.items(), ("lots", len(issued)), ("issued_g", sum(e.quantity_g for e in issued))):
+            ev.attributes.add(key=k, value=str(n))
+        for e in events:
+            if e.type not in PER_READING:
+                self._event(t, e)
 
 
+EVENT_MODES = ("all", "summary")
+PER_READING = frozenset({"reading_accepted", "issued", "reading_gap"})
 SOFT = frozenset({"query", "check_tx"})  # answered with an error code, never an exception
 INDEXED = frozenset({"lot_id", "device_id", "account", "account_id", "owner", "order_id", "retirement_id",
                      "market_id", "buyer", "seller", "sender", "recipient", "trade_id"})
@@ -246,9 +274,9 @@ class _Unix(socketserver.ThreadingUnixStreamServer):
 class AbciServer:
     """Serves ``app`` on ``addr`` (``tcp://host:port`` or ``unix:///path``)."""
 
-    def __init__(self, app: CrevApp, addr: str) -> None:
+    def __init__(self, app: CrevApp, addr: str, events: str = "all") -> None:
         self.app = app
-        self.handlers = Handlers(app, classes())
+        self.handlers = Handlers(app, classes(), events)
         self.server: socketserver.BaseServer
         if addr.startswith("unix://"):
             path = Path(addr[len("unix://"):])
