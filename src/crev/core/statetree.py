@@ -179,12 +179,25 @@ class StateTree:
         )
 
 
-def pack_bucket_hashes(depth: int, level0: dict[int, bytes]) -> bytes:
+def pack_bucket_hashes(depth: int, level0: dict[int, bytes], first: int = 0, count: int | None = None) -> bytes:
     """Every bucket's hash in bucket order, 32 bytes each (empty buckets as SHA-256(0x02)):
-    ``2**depth × 32`` bytes (2 MiB at depth 16)."""
+    ``2**depth × 32`` bytes (2 MiB at depth 16); or only buckets [first, first + count)."""
     empty = _EMPTY_BUCKET
     get = level0.get
-    return b"".join([get(i, empty) for i in range(1 << depth)])
+    end = 1 << depth if count is None else min(first + count, 1 << depth)
+    return b"".join([get(i, empty) for i in range(first, end)])
+
+
+@dataclass(frozen=True)
+class BucketHashes:
+    """A tree's bucket hashes (``StateTree.bucket_hashes``) not packed yet: storage packs only the
+    parts it writes."""
+
+    depth: int
+    level0: dict[int, bytes]
+
+    def packed(self, first: int = 0, count: int | None = None) -> bytes:
+        return pack_bucket_hashes(self.depth, self.level0, first, count)
 
 
 class BucketMismatch(ValueError):

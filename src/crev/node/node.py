@@ -42,10 +42,10 @@ from typing import Any
 from crev.core.encoding import decode
 from crev.core.hashing import sha256
 from crev.core.signing import Signer, verify_many
-from crev.core.statetree import pack_bucket_hashes
+from crev.core.statetree import BucketHashes
 from crev.errors import CrevError, InvalidBlock, MalformedError
 from crev.ledger.apply import BlockBuilder, BlockOutcome, SigCache, TxResult, apply_block
-from crev.ledger.block import Block
+from crev.ledger.block import Block, Header
 from crev.ledger.events import event_from_value
 from crev.ledger.genesis import Genesis, state_from_genesis
 from crev.ledger.invariants import check_invariants
@@ -217,7 +217,7 @@ class ParallelVerifier:
 
 
 def _packed(st: State) -> bytes:
-    return pack_bucket_hashes(st.tree.depth, st.tree.bucket_hashes())
+    return BucketHashes(st.tree.depth, st.tree.bucket_hashes()).packed()
 
 
 def _replay(store: Store, st: State, start: int, verifier: ParallelVerifier
@@ -235,8 +235,8 @@ def _replay(store: Store, st: State, start: int, verifier: ParallelVerifier
     return changes, outcomes
 
 
-def _checkpoint_block(store: Store, cp: int) -> Block:
-    head = store.block(cp)
+def _checkpoint_header(store: Store, cp: int) -> Header:
+    head = store.header(cp)
     if head is None:
         raise InvalidBlock("checkpoint_height", f"the checkpoint is at height {cp} but no block {cp} is "
                                                 f"stored: run `crev verify`")
@@ -255,12 +255,12 @@ def load_ledger(store: Store, genesis: Genesis, verifier: ParallelVerifier, pers
             # the snapshot holds every entry, including those genesis itself created
             store.write_checkpoint(0, {k: st.value_of(k) for k in st.all_keys()}, [], _packed(st))
     else:
-        head = _checkpoint_block(store, cp)
-        st = load_state(genesis, store.state_items(), cp, head.header.hash, head.header.time)
+        head = _checkpoint_header(store, cp)
+        st = load_state(genesis, store.state_items(), cp, head.hash, head.time)
         root = st.tree.root()
-        if root != head.header.state_root:
+        if root != head.state_root:
             raise InvalidBlock("state", f"checkpoint state root {root.hex()} differs from block {cp}'s "
-                                        f"{head.header.state_root.hex()}: run `crev verify`")
+                                        f"{head.state_root.hex()}: run `crev verify`")
     changes, outcomes = _replay(store, st, cp + 1, verifier)
     try:
         check_invariants(st)
@@ -293,7 +293,7 @@ def load_view(store: Store, genesis: Genesis, verifier: ParallelVerifier) -> tup
     elif stored[0] != cp:
         why = f"the stored bucket hashes are of height {stored[0]}, the checkpoint of {cp}"
     else:
-        head = _checkpoint_block(store, cp).header
+        head = _checkpoint_header(store, cp)
         st = lazy_state(genesis, store, head, stored[1])
         if st is not None:
             _, outcomes = _replay(store, st, cp + 1, verifier)
@@ -707,8 +707,7 @@ class Node:
     def _write_checkpoint(self, store: Store, item: CheckpointItem) -> None:
         height, changes, outcomes, done, buckets = item
         if outcomes or changes:
-            store.write_checkpoint(height, changes, outcomes,
-                                   pack_bucket_hashes(self.state.params.state_tree_depth, buckets))
+            store.write_checkpoint(height, changes, outcomes, BucketHashes(self.state.params.state_tree_depth, buckets))
         if done is not None:
             done.set()
 

@@ -12,14 +12,15 @@ Two kinds of write, both in WAL mode with ``synchronous=FULL``:
   never goes back (``CheckpointError``), and index rows are keyed so that indexing a block twice
   adds nothing.
 
-Each state entry is stored with ``kh``, the first 32 bits of SHA-256(key) (``key_hash32``), so the
-entries of one state-tree bucket are one index range. Each checkpoint also stores the state tree's
-bucket hashes (``state_buckets``, 32 bytes per bucket) in the same transaction: a reader rebuilds
-the tree from them, checks the root against the checkpoint block's signed header, and then loads
-and checks only the buckets it needs (``node/lazystate.py``).
+Each state entry is stored under (``kh``, key), ``kh`` being the first 32 bits of SHA-256(key)
+(``key_hash32``), so the entries of one state-tree bucket are one range of the table. Each
+checkpoint also stores the state tree's bucket hashes (table ``state_buckets``: 32 bytes per
+bucket, 64 buckets a row, only the rows whose buckets changed rewritten) in the same
+transaction: a reader rebuilds the tree from them, checks the root against the checkpoint block's
+signed header, and then loads and checks only the buckets it needs (``node/lazystate.py``).
 
-The write-ahead log is checkpointed after every state checkpoint (``wal_checkpoint(PASSIVE)``,
-which waits for nobody) and cut back to ``WAL_LIMIT`` bytes when SQLite restarts it
+The write-ahead log is copied into the database and emptied after every state checkpoint
+(``checkpoint_wal``), and cut back to ``WAL_LIMIT`` bytes whenever SQLite restarts it
 (``journal_size_limit``), so it stays near the size of one state checkpoint's writes instead of
 growing until the last connection closes.
 
@@ -32,11 +33,11 @@ rows and those together under the index tables' names (``index_in_memory``).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from crev.core.statetree import key_hash32
+from crev.core.statetree import HASH_SIZE, BucketHashes, key_hash32
 from crev.ledger.apply import BlockOutcome, TxResult
 from crev.ledger.block import Block, Header
 from crev.ledger.events import Cancelled, Issued, ReadingAccepted, Retired, Traded, Transferred
@@ -50,7 +51,9 @@ CREATE TABLE IF NOT EXISTS txs (
   height INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL, kind TEXT NOT NULL,
   ok INTEGER NOT NULL, raw BLOB NOT NULL, result BLOB NOT NULL, PRIMARY KEY (height, idx));
 CREATE INDEX IF NOT EXISTS txs_by_hash ON txs(hash);
-CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value BLOB NOT NULL, kh INTEGER) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS state (
+  kh INTEGER NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, PRIMARY KEY (kh, key)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS state_buckets (chunk INTEGER PRIMARY KEY, hashes BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS ix_readings (
   device_id TEXT NOT NULL, seq INTEGER NOT NULL, interval_start INTEGER NOT NULL,
   interval_s INTEGER NOT NULL, generation_wh INTEGER NOT NULL, import_wh INTEGER NOT NULL,
@@ -74,11 +77,14 @@ CREATE INDEX IF NOT EXISTS ix_lots_owner ON ix_lots(owner);
 # A unit movement is indexed once however often its block is indexed (a replay after a crash, a
 # checkpoint written twice): INSERT OR IGNORE against this key.
 MOVES_KEY = "CREATE UNIQUE INDEX IF NOT EXISTS ix_moves_once ON ix_moves(tx_hash, lot_id, kind, start_unit)"
+# The state's small kinds (all but lots l/, reading records r/ and retirements t/), listed by key
+# when a read-only view needs all of one kind (all devices, all markets, all factor rows).
+SMALL_KINDS = "substr(key, 1, 2) NOT IN ('l/', 'r/', 't/')"
 # Created by _migrate, after the columns they cover exist in a database from an earlier version.
 LATER_INDEXES = (
     "CREATE INDEX IF NOT EXISTS ix_readings_owner ON ix_readings(owner, device_id)",
     "CREATE INDEX IF NOT EXISTS ix_readings_start ON ix_readings(interval_start)",  # /v1/devices "today"
-    "CREATE INDEX IF NOT EXISTS state_kh ON state(kh)",  # a state-tree bucket's entries
+    f"CREATE INDEX IF NOT EXISTS state_small_kinds ON state(key) WHERE {SMALL_KINDS}",
 )
 INDEX_TABLES = ("ix_readings", "ix_lots", "ix_moves")
 # The index tables' shape and indexes for the TEMP tables of a read-only store's later blocks.
@@ -108,8 +114,13 @@ CREATE UNIQUE INDEX temp.tail_ix_moves_once ON tail_ix_moves(tx_hash, lot_id, ki
 """
 # The write-ahead log is cut back to this size whenever SQLite restarts it (journal_size_limit).
 WAL_LIMIT = 64 << 20
-BUCKETS_KEY = "state_buckets"  # meta: the state tree's packed bucket hashes at the checkpoint
-BUCKETS_HEIGHT_KEY = "state_buckets_height"  # meta: the height they belong to
+WAL_WAIT_MS = 50  # how long emptying the log after a checkpoint waits for readers (block commits wait too)
+BUSY_TIMEOUT_S = 120
+# The state tree's bucket hashes at the checkpoint are stored in rows of CHUNK_BUCKETS (2 KiB), so a
+# checkpoint rewrites only the rows whose buckets changed; meta state_buckets_height says which
+# checkpoint they belong to.
+CHUNK_BUCKETS = 64
+BUCKETS_HEIGHT_KEY = "state_buckets_height"
 
 
 class CheckpointError(ValueError):
@@ -140,27 +151,36 @@ class Store:
                 # blocks after it cannot come from different moments of a running node.
                 self.db.execute("BEGIN")
         else:
-            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=120)
+            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                                      timeout=BUSY_TIMEOUT_S)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT}")
             self.db.executescript(SCHEMA)
             self._migrate()
-        # an earlier version's file opened read-only may lack the column (LedgerView then loads in full)
-        self.has_key_hashes = "kh" in [r[1] for r in self.db.execute("PRAGMA main.table_info(state)")]
+        # an earlier version's file opened read-only may lack them (LedgerView then loads in full)
+        self.has_key_hashes = ([(r[1], r[5]) for r in self.db.execute("PRAGMA main.table_info(state)")][:2]
+                               == [("kh", 1), ("key", 2)]
+                               and self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'state_buckets'"
+                                                   ).fetchone() is not None)
 
     def _migrate(self) -> None:
         """Bring a database written by an earlier version up to SCHEMA: ``ix_readings.owner`` (the
-        owner at the time is the owner its lot was issued to), ``state.kh`` (each key's hash
-        prefix, computed here for every stored entry), the indexes added since, and ``ix_moves``
-        without the duplicate rows that replays used to add, before its unique key is created."""
+        owner at the time is the owner its lot was issued to), ``state`` keyed by (``kh``, key)
+        (the table rebuilt, each key's hash prefix computed here), the indexes added since, and
+        ``ix_moves`` without the duplicate rows that replays used to add, before its unique key is
+        created."""
         db = self.db
-        if "kh" not in [r[1] for r in db.execute("PRAGMA table_info(state)")]:
+        if [(r[1], r[5]) for r in db.execute("PRAGMA table_info(state)")][:2] != [("kh", 1), ("key", 2)]:
             db.create_function("crev_key_hash32", 1, key_hash32, deterministic=True)
             db.execute("BEGIN IMMEDIATE")
             try:
-                db.execute("ALTER TABLE state ADD COLUMN kh INTEGER")
-                db.execute("UPDATE state SET kh = crev_key_hash32(key)")
+                db.execute("DROP INDEX IF EXISTS state_kh")
+                db.execute("CREATE TABLE state_keyed (kh INTEGER NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, "
+                           "PRIMARY KEY (kh, key)) WITHOUT ROWID")
+                db.execute("INSERT INTO state_keyed SELECT crev_key_hash32(key), key, value FROM state ORDER BY 1, 2")
+                db.execute("DROP TABLE state")
+                db.execute("ALTER TABLE state_keyed RENAME TO state")
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
@@ -222,11 +242,13 @@ class Store:
             raise
 
     def write_checkpoint(self, height: int, changes: dict[str, bytes | None],
-                         outcomes: Sequence[tuple[int, list[TxResult]]], bucket_hashes: bytes | None = None) -> None:
+                         outcomes: Sequence[tuple[int, list[TxResult]]],
+                         bucket_hashes: bytes | BucketHashes | None = None) -> None:
         """Write the state entries changed up to block ``height``, the index rows of the given
-        blocks' results and the state tree's packed bucket hashes at ``height`` (without them, any
-        stored ones are dropped: they would belong to another height), and record ``height`` as the
-        checkpoint, in one transaction. Then checkpoint the write-ahead log."""
+        blocks' results and the state tree's bucket hashes at ``height`` (packed, or as the tree
+        gave them; without them, any stored ones are dropped: they would belong to another
+        height), and record ``height`` as the checkpoint, in one transaction. Then copy and empty
+        the write-ahead log."""
         if self.readonly:
             raise PermissionError(f"{self.path} is open read-only")
         db = self.db
@@ -236,11 +258,16 @@ class Store:
             if current is not None and int(current[0]) > height:
                 raise CheckpointError(f"{self.path}: refusing to move the checkpoint back from height "
                                       f"{int(current[0])} to {height} (another writer has run on this ledger)")
-            db.executemany("INSERT OR REPLACE INTO state VALUES (?, ?, ?)",
-                           sorted((k, v, key_hash32(k)) for k, v in changes.items() if v is not None))
-            db.executemany("DELETE FROM state WHERE key = ?", [(k,) for k, v in changes.items() if v is None])
+            khs = {k: key_hash32(k) for k in changes}
+            # in table order: neighbouring rows land on the same pages
+            db.executemany("INSERT OR REPLACE INTO state (kh, key, value) VALUES (?, ?, ?)",
+                           sorted((khs[k], k, v) for k, v in changes.items() if v is not None))
+            db.executemany("DELETE FROM state WHERE kh = ? AND key = ?",
+                           [(khs[k], k) for k, v in changes.items() if v is None])
             self._insert_index(outcomes)
-            self._put_bucket_hashes(height, bucket_hashes)
+            # the stored bucket hashes are those of the current checkpoint: rewrite the changed rows only
+            same = current is not None and self.get_meta(BUCKETS_HEIGHT_KEY) == bytes(current[0])
+            self._put_bucket_hashes(height, bucket_hashes, khs.values() if same else None)
             db.execute("INSERT OR REPLACE INTO meta VALUES ('checkpoint_height', ?)", (str(height).encode(),))
             db.execute("COMMIT")
         except BaseException:
@@ -248,7 +275,7 @@ class Store:
             raise
         self.checkpoint_wal()
 
-    def write_bucket_hashes(self, height: int, bucket_hashes: bytes) -> None:
+    def write_bucket_hashes(self, height: int, bucket_hashes: bytes | BucketHashes) -> None:
         """Store the packed bucket hashes of the state at ``height``, which must be the checkpoint's
         (a node that loaded a snapshot stored without them)."""
         if self.readonly:
@@ -265,18 +292,51 @@ class Store:
             db.execute("ROLLBACK")
             raise
 
-    def _put_bucket_hashes(self, height: int, packed: bytes | None) -> None:
-        if packed is None:
-            self.db.execute("DELETE FROM meta WHERE k IN (?, ?)", (BUCKETS_KEY, BUCKETS_HEIGHT_KEY))
+    def _put_bucket_hashes(self, height: int, hashes: bytes | BucketHashes | None,
+                           changed: Iterable[int] | None = None) -> None:
+        """Store ``hashes`` as the bucket hashes of ``height``: only the rows holding the buckets
+        of the key hashes ``changed`` if given (the others are already stored), else every row.
+        ``hashes`` None drops them."""
+        db = self.db
+        if hashes is None:
+            db.execute("DELETE FROM state_buckets")
+            db.execute("DELETE FROM meta WHERE k = ?", (BUCKETS_HEIGHT_KEY,))
+            return
+        if isinstance(hashes, BucketHashes):
+            depth = hashes.depth
+
+            def part(c: int) -> bytes:
+                return hashes.packed(c * CHUNK_BUCKETS, CHUNK_BUCKETS)
         else:
-            self.db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
-                                [(BUCKETS_KEY, packed), (BUCKETS_HEIGHT_KEY, str(height).encode())])
+            packed = hashes
+            depth = (len(packed) // HASH_SIZE).bit_length() - 1
+            if len(packed) != HASH_SIZE << depth:
+                raise ValueError(f"packed bucket hashes of {len(packed)} bytes: not 32 × a power of two")
+            size = HASH_SIZE * CHUNK_BUCKETS
+
+            def part(c: int) -> bytes:
+                return packed[c * size:(c + 1) * size]
+        if changed is None:
+            db.execute("DELETE FROM state_buckets")
+            chunks: Iterable[int] = range(-(-(1 << depth) // CHUNK_BUCKETS))
+        else:
+            chunks = {(kh >> (32 - depth)) // CHUNK_BUCKETS for kh in changed}
+        db.executemany("INSERT OR REPLACE INTO state_buckets VALUES (?, ?)", [(c, part(c)) for c in sorted(chunks)])
+        db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (BUCKETS_HEIGHT_KEY, str(height).encode()))
 
     def checkpoint_wal(self) -> None:
-        """Copy what the write-ahead log holds into the database, waiting for no reader or writer
-        (PASSIVE: a block commit is never held up by it). Once the log is fully copied, the next
-        commit restarts it from the beginning and ``journal_size_limit`` cuts the file back."""
-        self.db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        """Copy the write-ahead log into the database and cut it to nothing. First PASSIVE (copies
+        what it can, blocking no one), then TRUNCATE, which copies the frames committed meanwhile
+        and empties the file, but holds block commits off while it waits for readers: so it waits
+        at most ``WAL_WAIT_MS`` for them (a long read beside the node, e.g. an open ``LedgerView``,
+        keeps its snapshot; the log is then cut back to ``WAL_LIMIT`` when SQLite next restarts it)."""
+        db = self.db
+        db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        db.execute(f"PRAGMA busy_timeout={WAL_WAIT_MS}")
+        try:
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        finally:
+            db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
 
     def _insert_index(self, outcomes: Sequence[tuple[int, list[TxResult]]], prefix: str = "") -> None:
         readings: list[tuple[Any, ...]] = []
@@ -336,6 +396,11 @@ class Store:
             "SELECT raw FROM txs WHERE height = ? ORDER BY idx", (height,))]
         return Block(Header.decode(bytes(row[0])), bytes(row[1]), tuple(txs))
 
+    def header(self, height: int) -> Header | None:
+        """Block ``height``'s header alone (``block`` also reads every transaction)."""
+        row = self.db.execute("SELECT header FROM blocks WHERE height = ?", (height,)).fetchone()
+        return None if row is None else Header.decode(bytes(row[0]))
+
     def blocks(self, start: int = 1) -> Iterator[Block]:
         """Every block from ``start`` in order (streamed; memory stays flat)."""
         cur = self.db.cursor()
@@ -360,10 +425,13 @@ class Store:
 
     def bucket_hashes(self) -> tuple[int, bytes] | None:
         """The packed bucket hashes stored with a checkpoint and its height, if any."""
-        packed, height = self.get_meta(BUCKETS_KEY), self.get_meta(BUCKETS_HEIGHT_KEY)
-        if packed is None or height is None or not self.has_key_hashes:
+        height = self.get_meta(BUCKETS_HEIGHT_KEY)
+        if height is None or not self.has_key_hashes:
             return None
-        return int(height), packed
+        rows = self.db.execute("SELECT chunk, hashes FROM state_buckets ORDER BY chunk").fetchall()
+        if [r[0] for r in rows] != list(range(len(rows))):
+            return None
+        return int(height), b"".join(bytes(r[1]) for r in rows)
 
     def state_span(self, low: int, high: int) -> list[tuple[str, bytes]]:
         """The state entries whose ``kh`` lies in [low, high): one state-tree bucket's entries."""
@@ -371,14 +439,17 @@ class Store:
             "SELECT key, value FROM state WHERE kh >= ? AND kh < ?", (low, high))]
 
     def state_value(self, key: str) -> bytes | None:
-        row = self.db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        row = self.db.execute("SELECT value FROM state WHERE kh = ? AND key = ?", (key_hash32(key), key)).fetchone()
         return None if row is None else bytes(row[0])
 
     def state_prefix(self, prefix: str) -> list[tuple[str, bytes]]:
-        """The state entries whose key starts with ``prefix`` (one kind of record: ``"d/"``)."""
+        """The state entries whose key starts with ``prefix`` (one kind of record: ``"d/"``), in
+        table order. The small kinds through their index; lots, reading records and retirements
+        by reading the whole table."""
         end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        small = f" AND {SMALL_KINDS}" if prefix[:2] not in ("l/", "r/", "t/") else ""
         return [(str(k), bytes(v)) for k, v in self.db.execute(
-            "SELECT key, value FROM state WHERE key >= ? AND key < ?", (prefix, end))]
+            f"SELECT key, value FROM state WHERE key >= ? AND key < ?{small} ORDER BY kh, key", (prefix, end))]
 
 
 def index_events(res: TxResult, height: int, readings: list[tuple[Any, ...]],
