@@ -16,6 +16,7 @@ import base64
 import os
 import statistics
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,9 @@ def raw_verify_rate(n: int = 4000) -> float:
 
 
 def run(validators: int, devices: int, rounds: int, timeout_commit: str, root: Path, base_port: int,
-        events: str = "all") -> dict[str, Any]:
+        events: str = "all", rate: float = 0.0) -> dict[str, Any]:
+    """``rate``: readings/s offered (batches spaced evenly); 0 submits everything at once."""
+    raw = raw_verify_rate()  # before the net runs: one core to itself
     now = int(time.time())
     start = (now - 30 * DAY) // 1800 * 1800
     g = Genesis(CHAIN, start - DAY, "operator", "Operator", _key("operator").public_key, _key("operator").public_key,
@@ -87,16 +90,26 @@ def run(validators: int, devices: int, rounds: int, timeout_commit: str, root: P
         h0 = rpc.height()
         sent: dict[bytes, float] = {}
         t0 = time.monotonic()
-        for tx in batches:
-            sent[sha256(tx)] = time.monotonic()
-            r = rpc.broadcast_sync(tx)
-            if r["code"] != 0:
-                raise CometError(f"CheckTx refused a batch: {r['log']}")
+        refused: list[str] = []
+
+        def submit() -> None:  # beside the watcher below, so a block is seen when it commits
+            for n, tx in enumerate(batches):
+                if rate > 0:
+                    time.sleep(max(0.0, t0 + n * devices / rate - time.monotonic()))
+                sent[sha256(tx)] = time.monotonic()
+                r = rpc.broadcast_sync(tx)
+                if r["code"] != 0:
+                    refused.append(str(r["log"]))
+
+        submitter = threading.Thread(target=submit, daemon=True)
+        submitter.start()
         latencies: list[float] = []
         accepted = 0
         h = h0
         deadline = time.monotonic() + 300
         while len(latencies) < len(batches) and time.monotonic() < deadline:
+            if refused:
+                raise CometError(f"CheckTx refused a batch: {refused[0]}")
             if rpc.height() <= h:
                 time.sleep(0.02)
                 continue
@@ -114,7 +127,7 @@ def run(validators: int, devices: int, rounds: int, timeout_commit: str, root: P
             seen = time.monotonic()  # committed and executed on the member we submitted to
             for tx, rr in zip(txs, res, strict=True):
                 th = sha256(tx)
-                if th in sent:
+                if th in sent:  # set before broadcast_sync returns, so before its block exists
                     latencies.append(seen - sent[th])
                     if rr["code"] == 0:
                         accepted += devices
@@ -126,7 +139,7 @@ def run(validators: int, devices: int, rounds: int, timeout_commit: str, root: P
                 "readings_per_s": round(accepted / elapsed), "blocks": blocks,
                 "blocks_per_s": round(blocks / elapsed, 2),
                 "p50_s": round(statistics.median(lat), 2), "p99_s": round(lat[int(0.99 * (len(lat) - 1))], 2),
-                "raw_verify_per_s_one_core": round(raw_verify_rate())}
+                "offered_per_s": rate or "burst", "raw_verify_per_s_one_core": round(raw)}
     finally:
         net.stop()
 
@@ -139,9 +152,11 @@ def main() -> None:
     ap.add_argument("--timeout-commit", default="200ms")
     ap.add_argument("--base-port", type=int, default=27600)
     ap.add_argument("--events", choices=("all", "summary"), default="all")
+    ap.add_argument("--rate", type=float, default=0.0, help="readings/s offered (0: all at once)")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="crev-loadgen-") as tmp:
-        out = run(a.validators, a.devices, a.rounds, a.timeout_commit, Path(tmp) / "net", a.base_port, a.events)
+        out = run(a.validators, a.devices, a.rounds, a.timeout_commit, Path(tmp) / "net", a.base_port, a.events,
+                  a.rate)
     print(" ".join(f"{k}={v}" for k, v in out.items()), flush=True)
     os._exit(0)
 
