@@ -174,3 +174,44 @@ def test_check_tx_verifies_signatures_once_for_the_block_and_never_changes_resul
     assert out[0] == out[1]
     detail = decode(out[0][1][0])[5]
     assert [d[0] for d in detail] == ["accepted", "accepted", "refused"] and detail[2][1] == "bad_signature"
+
+
+def test_info_after_a_crash_between_storing_a_block_and_its_cometbft_height(tmp_path: Path) -> None:
+    """Commit writes cmt/<crev height> → the crev block → cometbft_height. A kill -9 after the
+    block but before the height: the block's own record says which CometBFT height it was, so
+    Info reports it and the handshake does not replay it (no block applied twice). A kill -9
+    before the block: Info reports the height before it, and CometBFT replays it."""
+    g = kit_genesis()
+    reg = build_tx(CHAIN, RegisterParticipant("sun-co", "Sun Co", "prosumer", key("sun-co").public_key),
+                   "operator", 0, key("operator"))
+    app = CrevApp(tmp_path)
+    app.init_chain(CHAIN, g.genesis_time, g.to_json().encode(), [])
+    for h in (1, 2, 3):  # two empty CometBFT blocks first
+        app.finalize_block([], h, g.genesis_time + h)
+        app.commit()
+    f = app.finalize_block([reg], 4, g.genesis_time + 4)
+    assert app.store is not None and f.outcome is not None
+    app.store.set_meta("cmt/1", b"4")  # what commit does, stopped before the cometbft_height write
+    from crev.ledger.block import Block
+    app.store.commit_block(Block(f.outcome.header, b"", tuple(f.outcome.txs)), f.outcome)
+    app.store.close()
+    app.store = None  # the process died here
+    after = CrevApp(tmp_path)
+    assert after.info()["last_block_height"] == 4 and after.info()["crev_height"] == 1
+    assert after.app_hash == f.app_hash
+    after.close()
+    # the other order: the record written, the block not
+    other = tmp_path / "other"
+    app = CrevApp(other)
+    app.init_chain(CHAIN, g.genesis_time, g.to_json().encode(), [])
+    app.finalize_block([], 1, g.genesis_time + 1)
+    app.commit()
+    app.finalize_block([reg], 2, g.genesis_time + 2)
+    assert app.store is not None
+    app.store.set_meta("cmt/1", b"2")
+    app.store.close()
+    app.store = None
+    after = CrevApp(other)
+    assert after.info()["last_block_height"] == 1 and after.info()["crev_height"] == 0
+    assert after.app_hash == g.hash
+    after.close()
