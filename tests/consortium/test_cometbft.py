@@ -110,3 +110,44 @@ def test_single_validator_chain_commits_crev_transactions(tmp_path: Path) -> Non
     t0 = time.monotonic()
     assert all(p.poll() is not None for p in (*net.apps.values(), *net.nodes.values()))
     assert time.monotonic() - t0 < 1
+
+
+def test_a_full_node_started_later_replays_from_genesis_to_the_same_app_hashes(tmp_path: Path) -> None:
+    """An auditor's replica (a full node, not a validator, with its own crev app) that joins after
+    blocks were committed syncs them from genesis through its app and reaches the validators' app
+    hash at every height, and the same crev blocks and state root."""
+    from crev.consortium import localnet
+    from crev.consortium.cometbft import Rpc
+    from tests.consortium.abcikit import cometbft_binary, pb
+    from tests.consortium.netkit import free_base
+
+    binary = cometbft_binary()
+    pb()
+    localnet.init(tmp_path, 1, observers=1, base_port=free_base(2), timeout_commit="200ms", genesis=k.genesis(),
+                  binary=binary)
+    net = localnet.Localnet(tmp_path, binary)
+    validator, replica = net.members
+    assert validator.validator and not replica.validator
+    try:
+        net.start_app(validator)
+        net.start_node(validator)
+        rpc = Rpc(validator.rpc_url)
+        rpc.wait_height(1, 60)
+        s = register(rpc, 2)
+        r = committed(rpc, k.readings_tx([k.reading(d, j) for d in range(2) for j in range(3)]))
+        assert r["code"] == 0
+        committed(rpc, s.tx(k.OWNER, Transfer(k.BUYER, ((r["result"][5][0][1], 7),), "to the buyer")))
+        top = rpc.height()
+        net.start_app(replica)
+        net.start_node(replica)
+        follower = Rpc(replica.rpc_url)
+        follower.wait_height(top + 2, 60)
+        rpc.wait_height(top + 2, 60)
+        for h in range(1, top + 2):
+            assert follower.app_hash_at(h) == rpc.app_hash_at(h), h
+        validators = rpc.call("validators")["validators"]
+        assert len(validators) == 1  # the replica follows, it does not vote
+    finally:
+        net.stop()
+    assert replayed_root(replica.data) == replayed_root(validator.data)
+    assert replayed_root(replica.data)[1] >= 4

@@ -62,23 +62,27 @@ def consortium() -> None:
 @consortium.command("init")
 @click.argument("root", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--validators", default=4, show_default=True, help="how many members (each a validator)")
+@click.option("--observers", default=0, show_default=True,
+              help="full nodes beside them (an auditor's replica: follows, never votes)")
 @click.option("--chain-id", default="crev-consortium", show_default=True)
 @click.option("--base-port", default=26600, show_default=True,
               help="member i listens on base+10i (rpc), +1 (p2p), +2 (its crev app)")
 @click.option("--timeout-commit", default="500ms", show_default=True)
 @click.option("--events", type=click.Choice(["all", "summary"]), default="all", show_default=True,
               help="what each member's app emits as ABCI events (see crev abci --help)")
-def init_cmd(root: Path, validators: int, chain_id: str, base_port: int, timeout_commit: str, events: str) -> None:
+def init_cmd(root: Path, validators: int, observers: int, chain_id: str, base_port: int, timeout_commit: str,
+             events: str) -> None:
     """Write a localnet: per member a CometBFT home and a crev data dir, one shared genesis."""
     from crev.consortium import localnet
 
     try:
         specs = localnet.init(root, validators, chain_id=chain_id, base_port=base_port, timeout_commit=timeout_commit,
-                              events=events)
+                              events=events, observers=observers)
     except (CometError, FileExistsError) as err:
         raise click.ClickException(str(err)) from None
     for s in specs:
-        click.echo(f"{s.name:10} {s.dir}  rpc {s.rpc_url}  p2p {s.p2p}  app {s.abci}")
+        role = "validator" if s.validator else "full node"
+        click.echo(f"{s.name:10} {role:9} {s.dir}  rpc {s.rpc_url}  p2p {s.p2p}  app {s.abci}")
     click.echo(f"operator key: {root / localnet.OPERATOR_KEY}; start with `crev consortium up {root}`")
 
 

@@ -73,9 +73,11 @@ def rfc3339(unix_s: float) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S.%f") + "000Z"
 
 
-def write_genesis(members: list[Member], crev_genesis: Genesis, genesis_time: float, power: int = 10) -> dict[str, Any]:
-    """One genesis for every member: chain id = the crev chain id, the members as validators of
-    equal power, crev's genesis JSON as ``app_state``, consensus params as ``cometbft init`` wrote."""
+def write_genesis(members: list[Member], crev_genesis: Genesis, genesis_time: float, power: int = 10,
+                  validators: int | None = None) -> dict[str, Any]:
+    """One genesis for every member: chain id = the crev chain id, the first ``validators``
+    members (all by default) as validators of equal power, crev's genesis JSON as ``app_state``,
+    consensus params as ``cometbft init`` wrote."""
     if genesis_time < crev_genesis.genesis_time:
         raise CometError("the CometBFT genesis time must not be before the crev genesis time")
     base = json.loads((members[0].home / "config" / "genesis.json").read_text())
@@ -85,7 +87,7 @@ def write_genesis(members: list[Member], crev_genesis: Genesis, genesis_time: fl
         "initial_height": "1",
         "consensus_params": base["consensus_params"],
         "validators": [{"address": m.address, "pub_key": m.pub_key, "power": str(power), "name": m.name}
-                       for m in members],
+                       for m in members[:validators]],
         "app_hash": "",
         "app_state": json.loads(crev_genesis.to_json()),
     }

@@ -43,6 +43,7 @@ class MemberSpec:
     rpc: int
     p2p: int
     abci: int
+    validator: bool = True  # False: a full node that only follows (an auditor's replica)
 
     @property
     def home(self) -> Path:
@@ -64,8 +65,10 @@ def shipped_factors() -> list[Any]:
 
 def init(root: Path, validators: int = 4, *, chain_id: str = "crev-consortium", base_port: int = 26600,
          timeout_commit: str = "500ms", genesis: Genesis | None = None, operator_seed: bytes | None = None,
-         binary: Path | None = None, events: str = "all") -> list[MemberSpec]:
-    """Write the localnet. ``genesis`` (with its operator's seed) replaces the generated one."""
+         binary: Path | None = None, events: str = "all", observers: int = 0) -> list[MemberSpec]:
+    """Write the localnet. ``genesis`` (with its operator's seed) replaces the generated one.
+    ``observers``: full nodes beside the validators (not in the validator set), each with its own
+    crev app: they replay every block from genesis and must reach the same app hash."""
     if validators < 1:
         raise CometError("--validators must be at least 1")
     if (root / MANIFEST).exists():
@@ -85,20 +88,22 @@ def init(root: Path, validators: int = 4, *, chain_id: str = "crev-consortium", 
         with os.fdopen(fd, "w") as f:
             f.write(operator_seed.hex() + "\n")
     names = [NAMES[i] if i < len(NAMES) else f"member-{i}" for i in range(validators)]
-    specs = [MemberSpec(n, root / f"{i}-{n}", base_port + 10 * i, base_port + 10 * i + 1, base_port + 10 * i + 2)
-             for i, n in enumerate(names)]
+    names += [f"observer-{j}" for j in range(observers)]
+    specs = [MemberSpec(n, root / f"{i}-{n}", base_port + 10 * i, base_port + 10 * i + 1, base_port + 10 * i + 2,
+                        i < validators) for i, n in enumerate(names)]
     members: list[Member] = []
     for s in specs:
         s.data.mkdir(parents=True, exist_ok=True)
         (s.data / "genesis.json").write_text(genesis.to_json(), "utf-8")
         members.append(init_home(binary, s.home, s.name))
-    write_genesis(members, genesis, max(now, genesis.genesis_time))
+    write_genesis(members, genesis, max(now, genesis.genesis_time), validators=validators)
     for s, m in zip(specs, members, strict=True):
         peers = ",".join(f"{o.node_id}@127.0.0.1:{sp.p2p}" for o, sp in zip(members, specs, strict=True) if o is not m)
         local_config(s.home, moniker=s.name, abci=f"tcp://127.0.0.1:{s.abci}", rpc=s.rpc, p2p=s.p2p, peers=peers,
                      timeout_commit=timeout_commit)
     manifest = {"chain_id": genesis.chain_id, "cometbft": str(binary), "events": events,
-                "members": [{"name": s.name, "dir": s.dir.name, "rpc": s.rpc, "p2p": s.p2p, "abci": s.abci}
+                "members": [{"name": s.name, "dir": s.dir.name, "rpc": s.rpc, "p2p": s.p2p, "abci": s.abci,
+                             "validator": s.validator}
                             for s in specs]}
     (root / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
     return specs
@@ -109,7 +114,8 @@ def load(root: Path) -> tuple[dict[str, Any], list[MemberSpec]]:
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: run `crev consortium init {root}` first")
     m = json.loads(path.read_text())
-    return m, [MemberSpec(x["name"], root / x["dir"], x["rpc"], x["p2p"], x["abci"]) for x in m["members"]]
+    return m, [MemberSpec(x["name"], root / x["dir"], x["rpc"], x["p2p"], x["abci"], x.get("validator", True))
+               for x in m["members"]]
 
 
 def wait_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout: float = 60.0) -> None:
@@ -218,7 +224,9 @@ def up(root: Path, *, out: IO[str] = sys.stdout, stop: threading.Event | None = 
         net.wait_blocks(2)
         for m in net.members:
             print(f"{m.name:10} rpc {m.rpc_url}  height {Rpc(m.rpc_url).height()}  logs {m.dir}", file=out)
-        print(f"consortium up: {len(net.members)} validators committing blocks; Ctrl-C or SIGTERM stops them",
+        n = sum(m.validator for m in net.members)
+        extra = f" and {len(net.members) - n} full nodes" if len(net.members) > n else ""
+        print(f"consortium up: {n} validators{extra} committing blocks; Ctrl-C or SIGTERM stops them",
               file=out, flush=True)
         while not stop.is_set():
             dead = [n for n, p in (*net.nodes.items(), *net.apps.items()) if p.poll() is not None]
