@@ -151,3 +151,40 @@ def test_a_full_node_started_later_replays_from_genesis_to_the_same_app_hashes(t
         net.stop()
     assert replayed_root(replica.data) == replayed_root(validator.data)
     assert replayed_root(replica.data)[1] >= 4
+
+
+def test_the_proposer_adds_the_market_clock_when_an_order_expires(tmp_path: Path) -> None:
+    """A good-till-time bid placed through CometBFT expires on time: nobody submits a market_tick,
+    the proposer's PrepareProposal adds it at the first block at or after the expiry, and the
+    validators' ProcessProposal accepts it."""
+    from crev.ledger.messages.deposit_jpy import DepositJpy
+    from tests.ledger.market_kit import order, spot
+
+    net = make_net(tmp_path, 1)
+    m = net.members[0]
+    try:
+        net.start()
+        rpc = net.rpc()
+        rpc.wait_height(1, 60)
+        s = register(rpc, 1)
+        assert committed(rpc, s.tx(k.OPERATOR, spot()))["code"] == 0
+        assert committed(rpc, s.tx(k.OPERATOR, DepositJpy(k.BUYER, 10_000, "BANK-1")))["code"] == 0
+        until = int(time.time()) + 3
+        placed = committed(rpc, s.tx(k.BUYER, order("bid", 50_000, 2_000, tif="gtt", expires_at=until)))
+        assert placed["code"] == 0 and placed["result"][5][:2] == ["o-00000001", "open"]
+        deadline = time.monotonic() + 30
+        ticks: list[tuple[int, bytes]] = []
+        while time.monotonic() < deadline and not ticks:
+            time.sleep(0.5)
+            store = Store(m.data / "ledger.sqlite", readonly=True)
+            try:
+                ticks = [(int(h), bytes(r)) for h, r in store.db.execute(
+                    "SELECT height, result FROM txs WHERE kind = 'market_tick' AND ok")]
+            finally:
+                store.close()
+        assert len(ticks) == 1, "no market_tick was committed"
+        result = decode(ticks[0][1])
+        assert result[5] == [1, 0, []]  # one order expired
+        assert [e[0] for e in result[4]] == ["order_closed"] and result[4][0][3] == "expired"
+    finally:
+        net.stop()
