@@ -201,3 +201,30 @@ def test_events_all_or_summary_for_a_readings_batch(tmp_path: Path) -> None:
     assert seen["summary"][2][1] == ("crev_readings", {"accepted": "2", "duplicate": "1", "refused": "0", "lots": "2",
                                                        "issued_g": str(2 * k.PER_READING_G)})
     assert len(seen["summary"][2]) == 2
+
+
+def test_a_unix_socket_address(tmp_path: Path) -> None:
+    import socket
+
+    from crev.consortium.proto import frame, read_uvarint
+
+    p = pb()
+    app = CrevApp(tmp_path / "data")
+    path = tmp_path / "abci.sock"
+    srv = AbciServer(app, f"unix://{path}").start()
+    try:
+        assert srv.address == f"unix://{path}"
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(str(path))
+            req, flush = p.Request(), p.Request()
+            req.echo.message = "over a unix socket"
+            flush.flush.SetInParent()
+            s.sendall(frame(req) + frame(flush))
+            f = s.makefile("rb")
+            n = read_uvarint(lambda: f.read(1))
+            assert n is not None
+            assert p.Response.FromString(f.read(n)).echo.message == "over a unix socket"
+            f.close()
+    finally:
+        srv.shutdown()
+        app.close()
