@@ -441,8 +441,9 @@ def export(data_dir: str, what: str, fmt: str, out: str | None) -> None:
 
 def _add_market_commands() -> None:
     from crev.cli.market import jpy, market, order, statement
+    from crev.consortium.cli import abci, consortium
 
-    for group in (jpy, market, order, statement):
+    for group in (jpy, market, order, statement, abci, consortium):
         main.add_command(group)
 
 
