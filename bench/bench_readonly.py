@@ -196,6 +196,13 @@ def build(d: Path, readings: int, devices: int, owners: int, batch: int, tail_ro
     node.flush()
     wal_max = watch.stop()
     cp = node.state.height
+    # the same ledger with no block after its checkpoint (the node is idle: nothing writes now)
+    at_cp = d.parent / (d.name + "-at-checkpoint")
+    shutil.rmtree(at_cp, ignore_errors=True)
+    at_cp.mkdir()
+    for f in d.iterdir():
+        if (f.name.startswith("ledger.sqlite") and not f.name.endswith("-shm")) or f.suffix in (".json", ".key"):
+            shutil.copy2(f, at_cp / f.name)
     print(f"ingest: {accepted:,} readings in {ingest_s:.0f} s = {accepted / ingest_s:,.0f} readings/s over {cp} "
           f"blocks; {spent['writes']} checkpoints", flush=True)
     # the tail: more blocks, never checkpointed
@@ -214,7 +221,7 @@ def build(d: Path, readings: int, devices: int, owners: int, batch: int, tail_ro
         "checkpoint_queue_s": spent["queue_s"], "checkpoints": spent["writes"], "checkpoint_height": cp,
         "height": node.state.height, "db_bytes": (d / "ledger.sqlite").stat().st_size,
         "lot": lot_id(5, rounds // 2), "site": "d5", "participant": owner_of(5, devices, owners),
-        "retirements": retirements,
+        "retirements": retirements, "at_checkpoint": str(at_cp),
     }
 
 
@@ -315,9 +322,11 @@ def same(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 
 def measure(d: Path, info: dict[str, Any], export: bool, baseline_src: str | None) -> None:
+    from crev.audit.trace import trace
     from crev.core.statetree import LazyStateTree
     from crev.node.node import LedgerView
     from crev.reports.export import lot_rows
+    from crev.reports.report import participant_report
 
     print(f"ledger: {info['readings']:,} readings over {info['devices']:,} devices ({info['owners']:,} owners), "
           f"checkpoint at block {info['checkpoint_height']}, then {info['height'] - info['checkpoint_height']} "
@@ -325,6 +334,27 @@ def measure(d: Path, info: dict[str, Any], export: bool, baseline_src: str | Non
           f"{info['db_bytes'] / 1e9:.2f} GB")
     base_rss = rss_mb()
     print(f"peak RSS before opening: {base_rss:,.0f} MB")
+
+    # no block after the checkpoint (a node that stopped cleanly, or one idle since its last checkpoint)
+    quiet: dict[str, float] = {}
+    t = now()
+    view = LedgerView(info["at_checkpoint"])
+    quiet["open"] = now() - t
+    assert view.loaded_in_full is None, view.loaded_in_full
+    t = now()
+    participant_report(view.state, view.store, info["participant"], only_site=info["site"])
+    quiet["one-site report"] = now() - t
+    t = now()
+    participant_report(view.state, view.store, info["participant"])
+    quiet["report of all its sites"] = now() - t
+    t = now()
+    trace(view.store, view.state, info["lot"])
+    quiet["trace of one lot"] = now() - t
+    view.close()
+    quiet_rss = rss_mb()
+    print(f"\nno block after the checkpoint ({info['at_checkpoint']}), lazy open: "
+          + ", ".join(f"{k} {v * 1000:,.0f} ms" for k, v in quiet.items())
+          + f"; open + one-site report {quiet['open'] + quiet['one-site report']:.2f} s; peak RSS {quiet_rss:,.0f} MB")
 
     lazy_t: dict[str, float] = {}
     t = now()
@@ -356,7 +386,8 @@ def measure(d: Path, info: dict[str, Any], export: bool, baseline_src: str | Non
         full_t["export lots (every lot: O(chain))"] = now() - t
     view.close()
 
-    print(f"\n{'':44} {'lazy (new)':>12} {'full load':>12} {'full / lazy':>12}")
+    print(f"\nwith the tail of blocks after the checkpoint ({d}):")
+    print(f"{'':44} {'lazy (new)':>12} {'full load':>12} {'full / lazy':>12}")
     for name in lazy_t:
         print(f"{name:44} {lazy_t[name] * 1000:10,.0f} ms {full_t[name] * 1000:10,.0f} ms "
               f"{full_t[name] / lazy_t[name]:11,.1f}×")
@@ -374,14 +405,15 @@ def measure(d: Path, info: dict[str, Any], export: bool, baseline_src: str | Non
     assert lazy["lot_trace"]["lots"][0]["steps"][-1]["state_proof"]["verified"]
 
     if baseline_src:
-        r = subprocess.run([sys.executable, "-c", BASELINE, str(d), json.dumps(info)], capture_output=True,
-                           text=True, env={**os.environ, "PYTHONPATH": baseline_src}, check=True)
-        old = json.loads(r.stdout)
-        assert old["root"] == lazy["root"]
-        print(f"the code in {baseline_src} (child process): open {old['open']:.2f} s, one-site report "
-              f"{old['report'] * 1000:.0f} ms, trace {old['trace'] * 1000:.0f} ms, peak RSS {old['rss_mb']:,.0f} MB; "
-              f"open + report {old['open'] + old['report']:.2f} s = "
-              f"{(old['open'] + old['report']) / open_report_lazy:.0f}× the lazy open")
+        quiet_s = quiet["open"] + quiet["one-site report"]
+        for where, lazy_s in ((d, open_report_lazy), (Path(info["at_checkpoint"]), quiet_s)):
+            r = subprocess.run([sys.executable, "-c", BASELINE, str(where), json.dumps(info)], capture_output=True,
+                               text=True, env={**os.environ, "PYTHONPATH": baseline_src}, check=True)
+            old = json.loads(r.stdout)
+            print(f"the code in {baseline_src} on {where} (child process): open {old['open']:.2f} s, one-site report "
+                  f"{old['report'] * 1000:.0f} ms, trace {old['trace'] * 1000:.0f} ms, peak RSS {old['rss_mb']:,.0f} "
+                  f"MB; open + report {old['open'] + old['report']:.2f} s = "
+                  f"{(old['open'] + old['report']) / lazy_s:.0f}× the lazy open")
 
 
 def report_build(info: dict[str, Any]) -> None:

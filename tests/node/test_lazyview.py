@@ -215,6 +215,18 @@ def test_a_changed_state_entry_is_refused_naming_it(ledger: Path) -> None:
     assert res.exit_code == 2 and f"state bucket {b} as stored" in res.output, res.output
 
 
+def test_a_checkpoint_header_the_sequencer_did_not_sign_is_refused(ledger: Path) -> None:
+    """The bucket hashes are trusted because they recompute the root in a header the sequencer
+    signed: the view checks that signature."""
+    with closing(k.sql(ledger)) as db:
+        cp = int(db.execute("SELECT v FROM meta WHERE k = 'checkpoint_height'").fetchone()[0])
+        sig = bytes(db.execute("SELECT signature FROM blocks WHERE height = ?", (cp,)).fetchone()[0])
+        db.execute("UPDATE blocks SET signature = ? WHERE height = ?", (bytes([sig[0] ^ 1]) + sig[1:], cp))
+    with pytest.raises(InvalidBlock, match=rf"^block.signature: the checkpoint block {cp} is not signed by the "
+                                           r"genesis sequencer key: run `crev verify`$"):
+        LedgerView(ledger)
+
+
 @pytest.mark.parametrize("change", ["delete", "insert"])
 def test_a_removed_or_added_state_entry_is_refused(ledger: Path, change: str) -> None:
     key = "r/dgc-0/2"

@@ -50,6 +50,7 @@ def test_a_view_replays_what_the_checkpoint_lacks_in_memory_and_writes_nothing(t
 
     view = LedgerView(d)
     try:
+        assert view.loaded_in_full is None  # read lazily: the checkpoint stored its bucket hashes
         assert view.state.height == 6 and view.store.height() == 6
         assert view.state.tree.root() == dead.root
         assert view.state.supply.issued_g == 6 * k.PER_READING_G
@@ -62,8 +63,9 @@ def test_a_view_replays_what_the_checkpoint_lacks_in_memory_and_writes_nothing(t
                            "WHERE lot_id = ? ORDER BY height", (LOT,)).fetchall()
         assert moves == [("transfer", k.OWNER, k.BUYER, first, first + 100),
                          ("retire", k.BUYER, "Buyer Co", first, first + 40)]
-        # ...the file's own tables do not
+        # ...the file's own tables do not: the names are TEMP views over them and the tail's rows
         assert db.execute("SELECT COUNT(*) FROM main.ix_readings").fetchone()[0] == 0
+        assert db.execute("SELECT COUNT(*) FROM temp.tail_ix_readings").fetchone()[0] == 6
         steps = [s["step"] for s in trace(view.store, view.state, "ret-00000001")["lots"][0]["steps"]]
         assert steps == ["signed_reading", "issued", "transferred", "retired", "current_state"]
     finally:

@@ -41,7 +41,7 @@ from typing import Any
 
 from crev.core.encoding import decode
 from crev.core.hashing import sha256
-from crev.core.signing import Signer, verify_many
+from crev.core.signing import Signer, verify, verify_many
 from crev.core.statetree import BucketHashes
 from crev.errors import CrevError, InvalidBlock, MalformedError
 from crev.ledger.apply import BlockBuilder, BlockOutcome, SigCache, TxResult, apply_block
@@ -118,13 +118,6 @@ def _forward(target: Future[Receipt]) -> Callable[[Future[Receipt]], None]:
 
 def refused(tx_hash: bytes, err: CrevError) -> Receipt:
     return Receipt(tx_hash.hex(), False, 0, -1, False, err.to_dict(), None, [])
-
-
-def _raw_triples(state: State, raw: bytes) -> list[Triple]:
-    try:
-        return signature_triples(state, decode_tx(raw, state.chain_id, state.params))
-    except CrevError:
-        return []
 
 
 def signature_triples(state: State, tx: Tx) -> list[Triple]:
@@ -220,6 +213,18 @@ def _packed(st: State) -> bytes:
     return BucketHashes(st.tree.depth, st.tree.bucket_hashes()).packed()
 
 
+def _decoded(st: State, block: Block) -> list[Tx | bytes]:
+    """A block's transactions decoded once, for both the signature check and apply_block (the
+    bytes where decoding fails: apply_block reports them)."""
+    out: list[Tx | bytes] = []
+    for raw in block.txs:
+        try:
+            out.append(decode_tx(raw, st.chain_id, st.params))
+        except Exception:  # hostile bytes must not stop a replay before apply_block names them
+            out.append(raw)
+    return out
+
+
 def _replay(store: Store, st: State, start: int, verifier: ParallelVerifier
             ) -> tuple[dict[str, bytes | None], list[tuple[int, list[TxResult]]]]:
     """Every stored block from ``start`` through apply_block on ``st``: the changed entries and
@@ -227,9 +232,10 @@ def _replay(store: Store, st: State, start: int, verifier: ParallelVerifier
     changes: dict[str, bytes | None] = {}
     outcomes: list[tuple[int, list[TxResult]]] = []
     for block in store.blocks(start):
+        decoded = _decoded(st, block)
         cache = SigCache()
-        verifier.fill(cache, [t for raw in block.txs for t in _raw_triples(st, raw)])
-        out = apply_block(st, block, cache)
+        verifier.fill(cache, [t for tx in decoded if isinstance(tx, Tx) for t in signature_triples(st, tx)])
+        out = apply_block(st, block, cache, decoded=decoded)
         changes.update(out.changed)
         outcomes.append((block.header.height, out.results))
     return changes, outcomes
@@ -294,6 +300,12 @@ def load_view(store: Store, genesis: Genesis, verifier: ParallelVerifier) -> tup
         why = f"the stored bucket hashes are of height {stored[0]}, the checkpoint of {cp}"
     else:
         head = _checkpoint_header(store, cp)
+        signature = store.signature(cp)
+        # the root the bucket hashes must recompute is the one the sequencer signed (blocks of the
+        # consortium mode carry no sequencer signature: CometBFT's commit is their authority)
+        if signature and not verify(genesis.sequencer_public_key, head.encode(), signature):
+            raise InvalidBlock("block.signature", f"the checkpoint block {cp} is not signed by the genesis sequencer "
+                                                  f"key: run `crev verify`")
         st = lazy_state(genesis, store, head, stored[1])
         if st is not None:
             _, outcomes = _replay(store, st, cp + 1, verifier)

@@ -401,6 +401,11 @@ class Store:
         row = self.db.execute("SELECT header FROM blocks WHERE height = ?", (height,)).fetchone()
         return None if row is None else Header.decode(bytes(row[0]))
 
+    def signature(self, height: int) -> bytes | None:
+        """The signature stored with block ``height``'s header."""
+        row = self.db.execute("SELECT signature FROM blocks WHERE height = ?", (height,)).fetchone()
+        return None if row is None else bytes(row[0])
+
     def blocks(self, start: int = 1) -> Iterator[Block]:
         """Every block from ``start`` in order (streamed; memory stays flat)."""
         cur = self.db.cursor()
