@@ -6,6 +6,13 @@ the transaction, results and state roots, and at the end (and every ``invariant_
 the conserved quantities; finally that the node's stored state snapshot has the replayed root.
 Signatures of block N+1 are verified on worker processes while block N is applied.
 
+A consortium member's data directory (meta ``engine`` set) holds blocks without a sequencer
+signature: their authority is CometBFT's commit. They are replayed with ``check_signature=False``
+and, given a ``Consortium`` (audit/consortium.py: the genesis validator set and CometBFT's RPC),
+each is checked against a CometBFT header signed by more than 2/3 of the validators' power that
+carries its app hash. Without one, only the replay is done and the report says so
+(``commits_checked`` = 0 of ``blocks``).
+
 Every reading in every stored transaction is replayed, but only the newly accepted ones issued
 C-REV: the report counts accepted, refused (inside an accepted batch, or the whole of a refused
 batch, which a CometBFT-style block keeps) and duplicate readings apart.
@@ -18,6 +25,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
+from crev.audit.consortium import Consortium, cmt_height, is_member
 from crev.core.statetree import StateTree
 from crev.errors import CrevError, InvalidBlock
 from crev.ledger.apply import SigCache, TxResult, apply_block
@@ -45,6 +53,11 @@ class VerifyReport:
     error: str = ""
     readings_refused: int = 0  # refused inside an accepted batch, or in a refused transaction
     readings_duplicate: int = 0  # resubmissions of a reading already accepted (they change nothing)
+    engine: str = ""  # "" (embedded: sequencer-signed blocks) or a consortium member's engine
+    commits_checked: int = 0  # consortium: crev blocks proven by a CometBFT commit of > 2/3 of the power
+    validators: int = 0  # consortium: the genesis validator set's size
+    signed_power_min: int = 0  # consortium: the least power that signed any of those commits …
+    total_power: int = 0  # … of this total
 
     @property
     def readings_accepted(self) -> int:
@@ -81,7 +94,8 @@ def _decode_all(state: State, block: Block) -> list[Tx | bytes]:
 
 
 def verify_chain(data_dir: Path | str, threads: int = 2, invariant_every: int = 1000,
-                 progress: Callable[[int, int], None] | None = None) -> VerifyReport:
+                 progress: Callable[[int, int], None] | None = None,
+                 consortium: Consortium | None = None) -> VerifyReport:
     d = Path(data_dir)
     if not (d / GENESIS_FILE).exists():
         raise FileNotFoundError(f"{d / GENESIS_FILE} not found: {d} holds no ledger")
@@ -89,9 +103,16 @@ def verify_chain(data_dir: Path | str, threads: int = 2, invariant_every: int = 
     store = Store(d / DB_FILE, readonly=True)  # the auditor reads; it never writes
     state = state_from_genesis(genesis)
     total = store.height()
+    member = is_member(store)
+    engine = (store.get_meta("engine") or b"").decode() if member else ""
+    if consortium is not None and not member:
+        store.close()
+        raise ValueError(f"{d} is an embedded node's ledger (sequencer-signed blocks), not a consortium member's")
     verifier = ParallelVerifier(threads)
     txs = readings = refused = duplicate = 0
     height = 0
+    checked = 0
+    least = 0
 
     def start(block: Block) -> tuple[Block, list[Tx | bytes], list[Triple], list[Future[list[bool]]]]:
         """Decode a block and send its signatures to the workers without waiting."""
@@ -125,7 +146,12 @@ def verify_chain(data_dir: Path | str, threads: int = 2, invariant_every: int = 
             # (the signature is then verified inline), never a different result.
             nxt = next_block()
             pending = start(nxt) if nxt is not None else None
-            out = apply_block(state, block, cache, decoded=decoded)
+            prev_hash, prev_time = state.last_block_hash, state.last_time
+            out = apply_block(state, block, cache, check_signature=not member, decoded=decoded)
+            if consortium is not None:
+                _, _, tally = consortium.check_block(block, cmt_height(store, height), prev_hash, prev_time)
+                checked += 1
+                least = tally.signed_power if checked == 1 else min(least, tally.signed_power)
             txs += len(block.txs)
             for tx, res in zip(decoded, out.results, strict=True):
                 a, r, d_ = count_readings(tx, res)
@@ -157,9 +183,18 @@ def verify_chain(data_dir: Path | str, threads: int = 2, invariant_every: int = 
     except CrevError as err:
         bad = height or state.height + 1
         return VerifyReport(False, bad - 1, txs, readings, state.tree.root().hex(), bad,
-                            f"{err.field}: {err.reason}", refused, duplicate)
+                            f"{err.field}: {err.reason}", refused, duplicate, engine, checked,
+                            *_power(consortium, least))
     finally:
         verifier.close()
         store.close()
     return VerifyReport(True, height, txs, readings, root.hex(), readings_refused=refused,
-                        readings_duplicate=duplicate)
+                        readings_duplicate=duplicate, engine=engine, commits_checked=checked,
+                        validators=_power(consortium, least)[0], signed_power_min=least,
+                        total_power=_power(consortium, least)[2])
+
+
+def _power(consortium: Consortium | None, least: int) -> tuple[int, int, int]:
+    if consortium is None:
+        return 0, 0, 0
+    return len(consortium.vals.validators), least, consortium.vals.total_power
