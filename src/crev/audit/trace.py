@@ -22,6 +22,13 @@ Two kinds of proof are printed in full (docs/wire-format.md):
 
 Every proof is checked before it is returned; ``verified`` says whether it held.
 
+On a consortium member's ledger a block carries no sequencer signature: given a ``Consortium``
+(audit/consortium.py), ``trace`` adds ``consortium``: the genesis validator set and, for every
+block a step or state proof names, the CometBFT header (at the CometBFT height after the one the
+crev block was made from) whose ``app_hash`` is SHA-256 of that crev header, with its fields, the
+14 leaves of its hash, and its commit (each signature with the exact bytes signed), all verified
+here first (``consortium_proofs``) and carried so that a browser can verify them again.
+
 A reporting period is stored as [start, end) in unix seconds, end exclusive; it is shown as its
 first and last JST days (the last day is that of end − 1 s).
 """
@@ -31,6 +38,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from crev.audit.consortium import Consortium, cmt_height
 from crev.core import merkle
 from crev.core.encoding import decode, encode
 from crev.core.hashing import sha256
@@ -145,8 +153,43 @@ def resolve(store: Store, state: State, ident: str) -> list[tuple[str, Ranges | 
     raise NotFoundError("id", f"{ident!r} is not a lot id, unit id or retirement id on this ledger")
 
 
-def trace(store: Store, state: State, ident: str) -> dict[str, Any]:
-    """Provenance of ``ident`` (see the module doc); JSON-ready."""
+def proof_heights(out: dict[str, Any]) -> list[int]:
+    """Every block height a trace's steps, retirement and transaction name (their proofs)."""
+    heights: set[int] = set()
+
+    def visit(step: dict[str, Any]) -> None:
+        p, sp = step.get("proof"), step.get("state_proof")
+        if isinstance(p, dict):
+            heights.add(int(p["height"]))
+        if isinstance(sp, dict) and sp.get("block_height"):
+            heights.add(int(sp["block_height"]))
+
+    for lot in out.get("lots", []):
+        for step in lot["steps"]:
+            visit(step)
+    for extra in ("retirement", "transaction"):
+        if isinstance(out.get(extra), dict):
+            visit(out[extra])
+    return sorted(heights)
+
+
+def consortium_proofs(store: Store, consortium: Consortium, heights: list[int]) -> dict[str, Any]:
+    """For each crev height: the CometBFT header carrying its app hash and the commit signing it,
+    verified (InvalidBlock if not), with the genesis validator set once."""
+    blocks: dict[str, Any] = {}
+    for h in heights:
+        header = store.header(h)
+        if header is None:
+            raise NotFoundError("block", f"no block {h} on this ledger")
+        raw = header.encode()
+        blocks[str(h)] = {**consortium.proof(h, raw, cmt_height(store, h)), "crev_header": raw.hex(),
+                          "crev_header_hash": header.hash.hex()}
+    return {**consortium.to_json(), "blocks": blocks}
+
+
+def trace(store: Store, state: State, ident: str, consortium: Consortium | None = None) -> dict[str, Any]:
+    """Provenance of ``ident`` (see the module doc); JSON-ready. With ``consortium``, every block
+    it names is proven by CometBFT's commit (``out["consortium"]``)."""
     blocks = _Blocks(store)
     kind = "lot" if ident in state.lots else "unit" if ident.isdigit() else "retirement"
     out: dict[str, Any] = {"query": ident, "kind": kind, "height": state.height,
@@ -163,6 +206,8 @@ def trace(store: Store, state: State, ident: str) -> dict[str, Any]:
             "proof": blocks.tx_proof(ret.tx_hash),
             "state_proof": state_proof(store, state, f"t/{ident}", blocks.block),
         }
+    if consortium is not None:
+        out["consortium"] = consortium_proofs(store, consortium, proof_heights(out))
     return out
 
 

@@ -361,17 +361,83 @@ def demo(data_dir: str, sites: int, days: int, interval_s: str, seed: int, start
 # --- auditing and reporting --------------------------------------------------------------------
 
 
+def _cometbft_options(fn: Any) -> Any:
+    """--cometbft-rpc / --cometbft-home / --cometbft-genesis: where a consortium member's blocks are
+    proven (CometBFT's headers and commits, the genesis validator set)."""
+    fn = click.option("--cometbft-genesis", type=click.Path(exists=True, dir_okay=False),
+                      help="Consortium: CometBFT's genesis.json (the validator set to trust). Default: the "
+                           "home's, else the node's /genesis.")(fn)
+    fn = click.option("--cometbft-home", type=click.Path(exists=True, file_okay=False),
+                      help="Consortium: a CometBFT home (its genesis.json and RPC address). Default: the "
+                           "`cometbft` directory beside DATA_DIR, if any.")(fn)
+    return click.option("--cometbft-rpc", metavar="URL",
+                        help="Consortium: a CometBFT node's RPC, e.g. http://127.0.0.1:26657.")(fn)
+
+
+def _consortium(data_dir: str, rpc: str | None, home: str | None, genesis_file: str | None) -> Any:
+    """The Consortium to check a member's blocks against, or None for an embedded node's ledger
+    (options given for one are refused); fails clearly when a member's ledger has no source."""
+    from crev.audit.consortium import Consortium, RpcSource, home_settings, is_member, member_home
+    from crev.ledger.genesis import Genesis
+    from crev.node.node import DB_FILE, GENESIS_FILE
+    from crev.node.store import Store
+
+    d = Path(data_dir)
+    if not (d / GENESIS_FILE).exists():
+        _fail(f"{d / GENESIS_FILE} not found: {data_dir} holds no ledger (run `crev init`)")
+    store = Store(d / DB_FILE, readonly=True)
+    try:
+        member = is_member(store)
+    finally:
+        store.close()
+    if not member:
+        if rpc or home or genesis_file:
+            _fail(f"{data_dir} is an embedded node's ledger (blocks signed by the sequencer key): the "
+                  f"--cometbft-* options are for a consortium member's")
+        return None
+    doc: dict[str, Any] | None = None
+    home_path = Path(home) if home else member_home(d)
+    try:
+        if home_path is not None:
+            doc, laddr = home_settings(home_path)
+            rpc = rpc or laddr
+        if genesis_file:
+            doc = json.loads(Path(genesis_file).read_text("utf-8"))
+        if not rpc:
+            _fail(f"{data_dir} is a consortium member's ledger: its blocks are proven by CometBFT's commits. "
+                  f"Give --cometbft-rpc URL (and --cometbft-genesis FILE) or --cometbft-home DIR")
+        source = RpcSource(str(rpc))
+        if doc is None:
+            doc = source.genesis()
+            console.print("[yellow]note:[/yellow] the validator set comes from the node's own /genesis; give "
+                          "--cometbft-genesis to check against a genesis.json you trust")
+        return Consortium(doc, source, Genesis.from_json((d / GENESIS_FILE).read_text("utf-8")))
+    except (OSError, ValueError) as err:
+        _fail(f"cannot read CometBFT's settings: {err}")
+    except CrevError as err:
+        _fail(f"{err.field}: {err.reason}")
+    return None
+
+
 @main.command()
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False), default=DEFAULT_DIR)
 @click.option("--threads", default=2, show_default=True, type=click.IntRange(1, 64))
-def verify(data_dir: str, threads: int) -> None:
-    """Replay the whole chain from genesis and check every signature, hash, root and invariant."""
+@_cometbft_options
+@click.option("--replay-only", is_flag=True,
+              help="Consortium: replay without checking CometBFT's commits (says so in the verdict).")
+def verify(data_dir: str, threads: int, cometbft_rpc: str | None, cometbft_home: str | None,
+           cometbft_genesis: str | None, replay_only: bool) -> None:
+    """Replay the whole chain from genesis and check every signature, hash, root and invariant.
+
+    On a consortium member's ledger, each block is checked against a CometBFT header signed by
+    more than 2/3 of the genesis validators' power that carries its app hash."""
     from crev.audit.replay import verify_chain
     from crev.cli.render import print_verify
     from crev.node.node import GENESIS_FILE
 
     if not (Path(data_dir) / GENESIS_FILE).exists():  # before the progress bar draws
         _fail(f"{Path(data_dir) / GENESIS_FILE} not found: {data_dir} holds no ledger (run `crev init`)")
+    consortium = None if replay_only else _consortium(data_dir, cometbft_rpc, cometbft_home, cometbft_genesis)
     t0 = time.perf_counter()
     with Progress(TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), TextColumn("blocks"),
                   TimeRemainingColumn(), console=console) as prog:
@@ -380,9 +446,18 @@ def verify(data_dir: str, threads: int) -> None:
         def tick(h: int, total: int) -> None:
             prog.update(task, completed=h, total=total)
 
-        rep = verify_chain(data_dir, threads=threads, progress=tick)
+        rep = verify_chain(data_dir, threads=threads, progress=tick, consortium=consortium)
     dt = time.perf_counter() - t0
     print_verify(console, rep, dt)
+    if rep.engine:
+        if consortium is None:
+            console.print(f"[yellow]consortium ({escape(rep.engine)}): blocks replayed only; CometBFT's commits "
+                          f"were NOT checked (--replay-only)[/yellow]")
+        elif rep.ok:
+            console.print(f"consortium ({escape(rep.engine)}): all {rep.commits_checked:,} blocks proven by CometBFT "
+                          f"commits of the {rep.validators} genesis validators (at least {rep.signed_power_min} of "
+                          f"{rep.total_power} voting power signed each, more than 2/3 needed); validator set hash "
+                          f"{consortium.vals.hash.hex()}")
     if not rep.ok:
         sys.exit(1)
 
@@ -391,16 +466,29 @@ def verify(data_dir: str, threads: int) -> None:
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("ident")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a timeline.")
-def trace(data_dir: str, ident: str, as_json: bool) -> None:
-    """Provenance of a lot, unit id or retirement: signed reading → issuance → transfers → retirement."""
+@_cometbft_options
+def trace(data_dir: str, ident: str, as_json: bool, cometbft_rpc: str | None, cometbft_home: str | None,
+          cometbft_genesis: str | None) -> None:
+    """Provenance of a lot, unit id or retirement: signed reading → issuance → transfers → retirement.
+
+    On a consortium member's ledger every block named is proven by a CometBFT commit (in the JSON:
+    ``consortium``, with the headers, signatures and validator set)."""
     from crev.audit.trace import trace as do_trace
     from crev.cli.render import print_trace
 
-    out = _read(data_dir, lambda n: do_trace(n.store, n.state, ident))
+    consortium = _consortium(data_dir, cometbft_rpc, cometbft_home, cometbft_genesis)
+    out = _read(data_dir, lambda n: do_trace(n.store, n.state, ident, consortium))
     if as_json:
         click.echo(json.dumps(out, indent=1, ensure_ascii=False))
         return
     print_trace(console, out)
+    c = out.get("consortium")
+    if c:
+        vs = c["validator_set"]
+        for h, p in c["blocks"].items():
+            console.print(f"block {h}: app hash {p['crev_header_hash'][:16]}… in CometBFT header "
+                          f"{p['header']['height']}, signed by {p['signed_power']} of {p['total_power']} voting "
+                          f"power (> {vs['needed_more_than']} needed)")
 
 
 @main.command()

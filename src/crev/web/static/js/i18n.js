@@ -414,6 +414,7 @@ const D = {
   'trace.where.retirement': ['Retirement', '償却'],
   'trace.where.tx': ['Transaction', 'トランザクション'],
   'trace.where.trace': ['Trace', '追跡'],
+  'trace.where.consortium': ['Consortium', 'コンソーシアム'],
   'step.signed_reading': ['Signed reading', '署名付き計測値'],
   'step.issued': ['Issued', '発行'],
   'step.transferred': ['Transferred', '移転'],
@@ -459,6 +460,13 @@ const D = {
   'chk.state_proof': ['State proof of {key} reaches the state root of block #{h}', '{key} の状態証明がブロック #{h} の状態ルートに到達'],
   'chk.state_record': ['The proven record {key} says what is shown', '証明されたレコード {key} が表示と一致'],
   'chk.nothing': ['Something to check', '検証対象'],
+  'chk.cmt_valset': ['Genesis validator set: {n} validators, {total} voting power, hash {hash}', 'ジェネシスのバリデータ集合：{n} 者、投票力 {total}、ハッシュ {hash}'],
+  'chk.cmt_app_hash': ['CometBFT header #{ch} carries SHA-256 of block #{h}\'s header as its app hash', 'CometBFT ヘッダ #{ch} の app hash がブロック #{h} のヘッダの SHA-256 と一致'],
+  'chk.cmt_fields': ['CometBFT header #{ch}: chain id, commit height and the genesis validator set', 'CometBFT ヘッダ #{ch}：チェーンID・コミットの高さ・ジェネシスのバリデータ集合'],
+  'chk.cmt_header_hash': ['CometBFT header #{ch} hashes (Merkle root of its fields) to the block its commit signs', 'CometBFT ヘッダ #{ch} のハッシュ（フィールドのマークルルート）がコミットの署名対象と一致'],
+  'chk.cmt_sig': ['Validator {who}\'s Ed25519 signature on the commit of CometBFT block #{ch}', 'バリデータ {who} の CometBFT ブロック #{ch} のコミットへの Ed25519 署名'],
+  'chk.cmt_power': ['More than 2/3 of the voting power signed CometBFT block #{ch} ({signed} of {total}; more than {needed} needed)', '投票力の 2/3 超が CometBFT ブロック #{ch} に署名（{total} 中 {signed}、{needed} 超が必要）'],
+  'chk.cmt_commit': ['CometBFT commit for block #{h}', 'ブロック #{h} の CometBFT コミット'],
   'r.differs': ['{what} is {got}, expected {want}', '{what} が {got}（期待値 {want}）'],
   'r.index': ['index {index} is outside a tree of {size}', 'インデックス {index} が木のサイズ {size} の範囲外'],
   'r.path_short': ['the path ran out before the root', 'パスがルートに届く前に尽きた'],
@@ -481,6 +489,9 @@ const D = {
   'r.absent': ['the bucket does not hold the key', 'バケットにキーがない'],
   'r.present': ['the key is present although the proof claims absence', '不在を主張する証明なのにキーが存在する'],
   'r.nothing': ['the trace carries no proof', '証明が含まれていない'],
+  'r.power': ['only {signed} of {total} voting power signed (more than {needed} needed)', '署名した投票力は {total} 中 {signed} のみ（{needed} 超が必要）'],
+  'r.no_commit': ['the trace carries no CometBFT commit for block #{h}', 'ブロック #{h} の CometBFT コミットが含まれていない'],
+  'r.no_valset': ['no valid validator set to check with', '検証に使える正しいバリデータ集合がない'],
 };
 
 const LANGS = ['en', 'ja'];

@@ -10,6 +10,20 @@
 //  * each state proof: leaf, bucket, siblings up to the state_root of the decoded header, and that
 //    the proven record (CBOR) says what the step shows.
 //
+// On a consortium member's ledger (trace.consortium present) a block has no sequencer signature:
+// its authority is CometBFT's commit (docs/wire-format.md §10). Instead of the sequencer check,
+// each block is checked through the CometBFT header that carries its app hash:
+//
+//  * app hash: SHA-256(crev header) = that CometBFT header's app_hash;
+//  * header hash: the 14 header fields protobuf-encoded here, their RFC 6962 Merkle root = the
+//    block id the commit signs;
+//  * validator set: each address = SHA-256(key)[:20], the set's Merkle root over
+//    SimpleValidator{pub_key, power} = the header's validators_hash and next_validators_hash
+//    (a set that changed is refused: only the genesis set is supported);
+//  * commit: every signature slot's CanonicalVote sign bytes built here, verified with Ed25519 by
+//    the validator of that slot; the power of the slots voting for the block must exceed
+//    ⌊2/3 × total⌋.
+//
 // The result is a flat list of checks: {where, label: [key, vars], ok, reason: [key, vars] | null}.
 // `where` places a check in the page: "block:<h>", "step:<lot>:<step>", "retirement" or "tx".
 // Labels and reasons are i18n keys, so this module stays free of any language.
@@ -69,6 +83,83 @@ export async function bucketOf(keyBytes, depth) {
   return b;
 }
 
+// --- CometBFT bytes (consortium mode) ---------------------------------------------------------
+
+/** Protobuf varint of a non-negative integer (Number or BigInt). */
+function uvarint(value) {
+  let v = BigInt(value);
+  if (v < 0n) v += 1n << 64n;
+  const out = [];
+  while (v >= 0x80n) { out.push(Number((v & 0x7fn) | 0x80n)); v >>= 7n; }
+  out.push(Number(v));
+  return Uint8Array.from(out);
+}
+const pbVarint = (num, v) => (BigInt(v) === 0n ? new Uint8Array(0) : concat(uvarint(num << 3), uvarint(v)));
+const pbBytes = (num, b) => (b.length === 0 ? new Uint8Array(0) : concat(uvarint((num << 3) | 2), uvarint(b.length), b));
+const pbMessage = (num, b) => concat(uvarint((num << 3) | 2), uvarint(b.length), b);
+function pbSfixed64(num, v) {
+  if (BigInt(v) === 0n) return new Uint8Array(0);
+  const b = new Uint8Array(8);
+  new DataView(b.buffer).setBigInt64(0, BigInt(v), true);
+  return concat(uvarint((num << 3) | 1), b);
+}
+const timestamp = (seconds, nanos) => concat(pbVarint(1, seconds), pbVarint(2, nanos));
+const blockIdBytes = (bid) => concat(pbBytes(1, fromHex(bid.hash)),
+  pbMessage(2, concat(pbVarint(1, bid.parts.total), pbBytes(2, fromHex(bid.parts.hash)))));
+
+/** RFC 6962 root over raw items (CometBFT's merkle.HashFromByteSlices). */
+export async function merkleRootOf(items) {
+  if (items.length === 0) return sha256(new Uint8Array(0));
+  let level = [];
+  for (const x of items) level.push(await sha256(LEAF, x));
+  while (level.length > 1) {
+    const next = [];
+    for (let i = 0; i + 1 < level.length; i += 2) next.push(await sha256(NODE, level[i], level[i + 1]));
+    if (level.length % 2) next.push(level[level.length - 1]);
+    level = next;
+  }
+  return level[0];
+}
+
+/** The 14 leaves of CometBFT's Header.Hash, from the header's fields. */
+export function headerLeaves(h) {
+  const wrap = (hex) => pbBytes(1, fromHex(hex));
+  return [
+    concat(pbVarint(1, h.version.block), pbVarint(2, h.version.app)),
+    pbBytes(1, utf8(h.chain_id)),
+    pbVarint(1, h.height),
+    timestamp(h.time_seconds, h.time_nanos),
+    blockIdBytes(h.last_block_id),
+    wrap(h.last_commit_hash), wrap(h.data_hash), wrap(h.validators_hash), wrap(h.next_validators_hash),
+    wrap(h.consensus_hash), wrap(h.app_hash), wrap(h.last_results_hash), wrap(h.evidence_hash),
+    wrap(h.proposer_address),
+  ];
+}
+
+/** Precommit sign bytes: uvarint(length) ‖ CanonicalVote (block id left out for a nil vote). */
+export function voteSignBytes(chainId, commit, sig) {
+  const body = concat(
+    pbVarint(1, 2), pbSfixed64(2, commit.height), pbSfixed64(3, commit.round),
+    sig.flag === 2 ? pbMessage(4, blockIdBytes(commit.block_id)) : new Uint8Array(0),
+    pbMessage(5, timestamp(sig.timestamp_seconds, sig.timestamp_nanos)), pbBytes(6, utf8(chainId)));
+  return concat(uvarint(body.length), body);
+}
+
+/** The validator set as CometBFT orders and hashes it; null with a reason if malformed. */
+async function validatorSet(vs) {
+  const vals = [];
+  for (const v of (vs && vs.validators) || []) {
+    const key = fromHex(v.pub_key);
+    const address = toHex((await sha256(key)).subarray(0, 20));
+    vals.push({ key, address, power: Number(v.power), name: v.name || address.slice(0, 12),
+      claimed: v.address });
+  }
+  vals.sort((a, b) => (b.power - a.power) || (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
+  const leaves = vals.map((v) => concat(pbMessage(1, pbBytes(1, v.key)), pbVarint(2, v.power)));
+  const total = vals.reduce((n, v) => n + v.power, 0);
+  return { vals, total, needed: Math.floor((total * 2) / 3), hash: toHex(await merkleRootOf(leaves)) };
+}
+
 class Verifier {
   constructor(trace, info) {
     this.trace = trace;
@@ -112,9 +203,84 @@ class Verifier {
       } catch (e) {
         ok = this.add(where, ['chk.block_fields', { h }], false, ['r.decode', { msg: e.message }]) && false;
       }
-      ok = await this.signature(where, ['chk.block_sig', { h }], seqKey, bytes, b.signature) && ok;
+      if (this.trace.consortium) ok = await this.consortiumBlock(where, h, bytes) && ok;
+      else ok = await this.signature(where, ['chk.block_sig', { h }], seqKey, bytes, b.signature) && ok;
       this.headers.set(h, { ok, header });
     }
+  }
+
+  /** The genesis validator set the trace carries, checked once (addresses, the info's hash if any). */
+  async consortiumSet() {
+    if (this.valset !== undefined) return this.valset;
+    const c = this.trace.consortium;
+    let set = null;
+    try {
+      set = await validatorSet(c.validator_set);
+      const wrong = set.vals.filter((v) => v.claimed && v.claimed.toLowerCase() !== v.address).map((v) => v.name);
+      const want = this.info && (this.info.validators_hash || (this.info.consortium || {}).validators_hash);
+      if (want && want.toLowerCase() !== set.hash) wrong.push(`hash ${short(set.hash)} ≠ ${short(want)}`);
+      if (set.vals.length === 0) wrong.push('empty');
+      if (!this.add('consortium', ['chk.cmt_valset', { n: set.vals.length, hash: short(set.hash), total: set.total }],
+        wrong.length === 0, ['r.fields', { fields: wrong.join(', ') }])) set = null;
+    } catch (e) {
+      this.add('consortium', ['chk.cmt_valset', { n: 0, hash: '', total: 0 }], false, ['r.decode', { msg: e.message }]);
+      set = null;
+    }
+    this.valset = set;
+    return set;
+  }
+
+  /** Crev block h (its header bytes) against the CometBFT header carrying its app hash and the commit. */
+  async consortiumBlock(where, h, crevHeader) {
+    const c = this.trace.consortium;
+    const p = (c.blocks || {})[String(h)];
+    if (!p) return this.add(where, ['chk.cmt_commit', { h, ch: '?' }], false, ['r.no_commit', { h }]);
+    const set = await this.consortiumSet();
+    if (!set) return this.add(where, ['chk.cmt_commit', { h, ch: '?' }], false, ['r.no_valset', {}]);
+    const hd = p.header;
+    const cm = p.commit;
+    const ch = hd.height;
+    let ok = true;
+    try {
+      const app = toHex(await sha256(crevHeader));
+      ok = this.add(where, ['chk.cmt_app_hash', { h, ch }], app === String(hd.app_hash).toLowerCase(),
+        differs('app_hash', hd.app_hash, app)) && ok;
+      const chain = this.info && this.info.chain_id;
+      const fields = [];
+      if (chain && hd.chain_id !== chain) fields.push(`chain_id ${hd.chain_id}`);
+      if (cm.height !== ch) fields.push(`commit height ${cm.height}`);
+      for (const f of ['validators_hash', 'next_validators_hash']) {
+        if (String(hd[f]).toLowerCase() !== set.hash) fields.push(`${f} ${short(hd[f])} (validator set changed?)`);
+      }
+      ok = this.add(where, ['chk.cmt_fields', { ch }], fields.length === 0, ['r.fields', { fields: fields.join(', ') }]) && ok;
+      const root = toHex(await merkleRootOf(headerLeaves(hd)));
+      ok = this.add(where, ['chk.cmt_header_hash', { ch }], root === String(cm.block_id.hash).toLowerCase(),
+        differs('Merkle root of the header fields', root, cm.block_id.hash)) && ok;
+      const sigs = cm.signatures || [];
+      if (sigs.length !== set.vals.length) {
+        return this.add(where, ['chk.cmt_power', { ch, signed: 0, total: set.total, needed: set.needed }], false,
+          ['r.fields', { fields: `${sigs.length} signature slots for ${set.vals.length} validators` }]) && false;
+      }
+      let power = 0;
+      for (let i = 0; i < sigs.length; i++) {
+        const s = sigs[i];
+        const v = set.vals[i];
+        if (s.flag === 1) continue; // absent: nothing signed
+        const label = ['chk.cmt_sig', { who: v.name, ch }];
+        if (String(s.validator_address).toLowerCase() !== v.address) {
+          ok = this.add(where, label, false, differs('validator_address', s.validator_address, v.address)) && false;
+          continue;
+        }
+        const good = await this.signature(where, label, toHex(v.key), voteSignBytes(hd.chain_id, cm, s), s.signature);
+        ok = good && ok;
+        if (good && s.flag === 2) power += v.power;
+      }
+      ok = this.add(where, ['chk.cmt_power', { ch, signed: power, total: set.total, needed: set.needed }],
+        power > set.needed, ['r.power', { signed: power, total: set.total, needed: set.needed }]) && ok;
+    } catch (e) {
+      ok = this.add(where, ['chk.cmt_commit', { h, ch }], false, ['r.decode', { msg: String(e && e.message || e) }]) && false;
+    }
+    return ok;
   }
 
   /** One Ed25519 check; records it and returns whether it passed. */
