@@ -209,3 +209,17 @@ def test_timestamp_round_trip() -> None:
         assert Timestamp.parse(text).text() == text
     assert Timestamp.parse("1970-01-02T00:00:01.000000002Z") == Timestamp(86401, 2)
     assert BlockID(b"", 0, b"").is_zero
+
+
+def test_the_bytes_quoted_in_the_docs_are_the_vectors() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "wire-format.md").read_text("utf-8")
+    section = doc[doc.index("## 10. Consortium blocks"):]
+    flat = " ".join(section.split())
+    header, commit = signed()
+    assert header.hash().hex() in section
+    leaves = header.leaves()
+    assert leaves[0].hex() in section and leaves[3].hex()[:12] in section and leaves[2].hex() in section
+    sb = commit.sign_bytes(CHAIN, 0).hex()
+    assert f"{sb[:2]}  " in section and "11 0600000000000000" in section and sb.endswith("32096e6f64652d74657374")
+    assert vals().hash.hex()[:8] in section and vals().validators[0].encode().hex()[:12] in section
+    assert header.app_hash.hex()[:8] in section and f"CometBFT block C = {VECTOR['crev']['cometbft_height']}" in flat
