@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from crev.audit.consortium import Consortium, RpcSource, home_settings
 from crev.audit.replay import verify_chain
-from crev.audit.trace import trace
+from crev.audit.trace import consortium_proofs, trace
 from crev.cli.commands import main
 from crev.consortium import localnet
 from crev.consortium.app import ENGINE, CrevApp
@@ -31,6 +31,8 @@ from crev.ledger.messages.retire import Retire
 from crev.ledger.messages.transfer import Transfer
 from crev.node.node import LedgerView
 from crev.node.store import Store
+from crev.service.queries import browser_trace
+from tests.audit.test_verify_js_consortium import run as run_js
 from tests.consortium.abcikit import cometbft_binary, pb
 from tests.consortium.netkit import committed, free_base, register
 from tests.node import nodekit as k
@@ -176,8 +178,21 @@ def test_verify_and_trace_against_the_consortium(tmp_path: Path) -> None:
         view = LedgerView(auditor.data)
         try:
             t = trace(view.store, view.state, retirement, consortium(auditor))
+            # the dashboard's answer (/v1/trace) with the consortium's proofs of every block it
+            # carries, verified by verify.js in WebCrypto: tx paths, state proofs, device signatures
+            # and each block through its CometBFT commit
+            page = browser_trace(view.state, view.store, retirement)
+            page["consortium"] = consortium_proofs(view.store, consortium(auditor),
+                                                   sorted(int(h) for h in page["blocks"]))
+            info = {"chain_id": k.CHAIN, "state_tree_depth": view.state.params.state_tree_depth}
         finally:
             view.close()
+        res = run_js(tmp_path, page, info)
+        assert res["ok"], [c for c in res["checks"] if not c["ok"]]
+        passed = [c["label"][0] for c in res["checks"]]
+        assert passed.count("chk.cmt_power") == len(page["blocks"]) >= 3
+        for key in ("chk.tx_inclusion", "chk.state_proof", "chk.device_sig", "chk.cmt_app_hash", "chk.cmt_sig"):
+            assert key in passed, key
         c = t["consortium"]
         assert c["validator_set"]["total_power"] == 40 and len(c["validator_set"]["validators"]) == 4
         named = {str(st["height"]) for lot_ in t["lots"] for st in lot_["steps"] if "height" in st}

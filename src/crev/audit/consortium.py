@@ -24,6 +24,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -44,6 +45,7 @@ from crev.ledger.genesis import Genesis
 from crev.node.store import Store
 
 ENGINE_META = "engine"
+CACHE_HEIGHTS = 4096  # verified signed headers kept (a few kB each)
 
 
 class Source(Protocol):
@@ -146,18 +148,21 @@ class Consortium:
         self.vals = ValidatorSet.from_genesis(genesis_doc)
         self.source = source
         self.crev_genesis = crev_genesis
-        self._signed: dict[int, tuple[CmtHeader, Commit, Tally]] = {}
+        self._signed: OrderedDict[int, tuple[CmtHeader, Commit, Tally]] = OrderedDict()
 
     def signed(self, height: int) -> tuple[CmtHeader, Commit, Tally]:
         """CometBFT header ``height`` with its commit, verified (cached)."""
         got = self._signed.get(height)
-        if got is None:
-            sh = self.source.signed_header(height)
-            header, commit = CmtHeader.from_json(sh["header"]), Commit.from_json(sh["commit"])
-            if header.height != height:
-                raise InvalidBlock(f"cometbft.header@{height}", f"the source answered height {header.height}")
-            got = self._signed[height] = (header, commit, verify_signed_header(self.chain_id, self.vals, header,
-                                                                               commit))
+        if got is not None:
+            self._signed.move_to_end(height)
+            return got
+        sh = self.source.signed_header(height)
+        header, commit = CmtHeader.from_json(sh["header"]), Commit.from_json(sh["commit"])
+        if header.height != height:
+            raise InvalidBlock(f"cometbft.header@{height}", f"the source answered height {header.height}")
+        got = self._signed[height] = (header, commit, verify_signed_header(self.chain_id, self.vals, header, commit))
+        if len(self._signed) > CACHE_HEIGHTS:  # a long-running API: the most recently used only
+            self._signed.popitem(last=False)
         return got
 
     def check_block(self, block: Block, cmt_height: int, prev_hash: bytes, prev_time: int) -> tuple[CmtHeader,
