@@ -33,7 +33,8 @@ def crev_headers(data: Path) -> list[tuple[bytes, int]]:
 
 def test_four_validators_agree_at_every_height(tmp_path: Path) -> None:
     net = make_net(tmp_path, 4)
-    up = subprocess.Popen([sys.executable, "-m", "crev.consortium.cli", "consortium", "up", str(tmp_path)],
+    up = subprocess.Popen([sys.executable, "-m", "crev.consortium.cli", "consortium", "up", str(tmp_path),
+                           "--no-api"],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         assert up.stdout is not None

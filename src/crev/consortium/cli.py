@@ -88,12 +88,18 @@ def init_cmd(root: Path, validators: int, observers: int, chain_id: str, base_po
 
 @consortium.command("up")
 @click.argument("root", type=click.Path(file_okay=False, path_type=Path))
-def up_cmd(root: Path) -> None:
-    """Start every member's CometBFT and crev app; stop them on Ctrl-C or SIGTERM."""
+@click.option("--api-member", default=None, help="serve the API and dashboard over this member's node "
+                                                 "(default: the first)")
+@click.option("--host", default="127.0.0.1", show_default=True, help="the API's address")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="the API's port")
+@click.option("--api/--no-api", default=True, show_default=True, help="serve the HTTP API and the dashboard")
+def up_cmd(root: Path, api_member: str | None, host: str, port: int, api: bool) -> None:
+    """Start every member's CometBFT and crev app, and serve the API and dashboard over one
+    member's node; stop them all on Ctrl-C or SIGTERM."""
     from crev.consortium import localnet
 
     try:
-        localnet.up(root)
+        localnet.up(root, api=api, api_member=api_member, host=host, port=port)
     except (CometError, FileNotFoundError) as err:
         raise click.ClickException(str(err)) from None
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import json
 import os
 import statistics
 import tempfile
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from crev.consortium import localnet
-from crev.consortium.cometbft import CometError
+from crev.consortium.cometbft import CometError, set_config
 from crev.core.encoding import encode
 from crev.core.factors import FactorRow
 from crev.core.hashing import sha256
@@ -49,15 +50,36 @@ def raw_verify_rate(n: int = 4000) -> float:
     return n / (time.perf_counter() - t)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run(validators: int, devices: int, rounds: int, timeout_commit: str, root: Path, base_port: int,
-        events: str = "all", rate: float = 0.0) -> dict[str, Any]:
-    """``rate``: readings/s offered (batches spaced evenly); 0 submits everything at once."""
+        events: str = "all", rate: float = 0.0, config: dict[str, dict[str, object]] | None = None,
+        block_max_bytes: int = 0) -> dict[str, Any]:
+    """``rate``: readings/s offered (batches spaced evenly); 0 submits everything at once.
+    ``config``: config.toml settings for every member (``set_config``), e.g. the mempool's size or
+    the p2p rates; ``block_max_bytes``: the genesis' consensus parameter (0: CometBFT's default)."""
     raw = raw_verify_rate()  # before the net runs: one core to itself
     now = int(time.time())
     start = (now - 30 * DAY) // 1800 * 1800
     g = Genesis(CHAIN, start - DAY, "operator", "Operator", _key("operator").public_key, _key("operator").public_key,
                 emission_factors=tuple(FactorRow("tokyo", y, "adjusted", 450, "loadgen") for y in (2024, 2025, 2026)))
-    localnet.init(root, validators, base_port=base_port, timeout_commit=timeout_commit, genesis=g, events=events)
+    specs = localnet.init(root, validators, base_port=base_port, timeout_commit=timeout_commit, genesis=g,
+                          events=events)
+    for s in specs:
+        if config:
+            set_config(s.home, config)
+        if block_max_bytes:
+            gpath = s.home / "config" / "genesis.json"
+            doc = json.loads(gpath.read_text("utf-8"))
+            doc["consensus_params"]["block"]["max_bytes"] = str(block_max_bytes)
+            gpath.write_text(json.dumps(doc, indent=2, ensure_ascii=False), "utf-8")
     net = localnet.Localnet(root).start()
     try:
         rpc = net.rpc()
@@ -134,12 +156,15 @@ def run(validators: int, devices: int, rounds: int, timeout_commit: str, root: P
             t_end = seen
         blocks = h - h0
         elapsed = t_end - t0
+        cpu_apps = sum(cpu_seconds(p.pid) for p in net.apps.values())
+        cpu_nodes = sum(cpu_seconds(p.pid) for p in net.nodes.values())
         lat = sorted(latencies)
         return {"validators": validators, "events": events, "readings": accepted, "seconds": round(elapsed, 2),
                 "readings_per_s": round(accepted / elapsed), "blocks": blocks,
                 "blocks_per_s": round(blocks / elapsed, 2),
                 "p50_s": round(statistics.median(lat), 2), "p99_s": round(lat[int(0.99 * (len(lat) - 1))], 2),
-                "offered_per_s": rate or "burst", "raw_verify_per_s_one_core": round(raw)}
+                "offered_per_s": rate or "burst", "raw_verify_per_s_one_core": round(raw),
+                "cpu_s_apps": round(cpu_apps, 1), "cpu_s_cometbft": round(cpu_nodes, 1)}
     finally:
         net.stop()
 

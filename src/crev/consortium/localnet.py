@@ -7,8 +7,10 @@ the registry) as ``app_state``. ``DIR/consortium.json`` lists the members and th
 ``DIR/operator.key`` is the operator's Ed25519 seed (0600), the key that registers participants.
 
 ``up`` starts each member's crev app (``crev abci``) and then its CometBFT node, waits until every
-member has committed blocks, and stops them all (CometBFT first, then the apps) on SIGTERM or
-Ctrl-C. Logs go to each member's directory.
+member has committed blocks, then serves the HTTP API and the dashboard over one member's node
+(``api_member``, default the first: its own process, ``python -m crev.service.server``, reading
+that member's crev data directory read-only and submitting through its CometBFT), and stops them
+all (the API, CometBFT, then the apps) on SIGTERM or Ctrl-C. Logs go to each member's directory.
 """
 
 from __future__ import annotations
@@ -118,13 +120,15 @@ def load(root: Path) -> tuple[dict[str, Any], list[MemberSpec]]:
                for x in m["members"]]
 
 
-def wait_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout: float = 60.0) -> None:
+def wait_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout: float = 60.0,
+              host: str = "127.0.0.1") -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if proc.poll() is not None:
             raise CometError(f"{what} exited with {proc.returncode} before listening on port {port}")
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            with socket.create_connection((host if host not in ("0.0.0.0", "::", "") else "127.0.0.1", port),
+                                          timeout=0.5):
                 return
         except OSError:
             time.sleep(0.05)
@@ -141,6 +145,7 @@ class Localnet:
         self.binary = binary or (Path(manifest["cometbft"]) if Path(manifest["cometbft"]).exists() else find_binary())
         self.apps: dict[str, subprocess.Popen[bytes]] = {}
         self.nodes: dict[str, subprocess.Popen[bytes]] = {}
+        self.api: subprocess.Popen[bytes] | None = None
         self._logs: list[IO[bytes]] = []
 
     def member(self, name: str) -> MemberSpec:
@@ -169,6 +174,18 @@ class Localnet:
             self.start_node(m)
         return self
 
+    def start_api(self, member: str | None = None, host: str = "127.0.0.1", port: int = 8000,
+                  timeout: float = 60.0) -> str:
+        """The HTTP API and dashboard over ``member``'s node, as its own process; returns its URL."""
+        m = self.member(member) if member else self.members[0]
+        log = open(m.dir / "api.log", "ab")  # noqa: SIM115 - closed in stop()
+        self._logs.append(log)
+        self.api = subprocess.Popen(
+            [sys.executable, "-m", "crev.service.server", str(self.root), "--member", m.name, "--host", host,
+             "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        wait_port(port, self.api, f"the API over {m.name}'s node", timeout, host)
+        return f"http://{host}:{port}"
+
     def rpc(self, name: str | None = None) -> Rpc:
         return Rpc((self.member(name) if name else self.members[0]).rpc_url)
 
@@ -195,7 +212,11 @@ class Localnet:
             self._end(self.apps.pop(name), sig)
 
     def stop(self) -> None:
-        """CometBFT nodes first (they stop calling the apps), then the apps (which checkpoint)."""
+        """The API first, then the CometBFT nodes (they stop calling the apps), then the apps
+        (which checkpoint)."""
+        if self.api is not None:
+            self._end(self.api)
+            self.api = None
         for p in list(self.nodes.values()):
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
@@ -210,8 +231,10 @@ class Localnet:
         self._logs.clear()
 
 
-def up(root: Path, *, out: IO[str] = sys.stdout, stop: threading.Event | None = None) -> None:
-    """Start every member, wait for committed blocks, run until SIGTERM / Ctrl-C (or ``stop``)."""
+def up(root: Path, *, out: IO[str] = sys.stdout, stop: threading.Event | None = None, api: bool = True,
+       api_member: str | None = None, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Start every member, wait for committed blocks, serve the API over ``api_member``'s node
+    (unless not ``api``), run until SIGTERM / Ctrl-C (or ``stop``)."""
     stop = stop or threading.Event()
     net = Localnet(root)
 
@@ -219,6 +242,8 @@ def up(root: Path, *, out: IO[str] = sys.stdout, stop: threading.Event | None = 
         stop.set()
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    if api_member is not None and api_member not in {m.name for m in net.members}:
+        raise CometError(f"--api-member {api_member}: no such member ({', '.join(m.name for m in net.members)})")
     try:
         net.start()
         net.wait_blocks(2)
@@ -226,10 +251,14 @@ def up(root: Path, *, out: IO[str] = sys.stdout, stop: threading.Event | None = 
             print(f"{m.name:10} rpc {m.rpc_url}  height {Rpc(m.rpc_url).height()}  logs {m.dir}", file=out)
         n = sum(m.validator for m in net.members)
         extra = f" and {len(net.members) - n} full nodes" if len(net.members) > n else ""
+        if api:
+            url = net.start_api(api_member, host, port)
+            print(f"API and dashboard: {url}  (over {api_member or net.members[0].name}'s node)", file=out, flush=True)
         print(f"consortium up: {n} validators{extra} committing blocks; Ctrl-C or SIGTERM stops them",
               file=out, flush=True)
         while not stop.is_set():
-            dead = [n for n, p in (*net.nodes.items(), *net.apps.items()) if p.poll() is not None]
+            procs = [*net.nodes.items(), *net.apps.items(), *((("api", net.api),) if net.api is not None else ())]
+            dead = [n for n, p in procs if p.poll() is not None]
             if dead:
                 raise CometError(f"{', '.join(dead)} exited: see the logs in {root}")
             stop.wait(0.5)

@@ -1,4 +1,6 @@
-"""The HTTP API and the dashboard, on one FastAPI app over a running embedded node (docs/api.md).
+"""The HTTP API and the dashboard, on one FastAPI app over a running ledger (docs/api.md): the
+embedded node, or one member of a consortium (``live.Ledger``; ``consortium`` adds
+``/v1/consortium`` and each block's signers).
 
 Routes are thin: each parses its parameters, takes a consistent read (``Live``) and returns what
 ``queries`` builds. Every error, whatever raised it, leaves as ``{"error": {code, field,
@@ -16,7 +18,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 from fastapi import FastAPI, Query, Request
 from fastapi import Path as P
@@ -30,7 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 import crev
 from crev.core.hashing import sha256
 from crev.errors import CrevError, MalformedError, NotFoundError
-from crev.node.node import Node, Receipt, readings_in
+from crev.node.node import Receipt, readings_in
 from crev.reports.marketdata import book_levels, market_rows
 from crev.reports.statements import (
     monthly_statement,
@@ -43,7 +45,7 @@ from crev.reports.statements import (
 )
 from crev.service import auth, queries
 from crev.service.limits import Admission, Limits, TokenBuckets, TooLarge
-from crev.service.live import SHUTDOWN, STREAMS_PER_CLIENT, Live, StreamLimit
+from crev.service.live import SHUTDOWN, STREAMS_PER_CLIENT, Ledger, Live, StreamLimit
 
 STATUS = {"malformed": 400, "bad_signature": 401, "forbidden": 403, "not_found": 404, "conflict": 409,
           "bad_nonce": 409, "rule_violation": 422, "invalid_block": 500}
@@ -103,20 +105,33 @@ def crev_error(err: CrevError, **extra: Any) -> JSONResponse:
     return error(STATUS.get(err.code, 400), err.code, err.field, err.reason, **extra)
 
 
-def create_app(node: Node, *, rate: float = 50.0, burst: int = 200, clock: Callable[[], float] = time.time,
+class Consortium(Protocol):
+    """What the API shows of a consortium (``crev.consortium.member.Consortium``)."""
+
+    def overview(self) -> dict[str, Any]:
+        """Members (each one's CometBFT status), validators and their voting power."""
+
+    def signers(self, cometbft_height: int) -> dict[str, Any]:
+        """Who signed CometBFT block ``cometbft_height``, with their voting power."""
+
+
+def create_app(node: Ledger, *, rate: float = 50.0, burst: int = 200, clock: Callable[[], float] = time.time,
                public_url: str | None = None, admission: Admission | None = None,
-               refused_rate: float = 500.0, refused_burst: int = 20_000) -> Any:
+               refused_rate: float = 500.0, refused_burst: int = 20_000, consortium: Consortium | None = None,
+               nonce_file: Path | None = None) -> Any:
     """The ASGI app: FastAPI routes behind the size and rate limits (``rate`` ≤ 0: no rate limit).
 
     ``admission`` bounds the transactions waiting for the node (503 past it; default
     ``Admission()``); each address may have ``refused_rate`` readings per second refused by the
     ledger, ``refused_burst`` at once, before its submissions get 429 (``refused_rate`` ≤ 0: no
     such limit). ``app.state.begin_shutdown()`` ends the live streams, so a graceful shutdown waits
-    only for the requests in flight."""
+    only for the requests in flight. ``consortium``: the ledger is a consortium member's (adds
+    ``/v1/consortium`` and each block's signers); ``nonce_file``: where used request nonces are
+    kept (default: in the ledger's data directory)."""
     live = Live(node)
     queue = admission if admission is not None else Admission()
     refused_work = TokenBuckets(refused_rate, refused_burst) if refused_rate > 0 else None
-    nonces = auth.Nonces(node.data_dir / auth.NONCE_FILE)  # used request nonces survive a restart
+    nonces = auth.Nonces(nonce_file or node.data_dir / auth.NONCE_FILE)  # used request nonces survive a restart
     app = FastAPI(title="crev API", version=crev.__version__ if hasattr(crev, "__version__") else "0.1.0",
                   summary="C-REV ledger, market and consumer figures / C-REV台帳・市場・需要家指標",
                   description="Signed readings → C-REV → trading → retirement. See docs/api.md.",
@@ -216,9 +231,14 @@ def create_app(node: Node, *, rate: float = 50.0, burst: int = 200, clock: Calla
         finally:
             if not released:
                 queue.release(ticket)
-        if receipt.error is not None and not receipt.committed:
+        if receipt.error is not None and not receipt.ok:
             e = receipt.error
-            return error(STATUS.get(e["code"], 400), e["code"], e["field"], e["reason"], tx_hash=receipt.tx_hash)
+            # a consortium keeps a failed transaction in its block (committed, changing nothing):
+            # answered as the embedded node answers a refused one, saying where it is
+            where: dict[str, Any] = ({"committed": True, "height": receipt.height, "index": receipt.index}
+                                     if receipt.committed else {})
+            return error(STATUS.get(e["code"], 400), e["code"], e["field"], e["reason"], None,
+                         tx_hash=receipt.tx_hash, **where)
         out = receipt.to_dict()
         if not events:
             out.pop("events", None)
@@ -234,12 +254,45 @@ def create_app(node: Node, *, rate: float = 50.0, burst: int = 200, clock: Calla
     @app.get("/v1/blocks", tags=["ledger"])
     def blocks(offset: Offset = 0, limit: Limit = 50) -> Any:
         with live.store() as s:
-            return queries.blocks(s, offset, limit)
+            out = queries.blocks(s, offset, limit)
+            cmts = {r["height"]: s.get_meta(f"cmt/{r['height']}") for r in out["items"]}
+        if consortium is not None:
+            for r in out["items"]:
+                cmt = cmts[r["height"]]
+                if cmt is not None:
+                    c = signed_by(int(cmt))
+                    r.update(cometbft_height=c["cometbft_height"], signed_power=c.get("signed_power"),
+                             total_power=c.get("total_power"),
+                             signers=None if c["signers"] is None else [x["name"] for x in c["signers"]])
+        return out
 
-    @app.get("/v1/blocks/{height}", tags=["ledger"])
+    @app.get("/v1/blocks/{height}", tags=["ledger"],
+             summary="One block; in consortium mode also its CometBFT height and who signed it")
     def block(height: Annotated[int, P(ge=1, le=2**62)]) -> Any:
         with live.store() as s:
-            return queries.block(s, height)
+            out = queries.block(s, height)
+            cmt = s.get_meta(f"cmt/{height}")
+        if consortium is not None and cmt is not None:
+            out.update(signed_by(int(cmt)))
+        return out
+
+    def signed_by(cometbft_height: int) -> dict[str, Any]:
+        try:
+            c = consortium.signers(cometbft_height) if consortium is not None else {}
+        except Exception as exc:  # CometBFT unreachable: the block is still answered
+            return {"cometbft_height": cometbft_height, "signers": None, "signers_error": str(exc)}
+        return {k: c[k] for k in ("cometbft_height", "signers", "absent", "signed_power", "total_power")}
+
+    if consortium is not None:  # an embedded node answers 404 here, as for any unknown path
+
+        @app.get("/v1/consortium", tags=["ledger"],
+                 summary="Consortium mode: the members (CometBFT status of each), validators and voting power")
+        def consortium_info() -> Any:
+            assert consortium is not None
+            out = consortium.overview()
+            with live.state() as st:
+                out["crev_height"] = st.height
+            return out
 
     @app.get("/v1/tx/{tx_hash}", tags=["ledger"])
     def get_tx(tx_hash: str, request: Request) -> Any:

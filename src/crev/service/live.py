@@ -1,5 +1,12 @@
-"""The service's view of a running node: consistent reads, the market's history, and the live
+"""The service's view of a running ledger: consistent reads, the market's history, and the live
 stream.
+
+**Which ledger.** ``Ledger`` is what the service needs of one: the embedded ``Node`` satisfies it,
+and so does a consortium member (``crev.consortium.member.MemberLedger``: reads from the member's
+data directory, which its crev app writes, submissions through its CometBFT). A ledger whose
+index another process writes also offers ``index_tail`` (``TailIndexed``): a reader's read-only
+store is then brought to exactly the ledger's state (the blocks after the file's checkpoint indexed
+on that connection).
 
 **Consistent reads.** The node keeps its state in memory and writes the SQLite snapshot and
 index (which trace, reports and lists read) every few seconds in the background. A read that
@@ -22,17 +29,20 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import deque
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 from crev.core.units import jst
 from crev.ledger.apply import BlockOutcome, TxResult
 from crev.ledger.block import Block
 from crev.ledger.events import AuctionCleared, Issued, Retired, Traded
 from crev.ledger.state import State
-from crev.node.node import DB_FILE, Node
+from crev.ledger.tx import Tx
+from crev.node.node import DB_FILE, Receipt
 from crev.node.store import Store
 from crev.reports.statements import committed_events
 
@@ -40,6 +50,44 @@ STREAM_QUEUE = 2_000  # events a subscriber may fall behind before it is dropped
 HISTORY = 100_000  # trades and auctions kept in memory (the chain keeps them all)
 STREAMS_PER_CLIENT = 16  # open /v1/stream connections one address may hold
 SHUTDOWN: dict[str, Any] = {"event": "shutdown"}  # the last item a stream gets when the server stops
+
+
+class Ledger(Protocol):
+    """A running ledger as the service uses it (the embedded ``Node``, a consortium member)."""
+
+    @property
+    def data_dir(self) -> Path:
+        """The ledger's data directory (its SQLite store is read here read-only)."""
+
+    @property
+    def lock(self) -> AbstractContextManager[Any]:
+        """Held, no block is applied to ``state``."""
+
+    @property
+    def state(self) -> State:
+        """The live state (read it under ``lock``)."""
+
+    @property
+    def listeners(self) -> list[Callable[[Block, BlockOutcome], None]]:
+        """Called with each committed block and its outcome, in order."""
+
+    def flush(self) -> None:
+        """Bring what a reader's store shows up to ``state`` (the embedded node: write the
+        checkpoint; a member: apply what its app committed)."""
+
+    def check_tx(self, raw: bytes) -> Tx:
+        """The stateless check (raises CrevError)."""
+
+    def submit(self, raw: bytes | Tx) -> Future[Receipt]:
+        """Resolves with the receipt once committed (or refused)."""
+
+
+@runtime_checkable
+class TailIndexed(Protocol):
+    """A ledger whose store's index another process writes (a consortium member)."""
+
+    def index_tail(self, store: Store) -> None:
+        """With ``lock`` held: make ``store`` (read-only) show exactly ``state``."""
 
 
 @dataclass
@@ -87,8 +135,9 @@ class Subscriber:
 
 
 class Live:
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Ledger) -> None:
         self.node = node
+        self._tail = node if isinstance(node, TailIndexed) else None
         self.db_path = node.data_dir / DB_FILE
         self.trades: deque[dict[str, Any]] = deque(maxlen=HISTORY)
         self.auctions: deque[dict[str, Any]] = deque(maxlen=HISTORY)
@@ -110,6 +159,8 @@ class Live:
             self.node.flush()  # only what was sealed in between
             store = Store(self.db_path, readonly=True)
             try:
+                if self._tail is not None:
+                    self._tail.index_tail(store)
                 yield Reading(self.node.state, store)
             finally:
                 store.close()

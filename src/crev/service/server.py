@@ -1,5 +1,7 @@
 """Running the API: ``serve`` blocks (``crev serve``); ``serve_in_thread`` runs it beside other
-work (``crev demo`` keeps simulating while it serves).
+work (``crev demo`` keeps simulating while it serves); ``serve_member`` serves one consortium
+member's ledger (``crev consortium up`` runs it as its own process:
+``python -m crev.service.server ROOT --member NAME --port 8000``).
 
 The server is uvicorn with the connection guard of ``guard.py`` (caps per address and in total,
 header and body timeouts), forwarded headers trusted only from ``trusted_proxies`` (none by
@@ -11,17 +13,21 @@ graceful shutdown that first ends the live streams, then lets requests in flight
 
 from __future__ import annotations
 
+import argparse
+import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import uvicorn
 
-from crev.node.node import Node
 from crev.service.app import create_app
 from crev.service.guard import ConnectionGuard, guarded_protocol
+from crev.service.live import Ledger
 
 GRACEFUL_S = 30  # how long a shutdown waits for requests in flight (a 20,000-reading batch takes ~3 s)
 KEEP_ALIVE_S = 5  # an idle kept-alive connection is closed after this long
@@ -38,7 +44,7 @@ class CrevServer(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-def _server(node: Node, host: str, port: int, *, guard: ConnectionGuard | None = None,
+def _server(node: Ledger, host: str, port: int, *, guard: ConnectionGuard | None = None,
             trusted_proxies: Sequence[str] = (), **kw: Any) -> uvicorn.Server:
     if not kw.get("public_url") and port:
         # QR codes and certificates link here, never to whatever Host header a client sent
@@ -67,7 +73,7 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(node: Node, sock: socket.socket, **kw: Any) -> None:
+def serve(node: Ledger, sock: socket.socket, **kw: Any) -> None:
     """Serve on ``sock`` (from ``bind``) until interrupted (Ctrl-C or SIGTERM)."""
     host, port = sock.getsockname()[:2]
     _server(node, host, port, **kw).run(sockets=[sock])
@@ -76,7 +82,7 @@ def serve(node: Node, sock: socket.socket, **kw: Any) -> None:
 class Background:
     """The API on a daemon thread; ``stop()`` shuts it down gracefully."""
 
-    def __init__(self, node: Node, host: str, port: int, **kw: Any) -> None:
+    def __init__(self, node: Ledger, host: str, port: int, **kw: Any) -> None:
         self.server = _server(node, host, port, **kw)
         self.thread = threading.Thread(target=self.server.run, name="crev-api", daemon=True)
 
@@ -99,5 +105,45 @@ class Background:
         self.thread.join(timeout=10)
 
 
-def serve_in_thread(node: Node, host: str = "127.0.0.1", port: int = 8000, **kw: Any) -> Background:
+def serve_in_thread(node: Ledger, host: str = "127.0.0.1", port: int = 8000, **kw: Any) -> Background:
     return Background(node, host, port, **kw).start()
+
+
+def serve_member(root: Path, member: str | None, sock: socket.socket, **kw: Any) -> None:
+    """Serve the API and dashboard over consortium member ``member`` (default: the first) of the
+    localnet at ``root``: reads from its crev data directory, submissions through its CometBFT,
+    ``/v1/consortium`` from every member's RPC. Runs until SIGTERM or Ctrl-C."""
+    from crev.consortium.member import member_ledger
+
+    with member_ledger(root, member) as ledger:
+        api_dir = ledger.data_dir.parent / "api"
+        api_dir.mkdir(exist_ok=True)
+        serve(ledger, sock, consortium=ledger.consortium, nonce_file=api_dir / "nonces.sqlite", **kw)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description="Serve the API and dashboard over one consortium member's ledger.")
+    ap.add_argument("root", type=Path, help="the localnet (crev consortium init ROOT)")
+    ap.add_argument("--member", default=None, help="whose node (default: the first member)")
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=8000)
+    a = ap.parse_args(argv)
+    try:
+        sock = bind(a.host, a.port)
+    except OSError as err:
+        sys.exit(f"cannot listen on {a.host}:{a.port}: {err.strerror or err}")
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        serve_member(a.root, a.member, sock)
+    except KeyboardInterrupt:
+        pass
+    except (ValueError, FileNotFoundError) as err:
+        sys.exit(str(err))
+
+
+if __name__ == "__main__":
+    main()
