@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -149,20 +150,24 @@ class Consortium:
         self.source = source
         self.crev_genesis = crev_genesis
         self._signed: OrderedDict[int, tuple[CmtHeader, Commit, Tally]] = OrderedDict()
+        self._lock = threading.Lock()
 
     def signed(self, height: int) -> tuple[CmtHeader, Commit, Tally]:
         """CometBFT header ``height`` with its commit, verified (cached)."""
-        got = self._signed.get(height)
-        if got is not None:
-            self._signed.move_to_end(height)
-            return got
+        with self._lock:
+            got = self._signed.get(height)
+            if got is not None:
+                self._signed.move_to_end(height)
+                return got
         sh = self.source.signed_header(height)
         header, commit = CmtHeader.from_json(sh["header"]), Commit.from_json(sh["commit"])
         if header.height != height:
             raise InvalidBlock(f"cometbft.header@{height}", f"the source answered height {header.height}")
-        got = self._signed[height] = (header, commit, verify_signed_header(self.chain_id, self.vals, header, commit))
-        if len(self._signed) > CACHE_HEIGHTS:  # a long-running API: the most recently used only
-            self._signed.popitem(last=False)
+        got = (header, commit, verify_signed_header(self.chain_id, self.vals, header, commit))
+        with self._lock:  # an API calls from many threads
+            self._signed[height] = got
+            if len(self._signed) > CACHE_HEIGHTS:  # a long-running API: the most recently used only
+                self._signed.popitem(last=False)
         return got
 
     def check_block(self, block: Block, cmt_height: int, prev_hash: bytes, prev_time: int) -> tuple[CmtHeader,
