@@ -204,5 +204,11 @@ def test_verify_and_trace_against_the_consortium(tmp_path: Path) -> None:
         out = CliRunner().invoke(main, ["trace", str(auditor.data), retirement, "--json"])
         assert out.exit_code == 0, out.output
         assert json.loads(out.output)["consortium"]["blocks"].keys() == c["blocks"].keys()
+        out = CliRunner().invoke(main, ["trace", str(auditor.data), retirement])
+        text = " ".join(out.output.split())
+        assert out.exit_code == 0, out.output
+        for h, p in c["blocks"].items():
+            assert (f"block {h}: app hash {p['crev_header_hash'][:16]}… in CometBFT header {p['header']['height']}, "
+                    f"signed by {p['signed_power']} of 40 voting power (> 26 needed)") in text
     finally:
         net.stop()
