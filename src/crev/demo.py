@@ -17,6 +17,13 @@ and the buyers retire most of that. Two buyers hold standing bids that retire on
 accepts only Kanto and Chubu C-REV); the third bids into the call auction every day. The operator
 makes one top-up after a smart-meter reconciliation and one cancellation after a meter fault, so
 every kind of record is on the chain. Keys are derived from the seed, so a run is reproducible.
+
+With ``consortium`` (``crev demo --consortium 4``) the same fleet and agents run against a localnet
+of that many CometBFT validators written into the data directory (``crev consortium init``'s
+layout), through the first member's node (``MemberLedger``: submissions by CometBFT's RPC, reads
+from its crev data directory), and the dashboard then also shows the validators, who signed each
+block and each member's height. Block time is then CometBFT's (the wall clock), not the simulated
+clock: the live phase never runs ahead of it.
 """
 
 from __future__ import annotations
@@ -24,9 +31,11 @@ from __future__ import annotations
 import shutil
 import time
 from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from rich.console import Console
 from rich.live import Live
@@ -37,6 +46,8 @@ from crev.core.signing import Signer
 from crev.core.units import JST_OFFSET_SECONDS, fiscal_year, fiscal_year_bounds, jst, parse_time
 from crev.data import shipped_rows
 from crev.device.dgc import DgcAgent
+from crev.ledger.apply import BlockOutcome
+from crev.ledger.block import Block
 from crev.ledger.events import AuctionCleared, Traded
 from crev.ledger.genesis import Genesis
 from crev.ledger.holdings import available
@@ -51,8 +62,10 @@ from crev.ledger.messages.set_offer_policy import SetOfferPolicy
 from crev.ledger.messages.set_standing_bid import SetStandingBid
 from crev.ledger.messages.submit_readings import SubmitReadings, parse_reading
 from crev.ledger.messages.transfer import Transfer
+from crev.ledger.params import Params
 from crev.ledger.records import ANY, TRADABLE, Filter, RetireSpec
-from crev.ledger.tx import Message, build_tx
+from crev.ledger.state import State
+from crev.ledger.tx import Message, Tx, build_tx
 from crev.node.node import GENESIS_FILE, Node, Receipt
 from crev.sim.fleet import FleetSimulator, make_fleet
 
@@ -62,6 +75,23 @@ AUDITOR = "tohmatsu-audit"
 BUYERS = (("kanto-rail", "Kanto Rail Holdings", "re100"),
           ("nihon-retail", "Nihon Retail Group", "statutory_report"),
           ("sakura-bank", "Sakura Bank", "cdp"))
+
+
+class Ledger(Protocol):
+    """What the demo's fleet and agents need of a ledger: the embedded ``Node`` and a consortium
+    member (``crev.consortium.member.MemberLedger``) both offer it."""
+
+    @property
+    def state(self) -> State: ...
+
+    @property
+    def listeners(self) -> list[Callable[[Block, BlockOutcome], None]]: ...
+
+    def submit(self, raw: bytes | Tx) -> Future[Receipt]: ...
+
+    def submit_wait(self, raw: bytes, timeout: float = ...) -> Receipt: ...
+
+    def close(self) -> None: ...
 
 
 def demo_key(seed: int, name: str) -> Signer:
@@ -127,7 +157,9 @@ def default_start(days: int) -> int:
 def prepare_dir(data_dir: Path) -> None:
     if data_dir.exists():
         g = data_dir / GENESIS_FILE
-        if not g.exists() or f'"chain_id": "{CHAIN_ID}"' not in g.read_text("utf-8"):
+        net = data_dir / "consortium.json"  # a consortium demo's localnet
+        if not (g.exists() and f'"chain_id": "{CHAIN_ID}"' in g.read_text("utf-8")) and not (
+                net.exists() and f'"chain_id": "{CHAIN_ID}"' in net.read_text("utf-8")):
             raise FileExistsError(f"{data_dir} exists and is not a demo ledger; choose another --data-dir")
         shutil.rmtree(data_dir)
 
@@ -144,7 +176,8 @@ class Serve:
 
 def run_demo(data_dir: Path, *, sites: int = 40, days: int = 3, interval_s: int = 1800, seed: int = 1,
              start: str | None = None, console: Console | None = None, live: bool = True,
-             serve: Serve | None = None) -> DemoStats:
+             serve: Serve | None = None, consortium: int = 0, base_port: int = 26600) -> DemoStats:
+    """``consortium``: run on a localnet of that many validators (0: the embedded node)."""
     console = console or Console()
     t_begin = time.perf_counter()
     start_ts = parse_time(start) if start else default_start(days)
@@ -154,9 +187,20 @@ def run_demo(data_dir: Path, *, sites: int = 40, days: int = 3, interval_s: int 
     genesis = Genesis(CHAIN_ID, start_ts - 3600, OPERATOR, "J-CREV Registry (demo operator)",
                       acc.key(OPERATOR).public_key, demo_key(seed, "sequencer").public_key,
                       emission_factors=tuple(shipped_rows()))
-    Node.init(data_dir, genesis, demo_key(seed, "sequencer").seed)
     clock = [float(start_ts)]
-    node = Node(data_dir, block_interval_ms=10, clock=lambda: clock[0]).start()
+    net: Any = None
+    node: Ledger
+    if consortium:
+        net, node = _start_consortium(data_dir, genesis, acc.key(OPERATOR).seed, consortium, base_port, console)
+    else:
+        Node.init(data_dir, genesis, demo_key(seed, "sequencer").seed)
+        node = Node(data_dir, block_interval_ms=10, clock=lambda: clock[0]).start()
+    max_future = Params().max_future_s
+
+    def ledger_time(t: int) -> int:
+        """The block time the ledger will use: the simulated clock, or CometBFT's (the wall clock)."""
+        return max(t, int(time.time())) if consortium else t
+
     stats = DemoStats()
     node.listeners.append(lambda block, outcome: _count_market(stats, outcome))
     server = None
@@ -171,10 +215,29 @@ def run_demo(data_dir: Path, *, sites: int = 40, days: int = 3, interval_s: int 
         held: dict[str, list[tuple[str, int]]] = defaultdict(list)
         end_ts = start_ts + days * 86400
 
-        def step(t: int) -> None:
+        pending: list[tuple[Future[Receipt], list[Any]]] = []  # batches submitted, receipts not yet read
+
+        def drain() -> None:
+            """Read the receipts of the batches submitted so far (in order)."""
+            while pending:
+                fut, rows = pending.pop(0)
+                rec = _check(fut.result(120), "readings")
+                for (status, lot_id, q, *_), e in zip(rec.detail, rows, strict=True):
+                    if status == "accepted":
+                        stats.readings += 1
+                        if lot_id:
+                            stats.issued_g += q
+                            todays_lots[owner_of[e.site_id]].append((lot_id, q))
+                    else:
+                        stats.refused += 1
+
+        def step(t: int, pipelined: bool = False) -> None:
             """One metering interval starting at ``t``: every DGC signs, the gateway submits, and the
-            day's market agents act at midnight."""
+            day's market agents act at midnight. ``pipelined``: the receipt is read later (a
+            consortium commits a block in about a second: the day's batches go in together)."""
             clock[0] = t + interval_s + 5
+            while consortium and t + interval_s > time.time() + max_future - 60:
+                time.sleep(1.0)  # a consortium's block time is the wall clock: never run ahead of it
             rows = sim.interval(t)
             batch = [agents[e.site_id].reading(t, interval_s, e.generation_wh, e.import_wh, e.export_wh)
                      for e in rows]
@@ -183,21 +246,16 @@ def run_demo(data_dir: Path, *, sites: int = 40, days: int = 3, interval_s: int 
                 stats.demand_wh += e.generation_wh + e.import_wh - e.export_wh
                 stats.self_consumed_wh += e.generation_wh - e.export_wh
             msg = SubmitReadings(tuple(parse_reading(r, f"readings[{i}]") for i, r in enumerate(batch)))
-            rec = _check(node.submit_wait(build_tx(CHAIN_ID, msg)), "readings")
-            for (status, lot_id, q, *_), e in zip(rec.detail, rows, strict=True):
-                if status == "accepted":
-                    stats.readings += 1
-                    if lot_id:
-                        stats.issued_g += q
-                        todays_lots[owner_of[e.site_id]].append((lot_id, q))
-                else:
-                    stats.refused += 1
+            pending.append((node.submit(build_tx(CHAIN_ID, msg)), rows))
+            if not pipelined:
+                drain()
             stats.intervals += 1
             t += interval_s
             if (t - start_ts) % 86400 == 0:
+                drain()
                 direct = {o: lots for o, lots in todays_lots.items() if o in direct_sellers}
                 _end_of_day(node, acc, direct, held, stats, t)
-                _call_orders(node, acc, direct, t)
+                _call_orders(node, acc, direct, ledger_time(t))
                 todays_lots.clear()
                 if t - start_ts == 86400:
                     _corrections(node, acc, stats)
@@ -209,15 +267,25 @@ def run_demo(data_dir: Path, *, sites: int = 40, days: int = 3, interval_s: int 
                   auto_refresh=live) as lv:
             t = start_ts
             while t < end_ts:
-                step(t)
+                step(t, pipelined=bool(consortium))
                 t += interval_s
                 lv.update(_progress_table(stats, t, end_ts - start_ts, t - start_ts))
+            drain()
+            lv.update(_progress_table(stats, t, end_ts - start_ts, t - start_ts))
         if serve is None:
             return stats
         # --- live phase: the API and dashboard over the same node, the fleet keeps reporting ---
         from crev.service.server import serve_in_thread
 
-        server = serve_in_thread(node, serve.host, serve.port)
+        if consortium:
+            from crev.consortium.member import MemberLedger
+            from crev.service.server import member_kw
+
+            assert isinstance(node, MemberLedger)
+            server = serve_in_thread(node, serve.host, serve.port, **member_kw(node))
+        else:
+            assert isinstance(node, Node)
+            server = serve_in_thread(node, serve.host, serve.port)
         url = f"http://{serve.host}:{server.port}"
         if serve.on_ready is not None:
             serve.on_ready(url)
@@ -235,8 +303,30 @@ def run_demo(data_dir: Path, *, sites: int = 40, days: int = 3, interval_s: int 
         if server is not None:
             server.stop()
         node.close()
+        if net is not None:
+            net.stop()
     stats.seconds = time.perf_counter() - t_begin
     return stats
+
+
+def _start_consortium(data_dir: Path, genesis: Genesis, operator_seed: bytes, validators: int, base_port: int,
+                      console: Console) -> tuple[Any, Ledger]:
+    """A localnet of ``validators`` in ``data_dir``, started, and its first member's ledger."""
+    from crev.consortium import localnet
+    from crev.consortium.member import Consortium, MemberLedger
+
+    specs = localnet.init(data_dir, validators, chain_id=CHAIN_ID, base_port=base_port, timeout_commit="100ms",
+                          genesis=genesis, operator_seed=operator_seed, events="summary")
+    net = localnet.Localnet(data_dir).start()
+    try:
+        net.wait_blocks(1)
+        first = specs[0]
+        console.print(f"consortium: {validators} validators on loopback (rpc {', '.join(s.rpc_url for s in specs)}); "
+                      f"the demo submits through {first.name}'s node")
+        return net, MemberLedger(first.data, first.rpc_url, consortium=Consortium(specs, first.name))
+    except BaseException:
+        net.stop()
+        raise
 
 
 SPOT, CALL = "jp-spot", "jp-nonfit-call"
@@ -258,7 +348,7 @@ def _count_market(stats: DemoStats, outcome: Any) -> None:
                 stats.auctions += 1
 
 
-def _open_market(node: Node, acc: _Accounts, owners: list[str], start_ts: int) -> set[str]:
+def _open_market(node: Ledger, acc: _Accounts, owners: list[str], start_ts: int) -> set[str]:
     """List the markets, fund the buyers, set the automatic orders. Returns the owners who sell by
     direct transfer instead of an auto-offer."""
     fy = fiscal_year(start_ts)
@@ -284,7 +374,7 @@ def _open_market(node: Node, acc: _Accounts, owners: list[str], start_ts: int) -
     return set(owners) - set(auto)
 
 
-def _call_orders(node: Node, acc: _Accounts, todays: dict[str, list[tuple[str, int]]], now: int) -> None:
+def _call_orders(node: Ledger, acc: _Accounts, todays: dict[str, list[tuple[str, int]]], now: int) -> None:
     """The direct sellers offer 40 % of the day's C-REV (of the half they kept) in the call market;
     the third buyer bids there, good for one day."""
     for i, (owner, lots) in enumerate(sorted(todays.items())):
@@ -298,7 +388,7 @@ def _call_orders(node: Node, acc: _Accounts, todays: dict[str, list[tuple[str, i
                                                    None))), "call bid")
 
 
-def _register(node: Node, acc: _Accounts, fleet: list[Any], start_ts: int) -> None:
+def _register(node: Ledger, acc: _Accounts, fleet: list[Any], start_ts: int) -> None:
     owners: dict[str, str] = {}
     for s in fleet:
         owners.setdefault(s.owner_id, s.owner_id.replace("-", " ").title())
@@ -324,7 +414,7 @@ def _register(node: Node, acc: _Accounts, fleet: list[Any], start_ts: int) -> No
         _check(f.result(30), "register device")
 
 
-def _end_of_day(node: Node, acc: _Accounts, todays: dict[str, list[tuple[str, int]]],
+def _end_of_day(node: Ledger, acc: _Accounts, todays: dict[str, list[tuple[str, int]]],
                 held: dict[str, list[tuple[str, int]]], stats: DemoStats, now: int) -> None:
     """Each prosumer sells half of today's C-REV to a buyer; buyers retire 80 % of their holdings."""
     futs = []
@@ -353,7 +443,7 @@ def _end_of_day(node: Node, acc: _Accounts, todays: dict[str, list[tuple[str, in
         held[bid] = [(lot, q - q * 4 // 5) for lot, q in have if q - q * 4 // 5 > 0]
 
 
-def _corrections(node: Node, acc: _Accounts, stats: DemoStats) -> None:
+def _corrections(node: Ledger, acc: _Accounts, stats: DemoStats) -> None:
     """A top-up after reconciling with the utility smart meter, and a cancellation."""
     lots = sorted(node.state.lots.values(), key=lambda lot: lot.first_unit)
     big = [lot for lot in lots if lot.quantity_g > 2000]

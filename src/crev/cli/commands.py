@@ -316,11 +316,15 @@ def factors_load(csv_file: str, node_url: str, signer: str, key: str) -> None:
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--pace", default=2.0, show_default=True, type=click.FloatRange(0.05, 3600),
               help="Live phase: wall-clock seconds per simulated metering interval.")
+@click.option("--consortium", "validators", default=0, show_default=True, type=click.IntRange(0, 16),
+              help="Run on a localnet of this many CometBFT validators in DATA_DIR (0: the embedded node).")
+@click.option("--base-port", default=26600, show_default=True, type=click.IntRange(1024, 65000),
+              help="With --consortium: member i listens on base+10i (rpc), +1 (p2p), +2 (its crev app).")
 def demo(data_dir: str, sites: int, days: int, interval_s: str, seed: int, start: str | None, serve: bool,
-         host: str, port: int, pace: float) -> None:
-    """Simulate a fleet of sites on a fresh embedded ledger with a live market, then (by default)
-    serve the dashboard at http://127.0.0.1:8000 while the fleet keeps reporting; DATA_DIR is left
-    to explore."""
+         host: str, port: int, pace: float, validators: int, base_port: int) -> None:
+    """Simulate a fleet of sites on a fresh embedded ledger (or, with --consortium N, a localnet of
+    N CometBFT validators) with a live market, then (by default) serve the dashboard at
+    http://127.0.0.1:8000 while the fleet keeps reporting; DATA_DIR is left to explore."""
     from crev.demo import Serve, run_demo
     from crev.service.server import bind
 
@@ -340,14 +344,22 @@ def demo(data_dir: str, sites: int, days: int, interval_s: str, seed: int, start
             f"\n[bold green]dashboard / ダッシュボード: {url}[/]  API: {url}/docs  — Ctrl-C stops\n"))
     try:
         s = run_demo(Path(data_dir), sites=sites, days=days, interval_s=int(interval_s), seed=seed,
-                     start=start, console=console, serve=live)
+                     start=start, console=console, serve=live, consortium=validators, base_port=base_port)
     except FileExistsError as exc:
+        _fail(str(exc))
+        raise
+    except RuntimeError as exc:  # the localnet could not start (no cometbft binary, a port in use)
+        if not validators:
+            raise
         _fail(str(exc))
         raise
     console.print(f"\n[bold green]done[/bold green]: {s.readings:,} signed readings → "
                   f"{s.issued_g / 1000:,.1f} kg-CO2e of C-REV in {s.blocks:,} blocks, {s.seconds:.1f} s.")
     console.print("Explore it / 次のコマンドで確認できます:")
     d = escape(data_dir)
+    if validators:  # the first member's crev data directory (consortium init's layout)
+        d = escape(str(Path(data_dir) / "0-registry" / "crev"))
+        console.print(f"  crev consortium up {escape(data_dir)}")
     console.print(f"  crev verify {d}")
     if s.sample_lot:
         console.print(f"  crev trace {d} {escape(s.sample_lot)}")

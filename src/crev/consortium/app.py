@@ -307,7 +307,13 @@ class CrevApp:
             else:
                 _write_atomic(self.data_dir / GENESIS_FILE, g.to_json().encode("utf-8"))
                 self._open(g)
-            _, store = self._ready()
+            st, store = self._ready()
+            if store.checkpoint_height() == 0 and st.height == 0:
+                # the genesis state as checkpoint 0, as the embedded node's `crev init` stores it:
+                # later checkpoints hold only what blocks changed, and a stored snapshot must be
+                # the whole state (crev verify recomputes its root)
+                store.write_checkpoint(0, {key: st.value_of(key) for key in st.all_keys()}, [],
+                                       pack_bucket_hashes(st.params.state_tree_depth, st.tree.bucket_hashes()))
             self.cometbft_chain_id = chain_id
             self.validators = list(validators)
             store.set_meta("cometbft_chain_id", chain_id.encode())

@@ -78,10 +78,14 @@ def run(validators: int, devices: int, rounds: int, timeout_commit: str, root: P
         if block_max_bytes:
             gpath = s.home / "config" / "genesis.json"
             doc = json.loads(gpath.read_text("utf-8"))
-            doc["consensus_params"]["block"]["max_bytes"] = str(block_max_bytes)
+            cp = doc["consensus_params"]
+            cp["block"]["max_bytes"] = str(block_max_bytes)
+            # evidence must fit in a block
+            cp["evidence"]["max_bytes"] = str(min(int(cp["evidence"]["max_bytes"]), block_max_bytes // 2))
             gpath.write_text(json.dumps(doc, indent=2, ensure_ascii=False), "utf-8")
-    net = localnet.Localnet(root).start()
+    net = localnet.Localnet(root)
     try:
+        net.start()
         rpc = net.rpc()
         rpc.wait_height(1, 60)
         nonce = 0

@@ -30,6 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import crev
+from crev.audit.consortium import Consortium as AuditConsortium
 from crev.core.hashing import sha256
 from crev.errors import CrevError, MalformedError, NotFoundError
 from crev.node.node import Receipt, readings_in
@@ -108,6 +109,10 @@ def crev_error(err: CrevError, **extra: Any) -> JSONResponse:
 class Consortium(Protocol):
     """What the API shows of a consortium (``crev.consortium.member.Consortium``)."""
 
+    @property
+    def api_member(self) -> str:
+        """The member whose node this API reads."""
+
     def overview(self) -> dict[str, Any]:
         """Members (each one's CometBFT status), validators and their voting power."""
 
@@ -118,7 +123,7 @@ class Consortium(Protocol):
 def create_app(node: Ledger, *, rate: float = 50.0, burst: int = 200, clock: Callable[[], float] = time.time,
                public_url: str | None = None, admission: Admission | None = None,
                refused_rate: float = 500.0, refused_burst: int = 20_000, consortium: Consortium | None = None,
-               nonce_file: Path | None = None) -> Any:
+               proofs: AuditConsortium | None = None, nonce_file: Path | None = None) -> Any:
     """The ASGI app: FastAPI routes behind the size and rate limits (``rate`` ≤ 0: no rate limit).
 
     ``admission`` bounds the transactions waiting for the node (503 past it; default
@@ -126,8 +131,10 @@ def create_app(node: Ledger, *, rate: float = 50.0, burst: int = 200, clock: Cal
     ledger, ``refused_burst`` at once, before its submissions get 429 (``refused_rate`` ≤ 0: no
     such limit). ``app.state.begin_shutdown()`` ends the live streams, so a graceful shutdown waits
     only for the requests in flight. ``consortium``: the ledger is a consortium member's (adds
-    ``/v1/consortium`` and each block's signers); ``nonce_file``: where used request nonces are
-    kept (default: in the ledger's data directory)."""
+    ``/v1/consortium`` and each block's signers); ``proofs``: the consortium's CometBFT headers and
+    commits, which ``/v1/trace`` then carries for every block it names (the dashboard's Verify
+    checks them); ``nonce_file``: where used request nonces are kept (default: in the ledger's data
+    directory)."""
     live = Live(node)
     queue = admission if admission is not None else Admission()
     refused_work = TokenBuckets(refused_rate, refused_burst) if refused_rate > 0 else None
@@ -249,7 +256,10 @@ def create_app(node: Ledger, *, rate: float = 50.0, burst: int = 200, clock: Cal
     @app.get("/v1/info", tags=["ledger"])
     def info() -> Any:
         with live.state() as st:
-            return queries.info(st)
+            out = queries.info(st)
+        if consortium is not None:
+            out["consortium"] = {"api_member": consortium.api_member}
+        return out
 
     @app.get("/v1/blocks", tags=["ledger"])
     def blocks(offset: Offset = 0, limit: Limit = 50) -> Any:
@@ -424,7 +434,12 @@ def create_app(node: Ledger, *, rate: float = 50.0, burst: int = 200, clock: Cal
         who = auth.reader(live.state, request.headers, request.method, auth.request_target(request.scope),
                           int(clock()), nonces)
         with live.read() as r:
-            return queries.browser_trace(r.state, r.store, ident, who)
+            page = queries.browser_trace(r.state, r.store, ident, who)
+            if proofs is not None:  # consortium blocks: each proven by its CometBFT commit, not a key
+                from crev.audit.trace import consortium_proofs
+
+                page["consortium"] = consortium_proofs(r.store, proofs, sorted(int(h) for h in page["blocks"]))
+            return page
 
     # --- consumer figures -------------------------------------------------------------------
 

@@ -25,6 +25,9 @@ from typing import Any
 
 import uvicorn
 
+from crev.audit.consortium import Consortium as AuditConsortium
+from crev.audit.consortium import RpcSource, home_settings, member_home
+from crev.consortium.member import MemberLedger, member_ledger
 from crev.service.app import create_app
 from crev.service.guard import ConnectionGuard, guarded_protocol
 from crev.service.live import Ledger
@@ -113,12 +116,22 @@ def serve_member(root: Path, member: str | None, sock: socket.socket, **kw: Any)
     """Serve the API and dashboard over consortium member ``member`` (default: the first) of the
     localnet at ``root``: reads from its crev data directory, submissions through its CometBFT,
     ``/v1/consortium`` from every member's RPC. Runs until SIGTERM or Ctrl-C."""
-    from crev.consortium.member import member_ledger
-
     with member_ledger(root, member) as ledger:
-        api_dir = ledger.data_dir.parent / "api"
-        api_dir.mkdir(exist_ok=True)
-        serve(ledger, sock, consortium=ledger.consortium, nonce_file=api_dir / "nonces.sqlite", **kw)
+        serve(ledger, sock, **member_kw(ledger), **kw)
+
+
+def member_kw(ledger: MemberLedger) -> dict[str, Any]:
+    """``create_app``'s settings for a member's ledger: the consortium's view, the CometBFT proofs
+    ``/v1/trace`` carries (from the member's CometBFT home and RPC), request nonces beside its
+    data directory (never in it: its crev app owns that)."""
+    api_dir = ledger.data_dir.parent / "api"
+    api_dir.mkdir(exist_ok=True)
+    home = member_home(ledger.data_dir)
+    proofs = None
+    if home is not None:
+        doc, _ = home_settings(home)
+        proofs = AuditConsortium(doc, RpcSource(ledger.rpc.url), ledger.genesis)
+    return {"consortium": ledger.consortium, "proofs": proofs, "nonce_file": api_dir / "nonces.sqlite"}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
