@@ -7,6 +7,7 @@ from __future__ import annotations
 from contextlib import closing
 from pathlib import Path
 
+from crev.core.statetree import key_hash32
 from crev.ledger.messages.register_participant import RegisterParticipant
 from crev.ledger.messages.transfer import Transfer
 from crev.ledger.messages.update_device import UpdateDevice
@@ -95,3 +96,39 @@ def test_a_database_from_an_earlier_version_is_brought_up_to_date(tmp_path: Path
         assert node.submit_wait(k.batch(1, 1)).ok
     finally:
         node.close()
+
+
+def test_a_checkpoint_rewrites_only_the_bucket_hash_rows_its_changes_fall_in(tmp_path: Path) -> None:
+    from crev.core.statetree import BucketHashes, StateTree, bucket_index
+    from crev.node.store import CHUNK_BUCKETS
+
+    store = Store(tmp_path / DB_FILE)
+    try:
+        tree = StateTree(16)
+        tree.set("a/x", b"1")
+        store.write_checkpoint(1, {"a/x": b"1"}, [], BucketHashes(16, tree.bucket_hashes()))
+        assert store.db.execute("SELECT COUNT(*) FROM state_buckets").fetchone()[0] == (1 << 16) // CHUNK_BUCKETS
+        store.db.execute("UPDATE state_buckets SET hashes = x'00'")  # mark every row
+        tree.set("l/y", b"2")
+        tree.delete("a/x")
+        store.write_checkpoint(2, {"l/y": b"2", "a/x": None}, [], BucketHashes(16, tree.bucket_hashes()))
+        rewritten = {int(r[0]) for r in store.db.execute("SELECT chunk FROM state_buckets WHERE hashes != x'00'")}
+        assert rewritten == {bucket_index(k, 16) // CHUNK_BUCKETS for k in ("l/y", "a/x")}
+        assert store.db.execute("SELECT key, kh FROM state").fetchall() == [("l/y", key_hash32("l/y"))]
+        store.write_checkpoint(3, {}, [])  # without bucket hashes: the stored ones would be another height's
+        assert store.bucket_hashes() is None
+        assert store.db.execute("SELECT COUNT(*) FROM state_buckets").fetchone()[0] == 0
+    finally:
+        store.close()
+
+
+def test_readings_of_a_day_are_found_by_their_index(tmp_path: Path) -> None:
+    """/v1/devices' "today": the readings of one JST day, without scanning them all."""
+    store = Store(tmp_path / DB_FILE)
+    try:
+        plan = " ".join(str(r[3]) for r in store.db.execute(
+            "EXPLAIN QUERY PLAN SELECT device_id, SUM(generation_wh) FROM ix_readings WHERE interval_start >= ? "
+            "AND interval_start < ? GROUP BY device_id", (0, 86400)))
+        assert "USING INDEX ix_readings_start" in plan, plan
+    finally:
+        store.close()
