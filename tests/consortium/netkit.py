@@ -6,8 +6,13 @@ from __future__ import annotations
 import base64
 import random
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from crev.consortium import localnet
 from crev.consortium.cometbft import Rpc
@@ -69,3 +74,28 @@ def register(rpc: Rpc, devices: int) -> k.Signers:
         assert rpc.broadcast_sync(tx)["code"] == 0
     assert committed(rpc, txs[-1])["code"] == 0
     return s
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_up(root: Path, *args: str) -> tuple[subprocess.Popen[str], list[str]]:
+    up = subprocess.Popen([sys.executable, "-m", "crev.consortium.cli", "consortium", "up", str(root), *args],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert up.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        line = up.stdout.readline()
+        assert line, f"consortium up ended: {''.join(lines)}"
+        lines.append(line)
+        if line.startswith("consortium up:"):
+            return up, lines
+    raise AssertionError(f"consortium up did not come up: {''.join(lines)}")
+
+
+def post(api: httpx.Client, raw: bytes) -> httpx.Response:
+    return api.post("/v1/tx", content=raw, headers={"Content-Type": "application/cbor"})

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import signal
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,35 +17,10 @@ import pytest
 from crev.ledger.messages.register_device import RegisterDevice
 from crev.ledger.messages.register_participant import RegisterParticipant
 from crev.node.store import Store
-from tests.consortium.netkit import make_net
+from tests.consortium.netkit import free_port, make_net, post, start_up
 from tests.node import nodekit as k
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_up(root: Path, *args: str) -> tuple[subprocess.Popen[str], list[str]]:
-    up = subprocess.Popen([sys.executable, "-m", "crev.consortium.cli", "consortium", "up", str(root), *args],
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert up.stdout is not None
-    lines: list[str] = []
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        line = up.stdout.readline()
-        assert line, f"consortium up ended: {''.join(lines)}"
-        lines.append(line)
-        if line.startswith("consortium up:"):
-            return up, lines
-    raise AssertionError(f"consortium up did not come up: {''.join(lines)}")
-
-
-def post(api: httpx.Client, raw: bytes) -> httpx.Response:
-    return api.post("/v1/tx", content=raw, headers={"Content-Type": "application/cbor"})
 
 
 def stored(data: Path, tx_hash: str) -> tuple[int, int, bool] | None:
