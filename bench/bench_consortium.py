@@ -94,10 +94,12 @@ def main() -> None:
                                 config=TUNED)),
             ("tuned-1MB", dict(validators=v, devices=500, rounds=60, timeout_commit="200ms", events="summary",
                                config=TUNED, block_max_bytes=1_000_000)),
+            ("tuned-noindex", dict(validators=v, devices=500, rounds=60, timeout_commit="200ms", events="summary",
+                                   config={**TUNED, "tx_index": {"indexer": "null"}})),
             ("tuned-all-events", dict(validators=v, devices=500, rounds=60, timeout_commit="200ms", events="all",
                                       config=TUNED)),
         ]
-        for r in (2000, 3000, 4000):
+        for r in (1000, 1500, 2000, 3000):
             runs.append((f"tuned-{r}/s", dict(validators=v, devices=250, rounds=max(20, r * 12 // 250),
                                               timeout_commit="200ms", events="summary", config=TUNED, rate=r)))
     only = {x for x in a.only.split(",") if x}

@@ -48,3 +48,21 @@ def test_bench_frontdoor_runs_and_reports_every_figure() -> None:
     for charge in ("off", "on "):
         assert re.search(rf"refused-work charge {charge}: honest [\d,]+ readings/s alone, [\d,]+/s under attack = "
                          r"\d+\.\d\d×", r.stdout), r.stdout
+
+
+def test_bench_consortium_runs_and_reports_every_figure() -> None:
+    """A 4-validator localnet at tiny size (skips, saying why, where the cometbft binary is missing)."""
+    from tests.consortium.abcikit import cometbft_binary
+    from tests.consortium.netkit import free_base
+
+    cometbft_binary()
+    r = subprocess.run([sys.executable, str(BENCH / "bench_consortium.py"), "--quick", "--base-port",
+                        str(free_base(4))], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"machine: .* \| nproc \d+", r.stdout)
+    m = re.search(r"raw Ed25519 verify, 1 core: ([\d,]+) /s; bound \d+ cores × raw ÷ 4 validators = ([\d,]+)", r.stdout)
+    assert m and int(m.group(1).replace(",", "")) > 0
+    assert re.search(r"embedded node: [\d,]+ readings/s", r.stdout)
+    m = re.search(r"quick\s+4 validators, batches of 20, .*: ([\d,]+) readings/s committed \([\d.]+ of the bound\), "
+                  r"[\d.]+ blocks/s, p50 [\d.]+ s, p99 [\d.]+ s \[60 readings", r.stdout)
+    assert m and int(m.group(1).replace(",", "")) > 0, r.stdout
