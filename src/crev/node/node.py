@@ -26,11 +26,13 @@ The node's surface follows ABCI 2.0 so that the same state machine can later sit
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import multiprocessing
 import os
 import queue
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -57,6 +59,8 @@ from crev.ledger.trading import tick_due
 from crev.ledger.tx import Tx, build_tx, decode_tx
 from crev.node.lazystate import lazy_state
 from crev.node.store import Store
+
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies (Linux)
 
 GENESIS_FILE = "genesis.json"
 DB_FILE = "ledger.sqlite"
@@ -140,10 +144,18 @@ def signature_triples(state: State, tx: Tx) -> list[Triple]:
     return out
 
 
-def _worker_ignores_interrupts() -> None:
-    """Ctrl-C reaches the whole process group: the parent stops the node and then its workers, so
-    the workers themselves must not die mid-task with a traceback of their own."""
+def _worker_setup(parent: int) -> None:
+    """A verify worker dies with its node. Ctrl-C reaches the whole process group: the parent stops
+    the node and then its workers, so a worker ignores SIGINT rather than die mid-task with a
+    traceback of its own. A node killed outright (kill -9) cannot stop them, so the kernel does
+    (Linux ``PR_SET_PDEATHSIG``: SIGKILL when the parent dies); a parent already gone before that
+    was set is noticed by the worker's changed parent id."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(0)
 
 
 class ParallelVerifier:
@@ -161,7 +173,7 @@ class ParallelVerifier:
             if processes:
                 # fork, and start the workers now, before the node starts its own threads
                 self.pool = ProcessPoolExecutor(threads, mp_context=multiprocessing.get_context("fork"),
-                                                initializer=_worker_ignores_interrupts)
+                                                initializer=_worker_setup, initargs=(os.getpid(),))
                 for f in [self.pool.submit(verify_many, []) for _ in range(threads)]:
                     f.result()
             else:
