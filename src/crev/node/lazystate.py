@@ -13,10 +13,11 @@ The handlers and readers use them as the plain dicts they are, so blocks after t
 replayed through ``apply_block`` on this state like on any other (a changed bucket is loaded before
 it changes, and the tree recomputes only the changed buckets' paths).
 
-What the view checks: the sequencer's signature on the checkpoint header (``node.load_view``) and
-the recomputed root against that header; each bucket it loads against its bucket hash; the ``g`` entry against the genesis file; each later block's roots
-through ``apply_block``; and, for each record as it is loaded, the invariants that concern that
-record alone (a lot's segments tile its units, an account's balances are not negative, a
+What the view checks: the sequencer's signature on the checkpoint header (``node.load_view``)
+and the recomputed root against that header; each bucket it loads against its bucket hash; the
+``g`` entry against the genesis file; each later block's signature and roots through
+``apply_block``; and, for each record as it is loaded, the invariants that concern that record
+alone (a lot's segments tile its units, an account's balances are not negative, a
 retirement's ranges add up to its quantity). The chain-wide invariants (``check_invariants``) need
 every lot: the node checks them when it loads, and ``crev verify`` from genesis.
 """
