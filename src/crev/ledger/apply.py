@@ -30,27 +30,37 @@ from crev.ledger.tx import Tx, decode_tx
 class SigCache:
     """Signatures already verified (for example in parallel before the block was built).
 
-    Holding only triples that truly verified, it changes speed, never results: a triple not in
-    the cache is verified on the spot.
+    Holding only triples that truly verified (``add``) or truly failed (``add_bad``), it changes
+    speed, never results: a triple in neither set is verified on the spot. Knowing the failures
+    matters as much as the successes: a forged batch must not be verified a second time, alone,
+    by the thread that builds the block.
     """
 
     def __init__(self) -> None:
         self._ok: set[tuple[bytes, bytes, bytes]] = set()
+        self._bad: set[tuple[bytes, bytes, bytes]] = set()
 
     def add(self, public_key: bytes, message: bytes, signature: bytes) -> None:
         self._ok.add((public_key, message, signature))
 
+    def add_bad(self, public_key: bytes, message: bytes, signature: bytes) -> None:
+        self._bad.add((public_key, message, signature))
+
     def discard(self, triple: tuple[bytes, bytes, bytes]) -> None:
         self._ok.discard(triple)
+        self._bad.discard(triple)
 
     def __len__(self) -> int:
-        return len(self._ok)
+        return len(self._ok) + len(self._bad)
 
     def verify(self, public_key: bytes, message: bytes, signature: bytes) -> bool:
         t = (public_key, message, signature)
         if t in self._ok:
             self._ok.discard(t)
             return True
+        if t in self._bad:
+            self._bad.discard(t)
+            return False
         return verify(public_key, message, signature)
 
 

@@ -45,7 +45,7 @@ from crev.core.encoding import decode
 from crev.core.hashing import sha256
 from crev.core.signing import Signer, verify, verify_many
 from crev.core.statetree import BucketHashes
-from crev.errors import CrevError, InvalidBlock, MalformedError
+from crev.errors import CrevError, InvalidBlock, MalformedError, SignatureError
 from crev.ledger.apply import BlockBuilder, BlockOutcome, SigCache, TxResult, apply_block
 from crev.ledger.block import Block, Header
 from crev.ledger.events import event_from_value
@@ -144,6 +144,23 @@ def signature_triples(state: State, tx: Tx) -> list[Triple]:
     return out
 
 
+FORGED_SAMPLE = 64  # signatures of a big batch checked first
+
+
+def _mostly_forged(triples: list[Triple]) -> str:
+    """Why a batch is refused before its signatures are all checked ("" if it is not): the node's
+    admission rule (not a ledger rule) for batches of over 4 × ``FORGED_SAMPLE`` signatures whose
+    first ``FORGED_SAMPLE`` are more than half forged. A gateway with a few bad meters is never
+    refused by it; a forger's 20,000-reading batch costs 64 verifications instead of 20,000."""
+    if len(triples) <= 4 * FORGED_SAMPLE:
+        return ""
+    bad = verify_many(triples[:FORGED_SAMPLE]).count(False)
+    if 2 * bad <= FORGED_SAMPLE:
+        return ""
+    return (f"{bad} of the first {FORGED_SAMPLE} readings' signatures do not verify: the batch of "
+            f"{len(triples)} signed readings is refused without checking the rest")
+
+
 def _worker_setup(parent: int) -> None:
     """A verify worker dies with its node. Ctrl-C reaches the whole process group: the parent stops
     the node and then its workers, so a worker ignores SIGINT rather than die mid-task with a
@@ -196,6 +213,8 @@ class ParallelVerifier:
             if ok:
                 cache.add(*t)
                 good += 1
+            else:
+                cache.add_bad(*t)
         return good
 
     def fill(self, cache: SigCache, triples: list[Triple]) -> int:
@@ -213,6 +232,8 @@ class ParallelVerifier:
             if ok:
                 cache.add(*t)
                 good += 1
+            else:
+                cache.add_bad(*t)
         return good
 
     def close(self) -> None:
@@ -619,6 +640,12 @@ class Node:
                     continue
                 self._inflight[tx.hash] = fut
             ts = signature_triples(self.state, tx)
+            forged = _mostly_forged(ts)
+            if forged:
+                with self._inflight_lock:
+                    self._inflight.pop(tx.hash, None)
+                _settle(fut, refused(tx.hash, SignatureError("readings", forged)))
+                continue
             triples.extend(ts)
             accepted.append((tx, fut, ts))
         self.verifier.fill(self._cache, triples)
