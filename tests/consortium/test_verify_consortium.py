@@ -21,11 +21,10 @@ from crev.audit.replay import verify_chain
 from crev.audit.trace import consortium_proofs, trace
 from crev.cli.commands import main
 from crev.consortium import localnet
-from crev.consortium.app import ENGINE, CrevApp
+from crev.consortium.app import CrevApp
 from crev.consortium.cometbft import Rpc
-from crev.core.statetree import pack_bucket_hashes
 from crev.core.units import fiscal_year_bounds
-from crev.ledger.genesis import Genesis, state_from_genesis
+from crev.ledger.genesis import Genesis
 from crev.ledger.messages.register_participant import RegisterParticipant
 from crev.ledger.messages.retire import Retire
 from crev.ledger.messages.transfer import Transfer
@@ -81,22 +80,6 @@ def checkpointed(data: Path, timeout: float = 30.0) -> int:
         time.sleep(0.2)
 
 
-def genesis_checkpoint(data: Path) -> None:
-    """Store the genesis state as checkpoint 0, as the embedded node's ``crev init`` does. The app
-    (consortium/app.py) does not yet: its first checkpoint stores only the entries blocks changed,
-    so a member's stored snapshot lacks ``g`` and the factor rows (see
-    test_a_members_first_checkpoint_holds_the_genesis_entries). Until it does, the members here
-    start from a data directory that holds them."""
-    st = state_from_genesis(k.genesis())
-    store = Store(data / "ledger.sqlite")
-    try:
-        store.set_meta("engine", ENGINE)
-        store.write_checkpoint(0, {key: st.value_of(key) for key in st.all_keys()}, [],
-                               pack_bucket_hashes(st.params.state_tree_depth, st.tree.bucket_hashes()))
-    finally:
-        store.close()
-
-
 def test_a_members_first_checkpoint_holds_the_genesis_entries(tmp_path: Path) -> None:
     """A member's stored snapshot must be the whole state (``crev verify`` recomputes its root, a
     read-only view reads its buckets), genesis entries included."""
@@ -108,8 +91,7 @@ def test_a_members_first_checkpoint_holds_the_genesis_entries(tmp_path: Path) ->
         app.commit()
     app.close()
     rep = verify_chain(tmp_path, threads=1)
-    if not rep.ok:
-        pytest.xfail(f"consortium/app.py's first checkpoint leaves out the genesis entries: {rep.error}")
+    assert rep.ok, rep.error
     assert rep.engine == "cometbft-v0.38" and rep.blocks == 1
 
 
@@ -119,8 +101,6 @@ def test_verify_and_trace_against_the_consortium(tmp_path: Path) -> None:
     localnet.init(tmp_path, 4, observers=1, base_port=free_base(5), timeout_commit="200ms", genesis=k.genesis(),
                   binary=binary)
     net = localnet.Localnet(tmp_path, binary)
-    for m in net.members:
-        genesis_checkpoint(m.data)
     *validators, auditor = net.members
     assert not auditor.validator and all(v.validator for v in validators)
     try:
