@@ -56,6 +56,14 @@ def test_consortium_up_serves_the_api_over_one_member(tmp_path: Path) -> None:
         again = post(api, k.Signers().tx(k.OPERATOR, RegisterParticipant("x-co", "X", "buyer", k.key("x").public_key)))
         assert again.status_code == 409 and again.json()["error"]["code"] == "bad_nonce", again.text
 
+        # a transaction that passes CheckTx but fails in its block (the account exists): CometBFT keeps
+        # it in the block with its error; answered with the error's status, saying where it is
+        dup = post(api, s.tx(k.OPERATOR, RegisterParticipant(k.OWNER, "Sun Co", "prosumer", k.key(k.OWNER).public_key)))
+        body = dup.json()
+        assert dup.status_code == 409 and body["error"]["code"] == "conflict", dup.text
+        assert body["committed"] is True and body["height"] >= 1 and body["index"] >= 0
+        s.nonces[k.OPERATOR] -= 1  # a failed transaction does not use its nonce
+
         batch = k.readings_tx([k.reading(d, 0) for d in range(3)])
         r = post(api, batch)
         assert r.status_code == 200, r.text

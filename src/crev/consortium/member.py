@@ -70,6 +70,7 @@ def _error_classes() -> dict[int, type[CrevError]]:
 
 ERRORS = _error_classes()  # ABCI code → the crev error class that answers it
 COMMIT_FLAG = 2  # CometBFT's BlockIDFlagCommit: the validator signed this block
+WAIT_S = 120.0  # a submission not committed after this long is answered (the API itself waits 60 s)
 
 
 class RpcClient:
@@ -179,6 +180,7 @@ class MemberLedger:
         self.fatal: BaseException | None = None
         self._recent: OrderedDict[int, list[TxResult]] = OrderedDict()  # results of blocks after the checkpoint
         self._waiting: dict[bytes, list[Future[Receipt]]] = {}
+        self._since: dict[bytes, float] = {}  # when each waiting hash was first submitted
         self._outbox: queue.Queue[tuple[bytes, bytes] | None] = queue.Queue()
         self._stop = threading.Event()
         self.state = self._load(verify=False)
@@ -233,6 +235,7 @@ class MemberLedger:
     def _committed(self, block: Block, out: BlockOutcome) -> None:
         h = block.header.height
         for idx, res in enumerate(out.results):
+            self._since.pop(res.tx_hash, None)
             futs = self._waiting.pop(res.tx_hash, None)
             for fut in futs or ():
                 _settle(fut, receipt_of(res.tx_hash, h, idx, res))
@@ -270,6 +273,7 @@ class MemberLedger:
                 if top != last:
                     self.flush()
                     last = top
+                self._expire()
             except Exception as exc:  # the API must report it, not die silently
                 if self.fatal is None:
                     log.exception("following %s failed", self.data_dir)
@@ -328,6 +332,7 @@ class MemberLedger:
             finally:
                 store.close()
             self._waiting.setdefault(tx.hash, []).append(fut)
+            self._since.setdefault(tx.hash, time.monotonic())
         self._outbox.put((tx.hash, tx.raw))
         return fut
 
@@ -357,12 +362,24 @@ class MemberLedger:
             if isinstance(refused, ConflictError) and refused.field == "tx":
                 continue  # committed meanwhile: the follower answers with its receipt
             with self.lock:
+                self._since.pop(tx_hash, None)
                 futs = self._waiting.pop(tx_hash, [])
             for fut in futs:
                 _settle(fut, Receipt(tx_hash.hex(), False, 0, -1, False, refused.to_dict(), None, []))
 
+    def _expire(self) -> None:
+        """Forget what waited longer than ``WAIT_S`` (the mempool dropped it, e.g. Recheck found its
+        nonce used): its submitter is told it may resubmit."""
+        now = time.monotonic()
+        with self.lock:
+            old = [h for h, t in self._since.items() if now - t > WAIT_S]
+        for h in old:
+            self._fail(h, RuntimeError(f"not committed within {WAIT_S:.0f} s (the mempool may have dropped it): "
+                                       f"check GET /v1/tx/{h.hex()} or resubmit the same bytes"))
+
     def _fail(self, tx_hash: bytes, exc: BaseException) -> None:
         with self.lock:
+            self._since.pop(tx_hash, None)
             futs = self._waiting.pop(tx_hash, [])
         for fut in futs:
             _settle(fut, exc=exc)
@@ -498,11 +515,3 @@ def member_ledger(root: Path, member: str | None = None) -> Iterator[MemberLedge
     finally:
         ledger.close()
 
-
-def wait_until(cond: Callable[[], bool], timeout: float, step: float = 0.05) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(step)
-    return cond()
