@@ -232,6 +232,7 @@ class Checkpoint:
         self.tree = tree
         self.height = height
         self.depth = tree.depth
+        self._last: tuple[int, dict[str, bytes]] = (-1, {})  # the bucket fetched last, as fetched
 
     def _wrong(self, key: str) -> InvalidBlock:
         return InvalidBlock("state", f"the stored state entry {key!r} (bucket {bucket_index(key, self.depth)}) is "
@@ -240,31 +241,39 @@ class Checkpoint:
 
     def value(self, key: str) -> bytes | None:
         """The checkpoint's value of ``key``, checked (None: the checkpoint has no such key)."""
-        rows = self.tree.load(bucket_index(key, self.depth))
-        if rows is not None:  # just fetched and checked with its whole bucket
-            for k, v in rows:
-                if k == key:
-                    return v
-            return None
+        b = bucket_index(key, self.depth)
+        rows = self.tree.load(b)
+        if rows is not None:  # just fetched and checked with its whole bucket: keep it for its neighbours
+            self._last = (b, dict(rows))
+            return self._last[1].get(key)
         leaf = self.tree.leaf(key)
         if leaf is None:
             return None
-        stored = self.store.state_value(key)
+        stored = self._last[1].get(key) if self._last[0] == b else self.store.state_value(key)
         if stored is None or entry_leaf_hash(key, stored) != leaf:
             raise self._wrong(key)
         return stored
 
     def kind(self, prefix: str, skip: Callable[[str], bool]) -> Iterator[tuple[str, bytes]]:
         """Every checkpoint entry whose key starts with ``prefix``, checked, except the keys
-        ``skip`` names (a view's map holds a newer version or removed them). Loads the bucket of
+        ``skip`` names (a view's map holds a newer version or removed them). Reads the bucket of
         each: what it costs is the number of buckets holding such keys."""
-        tree = self.tree
-        for key, value in self.store.state_prefix(prefix):
+        if prefix in ("l/", "r/", "t/"):  # the big kinds: one pass over the table
+            tree = self.tree
+            for key, value in self.store.state_prefix(prefix):
+                if skip(key):
+                    continue
+                if tree.leaf(key) != entry_leaf_hash(key, value):
+                    raise self._wrong(key)
+                yield key, value
+            return
+        for key in self.store.small_kind_keys(prefix):  # listed by their index, read with their buckets
             if skip(key):
                 continue
-            if tree.leaf(key) != entry_leaf_hash(key, value):
+            found = self.value(key)
+            if found is None:  # listed in the file, absent from its authenticated bucket
                 raise self._wrong(key)
-            yield key, value
+            yield key, found
 
 
 def _check_record(kind: str, key: str, rec: Any, height: int) -> None:

@@ -448,14 +448,18 @@ class Store:
         return None if row is None else bytes(row[0])
 
     def state_prefix(self, prefix: str) -> list[tuple[str, bytes]]:
-        """The state entries whose key starts with ``prefix`` (one kind of record: ``"d/"``), in
-        table order. The small kinds through their index; lots, reading records and retirements
-        by reading the whole table."""
+        """The state entries whose key starts with ``prefix`` (lots ``"l/"``, reading records or
+        retirements: by reading the whole table), in table order."""
         end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-        small = f" AND {SMALL_KINDS}" if prefix[:2] not in ("l/", "r/", "t/") else ""
         return [(str(k), bytes(v)) for k, v in self.db.execute(
-            f"SELECT key, value FROM state WHERE key >= ? AND key < ?{small} ORDER BY kh, key", (prefix, end))]
+            "SELECT key, value FROM state WHERE key >= ? AND key < ? ORDER BY kh, key", (prefix, end))]
 
+    def small_kind_keys(self, prefix: str) -> list[str]:
+        """The keys starting with ``prefix`` of one of the small kinds (devices ``"d/"``, accounts,
+        markets, orders, factor rows…), in table order, from their index alone."""
+        end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        return [str(r[0]) for r in self.db.execute(
+            f"SELECT key FROM state WHERE key >= ? AND key < ? AND {SMALL_KINDS} ORDER BY kh, key", (prefix, end))]
 
 def index_events(res: TxResult, height: int, readings: list[tuple[Any, ...]],
                  lots: list[tuple[Any, ...]], moves: list[tuple[Any, ...]]) -> None:
