@@ -52,7 +52,8 @@ def test_demo_on_four_validators_serves_the_consortium(tmp_path: Path) -> None:
                 assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
                 time.sleep(0.3)
         assert info is not None and info["chain_id"] == "crev-demo"
-        assert info["consortium"] == {"api_member": "registry"} and info["height"] >= 2
+        assert info["consortium"]["api_member"] == "registry" and info["height"] >= 2
+        assert len(info["consortium"]["validators_hash"]) == 64  # the genesis set's, which Verify pins
         assert get(f"{base}/v1/devices")["total"] == 3
 
         c = get(f"{base}/v1/consortium")

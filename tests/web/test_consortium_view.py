@@ -81,6 +81,10 @@ def test_ledger_view_shows_members_heights_and_signers(cpage: Page, consortium_a
     cpage.rerender(lambda: page.goto(f"{cpage.base}/#/block/{rec['height']}"))
     who = page.locator("[data-testid=block-signers]").inner_text()
     assert sum(n in who for n in ("registry", "utility", "retailer", "auditor")) >= 3 and "of 40" in who, who
+    # the header checked in the browser through CometBFT's commit (no sequencer key in this mode)
+    assert page.locator("[data-testid=verify-check][data-status=pass]").count() >= 3
+    failed = page.locator("[data-testid=verify-check][data-status=fail]")
+    assert failed.count() == 0, [failed.nth(i).inner_text() for i in range(failed.count())]
 
     cpage.rerender(lambda: page.locator("[data-testid=lang-toggle]").click())
     assert "署名者（CometBFT ブロック" in page.locator("main").inner_text()

@@ -259,6 +259,8 @@ def create_app(node: Ledger, *, rate: float = 50.0, burst: int = 200, clock: Cal
             out = queries.info(st)
         if consortium is not None:
             out["consortium"] = {"api_member": consortium.api_member}
+            if proofs is not None:
+                out["consortium"]["validators_hash"] = proofs.vals.hash.hex()
         return out
 
     @app.get("/v1/blocks", tags=["ledger"])
@@ -282,6 +284,13 @@ def create_app(node: Ledger, *, rate: float = 50.0, burst: int = 200, clock: Cal
         with live.store() as s:
             out = queries.block(s, height)
             cmt = s.get_meta(f"cmt/{height}")
+            if proofs is not None and cmt is not None:
+                from crev.audit.trace import consortium_proofs
+
+                try:  # the CometBFT header and commit proving it, for the dashboard to check
+                    out["consortium"] = consortium_proofs(s, proofs, [height])
+                except Exception as exc:  # CometBFT unreachable: the block is still answered
+                    out["consortium_error"] = str(exc)
         if consortium is not None and cmt is not None:
             out.update(signed_by(int(cmt)))
         return out
