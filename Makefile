@@ -41,6 +41,9 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_sim.py
 	$(BIN)/python bench/bench_market.py
 	$(BIN)/python bench/bench_api.py
+	$(BIN)/python bench/bench_frontdoor.py
+	$(BIN)/python bench/bench_readonly.py
+	$(BIN)/python bench/bench_consortium.py
 
 clean:
 	rm -rf $(VENV) crev-data build *.egg-info $(WEB)/node_modules test-artifacts
