@@ -35,7 +35,7 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/pytest
 
-bench: $(STAMP)
+bench: $(STAMP) consortium
 	$(BIN)/python bench/bench_readings.py
 	$(BIN)/python bench/bench_verify.py
 	$(BIN)/python bench/bench_sim.py
