@@ -42,6 +42,7 @@ from typing import Any
 from crev.core import merkle
 from crev.core.hashing import sha256
 from crev.core.signing import verify
+from crev.core.varint import uvarint
 from crev.errors import InvalidBlock
 
 PRECOMMIT = 2  # SignedMsgType
@@ -51,17 +52,6 @@ ADDRESS_SIZE = 20
 
 
 # --- protobuf, the few shapes needed ---------------------------------------------------------
-
-def uvarint(n: int) -> bytes:
-    if n < 0:
-        n &= (1 << 64) - 1  # int64 as uint64 (two's complement), as protobuf does
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
 
 def pb_varint(num: int, value: int) -> bytes:
     """A varint field (int64, uint32, enum); left out when 0."""

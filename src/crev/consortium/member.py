@@ -36,7 +36,7 @@ import time
 import urllib.parse
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -52,7 +52,7 @@ from crev.ledger.genesis import Genesis, state_from_genesis
 from crev.ledger.snapshot import load_state
 from crev.ledger.state import State
 from crev.ledger.tx import Tx, decode_tx
-from crev.node.node import DB_FILE, GENESIS_FILE, Receipt, signature_triples
+from crev.node.node import DB_FILE, GENESIS_FILE, Receipt, settle, signature_triples
 from crev.node.store import Store
 
 log = logging.getLogger("crev.member")
@@ -238,7 +238,7 @@ class MemberLedger:
             self._since.pop(res.tx_hash, None)
             futs = self._waiting.pop(res.tx_hash, None)
             for fut in futs or ():
-                _settle(fut, receipt_of(res.tx_hash, h, idx, res))
+                settle(fut, receipt_of(res.tx_hash, h, idx, res))
         for listener in self.listeners:
             try:
                 listener(block, out)
@@ -365,7 +365,7 @@ class MemberLedger:
                 self._since.pop(tx_hash, None)
                 futs = self._waiting.pop(tx_hash, [])
             for fut in futs:
-                _settle(fut, Receipt(tx_hash.hex(), False, 0, -1, False, refused.to_dict(), None, []))
+                settle(fut, Receipt(tx_hash.hex(), False, 0, -1, False, refused.to_dict(), None, []))
 
     def _expire(self) -> None:
         """Forget what waited longer than ``WAIT_S`` (the mempool dropped it, e.g. Recheck found its
@@ -382,7 +382,7 @@ class MemberLedger:
             self._since.pop(tx_hash, None)
             futs = self._waiting.pop(tx_hash, [])
         for fut in futs:
-            _settle(fut, exc=exc)
+            settle(fut, exc=exc)
 
     def close(self) -> None:
         self._stop.set()
@@ -393,7 +393,7 @@ class MemberLedger:
             waiting = [f for fs in self._waiting.values() for f in fs]
             self._waiting.clear()
         for fut in waiting:
-            _settle(fut, exc=RuntimeError("the member's API stopped"))
+            settle(fut, exc=RuntimeError("the member's API stopped"))
         self.rpc.close()
         if self.consortium is not None:
             self.consortium.close()
@@ -406,16 +406,6 @@ def _hash(raw: bytes) -> str:
     from crev.core.hashing import sha256
 
     return sha256(raw).hex()
-
-
-def _settle(fut: Future[Receipt], receipt: Receipt | None = None, exc: BaseException | None = None) -> None:
-    try:
-        if exc is not None:
-            fut.set_exception(exc)
-        else:
-            fut.set_result(receipt)  # type: ignore[arg-type]
-    except InvalidStateError:
-        pass
 
 
 class Consortium:

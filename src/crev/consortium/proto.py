@@ -16,6 +16,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError, Message
 
 from crev.consortium import protogen
+from crev.core.varint import uvarint
 
 __all__ = ["MAX_FRAME", "Abci", "DecodeError", "FrameError", "Message", "classes", "frame", "read_uvarint"]
 
@@ -76,15 +77,6 @@ def classes() -> Abci:
         SNAPSHOT_REJECT=enum("tendermint.abci.ResponseOfferSnapshot.Result", "REJECT"),
         CHUNK_ABORT=enum("tendermint.abci.ResponseApplySnapshotChunk.Result", "ABORT"),
     )
-
-
-def uvarint(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
 def frame(msg: Message) -> bytes:

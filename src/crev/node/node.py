@@ -94,7 +94,7 @@ def readings_in(tx: Tx) -> int:
     return len(tx.message.readings) if isinstance(tx.message, SubmitReadings) else 1
 
 
-def _settle(fut: Future[Receipt], receipt: Receipt | None = None, exc: BaseException | None = None) -> None:
+def settle(fut: Future[Receipt], receipt: Receipt | None = None, exc: BaseException | None = None) -> None:
     """Resolve a submitter's future unless it is already resolved or was cancelled (a caller that
     gave up waiting): a submitter leaving must never stop the node."""
     try:
@@ -109,13 +109,13 @@ def _settle(fut: Future[Receipt], receipt: Receipt | None = None, exc: BaseExcep
 def _forward(target: Future[Receipt]) -> Callable[[Future[Receipt]], None]:
     def done(f: Future[Receipt]) -> None:
         if f.cancelled():
-            _settle(target, exc=RuntimeError("the first submission of these bytes was abandoned: resubmit"))
+            settle(target, exc=RuntimeError("the first submission of these bytes was abandoned: resubmit"))
             return
         exc = f.exception()
         if exc is not None:
-            _settle(target, exc=exc)
+            settle(target, exc=exc)
         else:
-            _settle(target, f.result())
+            settle(target, f.result())
 
     return done
 
@@ -620,10 +620,10 @@ class Node:
                 try:
                     tx = self.check_tx(raw)
                 except CrevError as err:
-                    _settle(fut, refused(sha256(raw), err))
+                    settle(fut, refused(sha256(raw), err))
                     continue
                 except Exception as exc:  # hostile bytes must never stop the node (e.g. a 5,000-digit int)
-                    _settle(fut, refused(sha256(raw), MalformedError(
+                    settle(fut, refused(sha256(raw), MalformedError(
                         "tx", f"cannot be decoded ({type(exc).__name__})")))
                     continue
             # One lock orders this against the sealer, which pops a hash only after its block is
@@ -636,7 +636,7 @@ class Node:
                     continue
                 done = self.committed_receipt(tx.hash)
                 if done is not None:
-                    _settle(fut, done)
+                    settle(fut, done)
                     continue
                 self._inflight[tx.hash] = fut
             ts = signature_triples(self.state, tx)
@@ -644,7 +644,7 @@ class Node:
             if forged:
                 with self._inflight_lock:
                     self._inflight.pop(tx.hash, None)
-                _settle(fut, refused(tx.hash, SignatureError("readings", forged)))
+                settle(fut, refused(tx.hash, SignatureError("readings", forged)))
                 continue
             triples.extend(ts)
             accepted.append((tx, fut, ts))
@@ -702,7 +702,7 @@ class Node:
                     assert res.error is not None
                     with self._inflight_lock:
                         self._inflight.pop(tx.hash, None)
-                    _settle(fut, refused(tx.hash, res.error))
+                    settle(fut, refused(tx.hash, res.error))
             if not builder.txs:  # everything was refused: no block, nothing changed
                 for _, _, ts in items:
                     for t in ts:
@@ -718,7 +718,7 @@ class Node:
             res = outcome.results[idx]
             with self._inflight_lock:
                 self._inflight.pop(tx.hash, None)
-            _settle(fut, Receipt(tx.hash.hex(), True, h.height, idx, True, None, res.detail,
+            settle(fut, Receipt(tx.hash.hex(), True, h.height, idx, True, None, res.detail,
                                    [e.to_dict() for e in res.events]))
         for listener in self.listeners:
             listener(block, outcome)
@@ -733,11 +733,11 @@ class Node:
                 except queue.Empty:
                     break
                 if item is not None and not item[1].done():
-                    _settle(item[1], exc=exc)
+                    settle(item[1], exc=exc)
         with self._inflight_lock:
             for fut in self._inflight.values():
                 if not fut.done():
-                    _settle(fut, exc=exc)
+                    settle(fut, exc=exc)
             self._inflight.clear()
 
     # --- checkpoints ---------------------------------------------------------------------------
