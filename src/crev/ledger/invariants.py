@@ -19,8 +19,22 @@ from __future__ import annotations
 from collections import defaultdict
 
 from crev.errors import InvalidBlock
-from crev.ledger.records import ASK, BID, CANCELLED, ESCROWED, OPEN, RETIRED, STATUSES, TRADABLE
+from crev.ledger.records import ASK, BID, CANCELLED, ESCROWED, OPEN, RETIRED, STATUSES, TRADABLE, Lot
 from crev.ledger.state import State
+
+
+def check_lot_tiles(lot: Lot) -> None:
+    """A lot's segments tile its unit range [first_unit, first_unit + quantity_g) in order, each
+    with a known status; raise InvalidBlock naming the lot otherwise."""
+    pos = lot.first_unit
+    for s in lot.segments:
+        if s.start != pos or s.end <= s.start:
+            raise InvalidBlock(f"lot {lot.lot_id}", f"segments do not tile the unit range at {pos}")
+        if s.status not in STATUSES:
+            raise InvalidBlock(f"lot {lot.lot_id}", f"unknown status {s.status!r}")
+        pos = s.end
+    if pos != lot.first_unit + lot.quantity_g:
+        raise InvalidBlock(f"lot {lot.lot_id}", "segments do not cover the issued quantity")
 
 
 def check_invariants(state: State) -> None:
@@ -31,21 +45,14 @@ def check_invariants(state: State) -> None:
     per_escrow: dict[str, int] = defaultdict(int)
     issued = 0
     for lot in state.lots.values():
-        pos = lot.first_unit
+        check_lot_tiles(lot)
         for s in lot.segments:
-            if s.start != pos or s.end <= s.start:
-                raise InvalidBlock(f"lot {lot.lot_id}", f"segments do not tile the unit range at {pos}")
-            if s.status not in STATUSES:
-                raise InvalidBlock(f"lot {lot.lot_id}", f"unknown status {s.status!r}")
             totals[s.status] += s.end - s.start
             per_acct[(s.holder, s.status)] += s.end - s.start
             if s.status == RETIRED:
                 per_ret[s.ref] += s.end - s.start
             elif s.status == ESCROWED:
                 per_escrow[s.ref] += s.end - s.start
-            pos = s.end
-        if pos != lot.first_unit + lot.quantity_g:
-            raise InvalidBlock(f"lot {lot.lot_id}", "segments do not cover the issued quantity")
         issued += lot.quantity_g
     sup = state.supply
     if issued != sup.issued_g:

@@ -33,7 +33,8 @@ from crev.core.statetree import LazyStateTree, bucket_index, bucket_span, entry_
 from crev.errors import InvalidBlock
 from crev.ledger.block import Header
 from crev.ledger.genesis import Genesis
-from crev.ledger.records import STATUSES, Account, Device, Lot, Retirement, Supply
+from crev.ledger.invariants import check_lot_tiles
+from crev.ledger.records import Account, Device, Retirement, Supply
 from crev.ledger.snapshot import decode_entry, map_key, state_key
 from crev.ledger.state import State
 from crev.node.store import Store
@@ -283,16 +284,10 @@ def _check_record(kind: str, key: str, rec: Any, height: int) -> None:
         return InvalidBlock(field, f"{reason} (state loaded at height {height}; {REFUSE})")
 
     if kind == "l":
-        lot: Lot = rec
-        pos = lot.first_unit
-        for s in lot.segments:
-            if s.start != pos or s.end <= s.start:
-                raise refuse(f"lot {lot.lot_id}", f"segments do not tile the unit range at {pos}")
-            if s.status not in STATUSES:
-                raise refuse(f"lot {lot.lot_id}", f"unknown status {s.status!r}")
-            pos = s.end
-        if pos != lot.first_unit + lot.quantity_g:
-            raise refuse(f"lot {lot.lot_id}", "segments do not cover the issued quantity")
+        try:
+            check_lot_tiles(rec)
+        except InvalidBlock as err:
+            raise refuse(err.field, err.reason) from None
     elif kind == "a":
         acct: Account = rec
         for attr in ("tradable_g", "escrowed_g", "retired_g", "jpy", "jpy_escrowed"):
