@@ -17,28 +17,9 @@ import pytest
 
 from crev.service.server import bind
 from tests.node import nodekit as k
+from tests.prockit import PPID, alive, live_processes
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def children(pid: int) -> list[int]:
-    out = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid and fields[0] != "Z":
-            out.append(int(stat.parent.name))
-    return out
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
@@ -55,7 +36,7 @@ def test_kill_9_of_the_node_takes_its_verify_workers_with_it(tmp_path: Path) -> 
         while len(workers) < 2:
             assert proc.poll() is None and time.monotonic() < deadline, "crev serve did not start its workers"
             time.sleep(0.2)
-            workers = [c for c in children(proc.pid)
+            workers = [c for c in live_processes(PPID, proc.pid)
                        if "python" in Path(f"/proc/{c}/cmdline").read_bytes().decode(errors="replace")]
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
@@ -66,5 +47,5 @@ def test_kill_9_of_the_node_takes_its_verify_workers_with_it(tmp_path: Path) -> 
     finally:
         if proc.poll() is None:
             proc.kill()
-        for w in children(proc.pid):
+        for w in live_processes(PPID, proc.pid):
             os.kill(w, signal.SIGKILL)

@@ -24,29 +24,37 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def get(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=10) as r:
+def get(url: str, timeout: float = 10) -> Any:
+    with urllib.request.urlopen(url, timeout=timeout) as r:
         return json.loads(r.read())
+
+
+def start_demo(d: Path, port: int, *options: str) -> tuple[subprocess.Popen[str], str, dict[str, Any]]:
+    """``crev demo`` on 3 sites for a day into ``d``, serving on ``port``, once it answers /v1/info:
+    the process, the base URL and that first answer (the demo's chain id checked)."""
+    proc = subprocess.Popen([sys.executable, "-m", "crev.cli", "demo", "--data-dir", str(d), "--sites", "3",
+                             "--days", "1", "--port", str(port), "--pace", "0.2", *options],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            info = get(f"{base}/v1/info", timeout=20)
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise AssertionError(proc.stdout.read() if proc.stdout else "crev demo did not answer") from None
+            time.sleep(0.3)
+    assert info["chain_id"] == "crev-demo", info
+    return proc, base, info
 
 
 def test_demo_serves_a_live_dashboard_and_stops_cleanly(tmp_path: Path) -> None:
     d = tmp_path / "demo"
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "crev.cli", "demo", "--data-dir", str(d), "--sites", "3",
-                             "--days", "1", "--start", "2026-06-01", "--port", str(port), "--pace", "0.2"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV)
-    base = f"http://127.0.0.1:{port}"
+    proc, base, info = start_demo(d, port, "--start", "2026-06-01")
     try:
-        deadline = time.monotonic() + 120
-        info = None
-        while time.monotonic() < deadline:
-            try:
-                info = get(f"{base}/v1/info")
-                break
-            except OSError:
-                assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-                time.sleep(0.3)
-        assert info is not None and info["chain_id"] == "crev-demo"
         first = info["height"]
         # one day of 3 sites: 48 intervals of 3 readings each before serving
         assert get(f"{base}/v1/devices")["total"] == 3

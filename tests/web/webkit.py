@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from tests.prockit import PGRP, live_processes
+
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -95,15 +97,7 @@ def start_serve(data: Path, log: Path) -> Served:
 
 def group_members(pgid: int) -> list[int]:
     """Live processes of process group ``pgid`` (from /proc)."""
-    out = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            out.append(int(stat.parent.name))
-    return out
+    return live_processes(PGRP, pgid)
 
 
 def stop_serve(proc: subprocess.Popen[bytes], timeout: float = 20) -> tuple[int, list[int]]:
