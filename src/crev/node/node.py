@@ -168,6 +168,9 @@ def _worker_setup(parent: int) -> None:
     (Linux ``PR_SET_PDEATHSIG``: SIGKILL when the parent dies); a parent already gone before that
     was set is noticed by the worker's changed parent id."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # the parent's SIGTERM handler (crev serve/demo turn it into a clean stop) was inherited with the
+    # fork; a worker told to stop just stops, without a traceback
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
