@@ -9,7 +9,9 @@ CrevError
 ├── ConflictError       contradicts what the ledger already holds         → 409
 │   └── NonceError      a transaction's nonce is not the signer's next one → 409
 ├── RuleError           a metering or business rule is broken             → 422
-└── InvalidBlock        a block fails validation (auditor, replay)        → 500 internally
+├── InvalidBlock        a block fails validation (auditor, replay)        → 500 internally
+└── DeviceError         a site device (smart meter, inverter) answered wrongly or not at all;
+                        raised on the DGC, never by the ledger; ``field`` is ``<device>.<field>``
 """
 
 from __future__ import annotations
@@ -68,3 +70,11 @@ class RuleError(CrevError):
 
 class InvalidBlock(CrevError):
     code = "invalid_block"
+
+
+class DeviceError(CrevError):
+    """A device on the DGC's side failed: a malformed or foreign frame, no answer, "no data", a
+    refused setpoint, a register that went backwards. ``field`` names the device and its field
+    (``smart-meter 192.0.2.7.EA``); nothing signed is lost by it."""
+
+    code = "device_error"
