@@ -22,7 +22,7 @@ ALLOWED: dict[str, set[str]] = {
     "core": {"errors"},
     "ledger": {"core", "errors"},
     "device": {"core", "ledger", "errors"},
-    "sim": {"ledger"},
+    "sim": {"core", "ledger", "device", "errors"},  # simulated devices speak the adapters' codecs
     "node": {"core", "ledger", "errors"},
     "audit": {"core", "ledger", "node", "errors"},
     "reports": {"core", "ledger", "node", "errors"},
