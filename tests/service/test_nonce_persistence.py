@@ -201,3 +201,28 @@ def test_check_claims_only_a_verified_request(tmp_path: Path) -> None:
     finally:
         n.close()
         node.close()
+
+
+def open_fds_to(path: Path) -> int:
+    """How many of this process's file descriptors point at ``path``."""
+    n = 0
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            n += Path(fd).readlink() == path
+        except OSError:
+            continue
+    return n
+
+
+def test_stopping_the_service_closes_the_nonce_database(tmp_path: Path) -> None:
+    """The API holds the nonce database open while it serves and closes it when it stops, so a
+    long-lived process that starts and stops the API (tests, the demo) does not leak it."""
+    d = k.init_dir(tmp_path / "ledger")
+    svc = Service(d, [time.time()])
+    svc.start()
+    db = (d / NONCE_FILE).resolve()
+    try:
+        assert open_fds_to(db) == 1
+    finally:
+        svc.stop()
+    assert open_fds_to(db) == 0

@@ -618,5 +618,6 @@ def create_app(node: Ledger, *, rate: float = 50.0, burst: int = 200, clock: Cal
 
     outer = Limits(app, TokenBuckets(rate, burst) if rate > 0 else None)
     outer.begin_shutdown = live.end_streams
+    outer.release = nonces.close  # after the last request: the nonce database's connection
     outer.admission = queue
     return outer

@@ -163,6 +163,7 @@ class Limits:
         self.app = app
         self.buckets = buckets
         self.begin_shutdown: Callable[[], None] = lambda: None  # set by create_app: ends the streams
+        self.release: Callable[[], None] = lambda: None  # set by create_app: closes what the app holds open
         self.admission: Admission | None = None  # set by create_app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

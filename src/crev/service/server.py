@@ -45,6 +45,9 @@ class CrevServer(uvicorn.Server):
         if callable(begin):
             begin()
         await super().shutdown(sockets)
+        release = getattr(app, "release", None)
+        if callable(release):
+            release()
 
 
 def _server(node: Ledger, host: str, port: int, *, guard: ConnectionGuard | None = None,
