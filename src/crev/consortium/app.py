@@ -44,20 +44,19 @@ from crev.core.encoding import encode
 from crev.core.hashing import sha256
 from crev.core.signing import verify_many
 from crev.core.statetree import pack_bucket_hashes
-from crev.errors import ConflictError, CrevError, NonceError, RuleError
+from crev.errors import ConflictError, CrevError, InvalidBlock, NonceError, RuleError
 from crev.ledger.apply import BlockBuilder, BlockOutcome, SigCache, TxResult, apply_block
 from crev.ledger.block import Block, Header
 from crev.ledger.events import Event
-from crev.ledger.genesis import Genesis, state_from_genesis
+from crev.ledger.genesis import Genesis
 from crev.ledger.invariants import check_invariants
 from crev.ledger.messages.market_tick import MarketTick
 from crev.ledger.messages.submit_readings import SubmitReadings
 from crev.ledger.params import Params
-from crev.ledger.snapshot import load_state
 from crev.ledger.state import State
 from crev.ledger.trading import tick_due
 from crev.ledger.tx import Tx, build_tx, decode_tx
-from crev.node.node import readings_in, signature_triples
+from crev.node.node import checkpoint_state, readings_in, signature_triples
 from crev.node.store import Store
 
 log = logging.getLogger("crev.abci")
@@ -217,15 +216,10 @@ class CrevApp:
         elif engine != ENGINE:
             raise AppError(f"{self.data_dir} was written by engine {engine!r}, not {ENGINE!r}")
         cp = store.checkpoint_height()
-        if cp == 0:
-            st = state_from_genesis(g)
-        else:
-            head = store.block(cp)
-            if head is None:
-                raise AppError(f"checkpoint at crev height {cp} but no block {cp} stored")
-            st = load_state(g, store.state_items(), cp, head.header.hash, head.header.time)
-            if st.tree.root() != head.header.state_root:
-                raise AppError(f"checkpoint state root differs from crev block {cp}'s: the data dir is damaged")
+        try:
+            st = checkpoint_state(store, g)
+        except InvalidBlock as err:
+            raise AppError(f"{self.data_dir} is damaged: {err}") from err
         for block in store.blocks(cp + 1):
             out = apply_block(st, block, check_signature=False)
             self._since.changes.update(out.changed)

@@ -48,11 +48,10 @@ from crev.errors import ConflictError, CrevError, InvalidBlock, MalformedError
 from crev.ledger.apply import BlockOutcome, SigCache, TxResult, apply_block
 from crev.ledger.block import Block
 from crev.ledger.events import event_from_value
-from crev.ledger.genesis import Genesis, state_from_genesis
-from crev.ledger.snapshot import load_state
+from crev.ledger.genesis import Genesis
 from crev.ledger.state import State
 from crev.ledger.tx import Tx, decode_tx
-from crev.node.node import DB_FILE, GENESIS_FILE, Receipt, settle, signature_triples
+from crev.node.node import DB_FILE, GENESIS_FILE, Receipt, checkpoint_state, settle, signature_triples
 from crev.node.store import Store
 
 log = logging.getLogger("crev.member")
@@ -195,17 +194,7 @@ class MemberLedger:
         """The state at the file's last block: its checkpoint, then the blocks after it."""
         store = Store(self.db_path, readonly=True)
         try:
-            g = self.genesis
-            cp = store.checkpoint_height()
-            if cp == 0:
-                st = state_from_genesis(g)
-            else:
-                head = store.header(cp)
-                if head is None:
-                    raise InvalidBlock("checkpoint", f"checkpoint at crev height {cp} but no block {cp} stored")
-                st = load_state(g, store.state_items(), cp, head.hash, head.time)
-                if st.tree.root() != head.state_root:
-                    raise InvalidBlock("checkpoint", f"the checkpoint's state root differs from block {cp}'s")
+            st = checkpoint_state(store, self.genesis)
             self._recent.clear()
             self._apply_from(store, st, verify, notify=False)
             return st

@@ -286,24 +286,32 @@ def _checkpoint_header(store: Store, cp: int) -> Header:
     return head
 
 
+def checkpoint_state(store: Store, genesis: Genesis) -> State:
+    """The state at ``store``'s last checkpoint, loaded in full (genesis when there is none), its
+    state root checked against the checkpoint block's header. Raises InvalidBlock naming what
+    differs. The embedded node, a consortium member's app and its API's view all start here."""
+    cp = store.checkpoint_height()
+    if cp == 0:
+        return state_from_genesis(genesis)
+    head = _checkpoint_header(store, cp)
+    st = load_state(genesis, store.state_items(), cp, head.hash, head.time)
+    root = st.tree.root()
+    if root != head.state_root:
+        raise InvalidBlock("state", f"checkpoint state root {root.hex()} differs from block {cp}'s "
+                                    f"{head.state_root.hex()}: run `crev verify`")
+    return st
+
+
 def load_ledger(store: Store, genesis: Genesis, verifier: ParallelVerifier, persist: bool) -> State:
     """State at the last checkpoint, loaded in full, then every later block replayed through
     apply_block, then every invariant checked. ``persist`` (a node): then write the replayed blocks
     as a new checkpoint, or the state tree's bucket hashes if the checkpoint lacks them; otherwise
     index the replayed blocks in memory only (a read-only view that cannot read lazily)."""
     cp = store.checkpoint_height()
-    if cp == 0:
-        st = state_from_genesis(genesis)
-        if persist and store.get_meta("checkpoint_height") is None:
-            # the snapshot holds every entry, including those genesis itself created
-            store.write_checkpoint(0, {k: st.value_of(k) for k in st.all_keys()}, [], _packed(st))
-    else:
-        head = _checkpoint_header(store, cp)
-        st = load_state(genesis, store.state_items(), cp, head.hash, head.time)
-        root = st.tree.root()
-        if root != head.state_root:
-            raise InvalidBlock("state", f"checkpoint state root {root.hex()} differs from block {cp}'s "
-                                        f"{head.state_root.hex()}: run `crev verify`")
+    st = checkpoint_state(store, genesis)
+    if cp == 0 and persist and store.get_meta("checkpoint_height") is None:
+        # the snapshot holds every entry, including those genesis itself created
+        store.write_checkpoint(0, {k: st.value_of(k) for k in st.all_keys()}, [], _packed(st))
     changes, outcomes = _replay(store, st, cp + 1, verifier)
     try:
         check_invariants(st)
