@@ -364,7 +364,7 @@ def test_an_earlier_version_s_database_opens_and_is_brought_up_to_date(ledger: P
         assert all(kh == key_hash32(key) for key, kh in db.execute("SELECT key, kh FROM state"))
         assert {str(r[0]) for r in db.execute("SELECT key FROM state")} >= set(keys)
         indexes = {str(r[0]) for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
-        assert {"state_small_kinds", "ix_readings_start"} <= indexes
+        assert {"state_small_kinds_2", "ix_readings_start"} <= indexes
         assert db.execute("SELECT COUNT(*) FROM state_buckets").fetchone()[0] == (1 << 16) // CHUNK_BUCKETS
     v = opened(ledger)
     try:

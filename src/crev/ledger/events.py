@@ -171,6 +171,102 @@ class EmissionFactorsSet(Event):
     table_hash: bytes
 
 
+# --- the smart meter: reconciliation and control records (ledger/reconcile.py) -------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MeterValuesRecorded(Event):
+    """The utility smart meter's fixed values for one slot, as read by the device [Wh]."""
+
+    type: ClassVar[str] = "meter_values_recorded"
+    device_id: str
+    slot_id: int
+    import_wh: int
+    export_wh: int
+    import_register_wh: int
+    export_register_wh: int
+    resolution_wh: int
+    meter_id: str
+    item_hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SlotReconciled(Event):
+    """A slot's readings compared with the smart meter. ``status``: final (within tolerance),
+    corrected (``target_g`` differed from what stood: ``topup_g`` issued, or ``cancelled_g``
+    cancelled and ``debt_g`` recorded) or late (compared after the finality window, no correction).
+    Energies [Wh], units [g-CO2e]."""
+
+    type: ClassVar[str] = "slot_reconciled"
+    device_id: str
+    slot_id: int
+    status: str
+    generation_wh: int
+    dgc_import_wh: int
+    dgc_export_wh: int
+    sm_import_wh: int
+    sm_export_wh: int
+    tolerance_wh: int  # on export; import is compared with its own
+    issued_g: int  # what stood for the slot before reconciling (issued − withdrawn)
+    target_g: int
+    topup_g: int
+    cancelled_g: int
+    debt_g: int
+
+
+@dataclass(frozen=True, slots=True)
+class DebtRecorded(Event):
+    """Reconciliation could not cancel ``debt_g`` units (sold, retired): a debt on the device,
+    repaid from its next issuances."""
+
+    type: ClassVar[str] = "debt_recorded"
+    device_id: str
+    slot_id: int
+    debt_g: int
+    total_debt_g: int
+
+
+@dataclass(frozen=True, slots=True)
+class DebtRepaid(Event):
+    """``repaid_g`` units of a new lot were cancelled at once to repay the device's debt."""
+
+    type: ClassVar[str] = "debt_repaid"
+    device_id: str
+    lot_id: str
+    repaid_g: int
+    remaining_debt_g: int
+
+
+@dataclass(frozen=True, slots=True)
+class CalibrationDrift(Event):
+    """``consecutive`` reconciled slots of a device out of tolerance in the same direction:
+    its meter (or CT) may have drifted. ``quantity`` is "export" or "import"."""
+
+    type: ClassVar[str] = "calibration_drift"
+    device_id: str
+    slot_id: int
+    quantity: str
+    dgc_wh: int
+    smart_meter_wh: int
+    consecutive: int
+
+
+@dataclass(frozen=True, slots=True)
+class ControlRecorded(Event):
+    """What a DGC applied to its inverter, and why (see messages/submit_controls.py)."""
+
+    type: ClassVar[str] = "control_recorded"
+    device_id: str
+    seq: int
+    slot_start: int
+    applied_at: int
+    limit_w: int
+    export_cap_w: int
+    reason: str
+    operator_limit_pct: int
+    control_hash: bytes
+
+
 # --- money and the market --------------------------------------------------------------------
 
 

@@ -86,6 +86,12 @@ class Device:
     # core.units.co2_g_floor_carried. Only carried within one slot.
     carry_slot: int = -1
     carry_mg: int = 0
+    # reconciliation with the utility smart meter (ledger/reconcile.py)
+    debt_g: int = 0  # reconciliation debt still to repay from the device's next issuances [g-CO2e]
+    debt_repaid_g: int = 0  # reconciliation debt repaid so far [g-CO2e]
+    drift_slots: int = 0  # consecutive reconciled slots out of tolerance: + DGC above, − below the meter
+    drift_alerts: int = 0  # CalibrationDrift events raised for this device
+    last_control_seq: int = 0  # the last accepted control record's seq
 
     def key_for(self, interval_end: int) -> DeviceKey | None:
         """The device key valid for a reading of an interval ending at ``interval_end``."""
@@ -100,13 +106,15 @@ class Device:
                 self.certified_until, self.fit, self.technology, [k.to_value() for k in self.keys],
                 self.active, self.last_seq, self.last_interval_end, self.generation_register_wh,
                 self.import_register_wh, self.export_register_wh, self.readings, self.issued_g,
-                self.carry_slot, self.carry_mg]
+                self.carry_slot, self.carry_mg, self.debt_g, self.debt_repaid_g, self.drift_slots,
+                self.drift_alerts, self.last_control_seq]
 
     @staticmethod
     def from_value(v: list[Any]) -> Device:
         d = Device(*v[:11], keys=[DeviceKey(*k) for k in v[11]])  # type: ignore[misc]
         (d.active, d.last_seq, d.last_interval_end, d.generation_register_wh, d.import_register_wh,
-         d.export_register_wh, d.readings, d.issued_g, d.carry_slot, d.carry_mg) = v[12:]
+         d.export_register_wh, d.readings, d.issued_g, d.carry_slot, d.carry_mg, d.debt_g, d.debt_repaid_g,
+         d.drift_slots, d.drift_alerts, d.last_control_seq) = v[12:]
         return d
 
 
@@ -151,7 +159,7 @@ class Lot:
     height: int
     block_time: int
     reading_hash: bytes  # b"" for a top-up
-    origin: str  # "reading" or "topup"
+    origin: str  # "reading", "topup" (operator) or "reconcile" (smart-meter reconciliation)
     reference: str  # top-up: the corrected lot and the reason
     segments: list[Segment] = field(default_factory=list)
 
@@ -223,6 +231,82 @@ class ReadingRecord:
         return ReadingRecord(*v)
 
 
+# Slot tally statuses (see ledger/reconcile.py): what the smart meter said about a slot
+PROVISIONAL = "provisional"  # issued, not (yet) reconciled
+FINAL = "final"  # reconciled: the smart meter agreed within tolerance
+CORRECTED = "corrected"  # reconciled with a correction (cancellation, debt or top-up)
+LATE = "late"  # the smart meter's values came after the finality window: compared, not corrected
+TALLY_STATUSES = (PROVISIONAL, FINAL, CORRECTED, LATE)
+
+
+@dataclass(slots=True)
+class SlotTally:
+    """One device's 30-minute slot: what its readings measured and issued, and the utility smart
+    meter's values for it. State key ``v/<device>/<slot_id>``. Energies [Wh], units [g-CO2e]."""
+
+    slot_start: int  # unix s, on a 1800 s boundary
+    covered_s: int = 0  # Σ interval_s of the accepted readings in the slot (1800 = complete)
+    generation_wh: int = 0  # the DGC's sums over those readings
+    import_wh: int = 0
+    export_wh: int = 0
+    issued_g: int = 0  # units issued for the slot: its readings' lots and top-ups
+    withdrawn_g: int = 0  # units taken back for the slot: cancelled by corrections, or recorded as debt
+    debt_g: int = 0  # of withdrawn_g, what reconciliation recorded as debt on the device
+    factor_g_per_kwh: int = 0  # the factor of the slot's lots (0: no lot yet)
+    lots: list[str] = field(default_factory=list)  # the slot's lot ids, readings' and top-ups'
+    sm_import_wh: int = -1  # the smart meter's values for the slot (-1: none yet)
+    sm_export_wh: int = -1
+    sm_resolution_wh: int = 0
+    sm_hash: bytes = b""  # the smart-meter item's hash
+    status: str = PROVISIONAL
+    target_g: int = -1  # reconciliation: what the smart meter's export allows (-1: not reconciled)
+    reconciled_height: int = 0
+
+    @property
+    def has_meter(self) -> bool:
+        return self.sm_export_wh >= 0
+
+    def to_value(self) -> list[Any]:
+        return [self.slot_start, self.covered_s, self.generation_wh, self.import_wh, self.export_wh,
+                self.issued_g, self.withdrawn_g, self.debt_g, self.factor_g_per_kwh, list(self.lots),
+                self.sm_import_wh, self.sm_export_wh, self.sm_resolution_wh, self.sm_hash, self.status,
+                self.target_g, self.reconciled_height]
+
+    @staticmethod
+    def from_value(v: list[Any]) -> SlotTally:
+        t = SlotTally(*v)
+        t.lots = list(v[9])
+        return t
+
+
+@dataclass(slots=True)
+class ControlRecord:
+    """What a DGC applied to its inverter (the PCS active-power limit) in a slot, and why. State key
+    ``c/<device>/<seq>``. Powers [W], prices in the units their names state."""
+
+    slot_start: int
+    applied_at: int  # unix s
+    limit_w: int  # the active-power limit applied (rated capacity = no limit)
+    export_cap_w: int  # the grid-point export cap in force (-1: none)
+    reason: str  # ledger.vocab.CONTROL_REASONS
+    export_limit_w: int  # the export limit the owner or contract asked for (-1: none)
+    export_value_milli_jpy_per_kwh: int  # what exported energy was worth [mJPY/kWh]
+    crev_price_jpy_per_t: int  # the C-REV price the DGC weighed [JPY/t-CO2e]
+    curtail_below_milli_jpy_per_kwh: int  # the owner's threshold [mJPY/kWh]
+    operator_limit_pct: int  # the grid operator's output-control limit [% of capacity] (-1: none)
+    control_hash: bytes
+    height: int
+
+    def to_value(self) -> list[Any]:
+        return [self.slot_start, self.applied_at, self.limit_w, self.export_cap_w, self.reason,
+                self.export_limit_w, self.export_value_milli_jpy_per_kwh, self.crev_price_jpy_per_t,
+                self.curtail_below_milli_jpy_per_kwh, self.operator_limit_pct, self.control_hash, self.height]
+
+    @staticmethod
+    def from_value(v: list[Any]) -> ControlRecord:
+        return ControlRecord(*v)
+
+
 @dataclass(slots=True)
 class Supply:
     """Chain-wide totals [g-CO2e]; tradable + escrowed + retired + cancelled == issued."""
@@ -265,7 +349,10 @@ EXPIRED = "expired"
 class Filter:
     """Which C-REV a bid accepts (or a market trades, or an offer sells): every non-empty part must
     match. ``fit``: -1 either, 0 non-FIT only, 1 FIT only. Vintage: the lot's interval start in
-    [vintage_start, vintage_end) (0 = unbounded)."""
+    [vintage_start, vintage_end) (0 = unbounded). ``final_only``: only units of lots whose slot is
+    final at the block's time (ledger/reconcile.py); the book checks it, ``matches`` does not (it
+    depends on state and time). Encoded as a 7th element ``true`` only when set, so every filter
+    without it keeps its 6-element bytes."""
 
     grid_areas: tuple[str, ...] = ()
     technologies: tuple[str, ...] = ()
@@ -273,14 +360,16 @@ class Filter:
     devices: tuple[str, ...] = ()
     vintage_start: int = 0
     vintage_end: int = 0
+    final_only: bool = False
 
     def to_value(self) -> list[Any]:
-        return [list(self.grid_areas), list(self.technologies), self.fit, list(self.devices),
-                self.vintage_start, self.vintage_end]
+        v = [list(self.grid_areas), list(self.technologies), self.fit, list(self.devices),
+             self.vintage_start, self.vintage_end]
+        return [*v, True] if self.final_only else v
 
     @staticmethod
     def from_value(v: list[Any]) -> Filter:
-        return Filter(tuple(v[0]), tuple(v[1]), v[2], tuple(v[3]), v[4], v[5])
+        return Filter(tuple(v[0]), tuple(v[1]), v[2], tuple(v[3]), v[4], v[5], len(v) > 6 and v[6] is True)
 
     @property
     def empty(self) -> bool:

@@ -15,6 +15,7 @@ from crev.core.factors import FactorRow
 from crev.ledger.genesis import Genesis, state_from_genesis
 from crev.ledger.records import (
     Account,
+    ControlRecord,
     Device,
     Lot,
     Market,
@@ -22,19 +23,22 @@ from crev.ledger.records import (
     Order,
     ReadingRecord,
     Retirement,
+    SlotTally,
     StandingBid,
     Supply,
 )
 from crev.ledger.state import State
 
 _RECORDS: dict[str, Any] = {"a": Account, "d": Device, "l": Lot, "r": ReadingRecord, "t": Retirement,
-                            "m": Market, "o": Order, "p": OfferPolicy, "b": StandingBid, "s": Supply}
+                            "m": Market, "o": Order, "p": OfferPolicy, "b": StandingBid, "s": Supply,
+                            "v": SlotTally, "c": ControlRecord}
 
 
 def map_key(kind: str, rest: str) -> Any:
     """The key of the entry ``<kind>/<rest>`` in its state map: ``(device, seq)`` for a reading
-    record, ``(account, market)`` for a standing bid, ``rest`` otherwise."""
-    if kind == "r":
+    record, ``(device, slot_id)`` for a slot tally, ``(device, seq)`` for a control record,
+    ``(account, market)`` for a standing bid, ``rest`` otherwise."""
+    if kind in ("r", "v", "c"):
         dev, _, seq = rest.rpartition("/")
         return dev, int(seq)
     if kind == "b":
@@ -45,7 +49,7 @@ def map_key(kind: str, rest: str) -> Any:
 
 def state_key(kind: str, key: Any) -> str:
     """The inverse of ``map_key``: the state key of a map's key."""
-    if kind in ("r", "b"):
+    if kind in ("r", "b", "v", "c"):
         return f"{kind}/{key[0]}/{key[1]}"
     return f"{kind}/{key}"
 
@@ -73,7 +77,8 @@ def load_state(genesis: Genesis, items: Iterable[tuple[str, bytes]], height: int
     tree = st.tree
     maps: dict[str, dict[Any, Any]] = {"a": st.accounts, "d": st.devices, "l": st.lots, "r": st.readings,
                                        "t": st.retirements, "m": st.markets, "o": st.orders,
-                                       "p": st.offer_policies, "b": st.standing_bids}
+                                       "p": st.offer_policies, "b": st.standing_bids, "v": st.tallies,
+                                       "c": st.controls}
     for key, value in items:
         kind, _, rest = key.partition("/")
         if kind != "g":

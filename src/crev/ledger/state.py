@@ -7,6 +7,7 @@ changed (key, value) pairs for storage. Keys:
 ``a/<account>``  ``d/<device>``  ``l/<lot>``  ``r/<device>/<seq>``  ``t/<retirement>``
 ``f/<key>/<fiscal year>/<kind>``  ``s`` (supply)  ``g`` (genesis hash and params)
 ``m/<market>``  ``o/<order>``  ``p/<account>`` (offer policy)  ``b/<account>/<market>`` (standing bid)
+``v/<device>/<slot_id>`` (slot tally: readings and smart meter per slot)  ``c/<device>/<seq>`` (control record)
 
 Order books are not state: they are indexes over the open orders (``books``), rebuilt from the
 ``o/`` records on load, so they never need committing.
@@ -22,6 +23,7 @@ from crev.core.statetree import StateProof, StateTree
 from crev.ledger.params import Params
 from crev.ledger.records import (
     Account,
+    ControlRecord,
     Device,
     Lot,
     Market,
@@ -29,9 +31,16 @@ from crev.ledger.records import (
     Order,
     ReadingRecord,
     Retirement,
+    SlotTally,
     StandingBid,
     Supply,
 )
+
+
+def _num_key(rest: str) -> tuple[str, int] | None:
+    """``<id>/<n>`` → (id, n), or None unless n is a canonical decimal."""
+    name, _, n = rest.rpartition("/")
+    return (name, int(n)) if n.isdigit() and str(int(n)) == n else None
 
 
 class State:
@@ -51,6 +60,8 @@ class State:
         self.orders: dict[str, Order] = {}  # every order; a closed one stays, with its final status
         self.offer_policies: dict[str, OfferPolicy] = {}
         self.standing_bids: dict[tuple[str, str], StandingBid] = {}
+        self.tallies: dict[tuple[str, int], SlotTally] = {}  # (device, slot_id) → its tally
+        self.controls: dict[tuple[str, int], ControlRecord] = {}  # (device, seq) → control record
         self.books: dict[str, Any] = {}  # market id → its order book (an index, not committed)
         self.supply = Supply()
         self.operator_id = ""
@@ -81,6 +92,12 @@ class State:
         elif kind == "r":
             dev, _, seq = rest.rpartition("/")
             obj = self.readings.get((dev, int(seq))) if seq.isdigit() and str(int(seq)) == seq else None
+        elif kind == "v":
+            nk = _num_key(rest)
+            obj = None if nk is None else self.tallies.get(nk)
+        elif kind == "c":
+            nk = _num_key(rest)
+            obj = None if nk is None else self.controls.get(nk)
         elif kind == "t":
             obj = self.retirements.get(rest)
         elif kind == "f":
@@ -136,6 +153,8 @@ class State:
         keys += [f"o/{k}" for k in self.orders]
         keys += [f"p/{k}" for k in self.offer_policies]
         keys += [f"b/{a}/{m}" for a, m in self.standing_bids]
+        keys += [f"v/{d}/{n}" for d, n in self.tallies]
+        keys += [f"c/{d}/{n}" for d, n in self.controls]
         return keys
 
     # --- helpers used by handlers ----------------------------------------------------------

@@ -29,7 +29,7 @@ from crev.core.units import jst
 from crev.errors import RuleError
 from crev.ledger.books import Book, Fill
 from crev.ledger.events import AuctionCleared, OrderClosed, OrderPlaced, Retired, Traded
-from crev.ledger.holdings import move_units
+from crev.ledger.holdings import available, move_units
 from crev.ledger.records import (
     ASK,
     BID,
@@ -335,8 +335,9 @@ def auto_offer(ctx: Any, lot: Lot) -> None:
     market = st.markets.get(policy.market_id)
     if market is None or not market.open or not market.product.matches(lot):
         return
-    q = lot.quantity_g * policy.share_bp // 10_000
-    if q < market.min_qty_g:
+    # (of what the owner still holds: a device's reconciliation debt may have cancelled part of it)
+    q = min(lot.quantity_g * policy.share_bp // 10_000, available(lot, lot.issued_to, TRADABLE))
+    if q <= 0 or q < market.min_qty_g:
         return
     order = Order(new_order_id(st), st.supply.orders, market.market_id, lot.issued_to, ASK, policy.price,
                   q, q, "gtc", 0, market.product, None, [[lot.lot_id, q]], 0, "open", ctx.height,

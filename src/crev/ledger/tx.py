@@ -5,9 +5,10 @@ Wire form (canonical CBOR, see docs/wire-format.md)::
     [ "crev/tx/1", chain_id, kind, signer, nonce, body, signature ]
 
 ``signature`` is the signer's Ed25519 signature over the canonical encoding of the first six
-elements. A ``submit_readings`` transaction is the one unsigned kind (signer "", nonce 0,
-signature b""): each reading inside it carries its device's signature, so any gateway may forward
-it. The transaction hash is SHA-256 of the whole canonical encoding.
+elements. ``submit_readings``, ``submit_meter_values`` and ``submit_controls`` are unsigned (signer
+"", nonce 0, signature b""): each item inside carries its device's signature, so any gateway may
+forward it; so is ``market_tick``, which carries nothing to sign. The transaction hash is
+SHA-256 of the whole canonical encoding.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from crev.ledger.params import Params
 from crev.ledger.shape import need_bytes, need_id, need_int, need_list, need_text
 
 TX_VERSION = "crev/tx/1"
-UNSIGNED_KINDS = frozenset({"submit_readings", "market_tick"})
+UNSIGNED_KINDS = frozenset({"submit_readings", "submit_meter_values", "submit_controls", "market_tick"})
 
 
 class Message(Protocol):

@@ -14,3 +14,11 @@ GRID_AREAS: Final[tuple[str, ...]] = ("hokkaido", "tohoku", "tokyo", "chubu", "h
 TECHNOLOGIES: Final[tuple[str, ...]] = ("solar_pv",)
 #: What a retirement is claimed for.
 PURPOSES: Final[tuple[str, ...]] = ("statutory_report", "re100", "cdp", "sbti", "voluntary", "other")
+#: Why a DGC limited its inverter's output (a control record's reason).
+CONTROL_REASONS: Final[tuple[str, ...]] = (
+    "released",  # no limit: the inverter runs at its rated capacity
+    "zero_export",  # a site without reverse power flow (逆潮流なし)
+    "export_cap",  # a contracted cap on export at the grid point
+    "export_unpaid",  # export worth less than the owner's threshold
+    "grid_operator",  # the grid operator's output-control schedule (出力制御)
+)

@@ -37,7 +37,7 @@ from crev.ledger.invariants import check_lot_tiles
 from crev.ledger.records import Account, Device, Retirement, Supply
 from crev.ledger.snapshot import decode_entry, map_key, state_key
 from crev.ledger.state import State
-from crev.node.store import Store
+from crev.node.store import BIG_KINDS, Store
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -259,7 +259,7 @@ class Checkpoint:
         """Every checkpoint entry whose key starts with ``prefix``, checked, except the keys
         ``skip`` names (a view's map holds a newer version or removed them). Reads the bucket of
         each: what it costs is the number of buckets holding such keys."""
-        if prefix in ("l/", "r/", "t/"):  # the big kinds: one pass over the table
+        if prefix in BIG_KINDS:  # the big kinds: one pass over the table
             tree = self.tree
             for key, value in self.store.state_prefix(prefix):
                 if skip(key):
@@ -365,6 +365,8 @@ def lazy_state(genesis: Genesis, store: Store, head: Header, packed: bytes) -> S
     st.orders = _records(cp, "o")
     st.offer_policies = _records(cp, "p")
     st.standing_bids = _records(cp, "b")
+    st.tallies = _records(cp, "v")
+    st.controls = _records(cp, "c")
     st.meter_serials = SerialIndex(st.devices)
     g = cp.value("g")
     if g is None or g != st.value_of("g"):

@@ -77,14 +77,19 @@ CREATE INDEX IF NOT EXISTS ix_lots_owner ON ix_lots(owner);
 # A unit movement is indexed once however often its block is indexed (a replay after a crash, a
 # checkpoint written twice): INSERT OR IGNORE against this key.
 MOVES_KEY = "CREATE UNIQUE INDEX IF NOT EXISTS ix_moves_once ON ix_moves(tx_hash, lot_id, kind, start_unit)"
-# The state's small kinds (all but lots l/, reading records r/ and retirements t/), listed by key
-# when a read-only view needs all of one kind (all devices, all markets, all factor rows).
-SMALL_KINDS = "substr(key, 1, 2) NOT IN ('l/', 'r/', 't/')"
+# The state's big kinds (lots l/, reading records r/, retirements t/, slot tallies v/, control
+# records c/), read in one pass over the table when a read-only view needs all of one; the small
+# kinds (all others) are listed by key (all devices, all markets, all factor rows).
+BIG_KINDS = ("l/", "r/", "t/", "v/", "c/")
+SMALL_KINDS = "substr(key, 1, 2) NOT IN ('l/', 'r/', 't/', 'v/', 'c/')"
 # Created by _migrate, after the columns they cover exist in a database from an earlier version.
 LATER_INDEXES = (
     "CREATE INDEX IF NOT EXISTS ix_readings_owner ON ix_readings(owner, device_id)",
     "CREATE INDEX IF NOT EXISTS ix_readings_start ON ix_readings(interval_start)",  # /v1/devices "today"
-    f"CREATE INDEX IF NOT EXISTS state_small_kinds ON state(key) WHERE {SMALL_KINDS}",
+    # named _2 since v/ and c/ joined the big kinds (a partial index serves only the WHERE it was made
+    # with); the first one is dropped
+    "DROP INDEX IF EXISTS state_small_kinds",
+    f"CREATE INDEX IF NOT EXISTS state_small_kinds_2 ON state(key) WHERE {SMALL_KINDS}",
 )
 INDEX_TABLES = ("ix_readings", "ix_lots", "ix_moves")
 # The index tables' shape and indexes for the TEMP tables of a read-only store's later blocks.

@@ -18,6 +18,8 @@ from crev.ledger.messages import (  # noqa: F401
     set_emission_factors,
     set_offer_policy,
     set_standing_bid,
+    submit_controls,
+    submit_meter_values,
     submit_readings,
     transfer,
     update_device,

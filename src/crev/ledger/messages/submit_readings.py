@@ -30,6 +30,11 @@ nothing reaches the chain.
 Issuance per reading is ⌊(self_consumed_wh × factor + carried mg) / 1000⌋ g, where the carried mg
 are what the same slot's earlier readings measured below 1 g (core.units.co2_g_floor_carried):
 1-minute readings of a slot issue in total exactly what one 30-minute reading would.
+
+Each accepted reading adds to its slot's tally (``v/<device>/<slot_id>``); the reading that
+completes a slot whose smart-meter values are already in reconciles it (ledger/reconcile.py). A
+device with a reconciliation debt repays it from each new lot: issued in full, then the withheld
+units cancelled at once.
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ from crev.errors import (
 from crev.ledger.events import ReadingAccepted, ReadingGap
 from crev.ledger.issuance import fiscal_year_cached, issue_lot, lot_id_for
 from crev.ledger.params import Params
+from crev.ledger.reconcile import count_lot, ready, reconcile, repay_debt, tally_for
 from crev.ledger.records import ReadingRecord
 from crev.ledger.shape import ID_RE, need_list
 from crev.ledger.trading import auto_offer
@@ -295,8 +301,15 @@ def accept_reading(ctx: Any, r: Reading) -> tuple[list[Any], bool]:
                       factor_ref=f"{factor.key}/{factor.fiscal_year}/{factor.kind}",
                       height=ctx.height, block_time=ctx.time,
                       reading_hash=r.hash, origin="reading", reference="")
+            count_lot(st, lot)
+            repay_debt(ctx, dev, lot)
             if st.offer_policies:
                 auto_offer(ctx, lot)
+    tally = tally_for(st, r.device_id, r.interval_start)
+    tally.covered_s += r.interval_s
+    tally.generation_wh += r.generation_wh
+    tally.import_wh += r.import_wh
+    tally.export_wh += r.export_wh
     dev.last_seq = r.seq
     dev.last_interval_end = end
     dev.generation_register_wh = r.generation_register_wh
@@ -311,6 +324,8 @@ def accept_reading(ctx: Any, r: Reading) -> tuple[list[Any], bool]:
     ctx.emit(ReadingAccepted(r.device_id, r.seq, r.interval_start, r.interval_s, r.generation_wh,
                              r.import_wh, r.export_wh, r.generation_wh + r.import_wh - r.export_wh,
                              self_consumed, r.hash, lot_id, dev.owner))
+    if ready(tally):  # the slot is complete and the smart meter's values are in
+        reconcile(ctx, dev, tally)
     return ["accepted", lot_id, st.lots[lot_id].quantity_g if lot_id else 0], True
 
 
