@@ -21,7 +21,10 @@ of the book (no bids × offers rescans):
 * Entries are removed lazily: a cancelled order's entries are marked dead and dropped when they
   reach the head of their level.
 * An entry skipped because it belongs to the incoming order's own account (self-trade
-  prevention) or because a bid's device or vintage condition excludes it stays where it is.
+  prevention) or because a bid's device, vintage or final-only condition excludes it stays where
+  it is. Whether a lot is final depends on state and the block's time, not on the book: the caller
+  passes ``final(lot_id) → bool`` (ledger/reconcile.py ``lot_is_final``). A resting final-only bid
+  meets a lot that became final after it rested when either side next trades (a new order).
 
 The call auction (``clear``) is documented at the function.
 """
@@ -138,6 +141,18 @@ def entry_admits(f: Filter, e: Entry) -> bool:
             and (not f.vintage_end or e.vintage < f.vintage_end))
 
 
+Final = Callable[[str], bool]  # lot id → whether its slot is final at the block's time
+
+
+def _never(_lot_id: str) -> bool:
+    return False
+
+
+def _conditional(f: Filter) -> bool:
+    """Whether a filter needs each lot checked (beyond its attribute class)."""
+    return bool(f.devices or f.vintage_start or f.vintage_end or f.final_only)
+
+
 class Book:
     def __init__(self, call: bool = False) -> None:
         self.call = call
@@ -189,7 +204,7 @@ class Book:
 
     # --- continuous matching -------------------------------------------------------------------
 
-    def _ask_stream(self, account: str, price: int, flt: Filter) -> Iterator[Entry]:
+    def _ask_stream(self, account: str, price: int, flt: Filter, final: Final = _never) -> Iterator[Entry]:
         """Offers a bid at ``price`` with filter ``flt`` may take, best (price, seq) first."""
         if not flt.grid_areas and not flt.technologies and flt.fit < 0:
             merged: Iterator[Entry] = self.all_asks.stream(price)
@@ -198,14 +213,15 @@ class Book:
             if not streams:
                 return
             merged = streams[0] if len(streams) == 1 else heapq.merge(*streams, key=_ask_order)
-        plain = not flt.devices and not flt.vintage_start and not flt.vintage_end
+        plain = not _conditional(flt)
         for e in merged:
-            if e.account != account and (plain or entry_admits(flt, e)):
+            if e.account != account and (plain or (entry_admits(flt, e) and (not flt.final_only or final(e.lot_id)))):
                 yield e
 
-    def _bid_stream(self, account: str, price: int, lot: Lot) -> Iterator[Entry]:
+    def _bid_stream(self, account: str, price: int, lot: Lot, final: Final = _never) -> Iterator[Entry]:
         """Bids that accept ``lot`` at ``price`` or better, best (−price, seq) first."""
-        streams = [lv.stream(-price) for flt, lv in self.bids.items() if flt.matches(lot)]
+        streams = [lv.stream(-price) for flt, lv in self.bids.items()
+                   if flt.matches(lot) and (not flt.final_only or final(lot.lot_id))]
         if not streams:
             return
         merged = streams[0] if len(streams) == 1 else heapq.merge(*streams, key=_bid_order)
@@ -213,21 +229,22 @@ class Book:
             if e.account != account:
                 yield e
 
-    def fillable_bid(self, account: str, price: int, qty: int, flt: Filter) -> int:
+    def fillable_bid(self, account: str, price: int, qty: int, flt: Filter, final: Final = _never) -> int:
         """How much of a bid would fill at once (for fill-or-kill), without changing anything."""
         got = 0
-        for e in self._ask_stream(account, price, flt):
+        for e in self._ask_stream(account, price, flt, final):
             got += e.qty
             if got >= qty:
                 return qty
         return got
 
-    def fillable_ask(self, account: str, price: int, sell: list[tuple[str, Lot, int]]) -> int:
+    def fillable_ask(self, account: str, price: int, sell: list[tuple[str, Lot, int]],
+                     final: Final = _never) -> int:
         used: dict[int, int] = {}
         got = 0
         for _lot_id, lot, q in sell:
             left = q
-            for e in self._bid_stream(account, price, lot):
+            for e in self._bid_stream(account, price, lot, final):
                 free = e.qty - used.get(id(e), 0)
                 if free <= 0:
                     continue
@@ -247,24 +264,26 @@ class Book:
             got = self._classes_for[flt] = [lv for key, lv in self.asks.items() if class_admits(flt, key)]
         return got
 
-    def _bid_levels_for(self, lot: Lot) -> list[Levels]:
+    def _bid_levels_for(self, lot: Lot, final: Final) -> list[Levels]:
         key = (lot.grid_area, lot.technology, lot.fit)
         cached = self._groups_for.get(key)
         if cached is None:
             admitted = [(f, lv) for f, lv in self.bids.items() if class_admits(f, key)]
             cached = self._groups_for[key] = (
-                [lv for f, lv in admitted if not (f.devices or f.vintage_start or f.vintage_end)],
-                [(f, lv) for f, lv in admitted if f.devices or f.vintage_start or f.vintage_end])
+                [lv for f, lv in admitted if not _conditional(f)],
+                [(f, lv) for f, lv in admitted if _conditional(f)])
         plain, conditional = cached
         if not conditional:
             return plain
-        return plain + [lv for f, lv in conditional if f.matches(lot)]
+        return plain + [lv for f, lv in conditional
+                        if f.matches(lot) and (not f.final_only or final(lot.lot_id))]
 
-    def match_bid(self, order_id: str, account: str, price: int, qty: int, flt: Filter) -> list[Fill]:
+    def match_bid(self, order_id: str, account: str, price: int, qty: int, flt: Filter,
+                  final: Final = _never) -> list[Fill]:
         """Match an incoming bid against resting offers; returns the fills (at each offer's price)."""
         sources = self._ask_levels_for(flt)
-        check = None if not (flt.devices or flt.vintage_start or flt.vintage_end) else \
-            (lambda e: entry_admits(flt, e))
+        check = None if not _conditional(flt) else \
+            (lambda e: entry_admits(flt, e) and (not flt.final_only or final(e.lot_id)))
         fills: list[Fill] = []
         takes = _sweep(sources, price, account, qty, check, fills, order_id, "")
         if takes:
@@ -274,12 +293,13 @@ class Book:
                     home.tidy()
         return fills
 
-    def match_ask(self, order_id: str, account: str, price: int, sell: list[tuple[str, Lot, int]]) -> list[Fill]:
+    def match_ask(self, order_id: str, account: str, price: int, sell: list[tuple[str, Lot, int]],
+                  final: Final = _never) -> list[Fill]:
         """Match an incoming offer, lot by lot in the order given, against resting bids."""
         fills: list[Fill] = []
         touched: dict[int, Levels] = {}
         for lot_id, lot, q in sell:
-            for e in _sweep(self._bid_levels_for(lot), -price, account, q, None, fills, order_id, lot_id):
+            for e in _sweep(self._bid_levels_for(lot, final), -price, account, q, None, fills, order_id, lot_id):
                 if e.home is not None:
                     touched[id(e.home)] = e.home
         for lv in touched.values():

@@ -12,6 +12,8 @@
   remaining quantity costs at its limit with the fee.
 * Escrowed units belong to open offers (segment reference = order id) and each open offer's
   escrowed units equal its remaining quantity.
+* Slot tallies: a device's tallies issued what its lots did (Σ issued_g = the device's issued_g),
+  and the debt its reconciliations recorded is what it still owes plus what it repaid.
 """
 
 from __future__ import annotations
@@ -79,6 +81,25 @@ def check_invariants(state: State) -> None:
     if sum(per_ret.values()) != sup.retired_g:
         raise InvalidBlock("supply.retired_g", "retired units without a retirement record")
     check_money(state, per_escrow)
+    check_tallies(state)
+
+
+def check_tallies(state: State) -> None:
+    issued: dict[str, int] = defaultdict(int)
+    debt: dict[str, int] = defaultdict(int)
+    for (device_id, _slot), t in state.tallies.items():
+        issued[device_id] += t.issued_g
+        debt[device_id] += t.debt_g
+        if t.withdrawn_g > t.issued_g or t.debt_g > t.withdrawn_g:
+            raise InvalidBlock(f"tally {device_id}/{_slot}", "withdraws more than it issued")
+    for dev in state.devices.values():
+        if issued.get(dev.device_id, 0) != dev.issued_g:
+            raise InvalidBlock(f"device {dev.device_id}.issued_g",
+                               f"is {dev.issued_g}, its slot tallies add up to {issued.get(dev.device_id, 0)}")
+        if dev.debt_g < 0 or debt.get(dev.device_id, 0) != dev.debt_g + dev.debt_repaid_g:
+            raise InvalidBlock(f"device {dev.device_id}.debt_g",
+                               f"owes {dev.debt_g} g and repaid {dev.debt_repaid_g} g, its reconciliations "
+                               f"recorded {debt.get(dev.device_id, 0)} g")
 
 
 def check_money(state: State, per_escrow: dict[str, int]) -> None:

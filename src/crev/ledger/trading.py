@@ -23,6 +23,7 @@ OrderClosed) that statements and the API index.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from crev.core.units import jst
@@ -30,6 +31,7 @@ from crev.errors import RuleError
 from crev.ledger.books import Book, Fill
 from crev.ledger.events import AuctionCleared, OrderClosed, OrderPlaced, Retired, Traded
 from crev.ledger.holdings import available, move_units
+from crev.ledger.reconcile import lot_is_final
 from crev.ledger.records import (
     ASK,
     BID,
@@ -107,6 +109,13 @@ def _rest(state: State, book: Book, o: Order) -> None:
                 book.rest_ask(o.order_id, o.account, o.price, left, o.seq, lot_id, state.lots[lot_id])
 
 
+def finality_check(ctx: Any) -> Callable[[str], bool]:
+    """lot id → whether its slot is final at the block's time (for final-only bids)."""
+    st: State = ctx.state
+    now = ctx.time
+    return lambda lot_id: lot_is_final(st, st.lots[lot_id], now)
+
+
 # --- placing, settling, closing ---------------------------------------------------------------------
 
 
@@ -141,11 +150,12 @@ def place_order(ctx: Any, order: Order, sell: list[tuple[Lot, int]]) -> list[Tra
     if market.mode == CALL:
         _rest(st, book, order)
         return trades
+    final = finality_check(ctx)
     if order.side == BID:
-        fills = book.match_bid(order.order_id, order.account, order.price, order.remaining_g, order.filter)
+        fills = book.match_bid(order.order_id, order.account, order.price, order.remaining_g, order.filter, final)
     else:
         fills = book.match_ask(order.order_id, order.account, order.price,
-                               [(lot.lot_id, lot, q) for lot, q in sell])
+                               [(lot.lot_id, lot, q) for lot, q in sell], final)
     for f in fills:
         trades.append(settle(ctx, market, f, order.side))
     if order.status == OPEN:  # not completely filled

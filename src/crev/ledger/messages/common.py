@@ -94,15 +94,22 @@ def _need_names(v: Any, where: str, choices: tuple[str, ...] | None) -> tuple[st
 
 def parse_filter(v: Any, where: str) -> Filter:
     """[grid_areas, technologies, fit (-1 either, 0 non-FIT, 1 FIT), devices, vintage_start,
-    vintage_end (0 = open)]; lists are kept sorted so equal filters have equal bytes."""
-    b = need_list(v, where, 6)
+    vintage_end (0 = open)], optionally followed by ``true`` (final_only: only units of final
+    slots, see ledger/reconcile.py; absent when false, so one filter has one encoding); lists are
+    kept sorted so equal filters have equal bytes."""
+    b = need_list(v, where)
+    if len(b) not in (6, 7):
+        raise MalformedError(where, "must be an array of 6 elements, or 7 with final_only true last")
+    if len(b) == 7 and b[6] is not True:
+        raise MalformedError(f"{where}.final_only", "must be true when present (omit it for false)")
     fit = b[2]
     if type(fit) is not int or fit not in (-1, 0, 1):
         raise MalformedError(f"{where}.fit", "must be -1 (either), 0 (non-FIT) or 1 (FIT)")
     f = Filter(_need_names(b[0], f"{where}.grid_areas", GRID_AREAS),
                _need_names(b[1], f"{where}.technologies", TECHNOLOGIES), fit,
                _need_names(b[3], f"{where}.devices", None),
-               need_time(b[4], f"{where}.vintage_start"), need_time(b[5], f"{where}.vintage_end"))
+               need_time(b[4], f"{where}.vintage_start"), need_time(b[5], f"{where}.vintage_end"),
+               len(b) == 7)
     if f.vintage_end and f.vintage_end <= f.vintage_start:
         raise MalformedError(f"{where}.vintage_end", "must be after vintage_start (or 0 for open)")
     return f

@@ -11,6 +11,10 @@ body = [action, lot_id, quantity_g, self_consumed_wh, reason, reference, holder]
   capacity can generate in the interval (the same limit readings have). ``holder`` must be "".
 
 ``reason`` and ``reference`` (a ticket, a smart-meter statement ...) are required and recorded.
+Both count in the slot's tally (ledger/reconcile.py): a cancellation as withdrawn, a top-up as
+issued (and a top-up repays the device's reconciliation debt like any new lot). Smart-meter
+reconciliation itself is automatic (messages/submit_meter_values.py); this is the operator's
+manual path.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from crev.ledger.holdings import available, move_units, shift_balance
 from crev.ledger.issuance import issue_lot
 from crev.ledger.messages.common import require_operator
 from crev.ledger.params import Params
+from crev.ledger.reconcile import count_lot, repay_debt, tally_for
 from crev.ledger.records import CANCELLED, TRADABLE
 from crev.ledger.shape import MAX_U63, need_choice, need_id, need_int, need_list, need_text
 from crev.ledger.tx import register
@@ -67,6 +72,7 @@ class Correct:
                 ctx.emit(Cancelled(lot.lot_id, holder, a, b, self.reason, self.reference))
             st.supply.tradable_g -= self.quantity_g
             st.supply.cancelled_g += self.quantity_g
+            tally_for(st, lot.device_id, lot.interval_start).withdrawn_g += self.quantity_g
             st.mark(f"l/{lot.lot_id}")
             st.mark("s")
             return [lot.lot_id, self.quantity_g]
@@ -97,6 +103,8 @@ class Correct:
                         height=ctx.height, block_time=ctx.time,
                         reading_hash=b"", origin="topup",
                         reference=f"{lot.lot_id}: {self.reason} [{self.reference}]")
+        count_lot(st, new)
+        repay_debt(ctx, dev, new)
         st.mark(f"d/{dev.device_id}")
         return [new.lot_id, self.quantity_g]
 

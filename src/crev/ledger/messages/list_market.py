@@ -84,6 +84,8 @@ def from_body(body: Any, params: Params) -> ListMarket:
                      need_int(b[5], "body.price_max", 1, MAX_PRICE),
                      need_int(b[6], "body.min_qty_g", 1, MAX_U63), need_int(b[7], "body.fee_bp", 0, 1000),
                      need_int(b[8], "body.call_interval_s", 0, 366 * 86400), need_bool(b[9], "body.open"))
+    if msg.product.final_only:
+        raise MalformedError("body.product.final_only", "is for bids and offers, not a market's product")
     if msg.price_max < msg.price_min:
         raise MalformedError("body.price_max", "must be ≥ price_min")
     if msg.mode == CALL and msg.call_interval_s < 60:

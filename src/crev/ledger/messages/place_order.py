@@ -36,6 +36,7 @@ from crev.ledger.messages.common import (
     parse_retire,
 )
 from crev.ledger.params import Params
+from crev.ledger.reconcile import lot_is_final
 from crev.ledger.records import (
     ASK,
     BID,
@@ -51,7 +52,7 @@ from crev.ledger.records import (
 )
 from crev.ledger.shape import MAX_U63, need_choice, need_id, need_int, need_list, need_time
 from crev.ledger.state import State
-from crev.ledger.trading import book_for, new_bid, new_order_id, place_order
+from crev.ledger.trading import book_for, finality_check, new_bid, new_order_id, place_order
 from crev.ledger.tx import register
 
 
@@ -131,7 +132,7 @@ class PlaceOrder:
             if why:
                 raise RuleError("body.filter", f"can never match: {why}")
             if self.tif == "fok":
-                can = book.fillable_bid(account, self.price, self.quantity_g, self.filter)
+                can = book.fillable_bid(account, self.price, self.quantity_g, self.filter, finality_check(ctx))
                 if can < self.quantity_g:
                     raise RuleError("body.quantity_g", f"fill or kill: only {can} g can fill at once at "
                                                        f"≤ {self.price} JPY/t; nothing was placed")
@@ -142,7 +143,8 @@ class PlaceOrder:
         else:
             sell = self._select(ctx, market, account)
             if self.tif == "fok":
-                can = book.fillable_ask(account, self.price, [(lot.lot_id, lot, q) for lot, q in sell])
+                can = book.fillable_ask(account, self.price, [(lot.lot_id, lot, q) for lot, q in sell],
+                                        finality_check(ctx))
                 if can < self.quantity_g:
                     raise RuleError("body.quantity_g", f"fill or kill: only {can} g can fill at once at "
                                                        f"≥ {self.price} JPY/t; nothing was placed")
@@ -168,7 +170,8 @@ class PlaceOrder:
         sell: list[tuple[Lot, int]] = []
         need = self.quantity_g
         candidates = sorted((lot for lot in st.lots.values()
-                             if market.product.matches(lot) and self.filter.matches(lot)),
+                             if market.product.matches(lot) and self.filter.matches(lot)
+                             and (not self.filter.final_only or lot_is_final(st, lot, ctx.time))),
                             key=lambda lot: (lot.interval_start, lot.lot_id))
         for lot in candidates:
             have = available(lot, account, TRADABLE)
