@@ -364,11 +364,13 @@ EPC_SERIAL: Final = 0x8D  # superclass: production number (12 ASCII bytes), opti
 
 
 def parse_solar_power(edt: bytes) -> int:
-    """0x0279 E0: generation now [W]."""
+    """0x0279 E0: generation now [W] (0..65,533; DeviceError on the overflow/underflow codes)."""
     _edt_len("E0", edt, 2)
     value = int.from_bytes(edt, "big")
-    if value > 0xFFFD:
-        raise DeviceError("E0", f"no measurement (0x{value:04X})")
+    if value == 0xFFFF:  # the class's range ends at 65,533 W: a larger (business) PCS overflows
+        raise DeviceError("E0", "overflow (0xFFFF): generation above 65533 W")
+    if value == 0xFFFE:
+        raise DeviceError("E0", "underflow or no measurement (0xFFFE)")
     return value
 
 

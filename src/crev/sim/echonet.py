@@ -202,7 +202,8 @@ class SimulatedEchonetNode:
                 return fixed_value_edt(at, scale.to_count(imp if epc == EPC_FIXED_IMPORT else exp))
         if target == SOLAR:
             if epc == EPC_SOLAR_POWER:
-                return u16(min(0xFFFD, ph.pv_power_w()))
+                pv_w = ph.pv_power_w()
+                return u16(pv_w if pv_w <= 0xFFFD else 0xFFFF)  # overflow code above 65,533 W
             if epc == EPC_SOLAR_ENERGY:
                 return u32(ph.generation_wh() % 1_000_000_000)
             if epc == EPC_OUTPUT_LIMIT_PCT:
