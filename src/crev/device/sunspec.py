@@ -326,6 +326,28 @@ def read_controls(regs: Registers, smap: SunSpecMap) -> Controls:
                     _u16(w, pct, regs, mid), _u16(w, ena, regs, mid) == 1, _sf(w, sfp, regs, mid))
 
 
+def apply_limit(regs: Registers, smap: SunSpecMap, rated_w: int, limit_w: int) -> int:
+    """Set the active-power limit to ``limit_w`` [W]; returns the limit the inverter applied [W].
+
+    Writes WMaxLimPct floored to a whole step (so never above ``limit_w``), then the enable
+    point 1; ``limit_w`` ≥ ``rated_w`` releases the limit (WMaxLimPct 100 %, enable 0). Reads both
+    back. DeviceError ``<device>.<point>`` when the inverter refuses a write (an exception
+    response) or the read-back differs from what was written by more than one step.
+    """
+    ctl = read_controls(regs, smap)
+    release = limit_w >= rated_w
+    raw = w_to_pct(rated_w if release else max(0, limit_w), ctl.sf, rated_w)
+    ena = 0 if release else 1
+    regs.write(ctl.pct_address, raw, ctl.pct.name)
+    regs.write(ctl.ena_address, ena, ctl.ena.name)
+    back = read_controls(regs, smap)
+    if abs(back.pct_raw - raw) > 1:
+        raise DeviceError(f"{regs.name}.{ctl.pct.name}", f"wrote {raw}, reads back {back.pct_raw}")
+    if back.enabled != (ena == 1):
+        raise DeviceError(f"{regs.name}.{ctl.ena.name}", f"wrote {ena}, reads back {int(back.enabled)}")
+    return back.limit_w(rated_w)
+
+
 # --- Modbus TCP -------------------------------------------------------------------------------------
 
 class ModbusLink:
@@ -436,25 +458,8 @@ class SunSpecInverter(_Device):
         return InverterStatus(energy_wh, power_w, read_controls(self.regs, smap).limit_w(self.rated_w()))
 
     def set_limit_w(self, limit_w: int) -> int:
-        """Write WMaxLimPct (floored to a step, so never above ``limit_w``) and enable it, or release
-        the limit (enable = 0) when ``limit_w`` ≥ rated; read back and return the limit applied [W].
-
-        DeviceError ``<device>.<point>`` when the inverter refuses a write or the read-back differs
-        from what was written by more than one step."""
-        smap = self.sunspec_map()
-        rated = self.rated_w()
-        ctl = read_controls(self.regs, smap)
-        release = limit_w >= rated
-        raw = w_to_pct(rated, ctl.sf, rated) if release else w_to_pct(max(0, limit_w), ctl.sf, rated)
-        self.regs.write(ctl.pct_address, raw, ctl.pct.name)
-        self.regs.write(ctl.ena_address, 0 if release else 1, ctl.ena.name)
-        back = read_controls(self.regs, smap)
-        if back.enabled == release:
-            raise DeviceError(f"{self.name}.{ctl.ena.name}",
-                              f"wrote {0 if release else 1}, reads back {1 if back.enabled else 0}")
-        if abs(back.pct_raw - raw) > 1:
-            raise DeviceError(f"{self.name}.{ctl.pct.name}", f"wrote {raw}, reads back {back.pct_raw}")
-        return back.limit_w(rated)
+        """See :func:`apply_limit`."""
+        return apply_limit(self.regs, self.sunspec_map(), self.rated_w(), limit_w)
 
 
 class SunSpecGridMeter(_Device):
