@@ -119,7 +119,10 @@ class SimulatedEchonetNode:
                 return
             self.requests += 1
             for out in self.answer(data):
-                self.sock.sendto(out, source)
+                try:
+                    self.sock.sendto(out, source)
+                except OSError:  # the asker is gone; a real node would not notice either
+                    break
 
     def answer(self, data: bytes) -> list[bytes]:
         """The datagrams the node sends back for one it received (none for a foreign or
