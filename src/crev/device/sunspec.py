@@ -363,36 +363,35 @@ class ModbusLink:
         with self._lock:
             self._client.close()  # type: ignore[no-untyped-call]
 
-    def read(self, unit_id: int, address: int, count: int, field: str) -> list[int]:
+    def read(self, unit_id: int, address: int, count: int, device: str, point: str) -> list[int]:
+        """Read ``count`` holding registers; errors name ``<device>.<point>`` (``.connection``
+        when the device does not answer)."""
         with self._lock:
             try:
                 rr = self._client.read_holding_registers(address, count=count, device_id=unit_id)
             except ModbusException as exc:
                 self._client.close()  # type: ignore[no-untyped-call]
-                raise DeviceError(_conn_field(field), f"no answer from {self.host}:{self.port}: {exc}") from exc
+                raise DeviceError(f"{device}.connection", f"no answer from {self.host}:{self.port}: {exc}") from exc
         if rr.isError():
             code = rr.exception_code
             cls = IllegalAddress if code == 2 else DeviceError
-            raise cls(field, f"exception response {code} reading {count} registers at {address}")
+            raise cls(f"{device}.{point}", f"exception response {code} reading {count} registers at {address}")
         regs = list(rr.registers)
         if len(regs) != count:
-            raise DeviceError(field, f"asked for {count} registers at {address}, got {len(regs)}")
+            raise DeviceError(f"{device}.{point}", f"asked for {count} registers at {address}, got {len(regs)}")
         return regs
 
-    def write(self, unit_id: int, address: int, value: int, field: str) -> None:
+    def write(self, unit_id: int, address: int, value: int, device: str, point: str) -> None:
+        """Write one holding register (FC06); an exception response is "refused"."""
         with self._lock:
             try:
                 rr = self._client.write_register(address, value, device_id=unit_id)
             except ModbusException as exc:
                 self._client.close()  # type: ignore[no-untyped-call]
-                raise DeviceError(_conn_field(field), f"no answer from {self.host}:{self.port}: {exc}") from exc
+                raise DeviceError(f"{device}.connection", f"no answer from {self.host}:{self.port}: {exc}") from exc
         if rr.isError():
-            raise DeviceError(field, f"refused: exception response {rr.exception_code} writing {value} at {address}")
-
-
-def _conn_field(field: str) -> str:
-    """``<device>.connection`` for a field ``<device>.<point>``."""
-    return field.rsplit(".", 1)[0] + ".connection" if "." in field else f"{field}.connection"
+            raise DeviceError(f"{device}.{point}",
+                              f"refused: exception response {rr.exception_code} writing {value} at {address}")
 
 
 class _Unit:
@@ -402,10 +401,10 @@ class _Unit:
         self.link, self.unit_id, self.name = link, unit_id, name
 
     def read(self, address: int, count: int, field: str) -> list[int]:
-        return self.link.read(self.unit_id, address, count, f"{self.name}.{field}")
+        return self.link.read(self.unit_id, address, count, self.name, field)
 
     def write(self, address: int, value: int, field: str) -> None:
-        self.link.write(self.unit_id, address, value, f"{self.name}.{field}")
+        self.link.write(self.unit_id, address, value, self.name, field)
 
 
 class _Device:
