@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from crev.device.ports import GridMeter, Inverter
 from crev.device.sunspec import POW10, SunSpecGridMeter, SunSpecInverter
 from crev.errors import DeviceError
 from crev.sim.fleet import FleetSimulator, make_fleet
@@ -57,6 +58,13 @@ def floor_to(value: int, sf: int) -> int:
     """What a register with scale factor 10^sf shows of ``value`` [W]."""
     step: int = POW10[sf]
     return value // step * step
+
+
+def test_the_adapters_are_the_agent_s_ports(inverter: SunSpecInverter, server: SunSpecServer) -> None:
+    pcs: Inverter = inverter  # checked by mypy
+    meter: GridMeter = SunSpecGridMeter("127.0.0.1", server.port, link=inverter.link)
+    assert pcs.name == "pcs site-001"
+    assert meter.name == f"grid-meter 127.0.0.1:{server.port}#1"
 
 
 def test_identity(inverter: SunSpecInverter, physics: SitePhysics) -> None:
