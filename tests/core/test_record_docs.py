@@ -24,7 +24,7 @@ from tests.core.test_golden_vectors import replay_chain
 
 LAYOUT_OF_PREFIX = {"a": "account", "d": "device", "l": "lot", "r": "reading", "t": "retirement",
                     "f": "factor row", "m": "market", "o": "order", "p": "offer policy", "b": "standing bid",
-                    "s": "supply", "g": "chain"}
+                    "s": "supply", "g": "chain", "v": "slot tally", "c": "control record"}
 SCALARS: dict[str, type] = {"text": str, "bytes": bytes, "uint": int, "int": int, "bool": bool}
 
 
@@ -38,6 +38,9 @@ def record_of(state: State, key: str) -> Any:
     if prefix == "r":
         device, _, seq = rest.rpartition("/")
         return state.readings[(device, int(seq))]
+    if prefix in ("v", "c"):
+        device, _, n = rest.rpartition("/")
+        return (state.tallies if prefix == "v" else state.controls)[(device, int(n))]
     if prefix == "b":
         account, _, market = rest.partition("/")
         return state.standing_bids[(account, market)]

@@ -33,6 +33,8 @@ from crev.ledger.apply import BlockBuilder
 from crev.ledger.block import Block, Header
 from crev.ledger.genesis import Genesis, state_from_genesis
 from crev.ledger.messages.place_order import PlaceOrder
+from crev.ledger.messages.submit_controls import control_payload
+from crev.ledger.messages.submit_meter_values import meter_values_payload
 from crev.ledger.messages.submit_readings import reading_payload
 from crev.ledger.messages.transfer import Transfer
 from crev.ledger.params import Params
@@ -513,6 +515,25 @@ def chain_readings() -> list[list[Any]]:
     return [r1, r2, r3, r5, r1, bad]
 
 
+def chain_meter_values() -> list[list[Any]]:
+    """The smart meter's values for dgc-0101's first two slots: 10:00 exported 1 000 Wh more than
+    the DGC measured (out of the 2 % tolerance: the slot is corrected, 1 269 g cancelled), 10:30
+    agrees within tolerance (final)."""
+    out = []
+    for start, imp, exp, regs in ((slot(10, 0), 40_000, 13_222, (9_140_000, 3_313_222)),
+                                  (slot(10, 30), 12_010, 5_010, (9_152_010, 3_318_232))):
+        item = meter_values_payload(CHAIN_ID, CHAIN_DEVICE, start, imp, exp, *regs, 1, "JP-SM-13-0101")
+        out.append([*item, Signer(CHAIN_SEEDS["device"]).sign(encode(item))])
+    return out
+
+
+def chain_controls() -> list[list[Any]]:
+    """dgc-0101 capped its inverter at 1 MW in the 12:00 slot for a contracted 500 kW export cap."""
+    item = control_payload(CHAIN_ID, CHAIN_DEVICE, 1, slot(12, 0), slot(12, 0) + 10, 1_000_000, 500_000,
+                           "export_cap", 500_000, 8_500, 3_000, 5_000, -1)
+    return [[*item, Signer(CHAIN_SEEDS["device"]).sign(encode(item))]]
+
+
 def chain_blocks() -> list[tuple[int, list[tuple[bytes, str]], str]]:
     """(time, [(raw tx, what it shows)], description) of each block."""
     pk = {name: public_key_from_seed(seed) for name, seed in CHAIN_SEEDS.items()}
@@ -548,6 +569,8 @@ def chain_blocks() -> list[tuple[int, list[tuple[bytes, str]], str]]:
         c.tx(pro, "place_order", ["jp-call", "ask", 2_800, 40_000, "gtc", 0, any_filter, [[lot5, 40_000]], []]),
         c.tx(buy, "place_order", ["jp-spot", "bid", 1_000, 20_000, "gtc", 0, any_filter, [], []]),
         c.tx(buy, "cancel_order", ["o-00000005"]),
+        c.unsigned("submit_meter_values", chain_meter_values()),
+        c.unsigned("submit_controls", chain_controls()),
         c.tx(op, "update_device", [CHAIN_DEVICE, [["meter_serial", "MS-0101-B"],
                                                   ["public_key", pk["device_rotated"]]]]),
         c.tx(op, "revoke_device", [CHAIN_DEVICE, pk["device"], "key replaced"]),
@@ -563,7 +586,8 @@ def chain_blocks() -> list[tuple[int, list[tuple[bytes, str]], str]]:
     return [(BLOCK_TIMES[0], b1, "Block 1: registrations, a batch of readings (accepted, nothing to issue, "
                                  "after a gap, duplicate, refused), transfer, retirement, both corrections, "
                                  "factors, money, two markets, an offer policy, orders, a trade that retires "
-                                 "at once, a standing bid, a cancelled order, device and participant keys."),
+                                 "at once, a standing bid, a cancelled order, smart-meter values (one slot "
+                                 "corrected, one final), a control record, device and participant keys."),
             (BLOCK_TIMES[1], b2, "Block 2: the call auction clears, a transaction with a stale nonce fails "
                                  "(kept in the block, as a CometBFT block keeps it), the device is revoked.")]
 

@@ -261,10 +261,8 @@ class ControlRecorded(Event):
     slot_start: int
     applied_at: int
     limit_w: int
-    export_cap_w: int
     reason: str
-    operator_limit_pct: int
-    control_hash: bytes
+    control_hash: bytes  # the record (c/<device>/<seq>) holds the rest
 
 
 # --- money and the market --------------------------------------------------------------------

@@ -215,8 +215,7 @@ def accept_control(ctx: Any, c: Control) -> tuple[list[Any], bool]:
         c.operator_limit_pct, c.hash, ctx.height)
     st.mark(f"d/{c.device_id}")
     st.mark(f"c/{c.device_id}/{c.seq}")
-    ctx.emit(ControlRecorded(c.device_id, c.seq, c.slot_start, c.applied_at, c.limit_w, c.export_cap_w, c.reason,
-                             c.operator_limit_pct, c.hash))
+    ctx.emit(ControlRecorded(c.device_id, c.seq, c.slot_start, c.applied_at, c.limit_w, c.reason, c.hash))
     return ["accepted", c.seq], True
 
 
