@@ -204,14 +204,14 @@ class SiteAgent:
     # --- metering boundary -----------------------------------------------------------------
 
     def _boundary(self, b: int, now: int) -> None:
-        iv = self.site.interval_s
         late = now - b
         if late > self.site.max_read_delay_s:
             self.boundary_seen = b
-            if self.base is not None and self.base["at"] >= b - iv:
+            if self.base is not None or self.signed_end:
                 self.alert(f"{self.device_id}.boundary", f"a boundary was read more than "
-                                                         f"{self.site.max_read_delay_s} s late: its interval "
-                                                         f"is not signed (a register gap follows)", now)
+                                                         f"{self.site.max_read_delay_s} s late (agent down or "
+                                                         "stalled): the time up to it is not signed, a register "
+                                                         "gap follows", now)
             self.base = None
             return
         inv, gm = self.devices.inverter, self.devices.grid_meter
@@ -230,7 +230,7 @@ class SiteAgent:
         self.boundary_seen = b
         raw = [g, r.import_wh, r.export_wh]
         base, self.base = self.base, {"at": b, "raw": raw}
-        if base is None or base["at"] != b - iv:
+        if base is None or base["at"] != b - self.site.interval_s:
             self.outbox.save({"base": self.base})
             return
         try:
@@ -516,7 +516,7 @@ class Sender:
             if status in ("accepted", "duplicate"):
                 done.append((p, status))
             elif status == "refused" and len(det) >= 4:
-                code, fld, reason = str(det[1]), str(det[2]), str(det[3])
+                code, fld, reason = str(det[1]), _INDEXED.sub("", str(det[2])).lstrip("."), str(det[3])
                 if transient_refusal(code, reason):
                     later.append(p)
                 else:
