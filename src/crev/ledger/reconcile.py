@@ -23,9 +23,10 @@ lot is issued in full, then the withheld units are cancelled at once). Too littl
 top-up lot ``<lot>+n`` (origin ``reconcile``) issues the difference. Never more than measured:
 every figure is rounded down.
 
-**Finality** is derived, never swept: ``slot_finality(tally, now, final_after_s)`` is the tally's
-status once reconciled (final, corrected, late), else ``final`` once ``now`` ≥ slot end +
-``final_after_s``, else ``provisional``.
+**Finality** is derived, never swept (``ledger/finality.py``, below the market, which reads it):
+``slot_finality(tally, now, final_after_s)`` is the tally's status once reconciled (final,
+corrected, late), else ``final`` once ``now`` ≥ slot end + ``final_after_s``, else
+``provisional``.
 
 **Calibration drift**: consecutive reconciled slots of a device out of tolerance in the same
 direction (export first, else import) count on ``Device.drift_slots`` (+ DGC above, − below the
@@ -40,6 +41,7 @@ from typing import Any
 from crev.core.units import SLOT_SECONDS, co2_g_floor, slot_id
 from crev.errors import NotFoundError
 from crev.ledger.events import CalibrationDrift, Cancelled, DebtRecorded, DebtRepaid, SlotReconciled
+from crev.ledger.finality import lot_finality, lot_is_final, slot_finality
 from crev.ledger.holdings import available, move_units, shift_balance
 from crev.ledger.issuance import fiscal_year_cached, issue_lot, lot_id_for, lot_label
 from crev.ledger.params import Params
@@ -57,6 +59,9 @@ from crev.ledger.records import (
     SlotTally,
 )
 from crev.ledger.state import State
+from crev.ledger.trading import close_order
+
+__all__ = ["lot_finality", "lot_is_final", "slot_finality"]  # re-exported: finality is part of this story
 
 RECONCILE_REASON = "reconciliation"
 DEBT_REASON = "reconciliation debt"
@@ -65,23 +70,6 @@ DEBT_REASON = "reconciliation debt"
 def tolerance_wh(sm_wh: int, resolution_wh: int, params: Params) -> int:
     """The largest |DGC − smart meter| [Wh] still in agreement for a smart-meter value ``sm_wh``."""
     return max(resolution_wh + params.reconcile_floor_wh, sm_wh * params.reconcile_tolerance_bp // 10_000)
-
-
-def slot_finality(tally: SlotTally | None, slot_start: int, now: int, final_after_s: int) -> str:
-    """provisional, final, corrected or late: what is known of a slot at block time ``now`` [s]."""
-    if tally is not None and tally.status != PROVISIONAL:
-        return tally.status
-    return FINAL if now >= slot_start + SLOT_SECONDS + final_after_s else PROVISIONAL
-
-
-def lot_finality(state: State, lot: Lot, now: int) -> str:
-    """The finality of the slot ``lot`` belongs to, at block time ``now``."""
-    return slot_finality(state.tallies.get((lot.device_id, lot.slot_id)), lot.slot_id * SLOT_SECONDS, now,
-                         state.params.final_after_s)
-
-
-def lot_is_final(state: State, lot: Lot, now: int) -> bool:
-    return lot_finality(state, lot, now) != PROVISIONAL
 
 
 def tally_for(state: State, device_id: str, slot_start: int) -> SlotTally:
@@ -137,8 +125,6 @@ def repay_debt(ctx: Any, dev: Device, lot: Lot) -> None:
 def _cancel_escrowed(ctx: Any, lot: Lot, need: int, reference: str) -> int:
     """Cancel up to ``need`` units of ``lot`` its issuing owner escrowed in open offers, shrinking
     those offers (and their book entries). Returns the units cancelled."""
-    from crev.ledger.trading import close_order
-
     st: State = ctx.state
     owner = lot.issued_to
     done = 0

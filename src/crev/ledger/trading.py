@@ -30,8 +30,8 @@ from crev.core.units import jst
 from crev.errors import RuleError
 from crev.ledger.books import Book, Fill
 from crev.ledger.events import AuctionCleared, OrderClosed, OrderPlaced, Retired, Traded
+from crev.ledger.finality import lot_is_final
 from crev.ledger.holdings import available, move_units
-from crev.ledger.reconcile import lot_is_final
 from crev.ledger.records import (
     ASK,
     BID,
