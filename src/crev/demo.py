@@ -28,11 +28,14 @@ clock: the live phase never runs ahead of it.
 
 from __future__ import annotations
 
+import logging
+import random
 import shutil
+import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -45,10 +48,24 @@ from crev.core.hashing import sha256
 from crev.core.signing import Signer
 from crev.core.units import JST_OFFSET_SECONDS, fiscal_year, fiscal_year_bounds, jst, parse_time
 from crev.data import shipped_rows
+from crev.device.agent import Devices, Sender, SiteAgent
+from crev.device.config import SenderConfig, parse_config
 from crev.device.dgc import DgcAgent
+from crev.device.echonet import EchonetSmartMeter
+from crev.device.outbox import Outbox
+from crev.device.sunspec import ModbusLink, SunSpecGridMeter, SunSpecInverter
 from crev.ledger.apply import BlockOutcome
 from crev.ledger.block import Block
-from crev.ledger.events import AuctionCleared, Traded
+from crev.ledger.events import (
+    AuctionCleared,
+    CalibrationDrift,
+    ControlRecorded,
+    Issued,
+    MeterValuesRecorded,
+    ReadingAccepted,
+    SlotReconciled,
+    Traded,
+)
 from crev.ledger.genesis import Genesis
 from crev.ledger.holdings import available
 from crev.ledger.messages.correct import Correct
@@ -63,11 +80,15 @@ from crev.ledger.messages.set_standing_bid import SetStandingBid
 from crev.ledger.messages.submit_readings import SubmitReadings, parse_reading
 from crev.ledger.messages.transfer import Transfer
 from crev.ledger.params import Params
-from crev.ledger.records import ANY, TRADABLE, Filter, RetireSpec
+from crev.ledger.reconcile import slot_finality
+from crev.ledger.records import ANY, CORRECTED, PROVISIONAL, TRADABLE, Filter, RetireSpec
 from crev.ledger.state import State
 from crev.ledger.tx import Message, Tx, build_tx
 from crev.node.node import GENESIS_FILE, Node, Receipt
-from crev.sim.fleet import FleetSimulator, make_fleet
+from crev.sim.echonet import SimulatedEchonetNode
+from crev.sim.fleet import FleetSimulator, SiteSpec, make_fleet
+from crev.sim.site import SLOT_S, FleetPhysics, ManualClock, SitePhysics
+from crev.sim.sunspec import SunSpecServer
 
 CHAIN_ID = "crev-demo"
 OPERATOR = "jcrev-registry"
@@ -75,6 +96,18 @@ AUDITOR = "tohmatsu-audit"
 BUYERS = (("kanto-rail", "Kanto Rail Holdings", "re100"),
           ("nihon-retail", "Nihon Retail Group", "statutory_report"),
           ("sakura-bank", "Sakura Bank", "cdp"))
+SPOT, CALL = "jp-spot", "jp-nonfit-call"
+DEVICE_SITES = 6  # sites run through simulated devices by default (the rest keep the direct path)
+CONTROL_TICK_S = 300  # the agents' control tick [s, simulated]
+METER_ERROR_BP = 400  # the DGC grid meter's export error on the two drifting sites [bp]
+# The device sites' roles, in the order they are given (see choose_device_sites).
+ZERO_EXPORT, EXPORT_UNPAID, READS_LOW, READS_HIGH, AGREES = (
+    "zero-export", "export unpaid", "DGC export −4 %", "DGC export +4 %", "agrees")
+POLICIES: dict[str, dict[str, Any]] = {
+    ZERO_EXPORT: {"export_limit_w": 0},  # 逆潮流なし: no reverse power flow
+    # a post-FIT buy-back of 7 JPY/kWh; the owner curtails export worth less than 8.5 JPY/kWh
+    EXPORT_UNPAID: {"export_value_milli_jpy_per_kwh": 7_000, "curtail_below_milli_jpy_per_kwh": 8_500},
+}
 
 
 class Ledger(Protocol):
@@ -120,6 +153,22 @@ class DemoStats:
     sample_retirement: str = ""
     owners: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    # the device sites (simulated ECHONET Lite and SunSpec devices read by DGC agents)
+    device_sites: list[str] = field(default_factory=list)  # "site-028 (zero-export)", ...
+    device_readings: int = 0
+    meter_values: int = 0  # smart-meter slot values recorded
+    slots: Counter[str] = field(default_factory=Counter)  # reconciled slots by status
+    reconcile_cancelled_g: int = 0
+    reconcile_debt_g: int = 0
+    reconcile_topup_g: int = 0
+    provisional_g: int = 0  # C-REV standing, by its slot's finality at the block time
+    final_g: int = 0
+    corrected_g: int = 0
+    control_records: Counter[str] = field(default_factory=Counter)  # by reason
+    curtailed_wh: int = 0
+    curtailed_slots: int = 0
+    drift_alerts: list[str] = field(default_factory=list)  # "site-019 export"
+    device_alerts: int = 0
 
 
 class _Accounts:
@@ -176,8 +225,11 @@ class Serve:
 
 def run_demo(data_dir: Path, *, sites: int = 40, days: int = 3, interval_s: int = 1800, seed: int = 1,
              start: str | None = None, console: Console | None = None, live: bool = True,
-             serve: Serve | None = None, consortium: int = 0, base_port: int = 26600) -> DemoStats:
-    """``consortium``: run on a localnet of that many validators (0: the embedded node)."""
+             serve: Serve | None = None, consortium: int = 0, base_port: int = 26600,
+             device_sites: int = DEVICE_SITES) -> DemoStats:
+    """``consortium``: run on a localnet of that many validators (0: the embedded node).
+    ``device_sites``: how many sites run through simulated devices and DGC agents (embedded node
+    only; see :class:`DeviceSites`)."""
     console = console or Console()
     t_begin = time.perf_counter()
     start_ts = parse_time(start) if start else default_start(days)
@@ -203,14 +255,32 @@ def run_demo(data_dir: Path, *, sites: int = 40, days: int = 3, interval_s: int 
 
     stats = DemoStats()
     node.listeners.append(lambda block, outcome: _count_market(stats, outcome))
+    chosen = [] if consortium else choose_device_sites(fleet, min(device_sites, sites))
+    dev_ids = {s.site_id for s, _ in chosen}
+    device_lots: list[tuple[str, str, int]] = []  # (owner, lot, g) issued to device sites, from the events
+    node.listeners.append(lambda block, outcome: _count_devices(stats, outcome, dev_ids, device_lots))
     server = None
+    agents_api: Any = None
+    devices: DeviceSites | None = None
     try:
         _register(node, acc, fleet, start_ts)
         stats.owners = sorted({s.owner_id for s in fleet})
         direct_sellers = _open_market(node, acc, stats.owners, start_ts)
         sim = FleetSimulator(fleet, seed, interval_s)
-        agents = {s.site_id: DgcAgent(CHAIN_ID, s.site_id, acc.key(f"dgc/{s.site_id}")) for s in fleet}
+        agents = {s.site_id: DgcAgent(CHAIN_ID, s.site_id, acc.key(f"dgc/{s.site_id}"))
+                  for s in fleet if s.site_id not in dev_ids}
         owner_of = {s.site_id: s.owner_id for s in fleet}
+        if chosen:
+            from crev.service.server import serve_in_thread
+
+            # the agents' own door to the node (no rate limit: every agent is 127.0.0.1 here)
+            assert isinstance(node, Node)
+            (data_dir / "dgc").mkdir(exist_ok=True)
+            agents_api = serve_in_thread(node, "127.0.0.1", 0, rate=0, refused_rate=0,
+                                         nonce_file=data_dir / "dgc" / "api-nonces.sqlite")
+            devices = DeviceSites(chosen, seed, interval_s, start_ts, data_dir, acc,
+                                  f"http://127.0.0.1:{agents_api.port}")
+            stats.device_sites = [f"{s.site_id} ({role})" for s, role in chosen]
         todays_lots: dict[str, list[tuple[str, int]]] = defaultdict(list)
         held: dict[str, list[tuple[str, int]]] = defaultdict(list)
         end_ts = start_ts + days * 86400
@@ -232,33 +302,47 @@ def run_demo(data_dir: Path, *, sites: int = 40, days: int = 3, interval_s: int 
                         stats.refused += 1
 
         def step(t: int, pipelined: bool = False) -> None:
-            """One metering interval starting at ``t``: every DGC signs, the gateway submits, and the
-            day's market agents act at midnight. ``pipelined``: the receipt is read later (a
-            consortium commits a block in about a second: the day's batches go in together)."""
+            """One metering interval starting at ``t``: the direct sites' DGCs sign and a gateway
+            submits them; the device sites' agents read their devices through the interval and
+            their senders deliver; the day's market agents act at midnight. ``pipelined``: the
+            receipt is read later (a consortium commits a block in about a second: the day's
+            batches go in together)."""
             clock[0] = t + interval_s + 5
             while consortium and t + interval_s > time.time() + max_future - 60:
                 time.sleep(1.0)  # a consortium's block time is the wall clock: never run ahead of it
-            rows = sim.interval(t)
+            rows = [e for e in sim.interval(t) if e.site_id not in dev_ids]
             batch = [agents[e.site_id].reading(t, interval_s, e.generation_wh, e.import_wh, e.export_wh)
                      for e in rows]
             for e in rows:
                 stats.generation_wh += e.generation_wh
                 stats.demand_wh += e.generation_wh + e.import_wh - e.export_wh
                 stats.self_consumed_wh += e.generation_wh - e.export_wh
-            msg = SubmitReadings(tuple(parse_reading(r, f"readings[{i}]") for i, r in enumerate(batch)))
-            pending.append((node.submit(build_tx(CHAIN_ID, msg)), rows))
+            if batch:
+                msg = SubmitReadings(tuple(parse_reading(r, f"readings[{i}]") for i, r in enumerate(batch)))
+                pending.append((node.submit(build_tx(CHAIN_ID, msg)), rows))
+            if devices is not None:  # while the node seals the gateway's batch
+                devices.interval(t, stats)
             if not pipelined:
                 drain()
+            if devices is not None:
+                devices.deliver()
+                stats.curtailed_wh, stats.curtailed_slots = devices.curtailed_wh, len(devices.curtailed_slots)
+                stats.device_alerts = devices.alerts()
             stats.intervals += 1
             t += interval_s
             if (t - start_ts) % 86400 == 0:
                 drain()
+                while device_lots:
+                    owner, lot_id, q = device_lots.pop(0)
+                    todays_lots[owner].append((lot_id, q))
                 direct = {o: lots for o, lots in todays_lots.items() if o in direct_sellers}
                 _end_of_day(node, acc, direct, held, stats, t)
                 _call_orders(node, acc, direct, ledger_time(t))
                 todays_lots.clear()
                 if t - start_ts == 86400:
-                    _corrections(node, acc, stats)
+                    _operator_corrections(node, acc, stats, dev_ids)
+            if devices is not None:
+                _finality(node, int(clock[0]), stats)
             stats.blocks = node.state.height
             stats.seconds = time.perf_counter() - t_begin
 
@@ -271,6 +355,8 @@ def run_demo(data_dir: Path, *, sites: int = 40, days: int = 3, interval_s: int 
                 t += interval_s
                 lv.update(_progress_table(stats, t, end_ts - start_ts, t - start_ts))
             drain()
+            if devices is not None:
+                stats.refused += devices.dead_letters()
             lv.update(_progress_table(stats, t, end_ts - start_ts, t - start_ts))
         if serve is None:
             return stats
@@ -302,11 +388,187 @@ def run_demo(data_dir: Path, *, sites: int = 40, days: int = 3, interval_s: int 
     finally:
         if server is not None:
             server.stop()
+        if devices is not None:
+            devices.close()
+        if agents_api is not None:
+            agents_api.stop()
         node.close()
         if net is not None:
             net.stop()
     stats.seconds = time.perf_counter() - t_begin
     return stats
+
+
+
+# --- device sites: simulated devices over loopback sockets, read by real DGC agents ---------------
+
+def choose_device_sites(fleet: list[SiteSpec], n: int) -> list[tuple[SiteSpec, str]]:
+    """Which ``n`` sites run through simulated devices, each with its role.
+
+    The four sites with the lowest peak load / PV capacity export at a sunny noon (``make_fleet``
+    forces one at 0.5). Of these, the one with the largest surplus (PV capacity − peak load [W])
+    has a DGC grid meter that reads export 4 % low: the smart meter's values cancel over-issued
+    C-REV and, after three slots out of tolerance, raise a calibration-drift alert (a small surplus
+    would stay within the smart meter's tolerance). The second is a zero-export site (逆潮流なし,
+    curtailed to its load), the third's meter reads export 4 % high (top-ups), the fourth curtails
+    export worth less than its owner's threshold. The others agree with the smart meter, taken
+    from the other end of the ranking (sites that import)."""
+    ranked = sorted(fleet, key=lambda s: (s.peak_load_w / s.pv_capacity_w, s.site_id))
+    surplus = sorted(ranked[:min(4, n)], key=lambda s: (s.peak_load_w - s.pv_capacity_w, s.site_id))
+    chosen = list(zip(surplus, (READS_LOW, ZERO_EXPORT, READS_HIGH, EXPORT_UNPAID), strict=False))
+    if len(chosen) == 1:  # one device site: show the control
+        chosen = [(chosen[0][0], ZERO_EXPORT)]
+    rest = [s for s in reversed(ranked) if all(s is not c for c, _ in chosen)]
+    chosen += [(s, AGREES) for s in rest[:max(0, n - len(chosen))]]
+    return chosen
+
+
+@dataclass
+class DeviceSite:
+    spec: SiteSpec
+    role: str
+    physics: SitePhysics
+    echonet: SimulatedEchonetNode
+    sunspec: SunSpecServer
+    meter: EchonetSmartMeter
+    link: ModbusLink
+    agent: SiteAgent
+    sender: Sender
+    outbox: Outbox
+    generation_wh: int = 0  # the physics' registers at the last interval end [Wh]
+    import_wh: int = 0
+    export_wh: int = 0
+
+
+class DeviceSites:
+    """Sites whose readings travel the real path: ``SitePhysics`` (stepped by a ``ManualClock`` at
+    the demo's simulated time) behind a simulated ECHONET Lite smart meter (UDP) and a SunSpec
+    inverter and grid meter (Modbus TCP), read by a ``SiteAgent`` through the real adapters, its
+    signed readings, smart-meter values and control records kept in an outbox under
+    ``<data dir>/dgc/`` and delivered by a ``Sender`` to the node's HTTP API."""
+
+    def __init__(self, chosen: list[tuple[SiteSpec, str]], seed: int, interval_s: int, start_ts: int,
+                 data_dir: Path, acc: _Accounts, url: str) -> None:
+        self.interval_s = interval_s
+        self.clock = ManualClock(start_ts)
+        # the device sites' own simulator (weather and load are keyed by site, so a subset simulates
+        # the same sites as the fleet's): the simulated devices' threads never share the demo's
+        self.fleet = FleetPhysics(FleetSimulator([s for s, _ in chosen], seed, interval_s))
+        self.sites: list[DeviceSite] = []
+        self.curtailed_wh = 0
+        self.curtailed_slots: set[tuple[str, int]] = set()
+        logging.getLogger("crev.dgc").addHandler(logging.NullHandler())  # alerts stay in the outboxes
+        cfg = SenderConfig(batch_size=100, timeout_s=30.0, backoff_initial_s=0.05, backoff_max_s=2.0,
+                           price_every_s=30.0)
+        try:
+            for spec, role in chosen:
+                err = {READS_LOW: -METER_ERROR_BP, READS_HIGH: METER_ERROR_BP}.get(role, 0)
+                # integrated from a slot before the start: the smart meter has a fixed value at the start
+                physics = SitePhysics(self.fleet, spec.site_id, self.clock, start=start_ts - SLOT_S,
+                                      dgc_export_error_bp=err)
+                echonet = SimulatedEchonetNode(physics).start()
+                sunspec = SunSpecServer(physics, serial=f"DGC-C-{spec.site_id.upper()}").start()
+                control: dict[str, Any] = {"enabled": False}
+                policy = POLICIES.get(role)
+                if policy is not None:
+                    control = {**policy, "enabled": True, "tick_s": CONTROL_TICK_S, "market_id": SPOT,
+                               "owner_id": spec.owner_id}
+                site_cfg = parse_config({"ledger_url": url, "sites": [{
+                    "device_id": spec.site_id, "key_file": f"{spec.site_id}.key", "interval_s": interval_s,
+                    "outbox": f"{spec.site_id}.outbox.sqlite", "meter_id": f"JP-SM-{spec.site_id.upper()}",
+                    "smart_meter": {"host": "127.0.0.1", "port": echonet.port},
+                    "inverter": {"host": "127.0.0.1", "port": sunspec.port, "unit": 1},
+                    "grid_meter": {"host": "127.0.0.1", "port": sunspec.port, "unit": 2},
+                    "control": control}]}, data_dir / "dgc").sites[0]
+                meter = EchonetSmartMeter("127.0.0.1", echonet.port, name=f"smart-meter {spec.site_id}")
+                link = ModbusLink("127.0.0.1", sunspec.port, timeout_s=3.0)
+                devices = Devices(meter, SunSpecInverter("127.0.0.1", sunspec.port, 1, f"pcs {spec.site_id}",
+                                                         link=link),
+                                  SunSpecGridMeter("127.0.0.1", sunspec.port, 2, f"grid-meter {spec.site_id}",
+                                                   link=link))
+                outbox = Outbox(site_cfg.outbox)
+                agent = SiteAgent(site_cfg, CHAIN_ID, acc.key(f"dgc/{spec.site_id}"), devices, outbox)
+                sender = Sender(url, CHAIN_ID, outbox, cfg, agent=agent, rng=random.Random(f"{seed}/{spec.site_id}"))
+                self.sites.append(DeviceSite(spec, role, physics, echonet, sunspec, meter, link, agent, sender,
+                                             outbox))
+            self.pool = ThreadPoolExecutor(max(1, len(self.sites)), thread_name_prefix="dgc-sender")
+        except BaseException:
+            self.close()
+            raise
+        self._step(start_ts)  # the first boundary and fixed value: the base of the first reading
+        for d in self.sites:
+            d.generation_wh = d.physics.generation_wh()
+            d.import_wh, d.export_wh = d.physics.smart_meter_wh()
+
+    @property
+    def ids(self) -> set[str]:
+        return {d.spec.site_id for d in self.sites}
+
+    def _step(self, now: int) -> None:
+        self.clock.t = now
+        for d in self.sites:
+            try:
+                d.agent.step(now)
+            except Exception as err:  # a device library's surprise: an alert, and the others go on
+                d.agent.alert(f"{d.agent.device_id}.agent", f"{type(err).__name__}: {err}", now)
+
+    def interval(self, t: int, stats: DemoStats) -> None:
+        """Run the agents through the interval [t, t + interval_s]: every control tick and the
+        boundary at its end (which signs the interval's reading and, at a slot end, the smart
+        meter's values). Adds the sites' true energy flows and their curtailment to ``stats``."""
+        end = t + self.interval_s
+        times = sorted({end, *range(t - t % CONTROL_TICK_S + CONTROL_TICK_S, end, CONTROL_TICK_S)})
+        for now in times:
+            self._step(now)
+        for d in self.sites:
+            g = d.physics.generation_wh()
+            imp, exp = d.physics.smart_meter_wh()
+            dg, di, de = g - d.generation_wh, imp - d.import_wh, exp - d.export_wh
+            d.generation_wh, d.import_wh, d.export_wh = g, imp, exp
+            stats.generation_wh += dg
+            stats.demand_wh += dg + di - de
+            stats.self_consumed_wh += dg - de
+            if d.agent.site.control.enabled:  # what the sun offered and the inverter did not deliver
+                avail = sum(min(self.fleet.minute(d.spec.site_id, m)[0], d.physics.rated_w)
+                            for m in range(t, end, 60)) * 60 // 3600
+                lost = avail - dg
+                if lost > max(100, avail // 100):
+                    self.curtailed_wh += lost
+                    self.curtailed_slots.add((d.spec.site_id, t - t % SLOT_S))
+
+    def deliver(self, deadline_s: float = 120.0) -> None:
+        """Deliver every site's outbox (all sites at once, so their batches share blocks)."""
+        list(self.pool.map(lambda d: _deliver(d.sender, deadline_s), self.sites))
+
+    def alerts(self) -> int:
+        return sum(d.agent.alerts_raised for d in self.sites)
+
+    def dead_letters(self) -> int:
+        return sum(len(d.outbox.dead_letters()) for d in self.sites)
+
+    def close(self) -> None:
+        pool = getattr(self, "pool", None)
+        if pool is not None:
+            pool.shutdown(wait=True)
+        for d in self.sites:
+            d.sender.close()
+            d.meter.close()
+            d.link.close()
+            d.echonet.stop()
+            d.sunspec.stop()
+            d.outbox.close()
+
+
+def _deliver(sender: Sender, deadline_s: float) -> bool:
+    """Pump one sender until its outbox is empty (True) or ``deadline_s`` [wall s] passes."""
+    end = time.monotonic() + deadline_s
+    while True:
+        wait = sender.pump()
+        if not any(sender.outbox.depth().values()):
+            return True
+        if time.monotonic() > end:
+            return False
+        time.sleep(min(max(wait, 0.005), 0.2))
 
 
 def _start_consortium(data_dir: Path, genesis: Genesis, operator_seed: bytes, validators: int, base_port: int,
@@ -329,9 +591,6 @@ def _start_consortium(data_dir: Path, genesis: Genesis, operator_seed: bytes, va
         raise
 
 
-SPOT, CALL = "jp-spot", "jp-nonfit-call"
-
-
 def _count_market(stats: DemoStats, outcome: Any) -> None:
     """Called for every committed block: count trades and auctions from the events."""
     for res in outcome.results:
@@ -346,6 +605,49 @@ def _count_market(stats: DemoStats, outcome: Any) -> None:
                     stats.sample_retirement = stats.sample_retirement or e.retirement_id
             elif isinstance(e, AuctionCleared):
                 stats.auctions += 1
+
+
+def _count_devices(stats: DemoStats, outcome: Any, device_ids: set[str],
+                   device_lots: list[tuple[str, str, int]]) -> None:
+    """Called for every committed block: what the device sites' agents delivered and what the
+    ledger made of it (readings, lots, smart-meter values, reconciliation, control records, drift)."""
+    if not device_ids:
+        return
+    for res in outcome.results:
+        for e in res.events:
+            if isinstance(e, ReadingAccepted) and e.device_id in device_ids:
+                stats.readings += 1
+                stats.device_readings += 1
+            elif isinstance(e, Issued) and e.device_id in device_ids:
+                stats.issued_g += e.quantity_g
+                if e.origin == "reconcile":
+                    stats.reconcile_topup_g += e.quantity_g
+                elif e.origin == "reading":
+                    device_lots.append((e.owner, e.lot_id, e.quantity_g))
+            elif isinstance(e, MeterValuesRecorded):
+                stats.meter_values += 1
+            elif isinstance(e, SlotReconciled):
+                stats.slots[e.status] += 1
+                stats.reconcile_cancelled_g += e.cancelled_g
+                stats.reconcile_debt_g += e.debt_g
+            elif isinstance(e, ControlRecorded):
+                stats.control_records[e.reason] += 1
+            elif isinstance(e, CalibrationDrift):
+                stats.drift_alerts.append(f"{e.device_id} {e.quantity}")
+
+
+def _finality(node: Ledger, now: int, stats: DemoStats) -> None:
+    """The C-REV standing (issued − withdrawn) by its slot's finality at block time ``now``:
+    provisional, final (or late: compared after the finality window) and corrected."""
+    lock = getattr(node, "lock", None) or threading.Lock()
+    totals: Counter[str] = Counter()
+    with lock:
+        st = node.state
+        final_after = st.params.final_after_s
+        for t in st.tallies.values():
+            status = slot_finality(t, t.slot_start, now, final_after)
+            totals[status if status in (PROVISIONAL, CORRECTED) else "final"] += t.issued_g - t.withdrawn_g
+    stats.provisional_g, stats.final_g, stats.corrected_g = totals[PROVISIONAL], totals["final"], totals[CORRECTED]
 
 
 def _open_market(node: Ledger, acc: _Accounts, owners: list[str], start_ts: int) -> set[str]:
@@ -443,19 +745,24 @@ def _end_of_day(node: Ledger, acc: _Accounts, todays: dict[str, list[tuple[str, 
         held[bid] = [(lot, q - q * 4 // 5) for lot, q in have if q - q * 4 // 5 > 0]
 
 
-def _corrections(node: Ledger, acc: _Accounts, stats: DemoStats) -> None:
-    """A top-up after reconciling with the utility smart meter, and a cancellation."""
+def _operator_corrections(node: Ledger, acc: _Accounts, stats: DemoStats, device_ids: set[str]) -> None:
+    """The operator's manual corrections (``correct``), recorded as such: a top-up after a site
+    audit found a site's CT reading 0.5 % low, and a cancellation after a meter fault. (The smart
+    meter's reconciliation is the device sites' own: ``submit_meter_values``.) Lots of the direct
+    sites are preferred, so the device sites' slots show the reconciliation alone."""
     lots = sorted(node.state.lots.values(), key=lambda lot: lot.first_unit)
-    big = [lot for lot in lots if lot.quantity_g > 2000]
+    big = [lot for lot in lots if lot.quantity_g > 2000 and lot.device_id not in device_ids]
+    if len(big) < 2:
+        big = [lot for lot in lots if lot.quantity_g > 2000]
     if len(big) < 2:
         return
     up, down = big[len(big) // 2], big[-1]
-    extra_wh = up.self_consumed_wh // 200  # the smart meter showed 0.5 % more
+    extra_wh = up.self_consumed_wh // 200  # the audit found 0.5 % more
     q = extra_wh * up.factor_g_per_kwh // 1000
     if q > 0:
         r = node.submit_wait(acc.tx(OPERATOR, Correct("topup", up.lot_id, q, extra_wh,
-                                                      "smart meter reconciliation (B-route 30-min value)",
-                                                      "SM-RECON-0001")))
+                                                      "operator correction: site audit found the CT 0.5 % low",
+                                                      "AUDIT-0001")))
         _check(r, "top-up")
         stats.issued_g += q
     owner = down.issued_to
@@ -482,6 +789,22 @@ def _progress_table(s: DemoStats, now: float, span: int, done: int, url: str | N
     t.add_row("market trades", f"{s.trades:,}: {s.traded_g / 1000:,.1f} kg for ¥{s.traded_jpy:,}  "
                                f"({s.auctions} call auctions)")
     t.add_row("last prices", prices)
+    if s.device_sites:
+        t.add_row("device sites (ECHONET Lite + SunSpec)",
+                  f"{len(s.device_sites)}: " + ", ".join(s.device_sites))
+        t.add_row("  readings / smart-meter values", f"{s.device_readings:,} / {s.meter_values:,}"
+                                                     + (f"  ({s.device_alerts} device alerts)" if s.device_alerts
+                                                        else ""))
+        t.add_row("C-REV provisional / final / corrected",
+                  f"{s.provisional_g / 1000:,.1f} / {s.final_g / 1000:,.1f} / {s.corrected_g / 1000:,.1f} kg")
+        slots = ", ".join(f"{n} {k}" for k, n in sorted(s.slots.items())) or "—"
+        t.add_row("  smart-meter reconciliation", f"{slots} slots; cancelled {s.reconcile_cancelled_g / 1000:,.1f} kg"
+                                                  f" (debt {s.reconcile_debt_g / 1000:,.1f}), topped up "
+                                                  f"{s.reconcile_topup_g / 1000:,.1f} kg")
+        records = ", ".join(f"{n} {k}" for k, n in sorted(s.control_records.items())) or "none"
+        t.add_row("curtailed (PCS control)", f"{s.curtailed_wh / 1000:,.1f} kWh in {s.curtailed_slots} slots; "
+                                             f"control records: {records}")
+        t.add_row("calibration drift alerts", ", ".join(s.drift_alerts) or "none")
     share = 100 * s.self_consumed_wh / s.demand_wh if s.demand_wh else 0.0
     t.add_row("fleet on-site renewable share", f"{share:.1f} %  of {s.demand_wh / 1e6:,.2f} MWh demand")
     rate = s.readings / s.seconds if s.seconds else 0.0
