@@ -1,13 +1,29 @@
 """`crev demo`: a fleet of simulated business sites turns self-consumed solar into C-REV.
 
 The demo initialises a ledger, registers the operator, the site owners (prosumers), three buyers
-and an auditor, registers every site's DGC, and then runs the fleet in accelerated time: every
-metering interval each DGC signs a cumulative-register reading and a gateway submits them as one
-batch to the embedded node, which verifies, issues and commits.
+and an auditor, registers every site's DGC, and then runs the fleet in accelerated time, one
+metering interval after another, on two paths:
+
+* **Device sites** (six by default, :func:`choose_device_sites`): each has its simulated devices
+  on loopback sockets — a utility smart meter speaking ECHONET Lite over UDP and a PCS with the
+  DGC's grid meter speaking SunSpec Modbus TCP, all reading one ``SitePhysics`` (PV under the
+  inverter's limit, the load, the grid point) that a ``ManualClock`` steps at the demo's
+  simulated time — and a DGC agent (``SiteAgent``) that reads them through the real adapters at
+  every control tick (300 s) and interval boundary, signs readings, the smart meter's 30-minute
+  values and control records into its outbox (``<data dir>/dgc/``), while its ``Sender``
+  delivers them to the node's HTTP API before the demo moves on. One site may not export
+  (逆潮流なし) and one curtails export worth less than its owner's threshold: both are curtailed
+  at sunny noons, with control records on the ledger. One DGC grid meter reads export 4 % low
+  (the smart meter's values cancel over-issued C-REV; after three slots the ledger raises a
+  calibration-drift alert), one 4 % high (top-ups), the others agree (provisional C-REV becomes
+  final as the values arrive).
+* **Direct sites** (the rest): each DGC signs a cumulative-register reading from the fleet
+  simulator and a gateway submits them as one batch to the embedded node. They send no
+  smart-meter values, so their C-REV stays provisional until the finality window passes.
 
 With ``serve`` (the ``crev demo`` default) the same node then serves the HTTP API and the
-dashboard, and the fleet and the market agents keep running, one metering interval every
-``pace_s`` seconds, until Ctrl-C.
+dashboard, and the fleet (device sites included) and the market agents keep running, one metering
+interval every ``pace_s`` seconds, until Ctrl-C.
 
 The market runs live: the operator lists a continuous spot market (any C-REV) and a call market
 for non-FIT C-REV that clears at every 30-minute slot boundary, and records the buyers' deposits.
@@ -15,15 +31,17 @@ Half of the site owners have an auto-offer policy (a share of each new lot offer
 block that issues it); the other half sell half of each day's C-REV to a buyer by direct transfer,
 and the buyers retire most of that. Two buyers hold standing bids that retire on fill (one
 accepts only Kanto and Chubu C-REV); the third bids into the call auction every day. The operator
-makes one top-up after a smart-meter reconciliation and one cancellation after a meter fault, so
-every kind of record is on the chain. Keys are derived from the seed, so a run is reproducible.
+makes one manual top-up (a site audit) and one cancellation (a meter fault), so every kind of
+record is on the chain. Keys are derived from the seed, so a run is reproducible.
 
 With ``consortium`` (``crev demo --consortium 4``) the same fleet and agents run against a localnet
 of that many CometBFT validators written into the data directory (``crev consortium init``'s
 layout), through the first member's node (``MemberLedger``: submissions by CometBFT's RPC, reads
 from its crev data directory), and the dashboard then also shows the validators, who signed each
 block and each member's height. Block time is then CometBFT's (the wall clock), not the simulated
-clock: the live phase never runs ahead of it.
+clock: the live phase never runs ahead of it. Every site then takes the direct path (the device
+sites' agents would need the member's API before the accelerated phase, and their intervals would
+wait for the wall clock one by one).
 """
 
 from __future__ import annotations
