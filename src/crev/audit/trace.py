@@ -22,6 +22,18 @@ Two kinds of proof are printed in full (docs/wire-format.md):
 
 Every proof is checked before it is returned; ``verified`` says whether it held.
 
+**Provisional or final.** Each lot carries its ``finality`` at the view's head time (the last
+block's time): ``provisional`` (issued from the DGC's own meter, not yet compared with the utility
+smart meter), ``final`` (the smart meter agreed within tolerance, or the finality window passed
+without its values), ``corrected`` (the smart meter differed: units were cancelled, recorded as a
+debt on the device, or topped up) or ``late`` (compared after the window; not corrected), with
+``finality_basis`` saying which (ledger/reconcile.py). A reconciled slot adds a ``reconciled``
+step: the DGC's figures against the smart meter's (export and import [Wh], the tolerance), what
+stood, the target and what was cancelled, recorded as debt or topped up, the transaction and block
+that reconciled it (with its inclusion proof), the smart-meter item's hash and the transaction that
+carried it (``meter_item``, with its proof), and the state proof of the slot tally
+(``v/<device>/<slot_id>``).
+
 On a consortium member's ledger a block carries no sequencer signature: given a ``Consortium``
 (audit/consortium.py), ``trace`` adds ``consortium``: the genesis validator set and, for every
 block a step or state proof names, the CometBFT header (at the CometBFT height after the one the
@@ -47,7 +59,9 @@ from crev.core.statetree import entry_leaf_hash
 from crev.core.units import SLOT_SECONDS, jst
 from crev.errors import NotFoundError
 from crev.ledger.block import Block
-from crev.ledger.records import Lot
+from crev.ledger.events import Cancelled, Event, Issued, MeterValuesRecorded, SlotReconciled, event_from_value
+from crev.ledger.reconcile import RECONCILE_REASON, lot_finality, tolerance_wh
+from crev.ledger.records import PROVISIONAL, Lot, SlotTally
 from crev.ledger.state import State
 from crev.node.store import Store
 
@@ -161,6 +175,9 @@ def proof_heights(out: dict[str, Any]) -> list[int]:
         p, sp = step.get("proof"), step.get("state_proof")
         if isinstance(p, dict):
             heights.add(int(p["height"]))
+        mi = step.get("meter_item")
+        if isinstance(mi, dict) and isinstance(mi.get("proof"), dict):
+            heights.add(int(mi["proof"]["height"]))
         if isinstance(sp, dict) and sp.get("block_height"):
             heights.add(int(sp["block_height"]))
 
@@ -253,6 +270,9 @@ def trace_lot(store: Store, state: State, lot_id: str, ranges: Ranges | None = N
             step["reason"] = ref
         step.update(height=int(height), tx_hash=bytes(txh).hex(), proof=blocks.tx_proof(bytes(txh)))
         steps.append(step)
+    rec = _reconciled_step(store, state, lot, blocks)
+    if rec is not None:
+        steps.insert(_reconciled_at(steps, lot, rec["height"]), rec)
     steps.append({
         "step": "current_state", "height": state.height,
         "segments": [{"units": [s.start, s.end - 1], "holder": s.holder, "status": s.status, "ref": s.ref}
@@ -260,9 +280,106 @@ def trace_lot(store: Store, state: State, lot_id: str, ranges: Ranges | None = N
         "state_proof": state_proof(store, state, f"l/{lot_id}", blocks.block),
     })
     traced = [(lot.first_unit, lot.end_unit)] if ranges is None else ranges
+    finality, basis = _finality(state, lot)
     return {"lot_id": lot_id, "device_id": lot.device_id, "origin": lot.origin,
+            "slot_start_jst": jst(lot.slot_id * SLOT_SECONDS).isoformat(),
+            "finality": finality, "finality_basis": basis,
             "units_traced": [[a, b - 1] for a, b in traced], "quantity_g_traced": sum(b - a for a, b in traced),
             "steps": steps}
+
+
+def _finality(state: State, lot: Lot) -> tuple[str, str]:
+    """A lot's finality at the head block's time and what it rests on: ``smart meter`` (its slot
+    was reconciled), ``finality window`` (no smart-meter values by slot end + ``final_after_s``),
+    or ``awaiting the smart meter until <JST time>``."""
+    status = lot_finality(state, lot, state.last_time)
+    tally = state.tallies.get((lot.device_id, lot.slot_id))
+    if tally is not None and tally.status != PROVISIONAL:
+        return status, "smart meter"
+    if status != PROVISIONAL:
+        return status, "finality window"
+    until = lot.slot_id * SLOT_SECONDS + SLOT_SECONDS + state.params.final_after_s
+    return status, f"awaiting the smart meter until {jst(until).isoformat()}"
+
+
+def _reconciled_at(steps: list[dict[str, Any]], lot: Lot, height: int) -> int:
+    """Where the reconciled step goes: before the top-up it issued, else before the first movement
+    at or after its block (its cancellations follow it), else before the current state."""
+    for i, st in enumerate(steps):
+        if st["step"] == "issued" and lot.origin == "reconcile":
+            return i
+        if st["step"] not in ("signed_reading", "issued") and st["height"] >= height:
+            return i
+    return len(steps)
+
+
+def _reconciling_txs(store: Store, height: int) -> list[tuple[bytes, list[Event]]]:
+    """(tx hash, events) of the successful transactions of block ``height`` that reconciled a slot,
+    in block order (a byte search for the event's type skips the others undecoded)."""
+    needle = encode(SlotReconciled.type)
+    rows = store.db.execute("SELECT hash, result FROM txs WHERE height = ? AND ok = 1 AND instr(result, ?) > 0 "
+                            "ORDER BY idx", (height, needle))
+    return [(bytes(h), [event_from_value(v) for v in decode(bytes(r), "result")[4]]) for h, r in rows]
+
+
+def _reconciled_step(store: Store, state: State, lot: Lot, blocks: _Blocks) -> dict[str, Any] | None:
+    """The ``reconciled`` step of a lot's slot (None while the slot is not reconciled): the smart
+    meter's figures against the DGC's, what the reconciliation did and where, with proofs."""
+    tally: SlotTally | None = state.tallies.get((lot.device_id, lot.slot_id))
+    if tally is None or tally.status == PROVISIONAL or not tally.reconciled_height:
+        return None
+    sid = lot.slot_id
+    found: tuple[bytes, SlotReconciled, list[Event]] | None = None
+    for tx_hash, events in _reconciling_txs(store, tally.reconciled_height):
+        for e in events:
+            if type(e) is SlotReconciled and e.device_id == lot.device_id and e.slot_id == sid:
+                found = (tx_hash, e, events)
+    if found is None:
+        raise NotFoundError("tally", f"slot tally v/{lot.device_id}/{sid} names block {tally.reconciled_height}, "
+                                     f"whose transactions record no reconciliation of it")
+    tx_hash, rec, events = found
+    topups = [e.lot_id for e in events if type(e) is Issued and e.origin == "reconcile"
+              and e.device_id == lot.device_id and e.slot_id == sid]
+    lots = set(tally.lots)
+    cancelled = [{"lot_id": e.lot_id, "holder": e.holder, "units": [e.start_unit, e.end_unit - 1],
+                  "quantity_g": e.end_unit - e.start_unit}
+                 for e in events if type(e) is Cancelled and e.reason == RECONCILE_REASON and e.lot_id in lots]
+    return {
+        "step": "reconciled", "status": rec.status, "device_id": lot.device_id, "slot_id": sid,
+        "slot_start_jst": jst(sid * SLOT_SECONDS).isoformat(), "generation_wh": rec.generation_wh,
+        "export_wh": {"dgc": rec.dgc_export_wh, "smart_meter": rec.sm_export_wh,
+                      "difference": rec.dgc_export_wh - rec.sm_export_wh, "tolerance": rec.tolerance_wh},
+        "import_wh": {"dgc": rec.dgc_import_wh, "smart_meter": rec.sm_import_wh,
+                      "difference": rec.dgc_import_wh - rec.sm_import_wh,
+                      "tolerance": tolerance_wh(rec.sm_import_wh, tally.sm_resolution_wh, state.params)},
+        "resolution_wh": tally.sm_resolution_wh, "factor_g_per_kwh": tally.factor_g_per_kwh,
+        "stood_g": rec.issued_g, "target_g": rec.target_g, "cancelled_g": rec.cancelled_g,
+        "debt_g": rec.debt_g, "topup_g": rec.topup_g, "topup_lots": topups, "cancellations": cancelled,
+        "height": tally.reconciled_height, "tx_hash": tx_hash.hex(), "proof": blocks.tx_proof(tx_hash),
+        "meter_item": _meter_item(store, tally, blocks),
+        "state_proof": state_proof(store, state, f"v/{lot.device_id}/{sid}", blocks.block),
+    }
+
+
+def _meter_item(store: Store, tally: SlotTally, blocks: _Blocks) -> dict[str, Any]:
+    """The smart-meter item a tally holds (its hash and values) and the transaction that recorded
+    it: the first ``submit_meter_values`` whose result carries that hash (MeterValuesRecorded)."""
+    out: dict[str, Any] = {"item_hash": tally.sm_hash.hex(), "import_wh": tally.sm_import_wh,
+                           "export_wh": tally.sm_export_wh, "resolution_wh": tally.sm_resolution_wh}
+    if not tally.sm_hash:
+        return out
+    row = store.db.execute(
+        "SELECT hash, result FROM txs WHERE kind = 'submit_meter_values' AND ok = 1 AND height <= ? "
+        "AND instr(result, ?) > 0 ORDER BY height, idx LIMIT 1", (tally.reconciled_height, tally.sm_hash)).fetchone()
+    if row is not None:
+        tx_hash = bytes(row[0])
+        for v in decode(bytes(row[1]), "result")[4]:
+            e = event_from_value(v)
+            if type(e) is MeterValuesRecorded and e.item_hash == tally.sm_hash:
+                out["meter_id"] = e.meter_id
+        proof = blocks.tx_proof(tx_hash)
+        out.update(height=proof["height"], tx_hash=tx_hash.hex(), proof=proof)
+    return out
 
 
 def _reading_steps(store: Store, state: State, lot: Lot, blocks: _Blocks) -> list[dict[str, Any]]:

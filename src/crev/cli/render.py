@@ -71,6 +71,16 @@ def state_proof_parts(sp: dict[str, Any]) -> list[Part]:
 # --- trace ----------------------------------------------------------------------------------
 
 
+#: finality labels, English / Japanese (暫定: provisional, 確定: final, 補正済: corrected, 遅延: late)
+FINALITY = {"provisional": ("provisional / 暫定", "yellow"), "final": ("final / 確定", "green"),
+            "corrected": ("corrected / 補正済", "magenta"), "late": ("late / 遅延", "yellow")}
+
+
+def finality_part(status: str) -> tuple[str, str]:
+    """A finality status as its bilingual, coloured label."""
+    return FINALITY.get(status, (status, ""))
+
+
 def print_trace(console: Console, out: dict[str, Any], max_lots: int | None = None) -> None:
     """Print ``crev.audit.trace.trace`` output as a timeline: the retirement (if one was asked for),
     then each lot with its steps, every step with its block, transaction and proofs. A retirement
@@ -86,6 +96,9 @@ def print_trace(console: Console, out: dict[str, Any], max_lots: int | None = No
         _line(console, ("lot ", "bold"), (lot["lot_id"], "bold"),
               f"  device {lot['device_id']} · {lot['origin']} · units traced "
               f"{', '.join(_units(u) for u in traced)} ({lot['quantity_g_traced']:,} g)")
+        if "finality" in lot:
+            _line(console, "  finality ", finality_part(lot["finality"]),
+                  f" at block {out['height']} ({lot['finality_basis']})")
         for st in lot["steps"]:
             _print_step(console, st)
     if len(lots) < len(out["lots"]):
@@ -129,6 +142,9 @@ def _print_step(console: Console, st: dict[str, Any]) -> None:
             _line(console, INDENT, "reference: ", st["reference"])
         if st["factor_source"]:
             _line(console, INDENT, "factor source: ", st["factor_source"])
+    elif name == "reconciled":
+        _print_reconciled(console, head, st)
+        return
     elif name == "current_state":
         _line(console, head, f"at block {st['height']}")
         for seg in st["segments"]:
@@ -152,6 +168,35 @@ def _print_step(console: Console, st: dict[str, Any]) -> None:
     _line(console, INDENT, *tx_proof_parts(st["proof"]))
     if "state_proof" in st:
         _line(console, INDENT, *state_proof_parts(st["state_proof"]))
+
+
+def _print_reconciled(console: Console, head: tuple[str, str], st: dict[str, Any]) -> None:
+    """A slot's reconciliation: the DGC against the smart meter, what it did, and its proofs."""
+    ex, im = st["export_wh"], st["import_wh"]
+    _line(console, head, f"block {st['height']} tx {_short(st['tx_hash'])} · slot {st['slot_start_jst']} · ",
+          finality_part(st["status"]))
+    _line(console, INDENT, f"export DGC {ex['dgc']:,} / smart meter {ex['smart_meter']:,} Wh "
+          f"(Δ {ex['difference']:+,}, ±{ex['tolerance']:,}) · import DGC {im['dgc']:,} / smart meter "
+          f"{im['smart_meter']:,} Wh (Δ {im['difference']:+,}, ±{im['tolerance']:,}) · G {st['generation_wh']:,} Wh")
+    did = []
+    if st["cancelled_g"]:
+        did.append(f"cancelled {st['cancelled_g']:,} g")
+    if st["debt_g"]:
+        did.append(f"debt {st['debt_g']:,} g on the device")
+    if st["topup_g"]:
+        did.append(f"topped up {st['topup_g']:,} g ({', '.join(st['topup_lots'])})")
+    _line(console, INDENT, f"stood {st['stood_g']:,} g → target {st['target_g']:,} g: ",
+          "; ".join(did) if did else "no change")
+    mi = st["meter_item"]
+    same = mi.get("tx_hash") == st["tx_hash"]
+    where = (" (this transaction)" if same else f" in block {mi['height']} tx {_short(mi['tx_hash'])}"
+             if "tx_hash" in mi else "")
+    _line(console, INDENT, f"smart-meter item {_short(mi['item_hash'])}{where}",
+          f" · meter {mi['meter_id']}" if mi.get("meter_id") else "")
+    if "proof" in mi and not same:
+        _line(console, INDENT, "meter ", *tx_proof_parts(mi["proof"]))
+    _line(console, INDENT, *tx_proof_parts(st["proof"]))
+    _line(console, INDENT, *state_proof_parts(st["state_proof"]))
 
 
 # --- report ---------------------------------------------------------------------------------
