@@ -192,7 +192,9 @@ def test_lots_page_newest_first(client: TestClient, world: a.World) -> None:
     assert lot_b == {"lot_id": a.LOT_B, "device_id": "dgc-0", "owner": k.OWNER, "first_unit": 901, "quantity_g": 450,
                      "slot_start": a.SLOT_B, "slot_start_jst": "2026-06-01T12:30:00+09:00",
                      "self_consumed_wh": 1_000, "factor_g_per_kwh": 450, "origin": "reading", "height": 2,
-                     "tx_hash": world.ids["readings_tx"]}
+                     "tx_hash": world.ids["readings_tx"],
+                     # no smart-meter values, and the head is 30 days past the slot: final by time
+                     "finality": "final", "reconciliation": None}
     assert [x["lot_id"] for x in get(client, "/v1/lots?device_id=dgc-1")["items"]] == [a.LOT_D, a.LOT_C]
     assert get(client, "/v1/lots?owner=buyer-co")["total"] == 0  # lots are listed by who they were issued to
     assert get(client, "/v1/lots?offset=4")["items"] == []
@@ -581,7 +583,7 @@ def test_openapi_documents_the_error_shape_not_fastapis_422(client: TestClient) 
     doc = get(client, "/openapi.json")
     assert "HTTPValidationError" not in doc["components"]["schemas"]
     ops = [(path, m, op) for path, item in doc["paths"].items() for m, op in item.items()]
-    assert len(ops) == 27
+    assert len(ops) == 29
     for path, method, op in ops:
         assert "422" not in op["responses"], (method, path)
         assert op["responses"]["4XX"]["content"]["application/json"]["schema"] == \

@@ -55,6 +55,10 @@ CBOR_TYPES = ("application/cbor", "application/octet-stream")
 
 Offset = Annotated[int, Query(ge=0, le=10**9, description="items to skip")]
 Limit = Annotated[int, Query(ge=1, le=500, description="items per page")]
+DateFrom = Annotated[str | None, Query(alias="from", max_length=10, description="first JST day, YYYY-MM-DD")]
+DateTo = Annotated[str | None, Query(alias="to", max_length=10, description="last JST day, YYYY-MM-DD")]
+FinalityQ = Annotated[Literal["provisional", "final", "corrected", "late"] | None,
+                      Query(description="only lots (slots) of this finality")]
 
 
 class ErrorDetail(BaseModel):
@@ -319,23 +323,33 @@ def create_app(node: Ledger, *, rate: float = 50.0, burst: int = 200, clock: Cal
         request signed by its account or the operator (docs/api.md, "What is public")."""
         who = auth.reader(live.state, request.headers, request.method, auth.request_target(request.scope),
                           int(clock()), nonces)
+        def owner_of(device_id: str) -> str | None:
+            with live.state() as st:
+                return queries.device_owner(st, device_id)
+
         with live.store() as s:
-            return queries.tx(s, tx_hash, who)
+            return queries.tx(s, tx_hash, who, owner_of)
 
     @app.get("/v1/proofs/state/{key:path}", tags=["ledger"])
     def state_proof(key: str, request: Request) -> Any:
-        """Public records (lots, devices, readings, retirements, factors, markets, genesis) for
-        anyone; an account's own records (a/, o/, p/, b/: balances, orders, policies, standing bids)
-        only for a request signed by that account, as for ``/v1/accounts/{id}``; the supply totals
-        (``s``, which hold the JPY deposited) only for the operator."""
+        """Public records (lots, devices, readings, slot tallies, retirements, factors, markets,
+        genesis) for anyone; an account's own records (a/, o/, p/, b/: balances, orders, policies,
+        standing bids; c/: its devices' control records) only for a request signed by that account,
+        as for ``/v1/accounts/{id}``; the supply totals (``s``, which hold the JPY deposited) only
+        for the operator."""
         from crev.audit.trace import state_proof as prove
 
-        if not key or len(key) > 300 or not (key in ("s", "g") or re.match(r"^[adlrtfmopb]/.", key)):
+        if not key or len(key) > 300 or not (key in ("s", "g") or re.match(r"^[adlrtfmopbvc]/.", key)):
             raise MalformedError("key", "a state key: l/<lot_id>, d/<device_id>, r/<device_id>/<seq>, "
-                                        "t/<retirement_id>, f/…, m/… or g; with a signed request also "
-                                        "a/<account_id>, o/<order_id>, p/…, b/…, and s for the operator "
+                                        "v/<device_id>/<slot_id>, t/<retirement_id>, f/…, m/… or g; with a "
+                                        "signed request also a/<account_id>, o/<order_id>, p/…, b/…, "
+                                        "c/<device_id>/<seq> (its owner's), and s for the operator "
                                         "(1-300 characters)")
-        if key[0] in "aopb":
+        if key[0] == "c":  # a control record holds its owner's money inputs
+            with live.state() as st:
+                owner = queries.device_owner(st, key[2:].rpartition("/")[0]) or ""
+            authorise(request, owner)
+        elif key[0] in "aopb":
             ident = key[2:]
             if key[0] == "o":
                 with live.state() as st:
@@ -380,13 +394,33 @@ def create_app(node: Ledger, *, rate: float = 50.0, burst: int = 200, clock: Cal
         with live.read() as r:
             return queries.device_detail(r.state, r.store, device_id)
 
+    @app.get("/v1/devices/{device_id}/slots", tags=["registry"],
+             summary="A device's 30-minute slots: readings' sums, C-REV issued, the smart meter's values, "
+                     "reconciliation and finality")
+    def device_slots(device_id: str, date_from: DateFrom = None, date_to: DateTo = None,
+                     finality: FinalityQ = None,
+                     order: Annotated[Literal["desc", "asc"], Query(description="desc: newest first")] = "desc",
+                     offset: Offset = 0, limit: Limit = 50) -> Any:
+        with live.state() as st:
+            return queries.device_slots(st, device_id, date_from, date_to, finality, order, offset, limit)
+
+    @app.get("/v1/devices/{device_id}/controls", tags=["registry"],
+             summary="A device's control records (PCS limit, export cap, reason, inputs); the money "
+                     "inputs only for the owner's or the operator's signed request")
+    def device_controls(device_id: str, request: Request, date_from: DateFrom = None, date_to: DateTo = None,
+                        offset: Offset = 0, limit: Limit = 50) -> Any:
+        who = auth.reader(live.state, request.headers, request.method, auth.request_target(request.scope),
+                          int(clock()), nonces)
+        with live.state() as st:
+            return queries.device_controls(st, device_id, date_from, date_to, who, offset, limit)
+
     # --- C-REV ------------------------------------------------------------------------------
 
     @app.get("/v1/lots", tags=["C-REV"])
-    def lots(device_id: str | None = None, owner: str | None = None, offset: Offset = 0,
-             limit: Limit = 50) -> Any:
+    def lots(device_id: str | None = None, owner: str | None = None, finality: FinalityQ = None,
+             offset: Offset = 0, limit: Limit = 50) -> Any:
         with live.read() as r:
-            return queries.lots(r.store, device_id, owner, offset, limit)
+            return queries.lots(r.state, r.store, device_id, owner, offset, limit, finality)
 
     @app.get("/v1/lots/{lot_id}", tags=["C-REV"])
     def lot(lot_id: str) -> Any:
@@ -563,7 +597,7 @@ def create_app(node: Ledger, *, rate: float = 50.0, burst: int = 200, clock: Cal
     # --- live stream ------------------------------------------------------------------------
 
     @app.get("/v1/stream", tags=["ledger"], response_class=StreamingResponse,
-             summary="Server-Sent Events: block, issued, trade, retired",
+             summary="Server-Sent Events: block, issued, trade, retired, reconciled, drift, debt, control",
              responses={200: {"content": {"text/event-stream": {}}}})
     async def stream(request: Request) -> Response:
         try:

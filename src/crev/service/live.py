@@ -20,8 +20,9 @@ and then appended from each committed block (the node's block listener), so mark
 rescan the chain.
 
 **Stream.** Every committed block is turned into a few small JSON events (block, issued, trade,
-retired) and handed to each subscriber's queue on its own event loop; a subscriber that does not
-keep up loses its queue (and is told so) rather than slowing the sealer.
+retired, and a device's reconciled slots, drift alerts, debt changes and control records) and
+handed to each subscriber's queue on its own event loop; a subscriber that does not keep up loses
+its queue (and is told so) rather than slowing the sealer.
 """
 
 from __future__ import annotations
@@ -36,10 +37,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from crev.core.units import jst
+from crev.core.units import SLOT_SECONDS, jst
 from crev.ledger.apply import BlockOutcome, TxResult
 from crev.ledger.block import Block
-from crev.ledger.events import AuctionCleared, Issued, Retired, Traded
+from crev.ledger.events import (
+    AuctionCleared,
+    CalibrationDrift,
+    ControlRecorded,
+    DebtRecorded,
+    DebtRepaid,
+    Issued,
+    Retired,
+    SlotReconciled,
+    Traded,
+)
 from crev.ledger.state import State
 from crev.ledger.tx import Tx
 from crev.node.node import DB_FILE, Receipt
@@ -260,4 +271,23 @@ def _stream_items(res: TxResult, height: int, retired: dict[str, dict[str, Any]]
                                                      "account": e.account, "beneficiary": e.beneficiary,
                                                      "quantity_g": 0, "height": height})
             r["quantity_g"] += e.end_unit - e.start_unit
+        elif isinstance(e, SlotReconciled):
+            out.append({"event": "reconciled", "device_id": e.device_id, "slot_start": e.slot_id * SLOT_SECONDS,
+                        "status": e.status, "dgc_export_wh": e.dgc_export_wh, "smart_meter_export_wh": e.sm_export_wh,
+                        "tolerance_wh": e.tolerance_wh, "issued_g": e.issued_g, "target_g": e.target_g,
+                        "topup_g": e.topup_g, "cancelled_g": e.cancelled_g, "debt_g": e.debt_g, "height": height})
+        elif isinstance(e, CalibrationDrift):
+            out.append({"event": "drift", "device_id": e.device_id, "slot_start": e.slot_id * SLOT_SECONDS,
+                        "quantity": e.quantity, "dgc_wh": e.dgc_wh, "smart_meter_wh": e.smart_meter_wh,
+                        "consecutive": e.consecutive, "height": height})
+        elif isinstance(e, (DebtRecorded, DebtRepaid)):
+            if isinstance(e, DebtRecorded):
+                change, qty, debt = "recorded", e.debt_g, e.total_debt_g
+            else:
+                change, qty, debt = "repaid", e.repaid_g, e.remaining_debt_g
+            out.append({"event": "debt", "device_id": e.device_id, "change": change, "quantity_g": qty,
+                        "debt_g": debt, "height": height})
+        elif isinstance(e, ControlRecorded):  # the record's money inputs are never streamed
+            out.append({"event": "control", "device_id": e.device_id, "seq": e.seq, "slot_start": e.slot_start,
+                        "applied_at": e.applied_at, "limit_w": e.limit_w, "reason": e.reason, "height": height})
     return out

@@ -7,6 +7,7 @@ plain dicts and lists with integers, hex strings and JST times; ``app.py`` maps 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from crev.audit.trace import period_text, state_proof, trace, tx_proof
@@ -17,7 +18,18 @@ from crev.core.units import JST_OFFSET_SECONDS, SLOT_SECONDS, fiscal_year, fisca
 from crev.errors import MalformedError, NotFoundError
 from crev.ledger.block import Block, Header
 from crev.ledger.events import event_from_value
-from crev.ledger.records import Account, Device, Lot, Order, Retirement
+from crev.ledger.reconcile import lot_finality, slot_finality, tolerance_wh
+from crev.ledger.records import (
+    PROVISIONAL,
+    TALLY_STATUSES,
+    Account,
+    ControlRecord,
+    Device,
+    Lot,
+    Order,
+    Retirement,
+    SlotTally,
+)
 from crev.ledger.state import State
 from crev.node.store import Store
 from crev.reports.report import factors_used, participant_report
@@ -110,15 +122,35 @@ PRIVATE_EVENT_FIELDS = {"jpy_deposited": ("amount_jpy", "reference"), "jpy_withd
 #: the result detail (the account's balance after it), the bytes (they hold the amount and the
 #: bank reference) and the inclusion proof (without the bytes it ties no hash to the block)
 REDACTED = ("amount_jpy", "reference", "detail", "raw", "proof")
+#: a control record's money inputs: the owner's commercial settings (docs/api.md, "What is
+#: public"); its limits, cap, reason and the grid operator's limit stay public
+CONTROL_MONEY = ("export_value_milli_jpy_per_kwh", "crev_price_jpy_per_t", "curtail_below_milli_jpy_per_kwh")
+#: a submit_controls transaction's bytes hold those inputs: withheld with its inclusion proof
+REDACTED_CONTROLS = ("raw", "proof")
 
 
-def private_to(kind: str, raw: bytes) -> str | None:
-    """The account whose private data a transaction of ``kind`` holds (None: nothing private)."""
+def private_to(kind: str, raw: bytes, owner_of: Callable[[str], str | None] | None = None) -> str | None:
+    """The account whose private data a transaction of ``kind`` holds (None: nothing private).
+
+    A ``submit_controls`` batch belongs to the owner of its devices (``owner_of(device_id)``);
+    a batch of several owners' devices, or of an unknown device, to the operator alone
+    (``"operator"`` here stands for "no participant": only the operator may read it)."""
+    if kind == "submit_controls":
+        body = decode(raw, "tx")[5]
+        ids = {str(v[2]) for v in body if isinstance(v, list) and len(v) > 2} if isinstance(body, list) else set()
+        owners = {owner_of(i) if owner_of is not None else None for i in ids}
+        if len(owners) == 1 and None not in owners:
+            return owners.pop() or ""
+        return ""
     at = PRIVATE_KINDS.get(kind)
     if at is None:
         return None
     body = decode(raw, "tx")[5]
     return str(body[at]) if isinstance(body, list) and len(body) > at else ""
+
+
+def redacted_fields(kind: str) -> tuple[str, ...]:
+    return REDACTED_CONTROLS if kind == "submit_controls" else REDACTED
 
 
 def may_read(reader: Signed | None, owner: str | None) -> bool:
@@ -130,10 +162,13 @@ def redact_event(e: dict[str, Any]) -> dict[str, Any]:
     return {k: (None if k in hidden else v) for k, v in e.items()}
 
 
-def tx(store: Store, tx_hash: str, reader: Signed | None = None) -> dict[str, Any]:
+def tx(store: Store, tx_hash: str, reader: Signed | None = None,
+       owner_of: Callable[[str], str | None] | None = None) -> dict[str, Any]:
     """One committed transaction. A deposit or withdrawal of JPY is answered whole only to
     ``reader`` = its account or the operator (a checked signed request, ``auth.reader``); anyone
-    else gets it with ``REDACTED`` set to null, plus ``redacted`` (the names) and ``private_to``."""
+    else gets it with ``REDACTED`` set to null, plus ``redacted`` (the names) and ``private_to``.
+    A ``submit_controls`` batch likewise withholds its bytes and proof (``REDACTED_CONTROLS``)
+    from anyone but its devices' owner (``owner_of``) and the operator."""
     h = need_hash(tx_hash, "tx_hash")
     row = store.tx(h)
     if row is None:
@@ -142,13 +177,14 @@ def tx(store: Store, tx_hash: str, reader: Signed | None = None) -> dict[str, An
     v = decode(result, "result")
     b = store.block(height)
     assert b is not None
-    owner = private_to(kind, raw)
+    owner = private_to(kind, raw, owner_of)
     if not may_read(reader, owner):
+        hidden = redacted_fields(kind)
         error = None if not v[3] else {"code": v[3][0], "field": v[3][1], "reason": None}
         return {"tx_hash": tx_hash, "height": height, "index": idx, "kind": kind, "signer": decode(raw, "tx")[3],
                 "ok": ok, "error": error, "events": [redact_event(event_from_value(e).to_dict()) for e in v[4]],
-                "detail": None, "raw": None, "proof": None, "block": block_wire(b),
-                "redacted": [*REDACTED, *(["error.reason"] if error else [])], "private_to": owner}
+                "detail": None if "detail" in hidden else v[5], "raw": None, "proof": None, "block": block_wire(b),
+                "redacted": [*hidden, *(["error.reason"] if error else [])], "private_to": owner}
     return {"tx_hash": tx_hash, "height": height, "index": idx, "kind": kind, "signer": decode(raw, "tx")[3],
             "ok": ok, "error": None if not v[3] else {"code": v[3][0], "field": v[3][1], "reason": v[3][2]},
             "events": [event_from_value(e).to_dict() for e in v[4]], "detail": v[5], "raw": raw.hex(),
@@ -196,6 +232,7 @@ def device(state: State, store: Store, d: Device, today: dict[str, tuple[int, in
             "status": "active" if d.active else "revoked", "commissioned": d.commissioned,
             "commissioned_jst": when(d.commissioned), "meter_serial": d.meter_serial,
             "certified_until_jst": when(d.certified_until), "readings": d.readings, "issued_g": d.issued_g,
+            "debt_g": d.debt_g, "debt_repaid_g": d.debt_repaid_g, "drift": drift(state, d),
             "last_reading": _reading_row(last) if last else None,
             "today": {"date_jst": day, "generation_wh": g, "self_consumed_wh": sc, "demand_wh": dem}}
 
@@ -234,6 +271,154 @@ def device_detail(state: State, store: Store, device_id: str) -> dict[str, Any]:
                     "revoked": k.revoked} for k in d.keys]
     out["recent_readings"] = [_reading_row(r) for r in store.db.execute(
         f"SELECT {READING_COLS} FROM ix_readings WHERE device_id = ? ORDER BY seq DESC LIMIT 96", (device_id,))]
+    c = state.controls.get((device_id, d.last_control_seq)) if d.last_control_seq else None
+    out["last_control"] = None if c is None else {
+        k: v for k, v in control_row(d.last_control_seq, c).items() if k not in ("inputs", "control_hash")}
+    return out
+
+
+def device_owner(state: State, device_id: str) -> str | None:
+    d = state.devices.get(device_id)
+    return None if d is None else d.owner
+
+
+# --- smart-meter reconciliation and control records ----------------------------------------------
+
+#: the longest span of ``/v1/devices/{id}/slots`` [JST days]
+MAX_SLOT_DAYS = 31
+DEFAULT_SLOT_DAYS = 7
+
+
+def drift(state: State, d: Device) -> dict[str, Any]:
+    """A device's calibration-drift state: ``consecutive`` reconciled slots out of tolerance the
+    same way (``direction``: the DGC reads ``above`` or ``below`` the smart meter), ``alert`` while
+    that run has reached ``params.drift_alert_slots`` (``alert_after_slots``); ``alerts_raised``
+    counts the CalibrationDrift events so far."""
+    n = abs(d.drift_slots)
+    return {"consecutive": n, "direction": None if n == 0 else ("above" if d.drift_slots > 0 else "below"),
+            "alert": n >= state.params.drift_alert_slots, "alert_after_slots": state.params.drift_alert_slots,
+            "alerts_raised": d.drift_alerts}
+
+
+def reconciliation(state: State, t: SlotTally | None) -> dict[str, Any] | None:
+    """A slot's comparison with the smart meter, for a lot's answer (None: no smart-meter values)."""
+    if t is None or not t.has_meter:
+        return None
+    return {"status": t.status, "dgc_import_wh": t.import_wh, "dgc_export_wh": t.export_wh,
+            "smart_meter_import_wh": t.sm_import_wh, "smart_meter_export_wh": t.sm_export_wh,
+            "tolerance_wh": tolerance_wh(t.sm_export_wh, t.sm_resolution_wh, state.params),
+            "issued_g": t.issued_g, "standing_g": t.issued_g - t.withdrawn_g,
+            "target_g": None if t.target_g < 0 else t.target_g}
+
+
+def tally_row(state: State, device_id: str, t: SlotTally, now: int) -> dict[str, Any]:
+    """One slot tally (state key ``v/<device>/<slot_id>``) with its finality at block time ``now``."""
+    sid = t.slot_start // SLOT_SECONDS
+    topped_up = 0
+    for lot_id in t.lots:
+        rec = state.lots.get(lot_id)
+        if rec is not None and rec.origin == "reconcile":
+            topped_up += rec.quantity_g
+    meter = tol = None
+    if t.has_meter:
+        meter = {"import_wh": t.sm_import_wh, "export_wh": t.sm_export_wh, "resolution_wh": t.sm_resolution_wh,
+                 "item_hash": t.sm_hash.hex()}
+        tol = {"import_wh": tolerance_wh(t.sm_import_wh, t.sm_resolution_wh, state.params),
+               "export_wh": tolerance_wh(t.sm_export_wh, t.sm_resolution_wh, state.params)}
+    return {"device_id": device_id, "slot_id": sid, "slot_start": t.slot_start, "slot_start_jst": when(t.slot_start),
+            "status": t.status, "finality": slot_finality(t, t.slot_start, now, state.params.final_after_s),
+            "covered_s": t.covered_s,
+            "dgc": {"generation_wh": t.generation_wh, "import_wh": t.import_wh, "export_wh": t.export_wh},
+            "smart_meter": meter, "tolerance": tol, "factor_g_per_kwh": t.factor_g_per_kwh,
+            "issued_g": t.issued_g, "withdrawn_g": t.withdrawn_g, "standing_g": t.issued_g - t.withdrawn_g,
+            "target_g": None if t.target_g < 0 else t.target_g,
+            "corrections": {"cancelled_g": t.withdrawn_g - t.debt_g, "topped_up_g": topped_up, "debt_g": t.debt_g},
+            "lots": list(t.lots), "reconciled_height": t.reconciled_height or None,
+            "state_key": f"v/{device_id}/{sid}"}
+
+
+def _device(state: State, device_id: str) -> Device:
+    d = state.devices.get(device_id)
+    if d is None:
+        raise NotFoundError("device_id", f"no device {device_id!r}")
+    return d
+
+
+def _day_span(state: State, date_from: str | None, date_to: str | None, days: int | None) -> tuple[int, int]:
+    """[lo, hi) unix s of the JST days ``from``..``to`` (inclusive). Missing ``to``: the day of
+    the latest block; missing ``from``: ``days`` − 1 days before ``to`` (None: unbounded)."""
+    hi = (jst_day_bounds(date_to, "to") if date_to else
+          jst_day_bounds(jst_date(state.last_time) if state.last_time else jst_date(0), "to")) + 86400
+    default_lo = 0 if days is None else hi - days * 86400
+    lo = jst_day_bounds(date_from, "from") if date_from else default_lo
+    if lo >= hi:
+        raise MalformedError("from", f"{date_from} is after {date_to}")
+    return lo, hi
+
+
+def device_slots(state: State, device_id: str, date_from: str | None, date_to: str | None, finality: str | None,
+                 order: str, offset: int, limit: int) -> dict[str, Any]:
+    """A device's slot tallies over JST days ``from``..``to`` (default: the 7 days up to the latest
+    block's; at most ``MAX_SLOT_DAYS``), newest first unless ``order`` is ``asc``; only slots the
+    ledger holds a tally for (a reading or smart-meter values)."""
+    _device(state, device_id)
+    lo, hi = _day_span(state, date_from, date_to, DEFAULT_SLOT_DAYS)
+    if hi - lo > MAX_SLOT_DAYS * 86400:
+        raise MalformedError("to" if date_to else "from",
+                             f"the span {date_from or '…'}..{date_to or '…'} exceeds {MAX_SLOT_DAYS} days: page "
+                             f"through it a month at a time")
+    if finality is not None and finality not in TALLY_STATUSES:
+        raise MalformedError("finality", f"{finality!r}: one of {', '.join(TALLY_STATUSES)}")
+    now = state.last_time
+    sids = range(lo // SLOT_SECONDS, hi // SLOT_SECONDS)
+    rows = []
+    for sid in (sids if order == "asc" else reversed(sids)):
+        t = state.tallies.get((device_id, sid))
+        if t is None:
+            continue
+        if finality is not None and slot_finality(t, t.slot_start, now, state.params.final_after_s) != finality:
+            continue
+        rows.append(t)
+    return {**page([tally_row(state, device_id, t, now) for t in rows[offset:offset + limit]], len(rows), offset,
+                   limit), "from_jst": when(lo), "to_jst": when(hi)}
+
+
+def control_row(seq: int, c: ControlRecord, public: bool = False) -> dict[str, Any]:
+    """One control record (``c/<device>/<seq>``); -1 ("none") becomes null. ``public``: its money
+    inputs (``CONTROL_MONEY``) are withheld (null, named in ``redacted``)."""
+    def none(x: int) -> int | None:
+        return None if x < 0 else x
+
+    inputs: dict[str, Any] = {
+        "export_limit_w": none(c.export_limit_w),
+        "export_value_milli_jpy_per_kwh": c.export_value_milli_jpy_per_kwh,
+        "crev_price_jpy_per_t": c.crev_price_jpy_per_t,
+        "curtail_below_milli_jpy_per_kwh": c.curtail_below_milli_jpy_per_kwh,
+        "operator_limit_pct": none(c.operator_limit_pct)}
+    out: dict[str, Any] = {
+        "seq": seq, "slot_start": c.slot_start, "slot_start_jst": when(c.slot_start), "applied_at": c.applied_at,
+        "applied_at_jst": when(c.applied_at), "limit_w": c.limit_w, "export_cap_w": none(c.export_cap_w),
+        "reason": c.reason, "inputs": inputs, "control_hash": c.control_hash.hex(), "height": c.height}
+    if public:
+        for k in CONTROL_MONEY:
+            inputs[k] = None
+        out["redacted"] = [f"inputs.{k}" for k in CONTROL_MONEY]
+    return out
+
+
+def device_controls(state: State, device_id: str, date_from: str | None, date_to: str | None,
+                    reader: Signed | None, offset: int, limit: int) -> dict[str, Any]:
+    """A device's control records whose slot lies in JST days ``from``..``to`` (default: all),
+    newest (highest seq) first. Their money inputs only for the owner's or the operator's
+    signed request (``reader``)."""
+    d = _device(state, device_id)
+    lo, hi = _day_span(state, date_from, date_to, None) if (date_from or date_to) else (0, 2**62)
+    rows = sorted(((seq, c) for (dev, seq), c in state.controls.items()
+                   if dev == device_id and lo <= c.slot_start < hi), key=lambda x: -x[0])
+    public = not may_read(reader, d.owner)
+    out = page([control_row(seq, c, public) for seq, c in rows[offset:offset + limit]], len(rows), offset, limit)
+    if public:
+        out["private_to"] = d.owner
     return out
 
 
@@ -252,19 +437,49 @@ def _lot_row(r: Any) -> dict[str, Any]:
             "tx_hash": bytes(txh).hex()}
 
 
-def lots(store: Store, device_id: str | None, owner: str | None, offset: int, limit: int) -> dict[str, Any]:
-    where, args = [], []
+def _with_finality(state: State, row: dict[str, Any]) -> dict[str, Any]:
+    """A lot row plus its slot's ``finality`` at the head's block time and ``reconciliation``."""
+    t = state.tallies.get((row["device_id"], row["slot_start"] // SLOT_SECONDS))
+    row["finality"] = slot_finality(t, row["slot_start"], state.last_time, state.params.final_after_s)
+    row["reconciliation"] = reconciliation(state, t)
+    return row
+
+
+def lots(state: State, store: Store, device_id: str | None, owner: str | None, offset: int, limit: int,
+         finality: str | None = None) -> dict[str, Any]:
+    """Lots newest first, each with its finality; ``finality`` keeps those of one (provisional,
+    final, corrected, late)."""
+    where: list[str] = []
+    args: list[Any] = []
     if device_id is not None:
         where.append("device_id = ?")
         args.append(device_id)
     if owner is not None:
         where.append("owner = ?")
         args.append(owner)
+    if finality is not None and finality not in TALLY_STATUSES:
+        raise MalformedError("finality", f"{finality!r}: one of {', '.join(TALLY_STATUSES)}")
+    if finality == PROVISIONAL:  # only a slot within the finality window can still be provisional
+        where.append("slot_id * ? > ?")
+        args += [SLOT_SECONDS, state.last_time - SLOT_SECONDS - state.params.final_after_s]
     w = (" WHERE " + " AND ".join(where)) if where else ""
-    n = store.db.execute(f"SELECT COUNT(*) FROM ix_lots{w}", args).fetchone()[0]
-    rows = store.db.execute(f"SELECT {LOT_COLS} FROM ix_lots{w} ORDER BY first_unit DESC LIMIT ? OFFSET ?",
-                            [*args, limit, offset]).fetchall()
-    return page([_lot_row(r) for r in rows], int(n), offset, limit)
+    if finality is None:
+        n = store.db.execute(f"SELECT COUNT(*) FROM ix_lots{w}", args).fetchone()[0]
+        rows = store.db.execute(f"SELECT {LOT_COLS} FROM ix_lots{w} ORDER BY first_unit DESC LIMIT ? OFFSET ?",
+                                [*args, limit, offset]).fetchall()
+        return page([_with_finality(state, _lot_row(r)) for r in rows], int(n), offset, limit)
+    # finality is derived from the slot tally and the block time, not indexed: filter as we go
+    picked: list[dict[str, Any]] = []
+    n = 0
+    for r in store.db.execute(f"SELECT {LOT_COLS} FROM ix_lots{w} ORDER BY first_unit DESC", args):
+        row = _lot_row(r)
+        t = state.tallies.get((row["device_id"], row["slot_start"] // SLOT_SECONDS))
+        if slot_finality(t, row["slot_start"], state.last_time, state.params.final_after_s) != finality:
+            continue
+        if offset <= n < offset + limit:
+            picked.append(_with_finality(state, row))
+        n += 1
+    return page(picked, n, offset, limit)
 
 
 def lot_record(state: State, lot: Lot) -> dict[str, Any]:
@@ -286,7 +501,9 @@ def lot(state: State, store: Store, lot_id: str) -> dict[str, Any]:
     rec = state.lots.get(lot_id)
     if rec is None:
         raise NotFoundError("lot_id", f"no lot {lot_id!r}")
-    return {**lot_record(state, rec), "state_proof": state_proof(store, state, f"l/{lot_id}")}
+    return {**lot_record(state, rec), "finality": lot_finality(state, rec, state.last_time),
+            "reconciliation": reconciliation(state, state.tallies.get((rec.device_id, rec.slot_id))),
+            "state_proof": state_proof(store, state, f"l/{lot_id}")}
 
 
 def unit(state: State, store: Store, unit_id: int) -> dict[str, Any]:
@@ -327,7 +544,7 @@ def browser_trace(state: State, store: Store, ident: str, reader: Signed | None 
     answers it to ``reader`` (redacted unless its account or the operator signed)."""
     if len(ident) == 64 and all(c in "0123456789abcdefABCDEF" for c in ident):
         ident = ident.lower()
-        t = tx(store, ident, reader)
+        t = tx(store, ident, reader, lambda d: device_owner(state, d))
         out: dict[str, Any] = {"query": ident, "kind": "tx", "height": state.height, "lots": [],
                                "transaction": t}
         heights = {t["height"]}
@@ -347,7 +564,7 @@ def browser_trace(state: State, store: Store, ident: str, reader: Signed | None 
             if txh not in raws and txh not in withheld:
                 row = store.tx(bytes.fromhex(txh))
                 assert row is not None
-                if may_read(reader, private_to(row[2], row[4])):
+                if may_read(reader, private_to(row[2], row[4], lambda d: device_owner(state, d))):
                     raws[txh] = row[4]
                 else:  # no unit moves in a deposit or withdrawal, so no step names one today
                     withheld.add(txh)
@@ -358,6 +575,9 @@ def browser_trace(state: State, store: Store, ident: str, reader: Signed | None 
             heights.add(int(sp["block_height"]))
 
     for lot_ in out["lots"]:
+        rec = state.lots.get(str(lot_.get("lot_id")))
+        if rec is not None:
+            lot_["finality"] = lot_finality(state, rec, state.last_time)
         for step in lot_["steps"]:
             fill(step)
     if "retirement" in out:
