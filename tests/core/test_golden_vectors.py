@@ -687,6 +687,8 @@ def doc_detail(kind: str, tx: list[Any], events: list[Event], ledger_detail: Any
         return [["accepted", status.get(e.slot_id, "provisional")] for e in of(MeterValuesRecorded)]
     if kind == "submit_controls":
         return [["accepted", e.seq] for e in of(ControlRecorded)]
+    if kind == "authorize_delegate":
+        return [tx[5][1]]
     if kind in ("register_participant", "rotate_key", "reset_participant_key"):
         return [events[0].account_id]  # type: ignore[attr-defined]
     if kind == "set_offer_policy":

@@ -24,7 +24,8 @@ from tests.core.test_golden_vectors import replay_chain
 
 LAYOUT_OF_PREFIX = {"a": "account", "d": "device", "l": "lot", "r": "reading", "t": "retirement",
                     "f": "factor row", "m": "market", "o": "order", "p": "offer policy", "b": "standing bid",
-                    "s": "supply", "g": "chain", "v": "slot tally", "c": "control record"}
+                    "s": "supply", "g": "chain", "v": "slot tally", "c": "control record",
+                    "k": "delegate"}
 SCALARS: dict[str, type] = {"text": str, "bytes": bytes, "uint": int, "int": int, "bool": bool}
 
 
@@ -50,7 +51,8 @@ def record_of(state: State, key: str) -> Any:
         return SimpleNamespace(chain_id=state.chain_id, genesis_hash=state.genesis_hash, params=state.params,
                                operator_id=state.operator_id, sequencer_public_key=state.sequencer_key)
     table = {"a": state.accounts, "d": state.devices, "l": state.lots, "t": state.retirements,
-             "f": state.factor_rows, "m": state.markets, "o": state.orders, "p": state.offer_policies}
+             "f": state.factor_rows, "m": state.markets, "o": state.orders, "p": state.offer_policies,
+             "k": state.delegates}
     return table[prefix][rest]
 
 

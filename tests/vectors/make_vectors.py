@@ -452,10 +452,12 @@ CHAIN_SEEDS = {
     "buyer_rotated": bytes([0x08]) * 32,  # osaka-buyer's key after rotate_key
     "device": bytes([0x06]) * 32,  # dgc-0101's first key
     "device_rotated": bytes([0x07]) * 32,  # dgc-0101's key after update_device
+    "delegate": bytes([0x09]) * 32,  # "tokyo-factory.site-1": the site DGC's delegated key
 }
 OPERATOR_ID = "registry"
 BUYER_ID = "osaka-buyer"
 CHAIN_DEVICE = "dgc-0101"
+DELEGATE_ID = "tokyo-factory.site-1"
 JST_MIDNIGHT = FY2026_START  # 2026-04-01 00:00 JST
 GENESIS_TIME = JST_MIDNIGHT
 BLOCK_TIMES = (JST_MIDNIGHT + 12 * 3600 + 1800 + 5,  # 2026-04-01 12:30:05 JST
@@ -481,7 +483,7 @@ class Chain:
 
     def __init__(self) -> None:
         self.nonces: dict[str, int] = {}
-        self.keys = {OPERATOR_ID: "operator", SENDER_ID: "prosumer", BUYER_ID: "buyer"}
+        self.keys = {OPERATOR_ID: "operator", SENDER_ID: "prosumer", BUYER_ID: "buyer", DELEGATE_ID: "delegate"}
 
     def tx(self, signer: str, kind: str, body: list[Any], nonce: int | None = None) -> tuple[bytes, str]:
         n = self.nonces.get(signer, 0) if nonce is None else nonce
@@ -569,6 +571,11 @@ def chain_blocks() -> list[tuple[int, list[tuple[bytes, str]], str]]:
         c.tx(pro, "place_order", ["jp-call", "ask", 2_800, 40_000, "gtc", 0, any_filter, [[lot5, 40_000]], []]),
         c.tx(buy, "place_order", ["jp-spot", "bid", 1_000, 20_000, "gtc", 0, any_filter, [], []]),
         c.tx(buy, "cancel_order", ["o-00000005"]),
+        c.tx(pro, "authorize_delegate", ["grant", DELEGATE_ID, pk["delegate"],
+                                         ["set_offer_policy", "place_order", "cancel_order"], 0]),
+        c.tx(DELEGATE_ID, "place_order", ["jp-spot", "ask", 3_300, 10_000, "gtc", 0, any_filter, [[lot5, 10_000]],
+                                          []]),
+        c.tx(pro, "authorize_delegate", ["revoke", DELEGATE_ID, b"", [], 0]),
         c.unsigned("submit_meter_values", chain_meter_values()),
         c.unsigned("submit_controls", chain_controls()),
         c.tx(op, "update_device", [CHAIN_DEVICE, [["meter_serial", "MS-0101-B"],
@@ -586,7 +593,8 @@ def chain_blocks() -> list[tuple[int, list[tuple[bytes, str]], str]]:
     return [(BLOCK_TIMES[0], b1, "Block 1: registrations, a batch of readings (accepted, nothing to issue, "
                                  "after a gap, duplicate, refused), transfer, retirement, both corrections, "
                                  "factors, money, two markets, an offer policy, orders, a trade that retires "
-                                 "at once, a standing bid, a cancelled order, smart-meter values (one slot "
+                                 "at once, a standing bid, a cancelled order, a delegated key granted, an offer it "
+                                 "signs for its owner and its revocation, smart-meter values (one slot "
                                  "corrected, one final), a control record, device and participant keys."),
             (BLOCK_TIMES[1], b2, "Block 2: the call auction clears, a transaction with a stale nonce fails "
                                  "(kept in the block, as a CometBFT block keeps it), the device is revoked.")]

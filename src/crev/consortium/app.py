@@ -45,7 +45,7 @@ from crev.core.hashing import sha256
 from crev.core.signing import verify_many
 from crev.core.statetree import pack_bucket_hashes
 from crev.errors import ConflictError, CrevError, InvalidBlock, NonceError, RuleError
-from crev.ledger.apply import BlockBuilder, BlockOutcome, SigCache, TxResult, apply_block
+from crev.ledger.apply import BlockBuilder, BlockOutcome, SigCache, TxResult, apply_block, signing_key
 from crev.ledger.block import Block, Header
 from crev.ledger.events import Event
 from crev.ledger.genesis import Genesis
@@ -402,9 +402,9 @@ class CrevApp:
         if row is not None:
             raise ConflictError("tx", f"already committed in crev block {row[0]} (index {row[1]})")
         if tx.signer:
-            acct = st.accounts.get(tx.signer)
-            if acct is not None and tx.nonce < acct.nonce:
-                raise NonceError("tx.nonce", f"is {tx.nonce}, {tx.signer}'s next nonce is {acct.nonce}: already used")
+            signing = signing_key(st, tx.signer)  # an account, or a delegate with its own nonce
+            if signing is not None and tx.nonce < signing[1]:
+                raise NonceError("tx.nonce", f"is {tx.nonce}, {tx.signer}'s next nonce is {signing[1]}: already used")
         if isinstance(tx.message, SubmitReadings) and all(
                 (r.device_id, r.seq) in st.readings for r in tx.message.readings):
             raise ConflictError("readings", "every reading of this batch is already on the ledger")

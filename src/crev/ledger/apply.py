@@ -18,11 +18,11 @@ from crev.core import merkle
 from crev.core.encoding import encode
 from crev.core.hashing import sha256
 from crev.core.signing import verify
-from crev.errors import CrevError, InvalidBlock, NonceError, NotFoundError, SignatureError
+from crev.errors import CrevError, InvalidBlock, NonceError, NotFoundError, PermissionError_, SignatureError
 from crev.ledger import messages  # noqa: F401 - fills the registry
 from crev.ledger.block import Block, Header
 from crev.ledger.events import Event
-from crev.ledger.records import Account
+from crev.ledger.records import Account, Delegate
 from crev.ledger.state import State
 from crev.ledger.tx import Tx, decode_tx
 
@@ -66,7 +66,9 @@ class SigCache:
 
 @dataclass
 class Ctx:
-    """What a handler sees: the state, the block's height and time, and where to put events."""
+    """What a handler sees: the state, the block's height and time, and where to put events.
+    ``signer`` is the account the transaction acts for; ``delegate`` the delegate that signed it
+    for that account, if one did (``authenticate``)."""
 
     state: State
     height: int
@@ -74,6 +76,7 @@ class Ctx:
     sigs: SigCache
     tx_hash: bytes = b""
     signer: Account | None = None
+    delegate: Delegate | None = None
     events: list[Event] = field(default_factory=list)
 
     def emit(self, event: Event) -> None:
@@ -116,12 +119,22 @@ class BlockOutcome:
 
 
 def authenticate(ctx: Ctx, tx: Tx) -> Account | None:
-    """Check a signed transaction's signer, nonce and signature against state."""
+    """Check a signed transaction's signer, nonce and signature against state; return the account
+    it acts for (None for an unsigned kind).
+
+    The signer is an account, or a delegate (``k/<id>``, messages/authorize_delegate.py), which acts
+    for its owner: ``ctx.delegate`` is set and the owner's account returned, so handlers and events
+    see the owner, while the transaction's envelope (in the block) keeps the delegate's id as its
+    signer. A delegate's transaction carries the delegate's own nonce; the owner's is not used.
+    """
     if not tx.signer:
         return None
     acct = ctx.state.accounts.get(tx.signer)
     if acct is None:
-        raise NotFoundError("tx.signer", f"no participant {tx.signer!r}")
+        dlg = ctx.state.delegates.get(tx.signer)
+        if dlg is None:
+            raise NotFoundError("tx.signer", f"no participant {tx.signer!r}, nor a delegate of that id")
+        return authenticate_delegate(ctx, tx, dlg)
     if not acct.public_key:
         raise SignatureError("tx.signer", f"{tx.signer}'s key was revoked by the operator")
     if tx.nonce != acct.nonce:
@@ -130,6 +143,40 @@ def authenticate(ctx: Ctx, tx: Tx) -> Account | None:
     if not ctx.sigs.verify(acct.public_key, tx.signed_bytes, tx.signature):
         raise SignatureError("tx.signature", f"not a valid signature by {tx.signer}'s key")
     return acct
+
+
+def authenticate_delegate(ctx: Ctx, tx: Tx, dlg: Delegate) -> Account:
+    """A delegate's transaction: the delegate is neither revoked nor expired, its owner's own key
+    is not revoked, it was granted this kind, the nonce is its own next one and its key signed.
+    Sets ``ctx.delegate``; returns the owner's account."""
+    who = f"delegate {dlg.delegate_id} of {dlg.owner}"
+    if dlg.revoked:
+        raise SignatureError("tx.signer", f"{who} was revoked by its owner")
+    if dlg.valid_until and ctx.time >= dlg.valid_until:
+        raise SignatureError("tx.signer", f"{who} expired at {dlg.valid_until} (block time {ctx.time})")
+    owner: Account = ctx.state.accounts[dlg.owner]
+    if not owner.public_key:
+        raise SignatureError("tx.signer", f"{dlg.owner}'s key was revoked by the operator: its delegates "
+                                          "sign nothing either")
+    if tx.kind not in dlg.kinds:
+        raise PermissionError_("tx.kind", f"{who} may sign only {', '.join(dlg.kinds)}, not {tx.kind}")
+    if tx.nonce != dlg.nonce:
+        raise NonceError("tx.nonce", f"is {tx.nonce}, expected {dlg.nonce} (replayed, sent twice or out of "
+                                     "order: sign again with the delegate's current nonce)")
+    if not ctx.sigs.verify(dlg.public_key, tx.signed_bytes, tx.signature):
+        raise SignatureError("tx.signature", f"not a valid signature by {who}'s key")
+    ctx.delegate = dlg
+    return owner
+
+
+def signing_key(state: State, signer: str) -> tuple[bytes, int] | None:
+    """The public key and next nonce of ``signer``, an account or a delegate (None if neither):
+    what a node needs to pre-verify a transaction before it is applied."""
+    acct = state.accounts.get(signer)
+    if acct is not None:
+        return acct.public_key, acct.nonce
+    dlg = state.delegates.get(signer)
+    return None if dlg is None else (dlg.public_key, dlg.nonce)
 
 
 class BlockBuilder:
@@ -159,7 +206,10 @@ class BlockBuilder:
             kind = tx.kind
             ctx.signer = authenticate(ctx, tx)
             detail = tx.message.handle(ctx)
-            if ctx.signer is not None:
+            if ctx.delegate is not None:  # the delegate's nonce, not its owner's
+                ctx.delegate.nonce += 1
+                state.mark(f"k/{ctx.delegate.delegate_id}")
+            elif ctx.signer is not None:
                 ctx.signer.nonce += 1
                 state.mark(f"a/{ctx.signer.account_id}")
             result = TxResult(tx.hash, kind, True, None, tuple(ctx.events), detail)

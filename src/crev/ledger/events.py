@@ -378,6 +378,29 @@ class StandingBidSet(Event):
     monthly_g: int  # 0 = removed
 
 
+# --- delegated keys ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DelegateGranted(Event):
+    """``owner`` authorised (or re-authorised) ``delegate_id``'s key to sign ``kinds`` for it until
+    ``valid_until`` (unix s, 0 = open)."""
+
+    type: ClassVar[str] = "delegate_granted"
+    delegate_id: str
+    owner: str
+    public_key: bytes
+    kinds: tuple[str, ...]
+    valid_until: int
+
+
+@dataclass(frozen=True, slots=True)
+class DelegateRevoked(Event):
+    type: ClassVar[str] = "delegate_revoked"
+    delegate_id: str
+    owner: str
+
+
 def event_from_value(v: list[Any]) -> Event:
     """The event whose ``to_value()`` is ``v`` (as stored in a block's results)."""
     classes = {c.type: c for c in Event.__subclasses__()}

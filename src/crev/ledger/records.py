@@ -331,6 +331,41 @@ class Supply:
         return Supply(*v)
 
 
+# --- delegated keys (issue 11) ---------------------------------------------------------------------
+
+#: The kinds a delegate may be granted: the market actions a site's DGC needs to sell its owner's
+#: C-REV. ``place_order`` only for asks: a delegate never spends the owner's JPY.
+DELEGABLE_KINDS = ("set_offer_policy", "place_order", "cancel_order")
+
+
+@dataclass(slots=True)
+class Delegate:
+    """A key an account authorised on the ledger to sign some of its transactions (``authorize_delegate``),
+    for example the DGC of one of its sites, which then places the site's offers without the owner's key
+    and never with its device key. State key ``k/<delegate_id>``; delegate ids share the account id
+    namespace. A transaction whose signer is ``delegate_id`` acts as ``owner`` and uses this record's
+    own ``nonce`` (the owner's is not consumed)."""
+
+    delegate_id: str
+    owner: str
+    public_key: bytes
+    kinds: list[str]  # DELEGABLE_KINDS it may sign
+    valid_until: int  # unix s, 0 = open: it signs nothing in a block at or after this time
+    revoked: bool = False
+    nonce: int = 0  # the next nonce a transaction signed by this delegate must carry
+    granted_height: int = 0  # block of the last grant
+
+    def to_value(self) -> list[Any]:
+        return [self.delegate_id, self.owner, self.public_key, list(self.kinds), self.valid_until,
+                self.revoked, self.nonce, self.granted_height]
+
+    @staticmethod
+    def from_value(v: list[Any]) -> Delegate:
+        d = Delegate(*v)
+        d.kinds = list(v[3])
+        return d
+
+
 # --- the market (issue 3) -------------------------------------------------------------------------
 
 CONTINUOUS = "continuous"

@@ -16,6 +16,7 @@ from crev.ledger.genesis import Genesis, state_from_genesis
 from crev.ledger.records import (
     Account,
     ControlRecord,
+    Delegate,
     Device,
     Lot,
     Market,
@@ -31,7 +32,7 @@ from crev.ledger.state import State
 
 _RECORDS: dict[str, Any] = {"a": Account, "d": Device, "l": Lot, "r": ReadingRecord, "t": Retirement,
                             "m": Market, "o": Order, "p": OfferPolicy, "b": StandingBid, "s": Supply,
-                            "v": SlotTally, "c": ControlRecord}
+                            "v": SlotTally, "c": ControlRecord, "k": Delegate}
 
 
 def map_key(kind: str, rest: str) -> Any:
@@ -78,7 +79,7 @@ def load_state(genesis: Genesis, items: Iterable[tuple[str, bytes]], height: int
     maps: dict[str, dict[Any, Any]] = {"a": st.accounts, "d": st.devices, "l": st.lots, "r": st.readings,
                                        "t": st.retirements, "m": st.markets, "o": st.orders,
                                        "p": st.offer_policies, "b": st.standing_bids, "v": st.tallies,
-                                       "c": st.controls}
+                                       "c": st.controls, "k": st.delegates}
     for key, value in items:
         kind, _, rest = key.partition("/")
         if kind != "g":

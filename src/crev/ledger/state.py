@@ -8,6 +8,7 @@ changed (key, value) pairs for storage. Keys:
 ``f/<key>/<fiscal year>/<kind>``  ``s`` (supply)  ``g`` (genesis hash and params)
 ``m/<market>``  ``o/<order>``  ``p/<account>`` (offer policy)  ``b/<account>/<market>`` (standing bid)
 ``v/<device>/<slot_id>`` (slot tally: readings and smart meter per slot)  ``c/<device>/<seq>`` (control record)
+``k/<delegate>`` (a delegated key: who it acts for, what it may sign, its own nonce)
 
 Order books are not state: they are indexes over the open orders (``books``), rebuilt from the
 ``o/`` records on load, so they never need committing.
@@ -24,6 +25,7 @@ from crev.ledger.params import Params
 from crev.ledger.records import (
     Account,
     ControlRecord,
+    Delegate,
     Device,
     Lot,
     Market,
@@ -62,6 +64,7 @@ class State:
         self.standing_bids: dict[tuple[str, str], StandingBid] = {}
         self.tallies: dict[tuple[str, int], SlotTally] = {}  # (device, slot_id) → its tally
         self.controls: dict[tuple[str, int], ControlRecord] = {}  # (device, seq) → control record
+        self.delegates: dict[str, Delegate] = {}  # delegate id → its record (ids shared with accounts)
         self.books: dict[str, Any] = {}  # market id → its order book (an index, not committed)
         self.supply = Supply()
         self.operator_id = ""
@@ -100,6 +103,8 @@ class State:
             obj = None if nk is None else self.controls.get(nk)
         elif kind == "t":
             obj = self.retirements.get(rest)
+        elif kind == "k":
+            obj = self.delegates.get(rest)
         elif kind == "f":
             row = self.factor_rows.get(rest)
             return None if row is None else encode(row.as_list())
@@ -155,6 +160,7 @@ class State:
         keys += [f"b/{a}/{m}" for a, m in self.standing_bids]
         keys += [f"v/{d}/{n}" for d, n in self.tallies]
         keys += [f"c/{d}/{n}" for d, n in self.controls]
+        keys += [f"k/{k}" for k in self.delegates]
         return keys
 
     # --- helpers used by handlers ----------------------------------------------------------

@@ -367,6 +367,7 @@ def lazy_state(genesis: Genesis, store: Store, head: Header, packed: bytes) -> S
     st.standing_bids = _records(cp, "b")
     st.tallies = _records(cp, "v")
     st.controls = _records(cp, "c")
+    st.delegates = _records(cp, "k")
     st.meter_serials = SerialIndex(st.devices)
     g = cp.value("g")
     if g is None or g != st.value_of("g"):

@@ -46,7 +46,7 @@ from crev.core.hashing import sha256
 from crev.core.signing import Signer, verify, verify_many
 from crev.core.statetree import BucketHashes
 from crev.errors import CrevError, InvalidBlock, MalformedError, SignatureError
-from crev.ledger.apply import BlockBuilder, BlockOutcome, SigCache, TxResult, apply_block
+from crev.ledger.apply import BlockBuilder, BlockOutcome, SigCache, TxResult, apply_block, signing_key
 from crev.ledger.block import Block, Header
 from crev.ledger.events import event_from_value
 from crev.ledger.genesis import Genesis, state_from_genesis
@@ -129,9 +129,9 @@ def signature_triples(state: State, tx: Tx) -> list[Triple]:
     current state tells. A stale key only means the triple is verified again when applied."""
     out: list[Triple] = []
     if tx.signer:
-        acct = state.accounts.get(tx.signer)
-        if acct is not None:
-            out.append((acct.public_key, tx.signed_bytes, tx.signature))
+        signing = signing_key(state, tx.signer)  # an account's key, or a delegate's
+        if signing is not None:
+            out.append((signing[0], tx.signed_bytes, tx.signature))
     msg = tx.message
     if isinstance(msg, SubmitReadings):
         devices = state.devices

@@ -3,6 +3,7 @@
 then changes it). Importing this package registers every kind."""
 
 from crev.ledger.messages import (  # noqa: F401
+    authorize_delegate,
     cancel_order,
     correct,
     deposit_jpy,

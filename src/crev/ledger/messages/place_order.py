@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from crev.errors import MalformedError, RuleError
+from crev.errors import MalformedError, PermissionError_, RuleError
 from crev.ledger.holdings import available
 from crev.ledger.messages.common import (
     check_holdings,
@@ -106,6 +106,10 @@ class PlaceOrder:
     def handle(self, ctx: Any) -> Any:
         st: State = ctx.state
         account = ctx.signer.account_id
+        if self.side == BID and ctx.delegate is not None:
+            raise PermissionError_("body.side", f"{ctx.delegate.delegate_id} is a delegate of {account}: a "
+                                                "delegate places offers (asks) only, never a bid that spends "
+                                                "its owner's JPY")
         market = open_market(ctx, self.market_id)
         check_price(market, self.price)
         if self.quantity_g < market.min_qty_g:

@@ -33,6 +33,10 @@ class RegisterParticipant:
         st = ctx.state
         if self.account_id in st.accounts:
             raise ConflictError("body.account_id", f"participant {self.account_id!r} already exists")
+        dlg = st.delegates.get(self.account_id)
+        if dlg is not None:
+            raise ConflictError("body.account_id", f"{self.account_id!r} is a delegate of {dlg.owner}: "
+                                                   "account ids and delegate ids share one namespace")
         st.accounts[self.account_id] = Account(self.account_id, self.name, self.role, self.public_key,
                                                registered_height=ctx.height)
         st.mark(f"a/{self.account_id}")
