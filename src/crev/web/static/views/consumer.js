@@ -8,6 +8,7 @@ import { COLORS, destroyAll, makeChart, setChartData } from '../js/charts.js';
 import { fill, h, link, num, numTh, route, table } from '../js/dom.js';
 import * as f from '../js/format.js';
 import { t } from '../js/i18n.js';
+import { create as createSite, limitSeries } from './site.js';
 
 const WINDOW_DAYS = 31; // the per-day chart and the day picker cover the last 31 JST days
 const picked = new Map(); // "participant/site" → the day the user picked (kept across refreshes and a language change)
@@ -32,6 +33,8 @@ export function create({ params, app, reason, signal }) {
   const daily = h('canvas', { 'aria-label': t('consumer.chart_daily') });
   const sites = h('div');
   const factors = h('div');
+  // a site's smart-meter reconciliation, drift, debt and control records (views/site.js)
+  const sitePanel = site ? createSite({ site }) : null;
   const body = h('div', { class: 'stack', hidden: true },
     kpis,
     h('section', { class: 'card' }, h('h2', {}, t('consumer.periods')), periods),
@@ -41,6 +44,7 @@ export function create({ params, app, reason, signal }) {
       h('div', { class: 'grid-2' },
         h('figure', { class: 'chart' }, h('figcaption', {}, t('consumer.chart_slot_energy')), h('div', { class: 'chart-box' }, slotEnergy)),
         h('figure', { class: 'chart' }, h('figcaption', {}, t('consumer.chart_slot_emissions')), h('div', { class: 'chart-box' }, slotEmis)))),
+    sitePanel ? sitePanel.el : null,
     h('section', { class: 'card' }, h('h2', {}, t('consumer.per_day')),
       h('figure', { class: 'chart' }, h('div', { class: 'chart-box tall' }, daily))),
     sites,
@@ -60,9 +64,17 @@ export function create({ params, app, reason, signal }) {
         { label: t('fig.grid_import'), data: [], backgroundColor: COLORS.grid, stack: 'e' },
         { label: t('fig.claimed'), data: [], type: 'line', order: -1, borderColor: COLORS.solar, backgroundColor: COLORS.solar,
           pointRadius: 0, borderWidth: 2, tension: 0.25 },
+        // a site's control records: the PCS limit and the export cap in force, as steps (kW, right axis)
+        ...(site ? [
+          { label: t('site.limit'), data: [], type: 'line', yAxisID: 'kw', stepped: true, order: -2, borderColor: COLORS.ink,
+            backgroundColor: COLORS.ink, pointRadius: 0, borderWidth: 1.5 },
+          { label: t('site.export_cap'), data: [], type: 'line', yAxisID: 'kw', stepped: true, order: -2, borderColor: COLORS.location,
+            backgroundColor: COLORS.location, pointRadius: 0, borderWidth: 1.5, borderDash: [6, 4] },
+        ] : []),
       ] },
-      options: { scales: { x: { stacked: true, ticks: { maxTicksLimit: 12 } }, y: { ...kwhAxis, stacked: true } },
-        plugins: { tooltip: { callbacks: { label: (c) => `${c.dataset.label}: ${fmt1(c.raw)} kWh` } } } },
+      options: { scales: { x: { stacked: true, ticks: { maxTicksLimit: 12 } }, y: { ...kwhAxis, stacked: true },
+        ...(site ? { kw: { position: 'right', beginAtZero: true, grid: { drawOnChartArea: false }, title: { display: true, text: 'kW' } } } : {}) },
+        plugins: { tooltip: { callbacks: { label: (c) => `${c.dataset.label}: ${fmt1(c.raw)} ${c.dataset.yAxisID === 'kw' ? 'kW' : 'kWh'}` } } } },
     }));
     charts.push(makeChart(slotEmis, {
       type: 'line',
@@ -97,11 +109,12 @@ export function create({ params, app, reason, signal }) {
       slots = one.slots;
       dayFigures = one.by_day[day] || null;
     }
-    drawDay(day, slots);
+    const controls = sitePanel ? await sitePanel.load(day, signal) : null;
+    drawDay(day, slots, controls);
     drawPeriods(dayFigures, day);
   }
 
-  function drawDay(day, slots) {
+  function drawDay(day, slots, controls) {
     const start = Date.parse(`${day}T00:00:00+09:00`) / 1000;
     const bySlot = new Map(slots.map((s) => [s.slot_start, s]));
     const labels = [];
@@ -115,7 +128,8 @@ export function create({ params, app, reason, signal }) {
       series[3].push(s ? s.location_based_g / 1000 : null);
       series[4].push(s ? s.market_based_g / 1000 : null);
     }
-    setChartData(charts[0], labels, series.slice(0, 3));
+    const steps = controls ? limitSeries(day, controls) : null;
+    setChartData(charts[0], labels, steps ? [...series.slice(0, 3), steps.limit, steps.cap] : series.slice(0, 3));
     setChartData(charts[1], labels, series.slice(3));
     dayLabel.textContent = `${day} (JST)`;
     dayInput.value = day;
@@ -264,6 +278,7 @@ export function create({ params, app, reason, signal }) {
     },
     destroy() {
       destroyAll(charts);
+      if (sitePanel) sitePanel.destroy();
     },
   };
 }

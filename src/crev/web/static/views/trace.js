@@ -10,6 +10,7 @@ import { decodeHeader } from '../js/cbor.js';
 import * as f from '../js/format.js';
 import { t } from '../js/i18n.js';
 import { verifyTrace } from '../js/verify.js';
+import { finalityBadge } from './site.js';
 
 const OPEN_LOTS = 3; // lots shown expanded; the rest are one click away
 const cache = { ident: null, data: null, result: null }; // survives a language change
@@ -230,6 +231,7 @@ function render(ident, data, app) {
     });
     det.append(
       h('summary', {}, h('span', { class: 'lot-id' }, lot.lot_id), ' ',
+        lot.finality ? finalityBadge(lot.finality) : null, ' ',
         h('span', { class: 'muted' }, lot.device_id, ' · ', t(`origin.${lot.origin}`), ' · ',
           t('trace.units_traced', { g: f.int(lot.quantity_g_traced), ranges: (lot.units_traced || []).map(([a, b]) => `${a}–${b}`).join(', ') }))),
       h('ol', { class: 'timeline' }, steps));
