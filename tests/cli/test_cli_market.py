@@ -105,3 +105,38 @@ def test_markup_in_a_note_does_not_break_trace(live: tuple[Path, str, dict[str, 
     r = run("trace", str(d), "ret-00000001")
     assert r.exit_code == 0, r.output
     assert "[bold]x[/" in r.output and "[/]" in r.output
+
+
+def test_a_delegate_granted_from_the_command_line_offers_for_its_owner(
+        live: tuple[Path, str, dict[str, str]], tmp_path: Path) -> None:
+    d, url, keys = live
+    site_key = tmp_path / "site.key"
+    site_key.write_text(k.key("site-1").seed.hex())
+    owner = ["--node", url, "--signer", k.OWNER, "--key", keys[k.OWNER]]
+    r = run("market", "list-market", "spot", "--name", "Spot", "--min-qty", "100", "--node", url,
+            "--signer", k.OPERATOR, "--key", keys[k.OPERATOR])
+    assert r.exit_code == 0, r.output
+    # never the device key
+    dev_key = tmp_path / "dev.key"
+    dev_key.write_text(k.key("dev/dgc-0").seed.hex())
+    r = run("delegate", "grant", "sun-co.site-1", "--delegate-key", str(dev_key), *owner)
+    assert r.exit_code == 1 and json.loads(r.output)["error"]["field"] == "body.public_key"
+    r = run("delegate", "grant", "sun-co.site-1", "--delegate-key", str(site_key), "--kind", "place_order",
+            "--kind", "cancel_order", *owner)
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["detail"] == ["sun-co.site-1"]
+    r = run("delegate", "show", str(d), "sun-co.site-1", "--json")
+    shown = json.loads(r.output)
+    assert (shown["owner"], shown["kinds"], shown["nonce"], shown["revoked"]) == \
+        (k.OWNER, ["place_order", "cancel_order"], 0, False)
+    site = ["--node", url, "--signer", "sun-co.site-1", "--key", str(site_key), "--nonce", "0"]
+    r = run("order", "place", "spot", "ask", "--price", "5000", "--qty", "300", *site)
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["detail"][:2] == ["o-00000001", "open"] and out["events"][0]["account"] == k.OWNER
+    r = run("order", "place", "spot", "bid", "--price", "5000", "--qty", "300", *site[:-1], "1")
+    assert r.exit_code == 1 and json.loads(r.output)["error"]["field"] == "body.side"
+    r = run("delegate", "revoke", "sun-co.site-1", *owner)
+    assert r.exit_code == 0, r.output
+    r = run("order", "cancel", "o-00000001", *site[:-1], "1")
+    assert r.exit_code == 1 and "revoked" in json.loads(r.output)["error"]["reason"]

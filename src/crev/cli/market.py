@@ -1,7 +1,10 @@
-"""The market's commands: ``crev jpy``, ``crev market``, ``crev order``, ``crev statement``.
+"""The market's commands: ``crev jpy``, ``crev market``, ``crev order``, ``crev delegate``,
+``crev statement``.
 
 Commands that change the ledger sign a transaction with ``--signer``/``--key`` and send it to a
-running node (``--node``); commands that read open the data directory read-only.
+running node (``--node``); commands that read open the data directory read-only. The signer may be
+a delegate (``crev delegate grant``) signing for its owner: give its nonce with ``--nonce`` (``crev
+delegate show`` tells it), as the node's API answers accounts' nonces only.
 """
 
 from __future__ import annotations
@@ -20,7 +23,17 @@ from crev.ledger.records import ANY, Filter, RetireSpec
 from crev.reports.marketdata import book_levels, market_rows
 
 NODE = click.option("--node", "node_url", default=base.DEFAULT_NODE, show_default=True, help="The node's URL.")
-SIGNER = click.option("--signer", required=True, help="Account id that signs.")
+_SIGNER = click.option("--signer", required=True, help="Account id (or delegate id) that signs.")
+_NONCE = click.option("--nonce", type=click.IntRange(0), default=None, expose_value=False, is_eager=True,
+                      callback=lambda ctx, _p, v: ctx.meta.__setitem__("crev.nonce", v),
+                      help="The signer's next nonce (default: asked of the node; a delegate's: see "
+                           "`crev delegate show`).")
+
+
+def SIGNER(f: Any) -> Any:  # a decorator, named like the options around it
+    return _NONCE(_SIGNER(f))
+
+
 KEY = click.option("--key", required=True, type=click.Path(exists=True, dir_okay=False), help="Its key file.")
 DATA = click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
 
@@ -30,7 +43,9 @@ def _send(node_url: str, signer: str, key: str, msg: Any) -> dict[str, Any]:
     from crev.ledger.tx import build_tx
 
     info = base._info(node_url)
-    raw = build_tx(info["chain_id"], msg, signer, base._nonce(node_url, signer), base._load_key(key))
+    nonce = click.get_current_context().meta.get("crev.nonce")
+    raw = build_tx(info["chain_id"], msg, signer, base._nonce(node_url, signer) if nonce is None else nonce,
+                   base._load_key(key))
     out = base._post(node_url, raw)
     click.echo(json.dumps(out, indent=1, ensure_ascii=False))
     if out.get("error") or not out.get("ok", False):
@@ -321,6 +336,86 @@ def order_standing_bid(market_id: str, price: int, monthly_g: int, areas: tuple[
     flt = _filter(areas, fit, devices, vintage_from, vintage_to)
     _send(node_url, signer, key, SetStandingBid(market_id, price, monthly_g, flt if flt != ANY else ANY,
                                                 _retire(beneficiary, purpose, fiscal_year, note)))
+
+
+# --- delegated keys ------------------------------------------------------------------------------
+
+
+@click.group()
+def delegate() -> None:
+    """Delegated keys: let a site's DGC sign your offers with a key of its own (never the device key)."""
+
+
+@delegate.command("grant")
+@click.argument("delegate_id")
+@click.option("--delegate-key", "delegate_key", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="The delegate's key file (its public key is granted; the seed stays where it is).")
+@click.option("--public-key", "public_key_hex", default=None, help="...or the delegate's public key in hex.")
+@click.option("--kind", "kinds", multiple=True,
+              type=click.Choice(["set_offer_policy", "place_order", "cancel_order"]),
+              help="A kind it may sign (repeat; default all three; place_order: asks only).")
+@click.option("--valid-until", default=None, help="It signs nothing from this time on (ISO, JST); default open.")
+@NODE
+@SIGNER
+@KEY
+def delegate_grant(delegate_id: str, delegate_key: str | None, public_key_hex: str | None, kinds: tuple[str, ...],
+                   valid_until: str | None, node_url: str, signer: str, key: str) -> None:
+    """Authorise DELEGATE_ID's key to sign --kind transactions for you (--signer), or change it."""
+    from crev.ledger.messages.authorize_delegate import AuthorizeDelegate
+    from crev.ledger.records import DELEGABLE_KINDS
+
+    if (delegate_key is None) == (public_key_hex is None):
+        base._fail("give the delegate's key as --delegate-key FILE or --public-key HEX (one of them)")
+    if delegate_key is not None:
+        pk = base._load_key(delegate_key).public_key
+    else:
+        try:
+            pk = bytes.fromhex(public_key_hex or "")
+        except ValueError:
+            base._fail(f"--public-key {public_key_hex!r}: not hex")
+            raise
+    until = base._when(valid_until, "--valid-until") if valid_until else 0
+    _send(node_url, signer, key, AuthorizeDelegate("grant", delegate_id, pk, tuple(dict.fromkeys(kinds))
+                                                   or DELEGABLE_KINDS, until))
+
+
+@delegate.command("revoke")
+@click.argument("delegate_id")
+@NODE
+@SIGNER
+@KEY
+def delegate_revoke(delegate_id: str, node_url: str, signer: str, key: str) -> None:
+    """Revoke your delegate DELEGATE_ID: it signs nothing from the next block on."""
+    from crev.ledger.messages.authorize_delegate import AuthorizeDelegate
+
+    _send(node_url, signer, key, AuthorizeDelegate("revoke", delegate_id, b"", (), 0))
+
+
+@delegate.command("show")
+@DATA
+@click.argument("delegate_id")
+@click.option("--json", "as_json", is_flag=True)
+def delegate_show(data_dir: str, delegate_id: str, as_json: bool) -> None:
+    """A delegate's record: owner, key, kinds, validity, and the nonce its next transaction needs."""
+    def read(v: Any) -> dict[str, Any] | None:
+        d = v.state.delegates.get(delegate_id)
+        return None if d is None else {
+            "delegate_id": d.delegate_id, "owner": d.owner, "public_key": d.public_key.hex(),
+            "kinds": list(d.kinds), "valid_until": d.valid_until, "revoked": d.revoked, "nonce": d.nonce,
+            "granted_height": d.granted_height}
+
+    row = base._read(data_dir, read)
+    if row is None:
+        base._fail(f"no delegate {delegate_id!r}")
+        raise AssertionError
+    if as_json:
+        click.echo(json.dumps(row, indent=1, ensure_ascii=False))
+        return
+    t = Table("delegate", "owner", "kinds", "valid until", "revoked", "next nonce")
+    t.add_row(escape(row["delegate_id"]), escape(row["owner"]), ", ".join(row["kinds"]),
+              str(row["valid_until"]) if row["valid_until"] else "open", "yes" if row["revoked"] else "no",
+              str(row["nonce"]))
+    base.console.print(t)
 
 
 # --- statements ------------------------------------------------------------------------------------
