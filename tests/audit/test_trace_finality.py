@@ -20,6 +20,7 @@ from crev.ledger.records import SlotTally
 from crev.node.node import LedgerView
 from tests.audit import meter_ledger as m
 from tests.audit.test_trace import check_state_proof, check_tx_proof
+from tests.node import nodekit as k
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +37,9 @@ def view(ledger: Path) -> Iterator[LedgerView]:
 
 
 def lot_of(view: LedgerView, ident: str) -> dict[str, Any]:
-    [lot] = trace(view.store, view.state, ident)["lots"]
-    return lot
+    lots: list[dict[str, Any]] = trace(view.store, view.state, ident)["lots"]
+    assert len(lots) == 1
+    return lots[0]
 
 
 def steps(lot: dict[str, Any], name: str) -> list[dict[str, Any]]:
@@ -57,7 +59,7 @@ def test_a_corrected_slot_shows_the_smart_meter_against_the_dgc_and_the_cancelle
     # sun-co's tradable units, lowest first after the 1,000 sent to buyer-co
     assert (rec["stood_g"], rec["target_g"], rec["cancelled_g"], rec["debt_g"], rec["topup_g"]) == (
         3_600, 3_150, 450, 0, 0)
-    assert rec["cancellations"] == [{"lot_id": m.LOT_A, "holder": m.k.OWNER, "units": [1_001, 1_450],
+    assert rec["cancellations"] == [{"lot_id": m.LOT_A, "holder": k.OWNER, "units": [1_001, 1_450],
                                      "quantity_g": 450}]
     # the reconciliation comes before the cancellation it made, in the same transaction
     names = [s["step"] for s in lot["steps"]]

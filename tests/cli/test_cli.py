@@ -134,7 +134,8 @@ def test_export_retirements_csv(demo: Demo) -> None:
     assert r.returncode == 0
     header = r.stdout.splitlines()[0].split(",")
     assert header == ["retirement_id", "account", "beneficiary", "purpose", "period_start_jst", "period_last_day_jst",
-                      "jurisdiction", "note", "quantity_g", "height", "retired_at_jst", "tx_hash", "unit_ranges"]
+                      "jurisdiction", "note", "quantity_g", "height", "retired_at_jst", "tx_hash", "unit_ranges",
+                      "final_g_at_retirement", "provisional_g_at_retirement", "finality_at_retirement"]
     rows = demo.retirements
     assert len(rows) >= 1
     for row in rows:

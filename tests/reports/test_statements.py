@@ -85,7 +85,10 @@ def test_pdfs_are_written(tmp_path: Path) -> None:
         view.close()
     assert cert["ranges"] == [{"lot_id": "dgc-0:20260601T0900", "start_unit": 1, "end_unit": 301, "quantity_g": 300,
                                "device_id": "dgc-0", "grid_area": "tokyo", "fit": False,
-                               "slot_start_jst": "2026-06-01 09:00", "factor_g_per_kwh": 450}]
+                               "slot_start_jst": "2026-06-01 09:00", "factor_g_per_kwh": 450,
+                               # retired 30 days after the slot, no smart-meter values: final by the window
+                               "finality_at_retirement": "final", "finality_now": "final"}]
+    assert (cert["final_g_at_retirement"], cert["provisional_g_at_retirement"]) == (300, 0)
     assert cert["verify"] == [f"crev trace {rid}", "crev verify"]
     assert (cert["period_start_jst"], cert["period_last_day_jst"]) == ("2026-04-01", "2027-03-31")
     for fn, arg, name in ((statement_pdf, stmt, "s.pdf"), (retirement_pdf, cert, "r.pdf")):

@@ -13,6 +13,14 @@ numbers stay numbers, so a withdrawal's net of -1200 JPY or a western longitude 
 negative number in the spreadsheet. A bank reference "-1200" is text and gets the quote. Read
 back with a CSV parser (not a spreadsheet), a prefixed cell starts with ``'``: strip one leading
 quote from text columns if you need the original text (JSON exports carry it unchanged).
+
+**Finality.** A lot row's ``finality`` is its slot's at the head block's time (``provisional``,
+``final``, ``corrected`` or ``late``; ledger/reconcile.py). A retirement row says how much of what
+it retired was final *when it was retired* (``final_g_at_retirement``, ``provisional_g_at_retirement``
+and ``finality_at_retirement``: final, provisional or mixed; ``finality_at``): a slot counts as
+reconciled then only if the block that reconciled it came before the retirement's (one reconciled
+in the retirement's own block is counted as not yet, the cautious side), else as final once the
+retirement's block time had reached slot end + ``final_after_s``.
 """
 
 from __future__ import annotations
@@ -22,14 +30,46 @@ import io
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from crev.core.units import jst
+from crev.core.units import SLOT_SECONDS, jst
 from crev.ledger.holdings import available
-from crev.ledger.records import CANCELLED, ESCROWED, RETIRED, TRADABLE
+from crev.ledger.reconcile import lot_finality
+from crev.ledger.records import CANCELLED, ESCROWED, FINAL, PROVISIONAL, RETIRED, TRADABLE, Lot, Retirement
 from crev.ledger.state import State
+
+
+def finality_at(state: State, lot: Lot, height: int, time: int) -> str:
+    """The finality ``lot`` had in block ``height`` at block time ``time`` [unix s], from its slot
+    tally as it stands now: its reconciled status if the block that reconciled it came before
+    ``height``, else final once ``time`` ≥ slot end + ``final_after_s``, else provisional."""
+    tally = state.tallies.get((lot.device_id, lot.slot_id))
+    if tally is not None and tally.status != PROVISIONAL and 0 < tally.reconciled_height < height:
+        return tally.status
+    end = lot.slot_id * SLOT_SECONDS + SLOT_SECONDS
+    return FINAL if time >= end + state.params.final_after_s else PROVISIONAL
+
+
+def summary(final_g: int, provisional_g: int) -> str:
+    """final, provisional or mixed (of what has some grams; "" for none)."""
+    if final_g and provisional_g:
+        return "mixed"
+    return FINAL if final_g else PROVISIONAL if provisional_g else ""
+
+
+def retirement_finality(state: State, r: Retirement) -> tuple[int, int]:
+    """(final g, provisional g) of what ``r`` retired, as it was when it was retired."""
+    final = provisional = 0
+    for lot_id, a, b in r.ranges:
+        if finality_at(state, state.lots[lot_id], r.height, r.block_time) == PROVISIONAL:
+            provisional += b - a
+        else:
+            final += b - a
+    return final, provisional
 
 
 def lot_rows(state: State) -> list[dict[str, Any]]:
     out = []
+    now = state.last_time
+    state.tallies.values()  # a lazily read state fetches every tally in one pass, not one per lot
     for lot in sorted(state.lots.values(), key=lambda x: x.first_unit):
         out.append({
             "lot_id": lot.lot_id, "first_unit": lot.first_unit, "last_unit": lot.end_unit - 1,
@@ -45,6 +85,7 @@ def lot_rows(state: State) -> list[dict[str, Any]]:
             "origin": lot.origin, "reference": lot.reference,
             "tradable_g": available(lot, None, TRADABLE), "escrowed_g": available(lot, None, ESCROWED),
             "retired_g": available(lot, None, RETIRED), "cancelled_g": available(lot, None, CANCELLED),
+            "finality": lot_finality(state, lot, now),
         })
     return out
 
@@ -60,6 +101,9 @@ def retirement_rows(state: State) -> list[dict[str, Any]]:
             "retired_at_jst": jst(r.block_time).isoformat(), "tx_hash": r.tx_hash.hex(),
             "unit_ranges": ";".join(f"{lot}:{a}-{b - 1}" for lot, a, b in r.ranges),
         })
+        final, provisional = retirement_finality(state, r)
+        out[-1].update(final_g_at_retirement=final, provisional_g_at_retirement=provisional,
+                       finality_at_retirement=summary(final, provisional))
     return out
 
 

@@ -5,13 +5,19 @@ per retirement listing its unit ranges and how anyone can verify them. As CSV an
 Built from the events in the committed blocks (never from the state machine's private tables), so
 a statement can be checked against the chain: every line names its block height and transaction.
 The JPY balance is available + reserved (what open bids hold is still the participant's money).
+
+**Finality.** A line that moved C-REV (bought, sold, retired) has a ``finality`` column: final,
+provisional or mixed, as those units' slots stood in that line's block (``export.finality_at``:
+reconciled with the smart meter before it, or past the finality window). A retirement statement
+says the same for each range it retired (``finality_at_retirement``) and in total, and each
+range's finality now (``finality_now``: what a later reconciliation made of it).
 """
 
 from __future__ import annotations
 
 import io
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,9 +26,11 @@ from crev.core.encoding import decode, encode
 from crev.core.units import JST, jst
 from crev.errors import NotFoundError
 from crev.ledger.events import Event, JpyDeposited, JpyWithdrawn, Retired, Traded, event_from_value
+from crev.ledger.reconcile import lot_finality
+from crev.ledger.records import PROVISIONAL
 from crev.ledger.state import State
 from crev.node.store import Store
-from crev.reports.export import write_csv_rows
+from crev.reports.export import finality_at, retirement_finality, summary, write_csv_rows
 
 #: transaction kinds whose events can move JPY or C-REV between participants
 MONEY_KINDS = ("deposit_jpy", "withdraw_jpy", "place_order", "market_tick", "submit_readings",
@@ -45,6 +53,8 @@ class Line:
     value_jpy: int
     fee_jpy: int
     net_jpy: int  # the change of the participant's JPY balance
+    ranges: tuple[tuple[str, int, int], ...] = ()  # (lot_id, start unit, end unit) the line moved
+    finality: str = ""  # final, provisional or mixed: those units' slots in this line's block
 
     @property
     def when(self) -> str:
@@ -100,15 +110,15 @@ def month_bounds(month: int) -> tuple[int, int]:
 def lines_for(account: str, operator: str, time: int, height: int, tx_hash: str,
               events: Iterable[Event]) -> Iterator[Line]:
     """The statement lines one transaction's events make for ``account``."""
-    retired: dict[str, int] = {}
+    retired: dict[str, list[tuple[str, int, int]]] = {}
     for e in events:
         if isinstance(e, Traded):
             if e.buyer == account:
                 yield Line(time, height, tx_hash, "bought", e.trade_id, e.market_id, e.seller, e.quantity_g,
-                           e.price, e.value_jpy, e.fee_buyer_jpy, -(e.value_jpy + e.fee_buyer_jpy))
+                           e.price, e.value_jpy, e.fee_buyer_jpy, -(e.value_jpy + e.fee_buyer_jpy), e.ranges)
             if e.seller == account:
                 yield Line(time, height, tx_hash, "sold", e.trade_id, e.market_id, e.buyer, e.quantity_g,
-                           e.price, e.value_jpy, e.fee_seller_jpy, e.value_jpy - e.fee_seller_jpy)
+                           e.price, e.value_jpy, e.fee_seller_jpy, e.value_jpy - e.fee_seller_jpy, e.ranges)
             if account == operator and e.fee_buyer_jpy + e.fee_seller_jpy:
                 yield Line(time, height, tx_hash, "fees", e.trade_id, e.market_id, "", 0, 0, 0,
                            0, e.fee_buyer_jpy + e.fee_seller_jpy)
@@ -119,9 +129,24 @@ def lines_for(account: str, operator: str, time: int, height: int, tx_hash: str,
             yield Line(time, height, tx_hash, "withdrawal", e.reference, "", "", 0, 0, e.amount_jpy, 0,
                        -e.amount_jpy)
         elif isinstance(e, Retired) and e.account == account:
-            retired[e.retirement_id] = retired.get(e.retirement_id, 0) + e.end_unit - e.start_unit
-    for rid, q in retired.items():
-        yield Line(time, height, tx_hash, "retired", rid, "", "", q, 0, 0, 0, 0)
+            retired.setdefault(e.retirement_id, []).append((e.lot_id, e.start_unit, e.end_unit))
+    for rid, rs in retired.items():
+        yield Line(time, height, tx_hash, "retired", rid, "", "", sum(b - a for _, a, b in rs), 0, 0, 0, 0,
+                   tuple(rs))
+
+
+def line_finality(state: State, line: Line) -> str:
+    """final, provisional or mixed: the slots of the units ``line`` moved, in its block."""
+    final = provisional = 0
+    for lot_id, a, b in line.ranges:
+        lot = state.lots.get(lot_id)
+        if lot is None:
+            continue
+        if finality_at(state, lot, line.height, line.time) == PROVISIONAL:
+            provisional += b - a
+        else:
+            final += b - a
+    return summary(final, provisional)
 
 
 def committed_events(store: Store, end_time: int | None = None,
@@ -155,12 +180,12 @@ def monthly_statement(state: State, store: Store, account: str, month: int) -> M
             if time < start:
                 stmt.opening_jpy += line.net_jpy
             else:
-                stmt.lines.append(line)
+                stmt.lines.append(replace(line, finality=line_finality(state, line)) if line.ranges else line)
     return stmt
 
 
 CSV_FIELDS = ("time_jst", "kind", "ref", "market_id", "counterparty", "quantity_g", "price_jpy_per_t",
-              "value_jpy", "fee_jpy", "net_jpy", "height", "tx_hash")
+              "value_jpy", "fee_jpy", "net_jpy", "height", "tx_hash", "finality")
 
 
 def statement_csv(stmt: MonthlyStatement) -> str:
@@ -177,7 +202,7 @@ def statement_csv(stmt: MonthlyStatement) -> str:
         list(CSV_FIELDS)]
     for x in stmt.lines:
         rows.append([x.when, x.kind, x.ref, x.market_id, x.counterparty, x.quantity_g, x.price, x.value_jpy,
-                     x.fee_jpy, x.net_jpy, x.height, x.tx_hash])
+                     x.fee_jpy, x.net_jpy, x.height, x.tx_hash, x.finality])
     write_csv_rows(out, rows, lineterminator="\n")
     return out.getvalue()
 
@@ -195,7 +220,10 @@ def retirement_statement(state: State, rid: str) -> dict[str, Any]:
         lots.append({"lot_id": lot_id, "start_unit": a, "end_unit": b, "quantity_g": b - a,
                      "device_id": lot.device_id, "grid_area": lot.grid_area, "fit": lot.fit,
                      "slot_start_jst": jst(lot.interval_start).strftime("%Y-%m-%d %H:%M"),
-                     "factor_g_per_kwh": lot.factor_g_per_kwh})
+                     "factor_g_per_kwh": lot.factor_g_per_kwh,
+                     "finality_at_retirement": finality_at(state, lot, r.height, r.block_time),
+                     "finality_now": lot_finality(state, lot, state.last_time)})
+    final, provisional = retirement_finality(state, r)
     return {
         "retirement_id": r.retirement_id, "account": r.account, "beneficiary": r.beneficiary,
         "purpose": r.purpose, "jurisdiction": r.jurisdiction, "note": r.note,
@@ -204,6 +232,8 @@ def retirement_statement(state: State, rid: str) -> dict[str, Any]:
         "quantity_g": r.quantity_g, "height": r.height,
         "time_jst": jst(r.block_time).strftime("%Y-%m-%d %H:%M"), "tx_hash": r.tx_hash.hex(),
         "ranges": lots,
+        "final_g_at_retirement": final, "provisional_g_at_retirement": provisional,
+        "finality_at_retirement": summary(final, provisional),
         "verify": [f"crev trace {r.retirement_id}", "crev verify"],
     }
 
@@ -249,6 +279,14 @@ def _esc(s: str) -> str:
     return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def _finality_text(final_g: int, provisional_g: int) -> str:
+    """What of a retirement was final when retired, in words (確定: final, 暫定: provisional)."""
+    if not provisional_g:
+        return f"all final / 全量確定 ({final_g:,} g)"
+    return (f"{final_g:,} g final / 確定, {provisional_g:,} g provisional / 暫定 (not yet reconciled with the "
+            f"smart meter / スマートメーター未照合)")
+
+
 def statement_pdf(stmt: MonthlyStatement, path: Path) -> None:
     from reportlab.platypus import Paragraph, Spacer
 
@@ -266,12 +304,12 @@ def statement_pdf(stmt: MonthlyStatement, path: Path) -> None:
         Spacer(1, 10),
     ]
     rows: list[list[Any]] = [["日時 JST", "種別 Kind", "参照 Ref", "市場 Market", "数量 g", "単価 JPY/t",
-                              "金額 JPY", "手数料 JPY", "収支 Net JPY", "ブロック Block"]]
+                              "金額 JPY", "手数料 JPY", "収支 Net JPY", "ブロック Block", "確定 Finality"]]
     for x in stmt.lines:
         rows.append([x.when, x.kind, x.ref, x.market_id, f"{x.quantity_g:,}", f"{x.price:,}" if x.price else "",
-                     f"{x.value_jpy:,}", f"{x.fee_jpy:,}", f"{x.net_jpy:,}", x.height])
+                     f"{x.value_jpy:,}", f"{x.fee_jpy:,}", f"{x.net_jpy:,}", x.height, x.finality])
     if len(rows) == 1:
-        rows.append(["—", "no movements this month / 当月の取引なし", "", "", "", "", "", "", "", ""])
+        rows.append(["—", "no movements this month / 当月の取引なし", "", "", "", "", "", "", "", "", ""])
     story.append(_table(rows))
     story += [Spacer(1, 10), Paragraph(
         "Every line names the block that records it; <font face='Courier'>crev verify</font> replays "
@@ -312,15 +350,18 @@ def retirement_pdf(cert: dict[str, Any], path: Path, verify_url: str | None = No
                 ["報告期間 Period", f"{cert['period_start_jst']} – {cert['period_last_day_jst']}"],
                 ["数量 Quantity", f"{cert['quantity_g']:,} g-CO2e"],
                 ["記録 Recorded", f"block {cert['height']}, {cert['time_jst']} JST"],
-                ["取引 Transaction", cert["tx_hash"]], ["備考 Note", cert["note"]]], [45 * 2.83, 130 * 2.83]),
+                ["取引 Transaction", cert["tx_hash"]], ["備考 Note", cert["note"]],
+                ["償却時の確定状況 Finality when retired",
+                 _finality_text(cert.get("final_g_at_retirement", 0), cert.get("provisional_g_at_retirement", 0))]],
+               [45 * 2.83, 130 * 2.83]),
         Spacer(1, 10),
     ]
     rows: list[list[Any]] = [["ロット Lot", "単位 Units", "g", "機器 Device", "系統 Grid", "FIT", "コマ Slot (JST)",
-                              "係数 g/kWh"]]
+                              "係数 g/kWh", "償却時 At retirement", "現在 Now"]]
     for r in cert["ranges"]:
         rows.append([r["lot_id"], f"{r['start_unit']}–{r['end_unit'] - 1}", f"{r['quantity_g']:,}",
                      r["device_id"], r["grid_area"], "yes" if r["fit"] else "no", r["slot_start_jst"],
-                     r["factor_g_per_kwh"]])
+                     r["factor_g_per_kwh"], r.get("finality_at_retirement", ""), r.get("finality_now", "")])
     story += [_table(rows), Spacer(1, 10), Paragraph(
         "How to verify / 検証方法: <font face='Courier'>" + " ; ".join(cert["verify"]) + "</font> — "
         "the trace shows each unit range from the DGC's signed reading to this retirement, with Merkle "
