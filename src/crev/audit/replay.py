@@ -16,13 +16,18 @@ carries its app hash. Without one, only the replay is done and the report says s
 Every reading in every stored transaction is replayed, but only the newly accepted ones issued
 C-REV: the report counts accepted, refused (inside an accepted batch, or the whole of a refused
 batch, which a CometBFT-style block keeps) and duplicate readings apart.
+
+The smart meter's part is counted from the replayed events, so an auditor sees it: smart-meter
+items recorded (``meter_items``), slots reconciled by status (``slots_reconciled``: final,
+corrected, late), the grams reconciliation cancelled, recorded as debt and topped up, calibration
+drift alerts, and control records (``control_records``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from crev.audit.consortium import Consortium, cmt_height, is_member
@@ -30,7 +35,7 @@ from crev.core.statetree import StateTree
 from crev.errors import CrevError, InvalidBlock
 from crev.ledger.apply import SigCache, TxResult, apply_block
 from crev.ledger.block import Block
-from crev.ledger.events import ReadingAccepted
+from crev.ledger.events import CalibrationDrift, ControlRecorded, MeterValuesRecorded, ReadingAccepted, SlotReconciled
 from crev.ledger.genesis import Genesis, state_from_genesis
 from crev.ledger.invariants import check_invariants
 from crev.ledger.messages.submit_readings import SubmitReadings
@@ -58,6 +63,13 @@ class VerifyReport:
     validators: int = 0  # consortium: the genesis validator set's size
     signed_power_min: int = 0  # consortium: the least power that signed any of those commits …
     total_power: int = 0  # … of this total
+    meter_items: int = 0  # smart-meter items recorded (MeterValuesRecorded)
+    slots_reconciled: dict[str, int] = field(default_factory=dict)  # status → slots (SlotReconciled)
+    reconcile_cancelled_g: int = 0  # units reconciliation cancelled …
+    reconcile_debt_g: int = 0  # … recorded as debt on devices …
+    reconcile_topup_g: int = 0  # … and issued as top-ups
+    drift_alerts: int = 0  # CalibrationDrift events
+    control_records: int = 0  # control records (ControlRecorded)
 
     @property
     def readings_accepted(self) -> int:
@@ -81,6 +93,29 @@ def count_readings(tx: Tx | bytes, res: TxResult) -> tuple[int, int, int]:
     refused = sum(1 for d in detail if isinstance(d, list) and d and d[0] == "refused")
     duplicate = sum(1 for d in detail if isinstance(d, list) and d and d[0] == "duplicate")
     return new, refused, duplicate
+
+
+METER_KINDS = ("submit_meter_values", "submit_readings", "submit_controls")
+
+
+def count_meter(res: TxResult, rep: VerifyReport) -> None:
+    """Add one replayed transaction's smart-meter items, reconciled slots and control records to
+    ``rep`` (readings can complete a slot whose smart-meter values came first)."""
+    if res.kind not in METER_KINDS or not res.ok:
+        return
+    for e in res.events:
+        t = type(e)
+        if t is MeterValuesRecorded:
+            rep.meter_items += 1
+        elif isinstance(e, SlotReconciled):
+            rep.slots_reconciled[e.status] = rep.slots_reconciled.get(e.status, 0) + 1
+            rep.reconcile_cancelled_g += e.cancelled_g
+            rep.reconcile_debt_g += e.debt_g
+            rep.reconcile_topup_g += e.topup_g
+        elif t is CalibrationDrift:
+            rep.drift_alerts += 1
+        elif t is ControlRecorded:
+            rep.control_records += 1
 
 
 def _decode_all(state: State, block: Block) -> list[Tx | bytes]:
@@ -110,6 +145,7 @@ def verify_chain(data_dir: Path | str, threads: int = 2, invariant_every: int = 
         raise ValueError(f"{d} is an embedded node's ledger (sequencer-signed blocks), not a consortium member's")
     verifier = ParallelVerifier(threads)
     txs = readings = refused = duplicate = 0
+    meter = VerifyReport(True, 0, 0, 0, "")  # collects the smart-meter counts
     height = 0
     checked = 0
     least = 0
@@ -158,6 +194,7 @@ def verify_chain(data_dir: Path | str, threads: int = 2, invariant_every: int = 
                 readings += a
                 refused += r
                 duplicate += d_
+                count_meter(res, meter)
             if invariant_every and height % invariant_every == 0:
                 check_invariants(state)
             if progress:
@@ -182,16 +219,23 @@ def verify_chain(data_dir: Path | str, threads: int = 2, invariant_every: int = 
                                                      "differs from the state the chain commits to")
     except CrevError as err:
         bad = height or state.height + 1
-        return VerifyReport(False, bad - 1, txs, readings, state.tree.root().hex(), bad,
-                            f"{err.field}: {err.reason}", refused, duplicate, engine, checked,
-                            *_power(consortium, least))
+        return _with_meter(VerifyReport(False, bad - 1, txs, readings, state.tree.root().hex(), bad,
+                                        f"{err.field}: {err.reason}", refused, duplicate, engine, checked,
+                                        *_power(consortium, least)), meter)
     finally:
         verifier.close()
         store.close()
-    return VerifyReport(True, height, txs, readings, root.hex(), readings_refused=refused,
-                        readings_duplicate=duplicate, engine=engine, commits_checked=checked,
-                        validators=_power(consortium, least)[0], signed_power_min=least,
-                        total_power=_power(consortium, least)[2])
+    return _with_meter(VerifyReport(True, height, txs, readings, root.hex(), readings_refused=refused,
+                                    readings_duplicate=duplicate, engine=engine, commits_checked=checked,
+                                    validators=_power(consortium, least)[0], signed_power_min=least,
+                                    total_power=_power(consortium, least)[2]), meter)
+
+
+def _with_meter(rep: VerifyReport, meter: VerifyReport) -> VerifyReport:
+    for name in ("meter_items", "slots_reconciled", "reconcile_cancelled_g", "reconcile_debt_g",
+                 "reconcile_topup_g", "drift_alerts", "control_records"):
+        setattr(rep, name, getattr(meter, name))
+    return rep
 
 
 def _power(consortium: Consortium | None, least: int) -> tuple[int, int, int]:

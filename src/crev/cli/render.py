@@ -273,3 +273,25 @@ def print_verify(console: Console, rep: VerifyReport, seconds: float) -> None:
     _line(console, ("OK", "bold green"), f" {rep.blocks:,} blocks, {rep.txs:,} transactions, "
           f"{rep.readings:,} readings verified and accepted, {rep.readings_refused:,} refused{dup} in "
           f"{seconds:.1f} s ({rate:,.0f} readings/s); state root {rep.state_root}")
+    if rep.meter_items or rep.slots_reconciled or rep.control_records:
+        _line(console, *verify_meter_parts(rep))
+
+
+def verify_meter_parts(rep: VerifyReport) -> list[Part]:
+    """The smart meter's part of a replay: items, slots reconciled by status, what reconciliation
+    changed, drift alerts and control records (スマートメーター照合)."""
+    by = rep.slots_reconciled
+    statuses = ", ".join(f"{by[s]:,} {s}" for s in ("final", "corrected", "late") if by.get(s))
+    items = f"{rep.meter_items:,} item{'s' if rep.meter_items != 1 else ''}"
+    parts: list[Part] = [f"smart meter / スマートメーター: {items}, {sum(by.values()):,} slots reconciled "
+                         f"({statuses or 'none'})"]
+    changed = [f"{g:,} g {what}" for g, what in ((rep.reconcile_cancelled_g, "cancelled"),
+                                                 (rep.reconcile_debt_g, "recorded as debt"),
+                                                 (rep.reconcile_topup_g, "topped up")) if g]
+    if changed:
+        parts.append(" · " + ", ".join(changed))
+    if rep.drift_alerts:
+        parts += [" · ", (f"{rep.drift_alerts:,} calibration drift alert{'s' if rep.drift_alerts != 1 else ''}",
+                          "yellow")]
+    parts.append(f" · {rep.control_records:,} control record{'s' if rep.control_records != 1 else ''}")
+    return parts
