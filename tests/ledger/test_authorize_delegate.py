@@ -269,3 +269,20 @@ def test_a_delegate_survives_a_snapshot_reload(mkit: Kit) -> None:
     assert value is not None
     back = decode_entry(f"k/{SITE}", value)
     assert isinstance(back, Delegate) and back == d and back.nonce == 1
+
+
+def test_no_device_is_registered_or_rotated_to_a_delegated_key(mkit: Kit) -> None:
+    from crev.ledger.messages.register_device import RegisterDevice
+    from crev.ledger.messages.update_device import UpdateDevice
+    from tests.ledger_kit import CAPACITY_W, T0
+
+    kit = mkit
+    site_pk = key(f"delegate/{SITE}").public_key
+    root = kit.root()
+    res = kit.one(kit.tx("operator", RegisterDevice("dgc-9", "sun-co", site_pk, CAPACITY_W, T0 - 86400, 35_000_000,
+                                                    139_000_000, "tokyo", "SN-0009", T0 + 86400 * 365, False,
+                                                    "solar_pv")))
+    assert err(res) == ("rule_violation", "body.public_key")
+    res = kit.one(kit.tx("operator", UpdateDevice("dgc-1", (("public_key", site_pk),))))
+    assert err(res) == ("rule_violation", "body.changes.public_key")
+    assert kit.root() == root

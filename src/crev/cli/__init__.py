@@ -2,7 +2,7 @@
 
 ``commands.py`` holds the command group and the ledger's commands (keys, init, serve, submit,
 factors, demo, verify, trace, report, export); ``market.py`` the market's (jpy, market, order,
-statement); ``common.py`` what they share (console, failures, keys, talking to a node, opening a
+delegate, statement); ``common.py`` what they share (console, failures, keys, talking to a node, opening a
 ledger read-only); ``render.py`` the terminal rendering of trace, report and verify.
 """
 

@@ -14,6 +14,7 @@
   escrowed units equal its remaining quantity.
 * Slot tallies: a device's tallies issued what its lots did (Σ issued_g = the device's issued_g),
   and the debt its reconciliations recorded is what it still owes plus what it repaid.
+* Delegates: each acts for an existing account, and no delegate id is an account id.
 """
 
 from __future__ import annotations
@@ -134,3 +135,8 @@ def check_money(state: State, per_escrow: dict[str, int]) -> None:
         held += acct.jpy + acct.jpy_escrowed
     if held != state.supply.jpy:
         raise InvalidBlock("supply.jpy", f"is {state.supply.jpy}, accounts hold {held}")
+    for dlg in state.delegates.values():
+        if dlg.delegate_id in state.accounts:
+            raise InvalidBlock(f"delegate {dlg.delegate_id}", "is also an account id")
+        if dlg.owner not in state.accounts:
+            raise InvalidBlock(f"delegate {dlg.delegate_id}.owner", f"{dlg.owner!r} is no account")

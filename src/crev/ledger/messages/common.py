@@ -18,6 +18,15 @@ def require_operator(ctx: Any) -> Account:
     return signer
 
 
+def refuse_delegate_key(ctx: Any, public_key: bytes, where: str) -> None:
+    """A device key is never a delegated key (messages/authorize_delegate.py): it signs readings
+    only. RuleError at ``where`` if some delegate holds ``public_key``, revoked or not."""
+    for d in ctx.state.delegates.values():
+        if d.public_key == public_key:
+            raise RuleError(where, f"is the key of delegate {d.delegate_id}: a device key signs its readings "
+                                   "only, never a ledger transaction")
+
+
 def active_device(ctx: Any, device_id: str) -> Device:
     """The registered, not revoked device ``device_id`` (the field is ``body.device_id``)."""
     dev: Device | None = ctx.state.devices.get(device_id)

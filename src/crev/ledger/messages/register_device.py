@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from crev.errors import ConflictError, MalformedError, NotFoundError, RuleError
 from crev.ledger.events import DeviceRegistered
-from crev.ledger.messages.common import require_operator
+from crev.ledger.messages.common import refuse_delegate_key, require_operator
 from crev.ledger.params import Params
 from crev.ledger.records import PROSUMER, Device, DeviceKey
 from crev.ledger.shape import need_bool, need_id, need_int, need_list, need_public_key, need_text, need_time
@@ -58,6 +58,7 @@ class RegisterDevice:
         other = st.meter_serials.get(self.meter_serial)
         if other is not None:
             raise ConflictError("body.meter_serial", f"meter already registered as {other!r}")
+        refuse_delegate_key(ctx, self.public_key, "body.public_key")
         st.devices[self.device_id] = Device(
             self.device_id, self.owner, self.rated_capacity_w, self.commissioned, self.latitude_e6,
             self.longitude_e6, self.grid_area, self.meter_serial, self.certified_until, self.fit,

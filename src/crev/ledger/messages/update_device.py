@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from crev.errors import ConflictError, MalformedError, NotFoundError, RuleError
 from crev.ledger.events import DeviceUpdated
-from crev.ledger.messages.common import active_device, require_operator
+from crev.ledger.messages.common import active_device, refuse_delegate_key, require_operator
 from crev.ledger.messages.register_device import MAX_CAPACITY_W
 from crev.ledger.params import Params
 from crev.ledger.records import PROSUMER, DeviceKey
@@ -41,6 +41,8 @@ class UpdateDevice:
         ch = dict(self.changes)
         if "public_key" in ch and any(k.public_key == ch["public_key"] for k in dev.keys):
             raise ConflictError("body.changes.public_key", "this key was already used by the device")
+        if "public_key" in ch:
+            refuse_delegate_key(ctx, ch["public_key"], "body.changes.public_key")
         if "owner" in ch:
             owner = st.accounts.get(ch["owner"])
             if owner is None:
