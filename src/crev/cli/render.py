@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from crev.audit.replay import VerifyReport
-from crev.core.units import SLOT_SECONDS, jst, jst_date
+from crev.core.units import SLOT_SECONDS, fiscal_year, fiscal_year_bounds, jst, jst_date
 from crev.reports.report import ParticipantReport
 
 Part = str | tuple[str, str]
@@ -236,6 +236,7 @@ def print_report(console: Console, rep: ParticipantReport, now: int, slots_day: 
                       str(len(site.slots)), Text(_factors(site.location_factors)),
                       Text(_factors(site.market_factors)))
         console.print(s)
+        _print_finality(console, rep, now)
     if rep.bought_g:
         _line(console, f"C-REV bought from other sites and still held or retired: {_kg(rep.bought_g)} kg")
     if slots_day:
@@ -254,6 +255,28 @@ def print_report(console: Console, rep: ParticipantReport, now: int, slots_day: 
             console.print(st)
         else:
             _line(console, f"no slots of {slots_day} in this report")
+
+
+def _print_finality(console: Console, rep: ParticipantReport, now: int) -> None:
+    """Per site: C-REV final and provisional, the slots the smart meter corrected, and the device's
+    alerts (calibration drift, reconciliation debt)."""
+    fy0, _ = fiscal_year_bounds(fiscal_year(now))
+    t = Table(title="C-REV provisional and final / 暫定・確定", caption="final: reconciled with the utility smart "
+              "meter (or past the finality window); C-REV as each slot stands after reconciliation")
+    for col in ("site", "final kg", "provisional kg", "FY final kg", "FY provisional kg", "corrected slots",
+                "late slots", "debt g"):
+        t.add_column(col, justify="right")
+    for site in rep.sites:
+        corrected = site.slots_with("corrected")
+        shown = ", ".join(jst(x * SLOT_SECONDS).strftime("%m-%d %H:%M") for x in corrected[:3])
+        t.add_row(Text(site.device_id), _kg(site.crev_g(True)), _kg(site.crev_g(False)),
+                  _kg(site.crev_g(True, fy0, now + 1)), _kg(site.crev_g(False, fy0, now + 1)),
+                  f"{len(corrected)}" + (f" ({shown}{', …' if len(corrected) > 3 else ''})" if corrected else ""),
+                  str(len(site.slots_with("late"))), f"{site.debt_g:,}")
+    console.print(t)
+    for site in rep.sites:
+        for alert in site.alerts:
+            _line(console, ("⚠ ", "yellow"), site.device_id, ": ", alert)
 
 
 def _factors(used: dict[str, int]) -> str:

@@ -22,6 +22,14 @@ later ones go to the new owner's.
   grid power it displaces.
 
 The factor rows actually used are listed per site (``location_factors``, ``market_factors``).
+
+**Provisional or final.** Per site and slot, the C-REV the slot stands at (its slot tally's issued
+− withdrawn: what the smart meter's reconciliation left, whoever holds it now) is split by the
+slot's finality at the report's time (``now``, the head block's): final (reconciled, or past the
+finality window), corrected and late count as final; provisional is not yet. The slots the smart
+meter corrected are listed, and each site's device alerts: its reconciliation debt (``debt_g``
+still to repay, ``debt_repaid_g``) and calibration drift (``drift_slots`` consecutive slots out of
+tolerance, + above the smart meter / − below; ``drift_alerts`` raised so far).
 """
 
 from __future__ import annotations
@@ -35,7 +43,8 @@ from crev.core.figures import Figures, claimed_wh_of, slot_figures, total
 from crev.core.units import SLOT_SECONDS, fiscal_year, fiscal_year_bounds, jst_date
 from crev.errors import NotFoundError
 from crev.ledger.issuance import fiscal_year_cached
-from crev.ledger.records import CANCELLED
+from crev.ledger.reconcile import slot_finality
+from crev.ledger.records import CANCELLED, CORRECTED, LATE, PROVISIONAL
 from crev.ledger.state import State
 from crev.node.store import Store
 
@@ -54,6 +63,37 @@ class SiteReport:
     slots: dict[int, Figures] = field(default_factory=dict)
     location_factors: dict[str, int] = field(default_factory=dict)  # factor ref → g-CO2e/kWh
     market_factors: dict[str, int] = field(default_factory=dict)
+    finality: dict[int, str] = field(default_factory=dict)  # slot → provisional, final, corrected or late
+    stands_g: dict[int, int] = field(default_factory=dict)  # slot → C-REV it stands at (issued − withdrawn)
+    debt_g: int = 0  # the device's alerts at the report's time
+    debt_repaid_g: int = 0
+    drift_slots: int = 0
+    drift_alerts: int = 0
+
+    def crev_g(self, final: bool, start: int = 0, end: int = 2**62) -> int:
+        """C-REV [g] of the site's slots in [start, end) [unix s] that are final (or provisional)."""
+        return sum(g for s, g in self.stands_g.items()
+                   if start <= s * SLOT_SECONDS < end and (self.finality[s] != PROVISIONAL) == final)
+
+    def slots_with(self, status: str) -> list[int]:
+        return sorted(s for s, f in self.finality.items() if f == status)
+
+    @property
+    def alerts(self) -> list[str]:
+        """The device's alerts in words ([] when none)."""
+        out = []
+        if self.drift_slots:
+            way = "above" if self.drift_slots > 0 else "below"
+            out.append(f"calibration drift: {abs(self.drift_slots)} consecutive slot"
+                       f"{'s' if abs(self.drift_slots) != 1 else ''} out of tolerance, the DGC {way} the smart "
+                       f"meter ({self.drift_alerts} alert{'s' if self.drift_alerts != 1 else ''} so far)")
+        elif self.drift_alerts:
+            out.append(f"calibration drift: {self.drift_alerts} alert{'s' if self.drift_alerts != 1 else ''} "
+                       f"so far (now within tolerance)")
+        if self.debt_g:
+            out.append(f"reconciliation debt: {self.debt_g:,} g to repay from the next issuance "
+                       f"({self.debt_repaid_g:,} g repaid so far)")
+        return out
 
 
 @dataclass
@@ -73,6 +113,10 @@ class ParticipantReport:
         for s, f in sorted(self.slots.items()):
             days[jst_date(s * SLOT_SECONDS)].append(f)
         return {d: total(fs) for d, fs in days.items()}
+
+    def crev_g(self, final: bool, start: int = 0, end: int = 2**62) -> int:
+        """C-REV [g] of the participant's sites' slots in [start, end) that are final (or provisional)."""
+        return sum(site.crev_g(final, start, end) for site in self.sites)
 
     def fiscal_year_to_date(self, now: int) -> Figures:
         start, _ = fiscal_year_bounds(fiscal_year(now))
@@ -132,7 +176,9 @@ def participant_report(state: State, store: Store, account_id: str, only_site: s
         ids |= {str(r[0]) for r in store.db.execute(
             "SELECT DISTINCT device_id FROM ix_readings WHERE owner = ?", (account_id,))}
     for dev in sorted((state.devices[i] for i in ids), key=lambda d: d.device_id):
-        site = SiteReport(dev.device_id, dev.grid_area, dev.rated_capacity_w)
+        site = SiteReport(dev.device_id, dev.grid_area, dev.rated_capacity_w, debt_g=dev.debt_g,
+                          debt_repaid_g=dev.debt_repaid_g, drift_slots=dev.drift_slots,
+                          drift_alerts=dev.drift_alerts)
         rows = store.db.execute(
             "SELECT interval_start, generation_wh, import_wh, export_wh FROM ix_readings "
             "WHERE device_id = ? AND owner = ? ORDER BY seq", (dev.device_id, account_id)).fetchall()
@@ -153,6 +199,10 @@ def participant_report(state: State, store: Store, account_id: str, only_site: s
             fig = slot_figures(g, i, e, f_loc.g_per_kwh, cg, cw, f_mkt.g_per_kwh)
             site.slots[slot] = fig
             per_slot[slot].append(fig)
+            tally = state.tallies.get((dev.device_id, slot))
+            site.finality[slot] = slot_finality(tally, slot * SLOT_SECONDS, state.last_time,
+                                                state.params.final_after_s)
+            site.stands_g[slot] = tally.issued_g - tally.withdrawn_g if tally is not None else 0
         sites.append(site)
     bought = 0
     for (dev_id, slot), (cg, cw) in claims.items():
@@ -172,9 +222,26 @@ def report_dict(rep: ParticipantReport, now: int) -> dict[str, Any]:
         "total": rep.total().to_dict(), "fiscal_year_to_date": rep.fiscal_year_to_date(now).to_dict(),
         "by_day": {d: f.to_dict() for d, f in rep.by_day().items()},
         "bought_g": rep.bought_g,
-        "sites": {s.device_id: {str(k): v.to_dict() for k, v in s.slots.items()} for s in rep.sites},
+        "sites": {s.device_id: {str(k): {**v.to_dict(), "finality": s.finality.get(k, PROVISIONAL),
+                                         "crev_g": s.stands_g.get(k, 0)} for k, v in s.slots.items()}
+                  for s in rep.sites},
         "factors": factors_used(rep),
+        "finality": finality_dict(rep, now),
     }
+
+
+def finality_dict(rep: ParticipantReport, now: int) -> dict[str, Any]:
+    """Per site: C-REV final and provisional [g] (all slots and fiscal year to date), the slots the
+    smart meter corrected or compared late (slot ids), and the device's alerts."""
+    fy0, _ = fiscal_year_bounds(fiscal_year(now))
+    return {s.device_id: {
+        "final_g": s.crev_g(True), "provisional_g": s.crev_g(False),
+        "fiscal_year_to_date": {"final_g": s.crev_g(True, fy0, now + 1),
+                                "provisional_g": s.crev_g(False, fy0, now + 1)},
+        "corrected_slots": s.slots_with(CORRECTED), "late_slots": s.slots_with(LATE),
+        "debt_g": s.debt_g, "debt_repaid_g": s.debt_repaid_g, "drift_slots": s.drift_slots,
+        "drift_alerts": s.drift_alerts, "alerts": s.alerts,
+    } for s in rep.sites}
 
 
 def factors_used(rep: ParticipantReport) -> dict[str, Any]:
