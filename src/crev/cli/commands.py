@@ -550,3 +550,7 @@ def _add_market_commands() -> None:
 
 
 _add_market_commands()
+
+from crev.cli.device import device  # noqa: E402  (crev device slots / controls; imports only cli.common)
+
+main.add_command(device)
