@@ -541,11 +541,11 @@ def export(data_dir: str, what: str, fmt: str, out: str | None) -> None:
 
 def _add_market_commands() -> None:
     from crev.cli.dgc import dgc
-    from crev.cli.sim import sim
     from crev.cli.market import delegate, jpy, market, order, statement
+    from crev.cli.sim import sim
     from crev.consortium.cli import abci, consortium
 
-    for group in (jpy, market, order, delegate, statement, abci, consortium, dgc):
+    for group in (jpy, market, order, delegate, statement, abci, consortium, dgc, sim):
         main.add_command(group)
 
 

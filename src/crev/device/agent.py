@@ -82,19 +82,26 @@ class WallClock:
 
 @dataclass
 class ScaledClock:
-    """Simulated time ``origin + (wall − wall_origin) × speed`` [unix s]: the semantics of
-    ``crev.sim.site.ScaledClock``, so a `crev dgc run` process and simulated devices given the same
-    three numbers share one accelerated day (device/ may not import sim/)."""
+    """Simulated time ``min(origin + (wall − wall_origin) × speed, wall)`` [unix s]: it catches up
+    from a past ``origin`` at ``speed``, then runs in real time. It never runs ahead of the wall
+    clock, since the ledger refuses an interval ending after its block time (+ ``max_future_s``).
+    The semantics of ``crev.sim.site.ScaledClock``, so a `crev dgc run` process and simulated
+    devices given the same three numbers share one clock (device/ may not import sim/)."""
 
     origin: int
     speed: float = 1.0
     wall_origin: float = field(default_factory=time.time)
 
     def now(self) -> int:
-        return self.origin + int((time.time() - self.wall_origin) * self.speed)
+        return self.at(time.time())
+
+    def at(self, wall: float) -> int:
+        """The simulated time when the wall clock reads ``wall`` [unix s]."""
+        return min(self.origin + int((wall - self.wall_origin) * self.speed), int(wall))
 
     def wall_until(self, t: int) -> float:
-        return (t - self.origin) / self.speed + self.wall_origin - time.time()
+        """Wall seconds until the clock reads ``t``: both the scaled time and the wall must reach it."""
+        return max((t - self.origin) / self.speed + self.wall_origin, float(t)) - time.time()
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,11 +55,14 @@ class ManualClock:
 
 @dataclass
 class ScaledClock:
-    """Simulated time that runs ``speed`` times faster than the wall clock from ``origin`` [unix s].
+    """Simulated time ``min(origin + (wall − wall_origin) × speed, wall)`` [unix s]: it catches up
+    from a past ``origin`` ``speed`` times faster than the wall clock, then runs in real time.
 
-    Two processes given the same ``origin``, ``speed`` and ``wall_origin`` (a wall-clock unix
-    time) agree on the simulated time, so a simulated device process and a `crev dgc run`
-    process can share one accelerated day.
+    It never runs ahead of the wall clock: a ledger refuses readings whose interval ends after its
+    block time (+ ``max_future_s``), and block time is the wall clock. Two processes given the same
+    ``origin``, ``speed`` and ``wall_origin`` (a wall-clock unix time) agree on the simulated time,
+    so a simulated device process (``crev sim devices``) and a `crev dgc run` process share one
+    clock (``crev.device.agent.ScaledClock`` has the same semantics).
     """
 
     origin: int
@@ -67,7 +70,15 @@ class ScaledClock:
     wall_origin: float = field(default_factory=time.time)
 
     def now(self) -> int:
-        return self.origin + int((time.time() - self.wall_origin) * self.speed)
+        return self.at(time.time())
+
+    def at(self, wall: float) -> int:
+        """The simulated time when the wall clock reads ``wall`` [unix s]."""
+        return min(self.origin + int((wall - self.wall_origin) * self.speed), int(wall))
+
+    def wall_until(self, t: int) -> float:
+        """Wall seconds until the clock reads ``t`` (≤ 0 if it already does)."""
+        return max((t - self.origin) / self.speed + self.wall_origin, float(t)) - time.time()
 
 
 class FleetPhysics:
