@@ -144,7 +144,7 @@ def test_every_operation_fuzzed(tmp_path: Path) -> None:
         schema = load(w)
         operations = [op.ok() for op in schema.get_all_operations()]
         labels = {op.label for op in operations}
-        assert len(labels) == 28 and "GET /v1/stream" not in labels and "POST /v1/tx" in labels
+        assert len(labels) == 29 and "GET /v1/stream" not in labels and "POST /v1/tx" in labels
         SEEN.clear()
         failures: list[str] = []
         unsatisfiable: list[str] = []

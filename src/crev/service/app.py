@@ -332,16 +332,17 @@ def create_app(node: Ledger, *, rate: float = 50.0, burst: int = 200, clock: Cal
 
     @app.get("/v1/proofs/state/{key:path}", tags=["ledger"])
     def state_proof(key: str, request: Request) -> Any:
-        """Public records (lots, devices, readings, slot tallies, retirements, factors, markets,
+        """Public records (lots, devices, readings, slot tallies, delegates, retirements, factors, markets,
         genesis) for anyone; an account's own records (a/, o/, p/, b/: balances, orders, policies,
         standing bids; c/: its devices' control records) only for a request signed by that account,
         as for ``/v1/accounts/{id}``; the supply totals (``s``, which hold the JPY deposited) only
         for the operator."""
         from crev.audit.trace import state_proof as prove
 
-        if not key or len(key) > 300 or not (key in ("s", "g") or re.match(r"^[adlrtfmopbvc]/.", key)):
+        if not key or len(key) > 300 or not (key in ("s", "g") or re.match(r"^[adlrtfmopbvck]/.", key)):
             raise MalformedError("key", "a state key: l/<lot_id>, d/<device_id>, r/<device_id>/<seq>, "
-                                        "v/<device_id>/<slot_id>, t/<retirement_id>, f/…, m/… or g; with a "
+                                        "v/<device_id>/<slot_id>, k/<delegate_id>, t/<retirement_id>, f/…, m/… or g; "
+                                        "with a "
                                         "signed request also a/<account_id>, o/<order_id>, p/…, b/…, "
                                         "c/<device_id>/<seq> (its owner's), and s for the operator "
                                         "(1-300 characters)")
@@ -382,6 +383,12 @@ def create_app(node: Ledger, *, rate: float = 50.0, burst: int = 200, clock: Cal
     def participant(account_id: str) -> Any:
         with live.state() as st:
             return queries.participant(st, queries.account(st, account_id))
+
+    @app.get("/v1/delegates/{delegate_id}", tags=["registry"])
+    def delegate(delegate_id: str) -> Any:
+        """A delegated key: its owner, the kinds it may sign, its validity and its next nonce."""
+        with live.state() as st:
+            return queries.delegate(st, delegate_id)
 
     @app.get("/v1/devices", tags=["registry"])
     def devices(owner: str | None = None, grid_area: str | None = None, offset: Offset = 0,

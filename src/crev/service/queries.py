@@ -205,6 +205,18 @@ def participants(state: State, role: str | None, offset: int, limit: int) -> dic
     return page([participant(state, a) for a in rows[offset:offset + limit]], len(rows), offset, limit)
 
 
+def delegate(state: State, delegate_id: str) -> dict[str, Any]:
+    """A delegated key (``k/<delegate_id>``): whom it acts for, what it may sign, until when, and
+    the next nonce a transaction it signs must carry."""
+    d = state.delegates.get(delegate_id)
+    if d is None:
+        raise NotFoundError("delegate_id", f"no delegate {delegate_id!r}")
+    return {"delegate_id": d.delegate_id, "owner": d.owner, "public_key": d.public_key.hex(), "kinds": list(d.kinds),
+            "valid_until": d.valid_until, "valid_until_jst": when(d.valid_until) if d.valid_until else None,
+            "revoked": d.revoked, "nonce": d.nonce, "granted_height": d.granted_height,
+            "state_key": f"k/{d.delegate_id}"}
+
+
 def account(state: State, account_id: str) -> Account:
     a = state.accounts.get(account_id)
     if a is None:
