@@ -30,6 +30,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from crev.ledger.messages.authorize_delegate import AuthorizeDelegate
 from crev.service.app import STATUS, create_app
 from crev.service.auth import sign_request
 from tests.node import nodekit as k
@@ -59,6 +60,9 @@ def signing(app: Any) -> Any:
     return wrapped
 
 
+DELEGATE = "sun-co.dgc-0"  # granted by the fuzzed world's owner, so /v1/delegates/{id} has a real id
+
+
 def real_ids(w: a.World) -> dict[str, list[Any]]:
     txs = [w.ids[n] for n in ("readings_tx", "transfer_tx", "trade_tx", "retire_tx")]
     return {
@@ -69,6 +73,7 @@ def real_ids(w: a.World) -> dict[str, list[Any]]:
         "unit_id": [1, 50, 900, 1_001, 1_980], "retirement_id": [a.RETIREMENT],
         "ident": [a.RETIREMENT, a.LOT_A, "1001", txs[0]], "market_id": ["spot", "call"],
         "month": ["2026-07", "2026-07.csv", "2026-06", "2026-07.pdf"],
+        "delegate_id": [DELEGATE, "no-such-delegate"],
     }
 
 
@@ -141,6 +146,7 @@ def fuzz(operation: Any, mode: GenerationMode) -> None:
 def test_every_operation_fuzzed(tmp_path: Path) -> None:
     w = a.build(tmp_path / "ledger")
     try:
+        w.tx(k.OWNER, AuthorizeDelegate("grant", DELEGATE, k.key("delegate").public_key, ("place_order",), 0))
         schema = load(w)
         operations = [op.ok() for op in schema.get_all_operations()]
         labels = {op.label for op in operations}
