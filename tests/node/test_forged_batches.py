@@ -45,8 +45,8 @@ def test_a_big_mostly_forged_batch_is_refused_before_the_rest_is_checked(node: N
     r = node.submit_wait(k.readings_tx(readings))
     assert not r.committed and r.error is not None
     assert (r.error["code"], r.error["field"]) == ("bad_signature", "readings")
-    assert r.error["reason"] == (f"64 of the first 64 readings' signatures do not verify: the batch of "
-                                 f"{len(readings)} signed readings is refused without checking the rest")
+    assert r.error["reason"] == (f"64 of the first 64 device signatures do not verify: the batch of "
+                                 f"{len(readings)} signed items is refused without checking the rest")
     assert node.state.devices["dgc-0"].readings == 0
 
 

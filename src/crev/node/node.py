@@ -45,6 +45,7 @@ from crev.core.encoding import decode
 from crev.core.hashing import sha256
 from crev.core.signing import Signer, verify, verify_many
 from crev.core.statetree import BucketHashes
+from crev.core.units import SLOT_SECONDS
 from crev.errors import CrevError, InvalidBlock, MalformedError, SignatureError
 from crev.ledger.apply import BlockBuilder, BlockOutcome, SigCache, TxResult, apply_block, signing_key
 from crev.ledger.block import Block, Header
@@ -52,6 +53,8 @@ from crev.ledger.events import event_from_value
 from crev.ledger.genesis import Genesis, state_from_genesis
 from crev.ledger.invariants import check_invariants
 from crev.ledger.messages.market_tick import MarketTick
+from crev.ledger.messages.submit_controls import SubmitControls
+from crev.ledger.messages.submit_meter_values import SubmitMeterValues
 from crev.ledger.messages.submit_readings import SubmitReadings
 from crev.ledger.snapshot import load_state
 from crev.ledger.state import State
@@ -133,14 +136,21 @@ def signature_triples(state: State, tx: Tx) -> list[Triple]:
         if signing is not None:
             out.append((signing[0], tx.signed_bytes, tx.signature))
     msg = tx.message
+    # device-signed items: (device, the end of the time they speak for, signed bytes, signature)
+    items: list[tuple[str, int, bytes, bytes]] = []
     if isinstance(msg, SubmitReadings):
-        devices = state.devices
-        for r in msg.readings:
-            dev = devices.get(r.device_id)
-            if dev is not None:
-                key = dev.key_for(r.interval_start + r.interval_s)
-                if key is not None:
-                    out.append((key.public_key, r.signed_bytes, r.signature))
+        items = [(r.device_id, r.interval_start + r.interval_s, r.signed_bytes, r.signature) for r in msg.readings]
+    elif isinstance(msg, SubmitMeterValues):
+        items = [(m.device_id, m.slot_start + SLOT_SECONDS, m.signed_bytes, m.signature) for m in msg.values]
+    elif isinstance(msg, SubmitControls):
+        items = [(c.device_id, c.slot_start + SLOT_SECONDS, c.signed_bytes, c.signature) for c in msg.controls]
+    devices = state.devices
+    for device_id, end, signed, sig in items:
+        dev = devices.get(device_id)
+        if dev is not None:
+            key = dev.key_for(end)
+            if key is not None:
+                out.append((key.public_key, signed, sig))
     return out
 
 
@@ -157,8 +167,8 @@ def _mostly_forged(triples: list[Triple]) -> str:
     bad = verify_many(triples[:FORGED_SAMPLE]).count(False)
     if 2 * bad <= FORGED_SAMPLE:
         return ""
-    return (f"{bad} of the first {FORGED_SAMPLE} readings' signatures do not verify: the batch of "
-            f"{len(triples)} signed readings is refused without checking the rest")
+    return (f"{bad} of the first {FORGED_SAMPLE} device signatures do not verify: the batch of "
+            f"{len(triples)} signed items is refused without checking the rest")
 
 
 def _worker_setup(parent: int) -> None:
