@@ -157,6 +157,15 @@ def _render(dev: str, st: dict[str, Any]) -> None:
                   str(r.get("import_wh")), str(r.get("export_wh")), str(r.get("clamped_export_wh") or ""),
                   str(r["status"]))
     console.print(t)
+    offers = st.get("offers") or {}
+    if offers.get("last") or offers.get("pending") or offers.get("paused"):
+        title = (f"last offers (delegate nonce {offers.get('nonce', 0)}, {offers.get('pending', 0)} waiting"
+                 + (f", paused: {offers['paused']}" if offers.get("paused") else "") + ")")
+        t = Table("at", "lot", "lot g", "offered g", "JPY/t", "status", title=escape(title))
+        for o in offers.get("last", []):
+            t.add_row(_t(o.get("at")), escape(str(o.get("lot_id"))), str(o.get("lot_g")), str(o.get("quantity_g")),
+                      str(o.get("price_jpy_per_t")), escape(str(o["status"])))
+        console.print(t)
     t = Table("kind", "height", "received", "accepted", "duplicate", title="last receipts")
     for r in st["receipts"]:
         t.add_row(r["kind"], str(r["height"]), _t(r["at"]), str(r["accepted"]), str(r["duplicate"]))

@@ -45,7 +45,8 @@ from crev.core.units import SLOT_SECONDS
 from crev.device.config import SenderConfig, SiteConfig
 from crev.device.control import Decision, decide, loop_limit, operator_limit_pct
 from crev.device.dgc import DgcAgent
-from crev.device.outbox import KINDS, Outbox, Pending
+from crev.device.offers import Offerer
+from crev.device.outbox import KINDS, OFFER, Outbox, Pending
 from crev.device.ports import GridMeter, Inverter, SmartMeter
 from crev.errors import CrevError
 from crev.ledger.messages.submit_controls import control_payload
@@ -417,7 +418,7 @@ class Sender:
     def __init__(self, url: str, chain_id: str, outbox: Outbox, cfg: SenderConfig, *,
                  on_alert: Callable[[str, str], None] | None = None,
                  agent: SiteAgent | None = None, client: httpx.Client | None = None,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, offers: Offerer | None = None) -> None:
         self.url = url.rstrip("/")
         self.chain_id = chain_id
         self.outbox = outbox
@@ -432,6 +433,10 @@ class Sender:
         self.batch_size = cfg.batch_size
         self.price_at = 0.0
         self.sent = 0  # items settled (accepted or duplicate)
+        market = agent.site.market if agent is not None else None
+        if offers is None and market is not None:  # the site's asks, signed by its owner's delegate (offers.py)
+            offers = Offerer.for_site(market, chain_id, outbox, self.url, self.client, cfg, self._alert)
+        self.offers = offers
 
     def close(self) -> None:
         self.client.close()
@@ -469,16 +474,21 @@ class Sender:
             if not self._send(kind, items):
                 return max(0.0, self.retry_at - time.monotonic())
             more = more or len(items) == self.batch_size
+        if self.offers is not None:
+            self.offers.pump()
         return 0.0 if more else 0.2
 
     def drain(self, deadline_s: float = 30.0) -> bool:
         """Pump until the outbox is empty or ``deadline_s`` [wall s] passes; True if empty."""
         end = time.monotonic() + deadline_s
         while time.monotonic() < end:
-            if not any(self.outbox.depth().values()):
+            if self._idle():
                 return True
             time.sleep(min(max(self.pump(), 0.0), 0.2))
-        return not any(self.outbox.depth().values())
+        return self._idle()
+
+    def _idle(self) -> bool:
+        return not any(self.outbox.depth().values()) and (self.offers is None or not self.offers.pending())
 
     def _post(self, raw: bytes) -> httpx.Response:
         return self.client.post(f"{self.url}/v1/tx", params={"wait": "true", "events": "false"}, content=raw,
@@ -518,10 +528,13 @@ class Sender:
     def _settle(self, kind: str, items: list[Pending], detail: list[Any], body: dict[str, Any]) -> None:
         done: list[tuple[Pending, str]] = []
         later: list[Pending] = []
+        lots: list[tuple[str, int]] = []  # issued by these readings: offered before the readings leave
         for p, det in zip(items, detail, strict=True):
             status = det[0] if isinstance(det, list) and det else ""
             if status in ("accepted", "duplicate"):
                 done.append((p, status))
+                if kind == "submit_readings" and len(det) >= 3 and det[1]:
+                    lots.append((str(det[1]), int(det[2])))
             elif status == "refused" and len(det) >= 4:
                 code, fld, reason = str(det[1]), _INDEXED.sub("", str(det[2])).lstrip("."), str(det[3])
                 if transient_refusal(code, reason):
@@ -530,6 +543,8 @@ class Sender:
                     self._dead(p, code, fld, reason)
             else:
                 later.append(p)
+        if self.offers is not None:
+            self.offers.lots_issued(lots)
         self.outbox.done(done)
         self.sent += len(done)
         n_acc = sum(1 for _, s in done if s == "accepted")
@@ -671,6 +686,8 @@ def status(outbox: Outbox) -> dict[str, Any]:
         "health": outbox.health(), "alerts": outbox.alerts(),
         "last_readings": outbox.log("submit_readings", 10), "last_meter_values": outbox.log("submit_meter_values", 5),
         "last_controls": outbox.log("submit_controls", 5),
+        "offers": {**st.get("offers", {}), "pending": len(outbox.pending(OFFER, 1_000_000)),
+                   "last": outbox.log(OFFER, 10)},
     }
 
 

@@ -5,7 +5,8 @@ Every bad field is a :class:`crev.errors.MalformedError` naming its path, e.g.
 outboxes, the output-control schedule) are relative to the config file's folder.
 
 Units: powers in W, simulated times in unix seconds (or ISO text, JST if no offset), wall-clock
-durations of the sender in seconds (float), prices in milli-JPY per kWh.
+durations of the sender in seconds (float), the control's prices in milli-JPY per kWh, the offers'
+prices in JPY per t-CO2e and their quantities in g-CO2e.
 """
 
 from __future__ import annotations
@@ -44,6 +45,19 @@ class ControlConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MarketConfig:
+    """The site's offers, placed with a key its owner delegated on the ledger (device/offers.py)."""
+
+    at: str  # where this table is in the config (``sites[i].market``): alerts name it
+    delegate_id: str  # the delegate's id on the ledger (authorize_delegate)
+    delegate_key_file: Path  # its Ed25519 seed in hex; never the device key
+    market_id: str  # where the asks are placed
+    offer_share_bp: int  # the share of each newly issued lot offered [basis points, 0..10000]
+    price_jpy_per_t: int  # the ask's limit price [JPY per t-CO2e]
+    min_offer_g: int  # an ask below this is not placed [g-CO2e]
+
+
+@dataclass(frozen=True, slots=True)
 class SiteConfig:
     device_id: str
     key_file: Path
@@ -59,6 +73,7 @@ class SiteConfig:
     max_read_delay_s: int  # a boundary read later than this is not used [s, simulated]
     meter_wait_s: int  # how long to wait for the smart meter's fixed value of a slot [s, simulated]
     grid_limit_w: int | None  # an import/export step above this power is a jump [W]; None = 100 MW
+    market: MarketConfig | None = None  # None: the agent places no offers
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,9 +106,11 @@ class AgentConfig:
 
 _TOP = {"ledger_url", "chain_id", "clock", "sender", "sites"}
 _SITE = {"device_id", "key_file", "ledger_url", "interval_s", "outbox", "smart_meter", "inverter", "grid_meter",
-         "control", "rated_w", "meter_id", "max_read_delay_s", "meter_wait_s", "grid_limit_w"}
+         "control", "rated_w", "meter_id", "max_read_delay_s", "meter_wait_s", "grid_limit_w", "market"}
 _CONTROL = {"enabled", "export_limit_w", "export_value_milli_jpy_per_kwh", "curtail_below_milli_jpy_per_kwh",
             "schedule_file", "tick_s", "margin_w", "market_id", "owner_id"}
+_MARKET = {"delegate_id", "delegate_key_file", "market_id", "offer_share_bp", "price_jpy_per_t", "min_offer_g"}
+MAX_PRICE_JPY_PER_T = 10**9  # the ledger's hard ceiling on any price
 
 
 def load_config(path: Path | str) -> AgentConfig:
@@ -168,8 +185,51 @@ def _site(v: Any, at: str, base: Path, ledger_url: str | None) -> SiteConfig:
     if not 1 <= wait < 1800:
         raise MalformedError(f"{at}.meter_wait_s", f"must be 1..1799 s, found {wait}")
     control = _control(d.get("control", {}), f"{at}.control", base)
+    market = _market(d["market"], f"{at}.market", base, key_file) if "market" in d else None
     return SiteConfig(device_id, key_file, url, interval_s, outbox, smart_meter, inverter, grid_meter, control,
-                      rated_w, meter_id, delay, wait, _opt_pos(d, "grid_limit_w", at))
+                      rated_w, meter_id, delay, wait, _opt_pos(d, "grid_limit_w", at), market)
+
+
+def read_seed(path: Path) -> bytes:
+    """An Ed25519 seed from a key file (64 hex characters). Raises OSError or ValueError."""
+    seed = bytes.fromhex(path.read_text("utf-8").strip())
+    if len(seed) != 32:
+        raise ValueError(f"{len(seed)} bytes, expected a 32-byte seed (64 hex characters)")
+    return seed
+
+
+def _market(v: Any, at: str, base: Path, device_key_file: Path) -> MarketConfig:
+    d = _table(v, at)
+    _no_unknown(d, _MARKET, at)
+    delegate_id = _text(d.get("delegate_id"), f"{at}.delegate_id")
+    if not ID_RE.fullmatch(delegate_id):
+        raise MalformedError(f"{at}.delegate_id", "must be 1-64 of a-z 0-9 . _ - (as granted on the ledger)")
+    key_file = _path(d.get("delegate_key_file"), f"{at}.delegate_key_file", base)
+    try:
+        seed = read_seed(key_file)
+    except (OSError, ValueError) as err:
+        raise MalformedError(f"{at}.delegate_key_file", f"cannot read a key from {key_file}: {err}") from None
+    try:
+        device_seed: bytes | None = read_seed(device_key_file)
+    except (OSError, ValueError):
+        device_seed = None  # the device key's own errors are reported where it is loaded
+    if seed == device_seed:
+        raise MalformedError(f"{at}.delegate_key_file", f"{key_file} holds the device key: the device key "
+                                                        "signs readings only, never a ledger transaction; give "
+                                                        "the delegate a key of its own")
+    market_id = _text(d.get("market_id"), f"{at}.market_id")
+    if not ID_RE.fullmatch(market_id):
+        raise MalformedError(f"{at}.market_id", "must be 1-64 of a-z 0-9 . _ - (a market listed on the ledger)")
+    share = _int(d.get("offer_share_bp"), f"{at}.offer_share_bp")
+    if not 0 <= share <= 10_000:
+        raise MalformedError(f"{at}.offer_share_bp", f"must be 0..10000 basis points, found {share}")
+    price = _int(d.get("price_jpy_per_t"), f"{at}.price_jpy_per_t")
+    if not 1 <= price <= MAX_PRICE_JPY_PER_T:
+        raise MalformedError(f"{at}.price_jpy_per_t", f"must be 1..{MAX_PRICE_JPY_PER_T} JPY/t, found {price}")
+    min_g = _int(d.get("min_offer_g", 1), f"{at}.min_offer_g")
+    if min_g < 1:
+        raise MalformedError(f"{at}.min_offer_g", f"must be at least 1 g, found {min_g}")
+    return MarketConfig(at, delegate_id, key_file, market_id, share, price, min_g)
 
 
 def _control(v: Any, at: str, base: Path) -> ControlConfig:

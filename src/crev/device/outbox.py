@@ -32,7 +32,8 @@ from typing import Any
 
 from crev.core.encoding import decode, encode
 
-KINDS = ("submit_readings", "submit_meter_values", "submit_controls")
+KINDS = ("submit_readings", "submit_meter_values", "submit_controls")  # sent in batches (device-signed items)
+OFFER = "offer"  # a whole place_order transaction signed by the owner's delegate, sent alone (device/offers.py)
 LOG_KEEP = 200  # signed items kept in the status log
 
 _SCHEMA = """
@@ -114,7 +115,7 @@ class Outbox:
     def put(self, kind: str, ref: str, item: list[Any], summary: dict[str, Any], at: int,
             state: dict[str, Any]) -> None:
         """Store a signed item and the state it advanced, in one transaction (durable on return)."""
-        if kind not in KINDS:
+        if kind not in KINDS and kind != OFFER:
             raise ValueError(f"unknown kind {kind!r}")
         with self._tx() as db:
             db.execute("INSERT INTO outbox (kind, ref, item, created) VALUES (?, ?, ?, ?)",
@@ -130,6 +131,18 @@ class Outbox:
             rows = self._db.execute("SELECT id, kind, ref, item, attempts FROM outbox WHERE kind = ? "
                                     "ORDER BY id LIMIT ?", (kind, limit)).fetchall()
         return [Pending(i, k, r, decode(bytes(b)), a) for i, k, r, b, a in rows]
+
+    def replace(self, p: Pending, item: list[Any]) -> None:
+        """Put a re-signed ``item`` in place of ``p``'s (an offer signed again with a new nonce)."""
+        with self._tx() as db:
+            db.execute("UPDATE outbox SET item = ? WHERE id = ?", (encode(item), p.id))
+
+    def note(self, kind: str, ref: str, summary: dict[str, Any], status: str, at: int) -> None:
+        """A log line for something decided without an item (an offer not placed, and why)."""
+        with self._tx() as db:
+            db.execute("INSERT INTO log (kind, ref, summary, status, at) VALUES (?, ?, ?, ?, ?)",
+                       (kind, ref, json.dumps(summary, sort_keys=True), status, at))
+            db.execute("DELETE FROM log WHERE id <= (SELECT MAX(id) FROM log) - ?", (LOG_KEEP,))
 
     def depth(self) -> dict[str, int]:
         """Items waiting, per kind."""
