@@ -308,3 +308,13 @@ def test_status_shows_the_offers(world: World) -> None:
     assert encode(st) is not None
     snd.close()
     snd.outbox.close()
+
+
+def test_every_market_field_is_documented() -> None:
+    from crev.device.config import _MARKET
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "dgc.md").read_text("utf-8")
+    section = doc.split("## Offers with a delegated key")[1].split("\n## ")[0]
+    for name in _MARKET:
+        assert f"`{name}`" in doc and name in section, name
+    assert "Forecast C-REV is not supported" in section
