@@ -12,6 +12,7 @@ refused (logged, not retried, no alert).
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from collections.abc import Iterator
@@ -318,3 +319,81 @@ def test_every_market_field_is_documented() -> None:
     for name in _MARKET:
         assert f"`{name}`" in doc and name in section, name
     assert "Forecast C-REV is not supported" in section
+
+
+def test_a_bad_nonce_for_a_transaction_already_on_the_ledger_is_placed_not_signed_again(tmp_path: Path) -> None:
+    """A node that no longer remembers the submission (e.g. restarted) answers bad_nonce to the
+    same bytes: GET /v1/tx/{hash} finds it committed, so it is not signed again with a new nonce."""
+    from crev.core.hashing import sha256
+    from crev.device.offers import Offerer
+
+    site = parse_config(config_doc(tmp_path, "http://ledger.test", {}), tmp_path).sites[0]
+    assert site.market is not None
+    outbox = Outbox(site.outbox)
+    seen: list[str] = []
+    committed: set[str] = set()
+
+    def handle(req: httpx.Request) -> httpx.Response:
+        seen.append(f"{req.method} {req.url.path}")
+        if req.url.path == f"/v1/delegates/{DELEGATE}":
+            return httpx.Response(200, json={"delegate_id": DELEGATE, "owner": k.OWNER, "revoked": False,
+                                             "valid_until": 0, "kinds": ["place_order"], "nonce": 0,
+                                             "public_key": k.key("delegate").public_key.hex()})
+        if req.url.path == "/v1/tx":
+            h = sha256(req.content).hex()
+            if h in committed:
+                return httpx.Response(409, json={"error": {"code": "bad_nonce", "field": "tx.nonce",
+                                                           "reason": "is 0, expected 1"}})
+            committed.add(h)
+            return httpx.Response(503, json={"error": {"code": "unavailable", "field": "node",
+                                                       "reason": "not committed within 60 s"}})
+        if req.url.path.startswith("/v1/tx/"):
+            ok = req.url.path.rsplit("/", 1)[1] in committed
+            return httpx.Response(200 if ok else 404, json={"ok": True} if ok else {})
+        return httpx.Response(404, json={})
+
+    client = httpx.Client(transport=httpx.MockTransport(handle))
+    off = Offerer.for_site(site.market, k.CHAIN, outbox, "http://ledger.test", client, cfg_sender(),
+                           lambda f, r: outbox.alert("t", f, r, 0))
+    off.lots_issued([(lot_id(0), LOT_G)])
+    off.pump()  # 503: committed, but the receipt lost
+    assert off.pending() == 1
+    off.retry_at = 0.0
+    off.pump()  # the same bytes: bad_nonce; the ledger has it
+    assert off.pending() == 0 and off.resigned == 0 and off.placed == 1
+    assert offers_log_of(outbox)[lot_id(0)].startswith("placed (receipt lost)")
+    assert seen == [f"GET /v1/delegates/{DELEGATE}", "POST /v1/tx", "POST /v1/tx",
+                    f"GET /v1/tx/{next(iter(committed))}"]
+    client.close()
+    outbox.close()
+
+
+def offers_log_of(outbox: Outbox) -> dict[str, str]:
+    return {r["lot_id"]: r["status"] for r in outbox.log(OFFER, 100)}
+
+
+def test_crev_dgc_status_shows_the_offers(world: World) -> None:
+    from click.testing import CliRunner
+
+    from crev.cli import main
+    from tests.device.test_agent_e2e import toml
+
+    doc = config_doc(world.tmp, world.url, {})
+    (world.tmp / "dgc.toml").write_text(toml(doc))
+    snd = world.sender(parse_config(doc, world.tmp).sites[0])
+    deliver(snd, range(2))
+    snd.close()
+    snd.outbox.close()
+    out = CliRunner().invoke(main, ["dgc", "status", str(world.tmp / "dgc.toml"), "--json"])
+    assert out.exit_code == 0, out.output
+    offers = json.loads(out.output)["dgc-0"]["offers"]
+    assert (offers["nonce"], offers["pending"], offers["paused"]) == (2, 0, None)
+    assert [(o["lot_id"], o["quantity_g"], o["status"].split()[0]) for o in offers["last"]] == [
+        (lot_id(1), 104, "placed"), (lot_id(0), 104, "placed")]
+    from crev.cli.common import console
+
+    with console.capture() as cap:  # the tables go to the rich console
+        out = CliRunner().invoke(main, ["dgc", "status", str(world.tmp / "dgc.toml")])
+    assert out.exit_code == 0, out.output
+    shown = cap.get()
+    assert "last offers (delegate nonce 2, 0 waiting)" in shown and shown.count("│ 104 ") == 2, shown
