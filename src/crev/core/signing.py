@@ -3,9 +3,21 @@
 Keys are 32-byte seeds (private) and 32-byte public keys; signatures are 64 bytes over the exact
 canonical bytes of a message. libsodium rejects non-canonical signatures, so a (key, message) has
 one valid signature.
+
+Verification has one acceptance rule and two implementations of it: libsodium's
+``crypto_sign_verify_detached`` through PyNaCl (``verify_reference``, the reference, always
+present) and the compiled kernel ``crev_native`` (``native/``, Rust: the same rules on
+curve25519-dalek, off the GIL), used by ``verify`` and ``verify_many`` when it is installed.
+``CREV_NATIVE=0`` in the environment, or ``use_kernel(False)``, forces the reference. Nodes with
+and without the kernel accept exactly the same signatures (tests/core/test_native_verify.py).
 """
 
 from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Iterable, Sequence
+from typing import Protocol, cast
 
 from nacl.bindings import crypto_core_ed25519_is_valid_point, crypto_sign_open, crypto_sign_seed_keypair
 from nacl.exceptions import BadSignatureError
@@ -48,8 +60,50 @@ def usable_public_key(public_key: bytes) -> bool:
     return len(public_key) == PUBLIC_KEY_LEN and bool(crypto_core_ed25519_is_valid_point(public_key))
 
 
-def verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
-    """True if ``signature`` is ``public_key``'s signature of ``message``."""
+Triple = tuple[bytes, bytes, bytes]  # (public key, message, signature)
+
+
+class Kernel(Protocol):
+    """What ``crev_native`` offers (native/crev_native.pyi)."""
+
+    def verify(self, public_key: bytes, message: bytes, signature: bytes, /) -> bool: ...
+
+    def verify_many(self, items: Iterable[Triple], /) -> list[bool]: ...
+
+    def verify_batch(self, items: Iterable[Triple], /) -> list[bool]: ...
+
+
+def load_kernel(enabled: bool | None = None) -> Kernel | None:
+    """The ``crev_native`` module, or None where it is not installed or not ``enabled`` (None:
+    enabled unless the environment says ``CREV_NATIVE=0``)."""
+    if enabled is None:
+        enabled = os.environ.get("CREV_NATIVE", "1") != "0"
+    if not enabled:
+        return None
+    try:
+        return cast(Kernel, importlib.import_module("crev_native"))
+    except ImportError:
+        return None
+
+
+_kernel: Kernel | None = load_kernel()
+
+
+def use_kernel(enabled: bool | None = None) -> bool:
+    """Switch ``verify`` and ``verify_many`` to the kernel (True, where installed) or to the
+    reference (False); None: as the environment says. Returns whether the kernel is now in use.
+    For tests and benchmarks; worker processes forked later inherit the choice."""
+    global _kernel
+    _kernel = load_kernel(enabled)
+    return _kernel is not None
+
+
+def kernel_in_use() -> bool:
+    return _kernel is not None
+
+
+def verify_reference(public_key: bytes, message: bytes, signature: bytes) -> bool:
+    """True if ``signature`` is ``public_key``'s signature of ``message``, by libsodium itself."""
     if len(public_key) != PUBLIC_KEY_LEN or len(signature) != SIGNATURE_LEN:
         return False
     try:
@@ -59,6 +113,22 @@ def verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
     return True
 
 
-def verify_many(items: list[tuple[bytes, bytes, bytes]]) -> list[bool]:
-    """Verify (public_key, message, signature) triples; used by worker processes."""
+def verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
+    """True if ``signature`` is ``public_key``'s signature of ``message`` (libsodium's rules: by
+    the kernel where installed, else by libsodium)."""
+    k = _kernel
+    if k is None or type(public_key) is not bytes or type(message) is not bytes or type(signature) is not bytes:
+        return verify_reference(public_key, message, signature)
+    return k.verify(public_key, message, signature)
+
+
+def verify_many(items: Sequence[Triple]) -> list[bool]:
+    """Verify (public_key, message, signature) triples, in order; used by the verify workers. The
+    kernel checks the whole list with the GIL released."""
+    k = _kernel
+    if k is not None:
+        try:
+            return k.verify_many(items)
+        except TypeError:  # an item that is not three bytes objects: one by one, as the reference
+            pass
     return [verify(pk, msg, sig) for pk, msg, sig in items]
