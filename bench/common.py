@@ -44,17 +44,19 @@ def key(name: str) -> Signer:
 
 def make_ledger(devices: int, *, block_ms: int = 100, data_dir: Path | None = None,
                 clock_start: int | None = None, owners: Sequence[tuple[str, str, Signer]] | None = None,
-                owner_of: Callable[[int], str] = lambda i: "owner") -> tuple[Node, Path, list[float]]:
+                owner_of: Callable[[int], str] = lambda i: "owner",
+                verify_processes: bool | None = None) -> tuple[Node, Path, list[float]]:
     """A fresh embedded node with ``owners`` (account id, name, key; by default one prosumer
     "owner") owning ``devices`` DGCs d0, d1, … (device i owned by ``owner_of(i)``), all registered
-    through the node itself. Returns the started node, its directory and the mutable clock."""
+    through the node itself (``verify_processes``: as ``Node``'s). Returns the started node, its
+    directory and the mutable clock."""
     d = data_dir or Path(tempfile.mkdtemp(prefix="crev-bench-"))
     op = key("operator")
     g = Genesis(CHAIN, T0 - 86400, "operator", "Bench Operator", op.public_key, key("seq").public_key,
                 emission_factors=(FactorRow("national", 2025, "national_average", 430, "bench"),))
     Node.init(d, g, key("seq").seed)
     clock = [float(clock_start if clock_start is not None else T0 + 10 * 86400)]
-    node = Node(d, block_interval_ms=block_ms, clock=lambda: clock[0]).start()
+    node = Node(d, block_interval_ms=block_ms, clock=lambda: clock[0], verify_processes=verify_processes).start()
     nonce = 0
 
     def tx(msg: object) -> bytes:

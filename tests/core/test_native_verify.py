@@ -11,7 +11,10 @@ bits). Points for the hostile cases come from a small affine Edwards implementat
 from __future__ import annotations
 
 import hashlib
+import os
 import random
+import subprocess
+import sys
 from collections.abc import Callable
 
 import pytest
@@ -404,6 +407,7 @@ def test_empty_lists() -> None:
 
 
 def test_signing_uses_the_kernel_unless_told_not_to() -> None:
+    was = signing.kernel_in_use()
     assert signing.use_kernel(True) is True
     assert signing.kernel_in_use()
     try:
@@ -413,7 +417,17 @@ def test_signing_uses_the_kernel_unless_told_not_to() -> None:
         assert signing.verify(pk, msg, sig) and not signing.verify(pk, msg + b"x", sig)
         assert signing.verify_many(HONEST[:3]) == [True] * 3
     finally:
-        signing.use_kernel(None)
+        signing.use_kernel(was)
+
+
+def test_the_environment_switch_is_read_at_the_edge() -> None:
+    """CREV_NATIVE=0 makes a process verify with PyNaCl (crev.node.node reads it on import)."""
+    code = ("import crev.node.node; from crev.core import signing; "
+            "print(signing.KERNEL is not None, signing.kernel_in_use())")
+    for env, want in (("0", "True False"), ("1", "True True")):
+        out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "CREV_NATIVE": env},
+                             capture_output=True, text=True, check=True).stdout.strip()
+        assert out == want
 
 
 def test_non_bytes_arguments_are_judged_by_the_reference() -> None:

@@ -28,8 +28,11 @@ def test_kill_9_of_the_node_takes_its_verify_workers_with_it(tmp_path: Path) -> 
     sock = bind("127.0.0.1", 0)
     port = sock.getsockname()[1]
     sock.close()
+    # worker processes are what PyNaCl verifies on; with the kernel (crev_native) the node uses threads
+    env = {**os.environ, "CREV_NATIVE": "0"}
     proc = subprocess.Popen([sys.executable, "-m", "crev.cli", "serve", str(d), "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT, start_new_session=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT, start_new_session=True,
+                            env=env)
     try:
         deadline = time.monotonic() + 60
         workers: list[int] = []

@@ -8,14 +8,13 @@ Verification has one acceptance rule and two implementations of it: libsodium's
 ``crypto_sign_verify_detached`` through PyNaCl (``verify_reference``, the reference, always
 present) and the compiled kernel ``crev_native`` (``native/``, Rust: the same rules on
 curve25519-dalek, off the GIL), used by ``verify`` and ``verify_many`` when it is installed.
-``CREV_NATIVE=0`` in the environment, or ``use_kernel(False)``, forces the reference. Nodes with
-and without the kernel accept exactly the same signatures (tests/core/test_native_verify.py).
+``use_kernel(False)`` forces the reference; the environment's ``CREV_NATIVE=0`` does the same
+from the edge (``crev.node.node`` reads it: the core reads no environment). Nodes with and without
+the kernel accept exactly the same signatures (tests/core/test_native_verify.py).
 """
 
 from __future__ import annotations
 
-import importlib
-import os
 from collections.abc import Iterable, Sequence
 from typing import Protocol, cast
 
@@ -73,28 +72,23 @@ class Kernel(Protocol):
     def verify_batch(self, items: Iterable[Triple], /) -> list[bool]: ...
 
 
-def load_kernel(enabled: bool | None = None) -> Kernel | None:
-    """The ``crev_native`` module, or None where it is not installed or not ``enabled`` (None:
-    enabled unless the environment says ``CREV_NATIVE=0``)."""
-    if enabled is None:
-        enabled = os.environ.get("CREV_NATIVE", "1") != "0"
-    if not enabled:
-        return None
+def _installed_kernel() -> Kernel | None:
     try:
-        return cast(Kernel, importlib.import_module("crev_native"))
+        import crev_native  # the compiled kernel, where `pip install ./native` built it
     except ImportError:
         return None
+    return cast(Kernel, crev_native)
 
 
-_kernel: Kernel | None = load_kernel()
+KERNEL: Kernel | None = _installed_kernel()  # installed, whether in use or not
+_kernel: Kernel | None = KERNEL
 
 
-def use_kernel(enabled: bool | None = None) -> bool:
-    """Switch ``verify`` and ``verify_many`` to the kernel (True, where installed) or to the
-    reference (False); None: as the environment says. Returns whether the kernel is now in use.
-    For tests and benchmarks; worker processes forked later inherit the choice."""
+def use_kernel(enabled: bool) -> bool:
+    """Verify with the kernel (True, where installed) or with the reference (False) from now on.
+    Returns whether the kernel is in use. Worker processes forked later inherit the choice."""
     global _kernel
-    _kernel = load_kernel(enabled)
+    _kernel = KERNEL if enabled else None
     return _kernel is not None
 
 

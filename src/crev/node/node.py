@@ -43,7 +43,7 @@ from typing import Any
 
 from crev.core.encoding import decode
 from crev.core.hashing import sha256
-from crev.core.signing import Signer, verify, verify_many
+from crev.core.signing import Signer, kernel_in_use, use_kernel, verify, verify_many
 from crev.core.statetree import BucketHashes
 from crev.core.units import SLOT_SECONDS
 from crev.errors import CrevError, InvalidBlock, MalformedError, SignatureError
@@ -154,6 +154,12 @@ def signature_triples(state: State, tx: Tx) -> list[Triple]:
     return out
 
 
+# The environment's switch for the signature kernel (crev_native), read here at the edge: CREV_NATIVE=0
+# verifies with PyNaCl, the reference, even where the kernel is installed (tests and benchmarks).
+if os.environ.get("CREV_NATIVE", "1") == "0":
+    use_kernel(False)
+
+
 FORGED_SAMPLE = 64  # signatures of a big batch checked first
 
 
@@ -189,16 +195,22 @@ def _worker_setup(parent: int) -> None:
 
 
 class ParallelVerifier:
-    """Verifies signature triples on ``threads`` worker processes (threads if ``processes`` is
-    False; none if ``threads`` is 1) and fills a SigCache.
+    """Verifies signature triples on ``threads`` workers (none if ``threads`` is 1) and fills a
+    SigCache.
 
-    Processes are the default: libsodium releases the GIL, but verifying threads still contend
-    for it with the sealer at every call, which measurably slowed the whole node (docs/benchmarks.md).
+    ``processes`` None (the default) chooses by the verifier in use: threads when the compiled
+    kernel (``crev_native``) verifies, since it releases the GIL once per list of signatures and
+    a thread costs no copying of triples and results between processes; worker processes with
+    PyNaCl, whose per-signature GIL release let verifying threads contend with the sealer at every
+    call, which measurably slowed the whole node (docs/benchmarks.md). True or False forces one.
     """
 
-    def __init__(self, threads: int = 2, processes: bool = True) -> None:
+    def __init__(self, threads: int = 2, processes: bool | None = None) -> None:
         self.threads = threads
         self.pool: Executor | None = None
+        if processes is None:
+            processes = not kernel_in_use()
+        self.processes = processes
         if threads > 1:
             if processes:
                 # fork, and start the workers now, before the node starts its own threads
@@ -410,7 +422,7 @@ class Node:
 
     def __init__(self, data_dir: Path | str, *, block_interval_ms: int = 200,
                  max_block_readings: int = 50_000, max_block_txs: int = 10_000, verify_threads: int = 2,
-                 verify_processes: bool = True,
+                 verify_processes: bool | None = None,
                  checkpoint_s: float = 2.0,
                  clock: Callable[[], float] = time.time) -> None:
         self.data_dir = Path(data_dir)
