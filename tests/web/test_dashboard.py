@@ -202,9 +202,12 @@ def _flip(h: str) -> str:
 
 
 def tamper_path(trace: dict[str, Any]) -> str:
-    """Change one hash of the signed reading's transaction inclusion proof (everywhere it occurs)."""
-    step = next(s for lot in trace["lots"] for s in lot["steps"] if s["step"] == "signed_reading")
-    assert step["proof"]["path"], "a one-transaction block has no path to tamper"
+    """Change one hash of a signed reading's transaction inclusion proof (everywhere it occurs): of
+    the first reading whose block holds more than one transaction (a one-transaction block's proof
+    has no path; a device site's agent may deliver a reading alone)."""
+    steps = [s for lot in trace["lots"] for s in lot["steps"] if s["step"] == "signed_reading"]
+    step = next((s for s in steps if s["proof"]["path"]), None)
+    assert step is not None, f"all {len(steps)} signed readings of the trace are alone in their blocks"
     return str(step["proof"]["path"][0])
 
 
