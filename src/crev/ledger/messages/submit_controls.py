@@ -37,7 +37,6 @@ from crev.core.signing import SIGNATURE_LEN
 from crev.core.units import SLOT_SECONDS
 from crev.errors import (
     ConflictError,
-    CrevError,
     MalformedError,
     NotFoundError,
     PermissionError_,
@@ -45,9 +44,10 @@ from crev.errors import (
     SignatureError,
 )
 from crev.ledger.events import ControlRecorded
+from crev.ledger.messages.batch import BadItem, in_order, judge, parse_batch
 from crev.ledger.params import Params
 from crev.ledger.records import ControlRecord
-from crev.ledger.shape import ID_RE, MAX_U63, need_list
+from crev.ledger.shape import ID_RE, MAX_U63
 from crev.ledger.tx import register
 from crev.ledger.vocab import CONTROL_REASONS
 
@@ -130,50 +130,20 @@ def parse_control(v: Any, where: str) -> Control:
 
 
 @dataclass(frozen=True, slots=True)
-class BadControl:
-    index: int
-    value: Any
-    error: MalformedError
-
-
-@dataclass(frozen=True, slots=True)
 class SubmitControls:
     kind: ClassVar[str] = "submit_controls"
-    controls: tuple[Control, ...]
-    malformed: tuple[BadControl, ...] = ()
+    controls: tuple[Control, ...]  # the well-formed items, in batch order
+    malformed: tuple[BadItem, ...] = ()  # the others, each with its index in the batch
 
-    def items(self) -> list[Control | BadControl]:
-        bad = {b.index: b for b in self.malformed}
-        good = iter(self.controls)
-        return [bad[i] if i in bad else next(good) for i in range(len(self.controls) + len(self.malformed))]
+    def items(self) -> list[Control | BadItem]:
+        return in_order(self.controls, self.malformed)
 
     def to_body(self) -> list[Any]:
-        return [c.value if isinstance(c, BadControl) else c.to_list() for c in self.items()]
+        return [m.value if isinstance(m, BadItem) else m.to_list() for m in self.items()]
 
     def handle(self, ctx: Any) -> Any:
-        out: list[list[Any]] = []
-        new = 0
-        first: CrevError | None = None
-        for i, c in enumerate(self.items()):
-            if isinstance(c, BadControl):
-                first = first or c.error
-                out.append(["refused", c.error.code, c.error.field, c.error.reason])
-                continue
-            try:
-                result, fresh = accept_control(ctx, c)
-                out.append(result)
-                new += fresh
-            except CrevError as err:
-                e = err.at(f"items[{i}]")
-                first = first or e
-                out.append(["refused", e.code, e.field, e.reason])
-        if not new:
-            n = len(out)
-            if first is not None:
-                raise type(first)(first.field, f"{first.reason} (no item of the {n} in this batch was accepted)")
-            raise ConflictError("items", f"all {n} items of this batch are already on the ledger, nothing new "
-                                         "to record")
-        return out
+        return judge(ctx, self.items(), accept_control, "items", "item",
+                     lambda n: f"all {n} items of this batch are already on the ledger, nothing new to record")
 
 
 def accept_control(ctx: Any, c: Control) -> tuple[list[Any], bool]:
@@ -221,16 +191,4 @@ def accept_control(ctx: Any, c: Control) -> tuple[list[Any], bool]:
 
 @register(SubmitControls.kind)
 def from_body(body: Any, params: Params) -> SubmitControls:
-    items = need_list(body, "body")
-    if not items:
-        raise MalformedError("body", "a batch must hold at least one control record")
-    if len(items) > params.max_batch_readings:
-        raise MalformedError("body", f"{len(items)} items exceed the batch limit of {params.max_batch_readings}")
-    good: list[Control] = []
-    bad: list[BadControl] = []
-    for i, v in enumerate(items):
-        try:
-            good.append(parse_control(v, f"items[{i}]"))
-        except MalformedError as err:
-            bad.append(BadControl(i, v, err))
-    return SubmitControls(tuple(good), tuple(bad))
+    return SubmitControls(*parse_batch(body, params, parse_control, "items", "item"))

@@ -38,7 +38,6 @@ from crev.core.signing import SIGNATURE_LEN
 from crev.core.units import SLOT_SECONDS, slot_id
 from crev.errors import (
     ConflictError,
-    CrevError,
     MalformedError,
     NotFoundError,
     PermissionError_,
@@ -46,9 +45,10 @@ from crev.errors import (
     SignatureError,
 )
 from crev.ledger.events import MeterValuesRecorded
+from crev.ledger.messages.batch import BadItem, in_order, judge, parse_batch
 from crev.ledger.params import Params
 from crev.ledger.reconcile import ready, reconcile, tally_for
-from crev.ledger.shape import ID_RE, need_list
+from crev.ledger.shape import ID_RE
 from crev.ledger.tx import register
 
 METER_VERSION = "crev/meter/1"
@@ -123,52 +123,20 @@ def parse_meter_values(v: Any, where: str) -> MeterValues:
 
 
 @dataclass(frozen=True, slots=True)
-class BadItem:
-    """An item of a batch whose own shape is wrong: refused on its own, at its index."""
-
-    index: int
-    value: Any  # as decoded, so the batch re-encodes to the same bytes
-    error: MalformedError  # its field is already ``items[index].<field>``
-
-
-@dataclass(frozen=True, slots=True)
 class SubmitMeterValues:
     kind: ClassVar[str] = "submit_meter_values"
     values: tuple[MeterValues, ...]  # the well-formed items, in batch order
-    malformed: tuple[BadItem, ...] = ()
+    malformed: tuple[BadItem, ...] = ()  # the others, each with its index in the batch
 
     def items(self) -> list[MeterValues | BadItem]:
-        bad = {b.index: b for b in self.malformed}
-        good = iter(self.values)
-        return [bad[i] if i in bad else next(good) for i in range(len(self.values) + len(self.malformed))]
+        return in_order(self.values, self.malformed)
 
     def to_body(self) -> list[Any]:
         return [m.value if isinstance(m, BadItem) else m.to_list() for m in self.items()]
 
     def handle(self, ctx: Any) -> Any:
-        out: list[list[Any]] = []
-        new = 0
-        first: CrevError | None = None
-        for i, m in enumerate(self.items()):
-            if isinstance(m, BadItem):
-                first = first or m.error
-                out.append(["refused", m.error.code, m.error.field, m.error.reason])
-                continue
-            try:
-                result, fresh = accept_meter_values(ctx, m)
-                out.append(result)
-                new += fresh
-            except CrevError as err:
-                e = err.at(f"items[{i}]")
-                first = first or e
-                out.append(["refused", e.code, e.field, e.reason])
-        if not new:
-            n = len(out)
-            if first is not None:
-                raise type(first)(first.field, f"{first.reason} (no item of the {n} in this batch was accepted)")
-            raise ConflictError("items", f"all {n} items of this batch are already on the ledger, nothing new "
-                                         "to record")
-        return out
+        return judge(ctx, self.items(), accept_meter_values, "items", "item",
+                     lambda n: f"all {n} items of this batch are already on the ledger, nothing new to record")
 
 
 def accept_meter_values(ctx: Any, m: MeterValues) -> tuple[list[Any], bool]:
@@ -217,16 +185,4 @@ def accept_meter_values(ctx: Any, m: MeterValues) -> tuple[list[Any], bool]:
 
 @register(SubmitMeterValues.kind)
 def from_body(body: Any, params: Params) -> SubmitMeterValues:
-    items = need_list(body, "body")
-    if not items:
-        raise MalformedError("body", "a batch must hold at least one item")
-    if len(items) > params.max_batch_readings:
-        raise MalformedError("body", f"{len(items)} items exceed the batch limit of {params.max_batch_readings}")
-    good: list[MeterValues] = []
-    bad: list[BadItem] = []
-    for i, v in enumerate(items):
-        try:
-            good.append(parse_meter_values(v, f"items[{i}]"))
-        except MalformedError as err:
-            bad.append(BadItem(i, v, err))
-    return SubmitMeterValues(tuple(good), tuple(bad))
+    return SubmitMeterValues(*parse_batch(body, params, parse_meter_values, "items", "item"))

@@ -49,7 +49,6 @@ from crev.core.signing import SIGNATURE_LEN
 from crev.core.units import ALLOWED_INTERVAL_SECONDS, SLOT_SECONDS, co2_g_floor_carried
 from crev.errors import (
     ConflictError,
-    CrevError,
     MalformedError,
     NotFoundError,
     PermissionError_,
@@ -58,10 +57,11 @@ from crev.errors import (
 )
 from crev.ledger.events import ReadingAccepted, ReadingGap
 from crev.ledger.issuance import fiscal_year_cached, issue_lot, lot_id_for
+from crev.ledger.messages.batch import BadItem, in_order, judge, parse_batch
 from crev.ledger.params import Params
 from crev.ledger.reconcile import count_lot, ready, reconcile, repay_debt, tally_for
 from crev.ledger.records import ReadingRecord
-from crev.ledger.shape import ID_RE, need_list
+from crev.ledger.shape import ID_RE
 from crev.ledger.trading import auto_offer
 from crev.ledger.tx import register
 
@@ -149,62 +149,25 @@ def parse_reading(v: Any, where: str) -> Reading:
 
 
 @dataclass(frozen=True, slots=True)
-class BadReading:
-    """A reading of a batch whose own shape is wrong: refused on its own, at its index."""
-
-    index: int  # its position in the batch
-    value: Any  # as decoded, so the batch re-encodes to the same bytes
-    error: MalformedError  # its field is already ``readings[index].<field>``
-
-
-@dataclass(frozen=True, slots=True)
 class SubmitReadings:
     kind: ClassVar[str] = "submit_readings"
     readings: tuple[Reading, ...]  # the well-formed readings, in batch order
-    malformed: tuple[BadReading, ...] = ()  # the others, each with its index in the batch
+    malformed: tuple[BadItem, ...] = ()  # the others, each with its index in the batch
 
-    def items(self) -> list[Reading | BadReading]:
+    def items(self) -> list[Reading | BadItem]:
         """Every reading of the batch in its order, well-formed or not."""
-        if not self.malformed:
-            return list(self.readings)
-        out: list[Reading | BadReading] = []
-        good = iter(self.readings)
-        bad = {b.index: b for b in self.malformed}
-        for i in range(len(self.readings) + len(self.malformed)):
-            out.append(bad[i] if i in bad else next(good))
-        return out
+        return in_order(self.readings, self.malformed)
 
     def to_body(self) -> list[Any]:
-        return [r.value if isinstance(r, BadReading) else r.to_list() for r in self.items()]
+        return [r.value if isinstance(r, BadItem) else r.to_list() for r in self.items()]
 
     def handle(self, ctx: Any) -> Any:
-        out: list[list[Any]] = []
-        new = 0
-        first: CrevError | None = None
-        for i, r in enumerate(self.items()):
-            if isinstance(r, BadReading):
-                first = first or r.error
-                out.append(["refused", r.error.code, r.error.field, r.error.reason])
-                continue
-            try:
-                result, fresh = accept_reading(ctx, r)
-                out.append(result)
-                new += fresh
-            except CrevError as err:
-                e = err.at(f"readings[{i}]")
-                first = first or e
-                out.append(["refused", e.code, e.field, e.reason])
-        if not new:
-            # nothing to record: refuse the whole transaction so no junk reaches the chain
-            n = len(out)
-            if first is not None:
-                raise type(first)(first.field, f"{first.reason} (no reading of the {n} in this "
-                                               "batch was accepted)")
-            head = ctx.state.readings[(self.readings[0].device_id, self.readings[0].seq)]  # all duplicates
-            raise ConflictError("readings", f"all {n} readings of this batch are already on the "
-                                            f"ledger, nothing new to record (readings[0] was accepted "
-                                            f"at height {head.height}, lot {head.lot_id!r})")
-        return out
+        def all_duplicates(n: int) -> str:
+            head = ctx.state.readings[(self.readings[0].device_id, self.readings[0].seq)]
+            return (f"all {n} readings of this batch are already on the ledger, nothing new to record "
+                    f"(readings[0] was accepted at height {head.height}, lot {head.lot_id!r})")
+
+        return judge(ctx, self.items(), accept_reading, "readings", "reading", all_duplicates)
 
 
 def accept_reading(ctx: Any, r: Reading) -> tuple[list[Any], bool]:
@@ -331,17 +294,4 @@ def accept_reading(ctx: Any, r: Reading) -> tuple[list[Any], bool]:
 
 @register(SubmitReadings.kind)
 def from_body(body: Any, params: Params) -> SubmitReadings:
-    items = need_list(body, "body")
-    if not items:
-        raise MalformedError("body", "a batch must hold at least one reading")
-    if len(items) > params.max_batch_readings:
-        raise MalformedError("body", f"{len(items)} readings exceed the batch limit of "
-                                     f"{params.max_batch_readings}")
-    good: list[Reading] = []
-    bad: list[BadReading] = []
-    for i, v in enumerate(items):
-        try:
-            good.append(parse_reading(v, f"readings[{i}]"))
-        except MalformedError as err:  # this reading alone is refused, by its handler
-            bad.append(BadReading(i, v, err))
-    return SubmitReadings(tuple(good), tuple(bad))
+    return SubmitReadings(*parse_batch(body, params, parse_reading, "readings", "reading"))
