@@ -32,7 +32,8 @@ from crev.core.hashing import sha256
 from crev.core.signing import Signer
 from crev.core.units import JST_OFFSET_SECONDS, fiscal_year
 from crev.data import shipped_rows
-from crev.device.agent import ScaledClock, Sender, SiteAgent, run_agents
+from crev.device.agent import Sender, SiteAgent, run_agents
+from crev.device.clock import ScaledClock
 from crev.device.config import AgentConfig, parse_config
 from crev.device.outbox import Outbox
 from crev.ledger.genesis import Genesis

@@ -19,12 +19,12 @@ import pytest
 
 from crev.cli.sim import default_origin
 from crev.core.units import JST_OFFSET_SECONDS
-from crev.device import agent
+from crev.device.clock import ScaledClock
 from crev.device.config import load_config
 from crev.sim import site
 
 ROOT = Path(__file__).resolve().parents[2]
-CLOCKS = (site.ScaledClock, agent.ScaledClock)
+CLOCKS = (ScaledClock,)
 
 
 # --- the clock ---------------------------------------------------------------------------------
@@ -52,8 +52,11 @@ def test_scaled_clock_wall_until_agrees_with_now(cls: Any) -> None:
         assert c.at(w + 1e-3) >= t > c.at(w - 1.0)
 
 
-def test_both_clocks_read_the_same() -> None:
-    a, b = site.ScaledClock(1_000_000, 60.0, 1_000_500.0), agent.ScaledClock(1_000_000, 60.0, 1_000_500.0)
+def test_devices_and_agents_run_on_one_clock_class() -> None:
+    """A simulated device process and a `crev dgc run` process given the same three numbers agree:
+    both use the DGC's ScaledClock."""
+    assert site.ScaledClock is ScaledClock
+    a, b = site.ScaledClock(1_000_000, 60.0, 1_000_500.0), ScaledClock(1_000_000, 60.0, 1_000_500.0)
     for w in (1_000_500.0, 1_000_503.3, 1_000_509.0, 1_000_600.0, 2_000_000.0):
         assert a.at(w) == b.at(w)
 

@@ -17,7 +17,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from crev.cli.common import _fail, _load_key, _when, console
-from crev.device.agent import Clock, Devices, ScaledClock, Sender, SiteAgent, WallClock, run_agents, status
+from crev.device.agent import Devices, Sender, SiteAgent, run_agents, status
+from crev.device.clock import Clock, ScaledClock, WallClock
 from crev.device.config import AgentConfig, SiteConfig, load_config
 from crev.device.outbox import Outbox
 from crev.errors import CrevError

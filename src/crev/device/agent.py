@@ -33,8 +33,8 @@ import re
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -42,6 +42,7 @@ from crev.core.encoding import encode
 from crev.core.metering import REGISTER_MODULUS_WH, capacity_limit_wh
 from crev.core.signing import Signer
 from crev.core.units import SLOT_SECONDS
+from crev.device.clock import Clock
 from crev.device.config import SenderConfig, SiteConfig
 from crev.device.control import Decision, decide, loop_limit, operator_limit_pct
 from crev.device.dgc import DgcAgent
@@ -58,51 +59,6 @@ log = logging.getLogger("crev.dgc")
 CAPACITY_TOLERANCE_BP = 500  # the ledger's default capacity_tolerance_bp: a jump beyond it is refused anyway
 DEFAULT_GRID_LIMIT_W = 100_000_000  # an import/export step above 100 MW is a jump [W]
 SIGNED_KINDS = {"reading": "submit_readings", "meter": "submit_meter_values", "control": "submit_controls"}
-
-
-class Clock(Protocol):
-    def now(self) -> int:
-        """Simulated (or wall) unix time [s]."""
-        ...
-
-    def wall_until(self, t: int) -> float:
-        """Wall seconds until the clock reads ``t`` (≤ 0 if it already does)."""
-        ...
-
-
-@dataclass
-class WallClock:
-    """The real time."""
-
-    def now(self) -> int:
-        return int(time.time())
-
-    def wall_until(self, t: int) -> float:
-        return t - time.time()
-
-
-@dataclass
-class ScaledClock:
-    """Simulated time ``min(origin + (wall − wall_origin) × speed, wall)`` [unix s]: it catches up
-    from a past ``origin`` at ``speed``, then runs in real time. It never runs ahead of the wall
-    clock, since the ledger refuses an interval ending after its block time (+ ``max_future_s``).
-    The semantics of ``crev.sim.site.ScaledClock``, so a `crev dgc run` process and simulated
-    devices given the same three numbers share one clock (device/ may not import sim/)."""
-
-    origin: int
-    speed: float = 1.0
-    wall_origin: float = field(default_factory=time.time)
-
-    def now(self) -> int:
-        return self.at(time.time())
-
-    def at(self, wall: float) -> int:
-        """The simulated time when the wall clock reads ``wall`` [unix s]."""
-        return min(self.origin + int((wall - self.wall_origin) * self.speed), int(wall))
-
-    def wall_until(self, t: int) -> float:
-        """Wall seconds until the clock reads ``t``: both the scaled time and the wall must reach it."""
-        return max((t - self.origin) / self.speed + self.wall_origin, float(t)) - time.time()
 
 
 @dataclass(frozen=True, slots=True)

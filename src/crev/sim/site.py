@@ -23,10 +23,10 @@ simulated device serves its socket on its own thread): every method takes the si
 from __future__ import annotations
 
 import threading
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
+from crev.device.clock import ScaledClock as ScaledClock  # the DGC's own: devices and agents agree on the time
 from crev.sim.fleet import DAY_S, JST_OFFSET_S, FleetSimulator
 
 SLOT_S = 1800
@@ -51,34 +51,6 @@ class ManualClock:
     def advance(self, seconds: int) -> int:
         self.t += seconds
         return self.t
-
-
-@dataclass
-class ScaledClock:
-    """Simulated time ``min(origin + (wall − wall_origin) × speed, wall)`` [unix s]: it catches up
-    from a past ``origin`` ``speed`` times faster than the wall clock, then runs in real time.
-
-    It never runs ahead of the wall clock: a ledger refuses readings whose interval ends after its
-    block time (+ ``max_future_s``), and block time is the wall clock. Two processes given the same
-    ``origin``, ``speed`` and ``wall_origin`` (a wall-clock unix time) agree on the simulated time,
-    so a simulated device process (``crev sim devices``) and a `crev dgc run` process share one
-    clock (``crev.device.agent.ScaledClock`` has the same semantics).
-    """
-
-    origin: int
-    speed: float = 1.0
-    wall_origin: float = field(default_factory=time.time)
-
-    def now(self) -> int:
-        return self.at(time.time())
-
-    def at(self, wall: float) -> int:
-        """The simulated time when the wall clock reads ``wall`` [unix s]."""
-        return min(self.origin + int((wall - self.wall_origin) * self.speed), int(wall))
-
-    def wall_until(self, t: int) -> float:
-        """Wall seconds until the clock reads ``t`` (≤ 0 if it already does)."""
-        return max((t - self.origin) / self.speed + self.wall_origin, float(t)) - time.time()
 
 
 class FleetPhysics:
