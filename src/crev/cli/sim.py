@@ -1,7 +1,7 @@
 """``crev sim devices``: simulated site devices on loopback, to try ``crev dgc run`` by hand.
 
 For N sites of :func:`crev.sim.fleet.make_fleet` it starts, on one shared
-:class:`crev.sim.site.ScaledClock` (it catches up from a past origin, then runs in real time), a
+:class:`crev.device.clock.ScaledClock` (it catches up from a past origin, then runs in real time), a
 :class:`~crev.sim.site.SitePhysics` behind a simulated ECHONET Lite smart meter (UDP) and a
 simulated SunSpec inverter and grid meter (Modbus TCP); registers the owners and the DGC devices
 on a running node over HTTP (operator-signed transactions, as ``crev submit`` builds them); writes

@@ -78,7 +78,7 @@ class SiteConfig:
 
 @dataclass(frozen=True, slots=True)
 class ClockConfig:
-    """Simulated time, as ``crev.sim.site.ScaledClock``: ``origin + (wall − wall_origin) × speed``."""
+    """Simulated time, as ``crev.device.clock.ScaledClock``: ``origin + (wall − wall_origin) × speed``."""
 
     origin: int  # [unix s]
     speed: float  # simulated seconds per wall second
