@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from crev.errors import ConflictError, CrevError, MalformedError
 from crev.ledger.params import Params
-from crev.ledger.shape import need_list
+from crev.ledger.shape import ID_RE, need_list
 
 T = TypeVar("T")
 
@@ -33,6 +33,28 @@ class BadItem:
     index: int  # its position in the batch
     value: Any  # as decoded, so the batch re-encodes to the same bytes
     error: MalformedError  # its field is already ``<where>[index].<field>``
+
+
+def check_item_head(v: Any, where: str, length: int, version: str) -> list[Any]:
+    """The part every device-signed item shares: an array of ``length`` elements opening with
+    ``version``, the chain id (text) and the device id. Returns ``v``; MalformedError otherwise."""
+    if type(v) is not list or len(v) != length:
+        raise MalformedError(where, f"must be an array of {length} elements (see docs/wire-format.md)")
+    if v[0] != version:
+        raise MalformedError(f"{where}.version", f"must be {version!r}")
+    if type(v[1]) is not str:
+        raise MalformedError(f"{where}.chain_id", "must be text")
+    if type(v[2]) is not str or not ID_RE.fullmatch(v[2]):
+        raise MalformedError(f"{where}.device_id", "must be 1-64 of a-z 0-9 . _ -")
+    return v
+
+
+def need_int_field(x: Any, field: str) -> int:
+    """An integer field of an item (a float, NaN or bool is named as such)."""
+    if type(x) is not int:
+        kind = "a fraction or NaN" if isinstance(x, float) else type(x).__name__
+        raise MalformedError(field, f"must be an integer, found {kind}")
+    return x
 
 
 def parse_batch(body: Any, params: Params, parse: Callable[[Any, str], T], where: str,

@@ -44,10 +44,10 @@ from crev.errors import (
     SignatureError,
 )
 from crev.ledger.events import ControlRecorded
-from crev.ledger.messages.batch import BadItem, in_order, judge, parse_batch
+from crev.ledger.messages.batch import BadItem, check_item_head, in_order, judge, need_int_field, parse_batch
 from crev.ledger.params import Params
 from crev.ledger.records import ControlRecord
-from crev.ledger.shape import ID_RE, MAX_U63
+from crev.ledger.shape import MAX_U63
 from crev.ledger.tx import register
 from crev.ledger.vocab import CONTROL_REASONS
 
@@ -101,19 +101,10 @@ class Control:
 
 def parse_control(v: Any, where: str) -> Control:
     """Stateless shape check of one control record."""
-    if type(v) is not list or len(v) != 15:
-        raise MalformedError(where, "must be an array of 15 elements (see docs/wire-format.md)")
-    if v[0] != CONTROL_VERSION:
-        raise MalformedError(f"{where}.version", f"must be {CONTROL_VERSION!r}")
-    if type(v[1]) is not str:
-        raise MalformedError(f"{where}.chain_id", "must be text")
-    if type(v[2]) is not str or not ID_RE.fullmatch(v[2]):
-        raise MalformedError(f"{where}.device_id", "must be 1-64 of a-z 0-9 . _ -")
+    check_item_head(v, where, 15, CONTROL_VERSION)
     for i, low, high in _RANGES:
         x = v[i]
-        if type(x) is not int:
-            kind = "a fraction or NaN" if isinstance(x, float) else type(x).__name__
-            raise MalformedError(f"{where}.{FIELDS[i]}", f"must be an integer, found {kind}")
+        need_int_field(x, f"{where}.{FIELDS[i]}")
         if not low <= x <= high:
             raise MalformedError(f"{where}.{FIELDS[i]}", f"must be {low} .. {high}, found {x}")
     if v[4] % SLOT_SECONDS:

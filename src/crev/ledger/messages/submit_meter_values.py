@@ -45,10 +45,9 @@ from crev.errors import (
     SignatureError,
 )
 from crev.ledger.events import MeterValuesRecorded
-from crev.ledger.messages.batch import BadItem, in_order, judge, parse_batch
+from crev.ledger.messages.batch import BadItem, check_item_head, in_order, judge, need_int_field, parse_batch
 from crev.ledger.params import Params
 from crev.ledger.reconcile import ready, reconcile, tally_for
-from crev.ledger.shape import ID_RE
 from crev.ledger.tx import register
 
 METER_VERSION = "crev/meter/1"
@@ -90,19 +89,10 @@ class MeterValues:
 
 def parse_meter_values(v: Any, where: str) -> MeterValues:
     """Stateless shape check of one item."""
-    if type(v) is not list or len(v) != 11:
-        raise MalformedError(where, "must be an array of 11 elements (see docs/wire-format.md)")
-    if v[0] != METER_VERSION:
-        raise MalformedError(f"{where}.version", f"must be {METER_VERSION!r}")
-    if type(v[1]) is not str:
-        raise MalformedError(f"{where}.chain_id", "must be text")
-    if type(v[2]) is not str or not ID_RE.fullmatch(v[2]):
-        raise MalformedError(f"{where}.device_id", "must be 1-64 of a-z 0-9 . _ -")
+    check_item_head(v, where, 11, METER_VERSION)
     for i in range(3, 9):
         x = v[i]
-        if type(x) is not int:
-            kind = "a fraction or NaN" if isinstance(x, float) else type(x).__name__
-            raise MalformedError(f"{where}.{FIELDS[i]}", f"must be an integer, found {kind}")
+        need_int_field(x, f"{where}.{FIELDS[i]}")
         if x < 0:
             raise MalformedError(f"{where}.{FIELDS[i]}", f"must not be negative, found {x}")
         if x > MAX_WH:

@@ -57,11 +57,10 @@ from crev.errors import (
 )
 from crev.ledger.events import ReadingAccepted, ReadingGap
 from crev.ledger.issuance import fiscal_year_cached, issue_lot, lot_id_for
-from crev.ledger.messages.batch import BadItem, in_order, judge, parse_batch
+from crev.ledger.messages.batch import BadItem, check_item_head, in_order, judge, need_int_field, parse_batch
 from crev.ledger.params import Params
 from crev.ledger.reconcile import count_lot, ready, reconcile, repay_debt, tally_for
 from crev.ledger.records import ReadingRecord
-from crev.ledger.shape import ID_RE
 from crev.ledger.trading import auto_offer
 from crev.ledger.tx import register
 
@@ -109,19 +108,10 @@ def reading_payload(chain_id: str, device_id: str, seq: int, interval_start: int
 
 def parse_reading(v: Any, where: str) -> Reading:
     """Stateless shape check of one reading."""
-    if type(v) is not list or len(v) != 13:
-        raise MalformedError(where, "must be an array of 13 elements (see docs/wire-format.md)")
-    if v[0] != READING_VERSION:
-        raise MalformedError(f"{where}.version", f"must be {READING_VERSION!r}")
-    if type(v[1]) is not str:
-        raise MalformedError(f"{where}.chain_id", "must be text")
-    if type(v[2]) is not str or not ID_RE.fullmatch(v[2]):
-        raise MalformedError(f"{where}.device_id", "must be 1-64 of a-z 0-9 . _ -")
+    check_item_head(v, where, 13, READING_VERSION)
     for i in range(3, 12):
         x = v[i]
-        if type(x) is not int:
-            kind = "a fraction or NaN" if isinstance(x, float) else type(x).__name__
-            raise MalformedError(f"{where}.{FIELDS[i]}", f"must be an integer, found {kind}")
+        need_int_field(x, f"{where}.{FIELDS[i]}")
         if x < 0:
             raise MalformedError(f"{where}.{FIELDS[i]}", f"must not be negative, found {x}")
         if x > MAX_WH and i >= 6:
