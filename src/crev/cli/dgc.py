@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -58,6 +59,32 @@ def _chain_id(cfg: AgentConfig, stop: threading.Event) -> str:
     raise SystemExit(0)
 
 
+def registration_problem(site: SiteConfig, index: int, public_key: bytes) -> str | None:
+    """Why the ledger would refuse everything this site signs, before it signs anything: the device
+    is not registered, is revoked, or ``key_file`` holds none of its registered keys. None when the
+    ledger agrees, or cannot be asked now (the agent then signs and stores; the dead letters would
+    name the problem later)."""
+    url = f"{site.ledger_url}/v1/devices/{urllib.parse.quote(site.device_id, safe='')}"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            dev = json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        if err.code == 404:
+            return (f"sites[{index}].device_id: the ledger at {site.ledger_url} has no device "
+                    f"{site.device_id!r} (ask the operator to register it)")
+        return None
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+    if dev.get("status") == "revoked":
+        return f"sites[{index}].device_id: device {site.device_id!r} is revoked on the ledger"
+    keys = {k.get("public_key") for k in dev.get("keys", []) if not k.get("revoked")}
+    if public_key.hex() not in keys:
+        return (f"sites[{index}].key_file: {site.key_file} holds key {public_key.hex()[:16]}…, which is not a "
+                f"key of device {site.device_id!r} on the ledger (registered: "
+                f"{', '.join(k[:16] + '…' for k in sorted(keys)) or 'none'})")
+    return None
+
+
 def open_devices(site: SiteConfig) -> Devices:
     """The site's real devices: the smart meter over ECHONET Lite, the inverter and grid meter over
     SunSpec Modbus TCP (one connection when they share host and port)."""
@@ -98,8 +125,12 @@ def run(config: str, until: str | None, only: tuple[str, ...]) -> None:
         _fail(f"--site: no site {', '.join(only)} in {config}")
     agents, senders = [], []
     for s in sites:
+        key = _load_key(str(s.key_file))
+        problem = registration_problem(s, cfg.sites.index(s), key.public_key)
+        if problem:
+            _fail(problem)
         try:
-            agent = SiteAgent(s, chain_id, _load_key(str(s.key_file)), open_devices(s), Outbox(s.outbox))
+            agent = SiteAgent(s, chain_id, key, open_devices(s), Outbox(s.outbox))
         except CrevError as err:
             _fail(f"{err.field}: {err.reason}")
             raise
