@@ -116,3 +116,14 @@ def test_a_lots_page_shows_its_finality(site_page: Page) -> None:
     assert badge.get_attribute("data-finality") == "corrected" and badge.inner_text() == "corrected"
     shot = site_page.shot("lot_finality")
     assert Path(shot).exists()
+
+
+def test_the_fleet_flags_the_drifting_site_and_its_debt(site_page: Page) -> None:
+    page = site_page.open("#/fleet")
+    drifting = page.locator("[data-testid=fleet-row][data-device='dgc-0']")
+    assert drifting.locator("[data-testid=fleet-drift]").inner_text() == "Calibration drift"
+    assert drifting.locator("[data-testid=fleet-debt]").inner_text() == "debt 40 g"
+    # dgc-1 was topped up, never off three slots running, and owes nothing
+    fine = page.locator("[data-testid=fleet-row][data-device='dgc-1']")
+    assert fine.locator("[data-testid=fleet-drift]").count() == 0 and fine.locator("[data-testid=fleet-debt]").count() == 0
+    site_page.assert_clean()

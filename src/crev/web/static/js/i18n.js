@@ -177,6 +177,7 @@ const D = {
   'site.cancelled': ['{g} g cancelled', '{g} g 取消'],
   'site.topped_up': ['{g} g topped up', '{g} g 追加発行'],
   'site.debt': ['{g} g recorded as debt', '{g} g を負債として記録'],
+  'fleet.debt': ['debt {g} g', '負債 {g} g'],
   'site.late_note': ['values came after the finality window: compared, not corrected', '確定期限後に到着：照合のみ、訂正なし'],
   'site.no_slots': ['No slot of this day on the ledger.', 'この日のコマは台帳にありません。'],
   'site.controls': ['Control records', '制御記録'],
