@@ -125,5 +125,6 @@ def test_the_fleet_flags_the_drifting_site_and_its_debt(site_page: Page) -> None
     assert drifting.locator("[data-testid=fleet-debt]").inner_text() == "debt 40 g"
     # dgc-1 was topped up, never off three slots running, and owes nothing
     fine = page.locator("[data-testid=fleet-row][data-device='dgc-1']")
-    assert fine.locator("[data-testid=fleet-drift]").count() == 0 and fine.locator("[data-testid=fleet-debt]").count() == 0
+    assert fine.locator("[data-testid=fleet-drift]").count() == 0
+    assert fine.locator("[data-testid=fleet-debt]").count() == 0
     site_page.assert_clean()
