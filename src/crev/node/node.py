@@ -93,8 +93,16 @@ class Receipt:
 
 
 def readings_in(tx: Tx) -> int:
-    """How much a transaction weighs in a block: its readings, or 1 for any other kind."""
-    return len(tx.message.readings) if isinstance(tx.message, SubmitReadings) else 1
+    """How much a transaction weighs in a block: its device-signed items (readings, smart-meter
+    values, control records), or 1 for any other kind."""
+    msg = tx.message
+    if isinstance(msg, SubmitReadings):
+        return max(1, len(msg.readings))
+    if isinstance(msg, SubmitMeterValues):
+        return max(1, len(msg.values))
+    if isinstance(msg, SubmitControls):
+        return max(1, len(msg.controls))
+    return 1
 
 
 def settle(fut: Future[Receipt], receipt: Receipt | None = None, exc: BaseException | None = None) -> None:

@@ -88,7 +88,8 @@ def error(status: int, code: str, field: str, reason: str, headers: dict[str, st
 
 
 def _charger(buckets: TokenBuckets | None, sender: str, readings: int) -> Callable[[Future[Receipt]], None]:
-    """A callback for a submission's future: charge ``sender`` for the readings the ledger refused
+    """A callback for a submission's future: charge ``sender`` for the device items (readings,
+    smart-meter values, control records) the ledger refused
     (all of them if the whole transaction was refused, at least 1 for a refused transaction).
     Duplicates are not charged: a gateway retrying what it is not sure arrived does no harm."""
 
@@ -96,8 +97,9 @@ def _charger(buckets: TokenBuckets | None, sender: str, readings: int) -> Callab
         if buckets is None or fut.cancelled() or fut.exception() is not None:
             return
         r = fut.result()
-        if r.error is not None and (r.error["code"], r.error["field"]) == ("conflict", "readings"):
-            return  # a gateway's retry of readings already on the ledger: not refused work
+        if r.error is not None and (r.error["code"], r.error["field"]) in (("conflict", "readings"),
+                                                                         ("conflict", "items")):
+            return  # a gateway's retry of device items already on the ledger: not refused work
         if not r.committed and r.error is not None:
             buckets.debit(sender, max(1, readings))
         elif isinstance(r.detail, list) and readings > 1:
