@@ -320,8 +320,11 @@ def factors_load(csv_file: str, node_url: str, signer: str, key: str) -> None:
               help="Run on a localnet of this many CometBFT validators in DATA_DIR (0: the embedded node).")
 @click.option("--base-port", default=26600, show_default=True, type=click.IntRange(1024, 65000),
               help="With --consortium: member i listens on base+10i (rpc), +1 (p2p), +2 (its crev app).")
+@click.option("--device-sites", default=6, show_default=True, type=click.IntRange(0, 100),
+              help="How many sites run through simulated ECHONET Lite / SunSpec devices and real DGC agents "
+                   "over loopback sockets (embedded node only; 0: none).")
 def demo(data_dir: str, sites: int, days: int, interval_s: str, seed: int, start: str | None, serve: bool,
-         host: str, port: int, pace: float, validators: int, base_port: int) -> None:
+         host: str, port: int, pace: float, validators: int, base_port: int, device_sites: int) -> None:
     """Simulate a fleet of sites on a fresh embedded ledger (or, with --consortium N, a localnet of
     N CometBFT validators) with a live market, then (by default) serve the dashboard at
     http://127.0.0.1:8000 while the fleet keeps reporting; DATA_DIR is left to explore."""
@@ -344,7 +347,8 @@ def demo(data_dir: str, sites: int, days: int, interval_s: str, seed: int, start
             f"\n[bold green]dashboard / ダッシュボード: {url}[/]  API: {url}/docs  — Ctrl-C stops\n"))
     try:
         s = run_demo(Path(data_dir), sites=sites, days=days, interval_s=int(interval_s), seed=seed,
-                     start=start, console=console, serve=live, consortium=validators, base_port=base_port)
+                     start=start, console=console, serve=live, consortium=validators, base_port=base_port,
+                     device_sites=device_sites)
     except FileExistsError as exc:
         _fail(str(exc))
         raise
