@@ -89,17 +89,22 @@ def slots(data_dir: str, device_id: str, from_: str | None, to: str | None, as_j
         click.echo(json.dumps({"device_id": device_id, **alerts, "slots": rows}, indent=1, ensure_ascii=False))
         return
     t = Table(title=Text(f"{device_id}: slots / コマ — DGC against the smart meter"))
-    for col in ("slot (JST)", "finality", "covered s", "E DGC Wh", "E meter Wh", "±Wh", "I DGC Wh", "I meter Wh",
-                "issued g", "withdrawn g", "stands g", "debt g"):
-        t.add_column(col, justify="right")
+    t.add_column("slot (JST)")
+    t.add_column("finality")
+    t.add_column("export Wh\nDGC / meter ±tol", justify="right")
+    t.add_column("import Wh\nDGC / meter", justify="right")
+    t.add_column("C-REV g\nissued → stands", justify="right")
+    t.add_column("debt g", justify="right")
 
     def n(v: int | None) -> str:
         return "-" if v is None else f"{v:,}"
 
     for r in rows:
-        t.add_row(jst(r["slot_id"] * SLOT_SECONDS).strftime("%Y-%m-%d %H:%M"), r["finality"], n(r["covered_s"]),
-                  n(r["export_wh"]), n(r["sm_export_wh"]), n(r["export_tolerance_wh"]), n(r["import_wh"]),
-                  n(r["sm_import_wh"]), n(r["issued_g"]), n(r["withdrawn_g"]), n(r["stands_g"]), n(r["debt_g"]))
+        fin = r["finality"] + ("" if r["covered_s"] == SLOT_SECONDS else f" ({r['covered_s']:,} s read)")
+        tol = "" if r["export_tolerance_wh"] is None else f" ±{r['export_tolerance_wh']:,}"
+        t.add_row(jst(r["slot_id"] * SLOT_SECONDS).strftime("%m-%d %H:%M"), fin,
+                  f"{n(r['export_wh'])} / {n(r['sm_export_wh'])}{tol}", f"{n(r['import_wh'])} / {n(r['sm_import_wh'])}",
+                  f"{n(r['issued_g'])} → {n(r['stands_g'])}", n(r["debt_g"]) if r["debt_g"] else "")
     if rows:
         console.print(t)
     else:
@@ -144,13 +149,21 @@ def controls(data_dir: str, device_id: str, last: int, as_json: bool) -> None:
         console.print("no control records for this device")
         return
     t = Table(title=Text(f"{device_id}: control records / 出力制御記録"))
-    for col in ("seq", "slot (JST)", "applied", "limit W", "export cap W", "reason", "export value mJPY/kWh",
-                "C-REV JPY/t", "threshold mJPY/kWh", "operator %", "block"):
-        t.add_column(col, justify="right")
+    t.add_column("seq", justify="right")
+    t.add_column("applied (JST)")
+    t.add_column("limit W\ncap W", justify="right")
+    t.add_column("reason")
+    t.add_column("inputs")
+    t.add_column("block", justify="right")
+
+    def w(v: int) -> str:
+        return "none" if v < 0 else f"{v:,}"
+
     for r in rows:
-        t.add_row(str(r["seq"]), r["slot_start_jst"][:16].replace("T", " "), r["applied_at_jst"][11:19],
-                  f"{r['limit_w']:,}", "-" if r["export_cap_w"] < 0 else f"{r['export_cap_w']:,}", Text(r["reason"]),
-                  f"{r['export_value_milli_jpy_per_kwh']:,}", f"{r['crev_price_jpy_per_t']:,}",
-                  f"{r['curtail_below_milli_jpy_per_kwh']:,}",
-                  "-" if r["operator_limit_pct"] < 0 else str(r["operator_limit_pct"]), str(r["height"]))
+        inputs = (f"export limit {w(r['export_limit_w'])} W · value ¥{r['export_value_milli_jpy_per_kwh'] / 1000:g}/kWh"
+                  f" (curtail below ¥{r['curtail_below_milli_jpy_per_kwh'] / 1000:g}) · C-REV "
+                  f"¥{r['crev_price_jpy_per_t']:,}/t · grid operator "
+                  + ("none" if r["operator_limit_pct"] < 0 else f"{r['operator_limit_pct']} %"))
+        t.add_row(str(r["seq"]), r["applied_at_jst"][5:16].replace("T", " "),
+                  f"{r['limit_w']:,}\n{w(r['export_cap_w'])}", Text(r["reason"]), Text(inputs), str(r["height"]))
     console.print(t)
