@@ -31,6 +31,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from crev.audit.consortium import Consortium, cmt_height, is_member
+from crev.audit.resume import (
+    Audited,
+    AuditRecord,
+    HistoryError,
+    ResumePoint,
+    read_record,
+    resume_point,
+    update_record,
+    write_record,
+)
 from crev.core.statetree import StateTree
 from crev.errors import CrevError, InvalidBlock
 from crev.ledger.apply import SigCache, TxResult, apply_block
@@ -70,6 +80,13 @@ class VerifyReport:
     reconcile_topup_g: int = 0  # … and issued as top-ups
     drift_alerts: int = 0  # CalibrationDrift events
     control_records: int = 0  # control records (ControlRecorded)
+    blocks_replayed: int = 0  # through apply_block in this run (``blocks`` less the block resumed from)
+    resumed_from: int = 0  # --resume: the verified height the replay started after (0: from genesis)
+    resumed_with: str = ""  # … its state: "node checkpoint" or "auditor snapshot"
+    resume_check: str = ""  # … and how that state was checked against the auditor's record
+    full_replay_reason: str = ""  # --resume that found no usable starting state: why it replayed from genesis
+    record: str = ""  # the audit record written or updated
+    seen: _Seen | None = field(default=None, repr=False, compare=False)  # for the record; not reported
 
     @property
     def readings_accepted(self) -> int:
@@ -130,33 +147,100 @@ def _decode_all(state: State, block: Block) -> list[Tx | bytes]:
 
 def verify_chain(data_dir: Path | str, threads: int = 2, invariant_every: int = 1000,
                  progress: Callable[[int, int], None] | None = None,
-                 consortium: Consortium | None = None) -> VerifyReport:
+                 consortium: Consortium | None = None, *, record: Path | str | None = None,
+                 resume: Path | str | None = None) -> VerifyReport:
+    """Replay the chain in ``data_dir`` and report what was found (never raises for a bad chain: the
+    report says where and why).
+
+    ``resume``: an auditor's record (audit/resume.py) to start from a state it already verified
+    instead of genesis; it is refused (report not ok) if it is of another chain, if audited history
+    was rewritten or if the starting state's root is not the one recorded; without a usable starting
+    state the replay starts from genesis and ``full_replay_reason`` says why. ``record``: after a
+    successful replay, write the record there (default with ``resume``: update that file).
+    Raises FileNotFoundError / ValueError for a missing data directory or record file."""
     d = Path(data_dir)
     if not (d / GENESIS_FILE).exists():
         raise FileNotFoundError(f"{d / GENESIS_FILE} not found: {d} holds no ledger")
+    audit = read_record(resume) if resume is not None else None
     genesis = Genesis.from_json((d / GENESIS_FILE).read_text("utf-8"))
     store = Store(d / DB_FILE, readonly=True)  # the auditor reads; it never writes
-    state = state_from_genesis(genesis)
-    total = store.height()
-    member = is_member(store)
-    engine = (store.get_meta("engine") or b"").decode() if member else ""
-    if consortium is not None and not member:
+    try:
+        member = is_member(store)
+        engine = (store.get_meta("engine") or b"").decode() if member else ""
+        if consortium is not None and not member:
+            raise ValueError(f"{d} is an embedded node's ledger (sequencer-signed blocks), not a consortium member's")
+        point: ResumePoint | None = None
+        why = ""
+        if audit is not None:
+            try:
+                point, why = resume_point(store, genesis, audit)
+            except CrevError as err:
+                bad = err.height if isinstance(err, HistoryError) else None
+                return VerifyReport(False, (bad or 1) - 1, 0, 0, "", bad, f"{err.field}: {err.reason}",
+                                    engine=engine, full_replay_reason="")
+        state = point.state if point is not None else state_from_genesis(genesis)
+        rep = _replay(store, genesis, state, threads, invariant_every, progress, consortium, member, engine,
+                      keep_changes=audit is not None and point is not None and record is None
+                      and point.height == audit.snapshot_height)
+    finally:
         store.close()
-        raise ValueError(f"{d} is an embedded node's ledger (sequencer-signed blocks), not a consortium member's")
+    if point is not None:
+        rep.resumed_from, rep.resumed_with, rep.resume_check = point.height, point.source, point.checked
+    rep.full_replay_reason = why
+    if rep.ok and (record is not None or audit is not None):
+        _save(rep, genesis, state, audit, point, record)
+    rep.seen = None
+    return rep
+
+
+@dataclass
+class _Seen:
+    """What a replay keeps for the auditor's record: the heights it recomputed worth keeping and the
+    state entries it changed (only when the record's snapshot is updated in place)."""
+
+    points: list[Audited] = field(default_factory=list)
+    changed: dict[str, bytes | None] | None = None
+
+
+def _save(rep: VerifyReport, genesis: Genesis, state: State, audit: AuditRecord | None,
+          point: ResumePoint | None, record: Path | str | None) -> None:
+    seen = rep.seen
+    assert seen is not None
+    if audit is not None and record is None and point is not None and seen.changed is not None:
+        update_record(audit, seen.points, state.height, seen.changed)
+        rep.record = str(audit.path)
+        return
+    out = Path(record) if record is not None else audit.path if audit is not None else None
+    assert out is not None
+    kept = list(audit.points.values()) if audit is not None and point is not None else []
+    write_record(out, genesis, [*kept, *seen.points], state)
+    rep.record = str(out)
+
+
+def _replay(store: Store, genesis: Genesis, state: State, threads: int, invariant_every: int,
+            progress: Callable[[int, int], None] | None, consortium: Consortium | None, member: bool,
+            engine: str, keep_changes: bool) -> VerifyReport:
+    """Every stored block after ``state.height`` through apply_block on ``state`` (verified: from
+    genesis, or a state the auditor's record vouches for), the invariants, and the node's stored
+    snapshot against the replayed chain."""
+    start = state.height
+    total = store.height()
+    cp = store.checkpoint_height()
     verifier = ParallelVerifier(threads)
     txs = readings = refused = duplicate = 0
     meter = VerifyReport(True, 0, 0, 0, "")  # collects the smart-meter counts
+    seen = _Seen(changed={} if keep_changes else None)
     height = 0
     checked = 0
     least = 0
 
-    def start(block: Block) -> tuple[Block, list[Tx | bytes], list[Triple], list[Future[list[bool]]]]:
+    def start_block(block: Block) -> tuple[Block, list[Tx | bytes], list[Triple], list[Future[list[bool]]]]:
         """Decode a block and send its signatures to the workers without waiting."""
         decoded = _decode_all(state, block)
         triples = [t for tx in decoded if isinstance(tx, Tx) for t in signature_triples(state, tx)]
         return (block, decoded, triples, verifier.submit(triples))
 
-    blocks = store.blocks()
+    blocks = store.blocks(start + 1)
     deferred: list[CrevError] = []
 
     def next_block() -> Block | None:
@@ -169,7 +253,7 @@ def verify_chain(data_dir: Path | str, threads: int = 2, invariant_every: int = 
 
     try:
         nxt = next_block()
-        pending = start(nxt) if nxt is not None else None
+        pending = start_block(nxt) if nxt is not None else None
         while pending is not None:
             block, decoded, triples, futs = pending
             height = state.height + 1  # the block we expect; errors are reported at this height
@@ -181,9 +265,13 @@ def verify_chain(data_dir: Path | str, threads: int = 2, invariant_every: int = 
             # in the state before this block; a key changed by this block only costs a cache miss
             # (the signature is then verified inline), never a different result.
             nxt = next_block()
-            pending = start(nxt) if nxt is not None else None
+            pending = start_block(nxt) if nxt is not None else None
             prev_hash, prev_time = state.last_block_hash, state.last_time
             out = apply_block(state, block, cache, check_signature=not member, decoded=decoded)
+            if seen.changed is not None:
+                seen.changed.update(out.changed)
+            if height == cp and height != total:
+                seen.points.append(Audited(height, block.header.hash, state.tree.root(), "checkpoint"))
             if consortium is not None:
                 _, _, tally = consortium.check_block(block, cmt_height(store, height), prev_hash, prev_time)
                 checked += 1
@@ -207,14 +295,15 @@ def verify_chain(data_dir: Path | str, threads: int = 2, invariant_every: int = 
             raise InvalidBlock("header.height", f"block {height} is missing")
         check_invariants(state)
         root = state.tree.root()
-        cp = store.checkpoint_height()
-        if cp:
+        if state.height > 0:
+            seen.points.append(Audited(state.height, state.last_block_hash, root, "head"))
+        if cp and cp != start:  # resumed from the node's checkpoint: it was checked when loaded
             # the node's stored snapshot must commit to exactly the state root of its block
             snap = StateTree(genesis.params.state_tree_depth)
             for k, v in store.state_items():
                 snap.set(k, v)
-            cp_block = store.block(cp)
-            if cp_block is None or snap.root() != cp_block.header.state_root:
+            cp_head = store.header(cp)
+            if cp_head is None or snap.root() != cp_head.state_root:
                 raise InvalidBlock("state snapshot", f"the node's stored state (checkpoint at block {cp}) "
                                                      "differs from the state the chain commits to")
     except CrevError as err:
@@ -224,11 +313,11 @@ def verify_chain(data_dir: Path | str, threads: int = 2, invariant_every: int = 
                                         *_power(consortium, least)), meter)
     finally:
         verifier.close()
-        store.close()
-    return _with_meter(VerifyReport(True, height, txs, readings, root.hex(), readings_refused=refused,
+    return _with_meter(VerifyReport(True, state.height, txs, readings, root.hex(), readings_refused=refused,
                                     readings_duplicate=duplicate, engine=engine, commits_checked=checked,
                                     validators=_power(consortium, least)[0], signed_power_min=least,
-                                    total_power=_power(consortium, least)[2]), meter)
+                                    total_power=_power(consortium, least)[2], blocks_replayed=state.height - start,
+                                    seen=seen), meter)
 
 
 def _with_meter(rep: VerifyReport, meter: VerifyReport) -> VerifyReport:

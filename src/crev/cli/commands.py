@@ -441,28 +441,49 @@ def _consortium(data_dir: str, rpc: str | None, home: str | None, genesis_file: 
 @_cometbft_options
 @click.option("--replay-only", is_flag=True,
               help="Consortium: replay without checking CometBFT's commits (says so in the verdict).")
+@click.option("--record", "record", type=click.Path(dir_okay=False), default=None, metavar="AUDIT_FILE",
+              help="After a successful replay, write the auditor's own record there (the chain, the block hash "
+                   "and state root recomputed at the node's checkpoint and the head, the state at the head).")
+@click.option("--resume", "resume", type=click.Path(dir_okay=False), default=None, metavar="AUDIT_FILE",
+              help="Start from a height this record vouches for instead of genesis (checked against it; refused "
+                   "if anything audited differs), replay the blocks after it, then update the record.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def verify(data_dir: str, threads: int, cometbft_rpc: str | None, cometbft_home: str | None,
-           cometbft_genesis: str | None, replay_only: bool) -> None:
+           cometbft_genesis: str | None, replay_only: bool, record: str | None, resume: str | None,
+           as_json: bool) -> None:
     """Replay the whole chain from genesis and check every signature, hash, root and invariant.
 
     On a consortium member's ledger, each block is checked against a CometBFT header signed by
-    more than 2/3 of the genesis validators' power that carries its app hash."""
+    more than 2/3 of the genesis validators' power that carries its app hash. With --resume, the
+    replay starts after the last height an earlier run recorded (--record) instead."""
     from crev.audit.replay import verify_chain
-    from crev.cli.render import print_verify
+    from crev.cli.render import print_verify, verify_dict
     from crev.node.node import GENESIS_FILE
 
     if not (Path(data_dir) / GENESIS_FILE).exists():  # before the progress bar draws
         _fail(f"{Path(data_dir) / GENESIS_FILE} not found: {data_dir} holds no ledger (run `crev init`)")
+    if resume is not None and not Path(resume).is_file():
+        _fail(f"{resume}: no such audit record (write one with `crev verify {data_dir} --record {resume}`)")
     consortium = None if replay_only else _consortium(data_dir, cometbft_rpc, cometbft_home, cometbft_genesis)
     t0 = time.perf_counter()
     with Progress(TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), TextColumn("blocks"),
-                  TimeRemainingColumn(), console=console) as prog:
+                  TimeRemainingColumn(), console=console, disable=as_json) as prog:
         task = prog.add_task("verify", total=None)
 
         def tick(h: int, total: int) -> None:
             prog.update(task, completed=h, total=total)
 
-        rep = verify_chain(data_dir, threads=threads, progress=tick, consortium=consortium)
+        try:
+            rep = verify_chain(data_dir, threads=threads, progress=tick, consortium=consortium, record=record,
+                               resume=resume)
+        except (OSError, ValueError) as err:
+            _fail(str(err))
+    dt = time.perf_counter() - t0
+    if as_json:
+        click.echo(json.dumps(verify_dict(rep, dt), indent=1, ensure_ascii=False))
+        if not rep.ok:
+            sys.exit(1)
+        return
     dt = time.perf_counter() - t0
     print_verify(console, rep, dt)
     if rep.engine:

@@ -10,6 +10,7 @@ them in full.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from rich.console import Console
@@ -286,18 +287,36 @@ def _factors(used: dict[str, int]) -> str:
 # --- verify ---------------------------------------------------------------------------------
 
 
+def verify_dict(rep: VerifyReport, seconds: float) -> dict[str, Any]:
+    """``crev verify --json``: every field of the report, and the seconds it took."""
+    out = {k: v for k, v in dataclasses.asdict(rep).items() if k != "seen"}
+    out["seconds"] = round(seconds, 3)
+    return out
+
+
 def print_verify(console: Console, rep: VerifyReport, seconds: float) -> None:
-    """The auditor's verdict in one line; readings accepted and refused are counted apart."""
+    """The auditor's verdict in one line; readings accepted and refused are counted apart. A resumed
+    replay says first what it resumed from and how that was checked, or why it replayed in full."""
+    if rep.resumed_from:
+        _line(console, f"resumed from block {rep.resumed_from:,} ({rep.resumed_with}: {rep.resume_check}); "
+              f"replayed {rep.blocks_replayed:,} block{'s' if rep.blocks_replayed != 1 else ''} after it")
+    elif rep.full_replay_reason:
+        _line(console, ("full replay from genesis", "yellow"), f": cannot resume ({rep.full_replay_reason})")
     if not rep.ok:
-        _line(console, ("FAILED", "bold red"), f" at block {rep.first_bad_height}: ", rep.error)
+        where = f" at block {rep.first_bad_height}" if rep.first_bad_height is not None else ""
+        _line(console, ("FAILED", "bold red"), f"{where}: ", rep.error)
         return
     rate = rep.readings / seconds if seconds else 0
     dup = f", {rep.readings_duplicate:,} duplicate" if rep.readings_duplicate else ""
-    _line(console, ("OK", "bold green"), f" {rep.blocks:,} blocks, {rep.txs:,} transactions, "
+    blocks = (f"{rep.blocks:,} blocks; the {rep.blocks_replayed:,} replayed hold" if rep.resumed_from
+              else f"{rep.blocks:,} blocks,")
+    _line(console, ("OK", "bold green"), f" {blocks} {rep.txs:,} transactions, "
           f"{rep.readings:,} readings verified and accepted, {rep.readings_refused:,} refused{dup} in "
           f"{seconds:.1f} s ({rate:,.0f} readings/s); state root {rep.state_root}")
     if rep.meter_items or rep.slots_reconciled or rep.control_records:
         _line(console, *verify_meter_parts(rep))
+    if rep.record:
+        _line(console, f"audit record written: {rep.record} (block {rep.blocks:,})")
 
 
 def verify_meter_parts(rep: VerifyReport) -> list[Part]:
