@@ -12,7 +12,15 @@ the auditor's full replay (``crev.audit.replay.verify_chain``: every block signa
 and reading signature, Merkle root, state root and the invariants) with PyNaCl and with the
 kernel, printing readings per second next to the raw single-core PyNaCl rate.
 
-    python bench/bench_verify.py [--devices 10000] [--per-device 10] [--signatures 20000] [--no-replay]
+Part 3: the auditor's resumable replay on the same ledger. A full replay that writes the auditor's
+record (``--record``: what writing it costs, its size), then ``--more`` readings (one per device)
+added by the node, whose checkpoint then moves past the audited head; then the full replay of the
+grown chain against ``--resume`` from the record (the auditor's own snapshot: header chain check,
+snapshot load and root check, the new blocks, the node's snapshot check), seconds and ratio; and a
+resume with nothing new (the fixed cost, from the node's checkpoint).
+
+    python bench/bench_verify.py [--devices 10000] [--per-device 10] [--more 10000] [--signatures 20000]
+                                 [--no-replay] [--resume-only]
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import argparse
 import os
 import shutil
 import sys
+import tempfile
 import threading
 from collections.abc import Callable
 
@@ -28,11 +37,13 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 from nacl.bindings import crypto_sign_open
 
-from common import batch_tx, machine, make_ledger, now, signed_readings
+import crev.audit.replay as replay
+from common import T0, batch_tx, machine, make_ledger, now, signed_readings
 from crev.audit.replay import verify_chain
 from crev.core.encoding import encode
 from crev.core.hashing import sha256
 from crev.core.signing import KERNEL, Signer, kernel_in_use, use_kernel
+from crev.node.node import Node
 
 Triple = tuple[bytes, bytes, bytes]
 
@@ -93,19 +104,75 @@ def kernel_section(n: int) -> float:
     return raw
 
 
+def resume_section(d: str, readings: list[list[object]], first: int, devices: int, raw: float) -> None:
+    """Full replay with the record, more readings, then full replay against resume (part 3)."""
+    spent = [0.0]
+    write = vars(replay)["write_record"]  # timed where the replay calls it
+
+    def timed_write(*args: object) -> None:
+        t = now()
+        write(*args)
+        spent[0] += now() - t
+
+    vars(replay)["write_record"] = timed_write
+    rec = os.path.join(tempfile.mkdtemp(prefix="crev-audit-"), "audit.sqlite")
+    t = now()
+    rep = verify_chain(d, record=rec)
+    dt = now() - t
+    assert rep.ok, rep.error
+    print(f"full replay with --record: {rep.blocks:,} blocks, {rep.readings:,} readings in {dt:.1f} s, of which "
+          f"writing the record {spent[0]:.1f} s ({os.path.getsize(rec) / 1e6:.0f} MB, the state snapshot at "
+          f"block {rep.blocks:,})")
+    node = Node(d, block_interval_ms=100, clock=lambda: float(T0 + 10 * 86400)).start()
+    more = readings[first:]
+    futs = [node.submit(batch_tx(more[i:i + 1000])) for i in range(0, len(more), 1000)]
+    for f in futs:
+        assert f.result(900).ok
+    node.close()  # its checkpoint moves past the audited head
+    t = now()
+    full = verify_chain(d)
+    t_full = now() - t
+    assert full.ok, full.error
+    t = now()
+    res = verify_chain(d, resume=rec)
+    t_res = now() - t
+    assert res.ok and res.state_root == full.state_root, res.error
+    print(f"{len(more):,} more readings ({full.blocks - rep.blocks:,} blocks): full replay of {full.blocks:,} blocks "
+          f"{t_full:.1f} s; --resume ({res.resumed_with} at block {res.resumed_from:,}, {res.blocks_replayed:,} "
+          f"blocks replayed) {t_res:.1f} s = {t_full / t_res:.1f}x faster; {res.readings / t_res:,.0f} new readings/s "
+          f"(ratio to raw {res.readings / t_res / raw:.2f})")
+    t = now()
+    idle = verify_chain(d, resume=rec)
+    t_idle = now() - t
+    assert idle.ok and idle.blocks_replayed == 0, idle.error
+    print(f"--resume with nothing new ({idle.resumed_with} at block {idle.resumed_from:,}): {t_idle:.1f} s")
+    vars(replay)["write_record"] = write
+    shutil.rmtree(os.path.dirname(rec), ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--devices", type=int, default=10_000)
     ap.add_argument("--per-device", type=int, default=10)
     ap.add_argument("--signatures", type=int, default=20_000)
+    ap.add_argument("--more", type=int, default=10_000, help="readings added before the resumed replay")
     ap.add_argument("--no-replay", action="store_true", help="only the verification rates")
+    ap.add_argument("--resume-only", action="store_true", help="only the raw PyNaCl rate and part 3")
     a = ap.parse_args()
     print(f"machine: {machine()}")
-    raw = kernel_section(a.signatures)
+    if a.resume_only:
+        triples = reading_triples(a.signatures)
+        raw = rate(a.signatures, lambda: pynacl_loop(triples))
+        print(f"PyNaCl crypto_sign_open, 1 core:           {raw:>9,.0f} /s  (1.00)")
+    else:
+        raw = kernel_section(a.signatures)
     if a.no_replay:
         return
     node, d, _ = make_ledger(a.devices)
-    readings = signed_readings(a.devices, a.per_device)
+    extra = -(-a.more // a.devices)  # whole intervals: one more reading per device each
+    everything = signed_readings(a.devices, a.per_device + extra)
+    first = a.devices * a.per_device
+    readings = everything[:first]
     t = now()
     futs = [node.submit(batch_tx(readings[i:i + 1000])) for i in range(0, len(readings), 1000)]
     for f in futs:
@@ -113,7 +180,7 @@ def main() -> None:
     print(f"built a chain of {len(readings):,} readings in {node.state.height:,} blocks in {now() - t:.1f} s")
     node.close()
     was = kernel_in_use()
-    for kernel in (False, True):
+    for kernel in ((False, True) if not a.resume_only else ()):
         if use_kernel(kernel) != kernel:
             continue
         name = "kernel" if kernel else "PyNaCl"
@@ -126,6 +193,8 @@ def main() -> None:
                   f"readings, {rep.blocks:,} blocks in {dt:.1f} s = {rep.readings / dt:,.0f} readings/s "
                   f"(ratio to raw 1-core PyNaCl verify {rep.readings / dt / raw:.2f})")
     use_kernel(was)
+    if a.more:
+        resume_section(str(d), everything[:first + a.more], first, a.devices, raw)
     shutil.rmtree(d, ignore_errors=True)
 
 
