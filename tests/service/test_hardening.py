@@ -231,7 +231,7 @@ def test_forwarded_addresses_are_ignored_unless_the_proxy_is_trusted(ledger: Nod
 def test_a_node_that_falls_behind_answers_503_with_retry_after(tmp_path: Path) -> None:
     node = k.open_node(k.init_dir(tmp_path / "slow"), block_interval_ms=1500)
     k.register_fleet(node, 4)
-    srv = serve(node, admission=Admission(max_wait_s=0.3))
+    srv = serve(node, admission=Admission(budget_s=1e9, max_wait_s=0.3))  # the queue-age rule alone
     try:
         first = k.batch(4, 0)
         st, _, body = request(srv.port, "POST", "/v1/tx?wait=false", first, cbor_post(first))
@@ -248,6 +248,40 @@ def test_a_node_that_falls_behind_answers_503_with_retry_after(tmp_path: Path) -
         time.sleep(0.1)
         st, _, body = request(srv.port, "POST", "/v1/tx", second, cbor_post(second))  # drained: admitted
         assert st == 200 and body["committed"], body
+    finally:
+        srv.stop()
+        node.close()
+
+
+def test_a_submission_predicted_to_miss_the_budget_gets_503_and_admitted_work_completes(tmp_path: Path) -> None:
+    """The node's rate is measured from what it answers; a batch that would wait longer than the
+    budget behind what is already queued is turned away at once (not after the queue has aged),
+    and what was admitted is committed."""
+    node = k.open_node(k.init_dir(tmp_path / "slow"), block_interval_ms=1000)
+    k.register_fleet(node, 4)
+    admission = Admission(budget_s=0.5, max_wait_s=60, warmup_s=0.5)
+    srv = serve(node, admission=admission)
+    try:
+        for i in (0, 1):  # the second is posted as a block is sealed: it waits ~1 s
+            warm = k.batch(4, i)
+            st, _, body = request(srv.port, "POST", "/v1/tx", warm, cbor_post(warm))
+            assert st == 200 and body["committed"], body
+        assert 0 < admission.rate() <= 2.2 * len(warm)  # bytes/s: one to two batches a second
+        queued = k.batch(4, 2)
+        st, _, body = request(srv.port, "POST", "/v1/tx?wait=false", queued, cbor_post(queued))
+        assert st == 202, body  # alone in the queue: always admitted
+        late = k.batch(4, 3)  # behind it, predicted ≥ 0.9 s > 0.5 s: refused while the queue is young
+        st, headers, body = request(srv.port, "POST", "/v1/tx", late, cbor_post(late))
+        assert st == 503 and body["error"]["code"] == "overloaded", body
+        assert int(headers["retry-after"]) >= 1
+        deadline = time.monotonic() + 15
+        while node.state.devices["dgc-0"].readings < 3:  # the admitted batch is committed
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(0.1)
+        st, _, body = request(srv.port, "POST", "/v1/tx", late, cbor_post(late))  # drained: admitted
+        assert st == 200 and body["committed"], body
+        assert admission.waiting() == 0 and admission.pending_bytes == 0
     finally:
         srv.stop()
         node.close()

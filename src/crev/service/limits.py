@@ -11,9 +11,11 @@ starve the rest.
 
 Two more limits are applied by the ``POST /v1/tx`` route with the objects below:
 
-* **Back-pressure** (``Admission``): while the oldest transaction waiting for the node has
-  waited longer than ``max_wait_s``, or the bytes waiting would pass ``max_bytes``, new ones get
-  503 with ``Retry-After``, so what is admitted keeps its latency instead of everyone queueing.
+* **Back-pressure** (``Admission``): a transaction the node is predicted not to answer within
+  ``budget_s`` (the bytes waiting ahead of it and its own, at the node's measured rate) gets 503
+  with ``Retry-After``, so what is admitted keeps its latency instead of everyone queueing; so
+  does any while the oldest one waiting has waited past ``max_wait_s``, or past ``max_bytes``
+  waiting.
 * **Refused work is charged to its sender** (``TokenBuckets`` of refused readings per address):
   each reading the ledger refuses (a bad signature, a rule) costs its sender a token; an address
   whose bucket is empty gets 429 on ``POST /v1/tx`` until it refills, so one client's forged
@@ -94,33 +96,89 @@ class TokenBuckets:
 
 
 class Admission:
-    """Back-pressure for submissions, by the age of the queue (as CoDel does for packets): while
-    the oldest transaction admitted and not yet answered has waited longer than ``max_wait_s``,
-    the node is not keeping up and new ones are turned away (503 with ``Retry-After``); so are
-    transactions that would take the bytes waiting past ``max_bytes``. No rate has to be guessed:
-    the queue's own delay says when it is too long, and what is admitted keeps its latency."""
+    """Back-pressure for submissions: a new transaction is admitted only if the node is predicted
+    to answer it within ``budget_s``. The prediction is the bytes already waiting plus its own,
+    divided by the node's measured service rate (bytes of transactions answered per second of
+    time the node had work; transactions are priced by their size, which is what a batch's
+    verification and apply time follow). Past it, 503 with ``Retry-After`` (the seconds until the
+    queue has drained enough). So what is admitted keeps its latency, and the queue still holds
+    ``budget_s`` of work, so the node never idles while clients are being turned away.
 
-    def __init__(self, max_wait_s: float = 0.5, max_bytes: int = 64 * 1024 * 1024,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    Two rules back it up: while the oldest transaction waiting has waited longer than
+    ``max_wait_s`` (the node slowed down more than the rate says: a checkpoint, another process),
+    new ones are turned away too (as CoDel does for packets); and the bytes waiting never pass
+    ``max_bytes``. Until the node has been busy for ``warmup_s`` there is no rate yet, and only
+    those two rules apply. A transaction alone in the queue is always admitted (a batch bigger
+    than the budget must still be able to get in).
+
+    ``clock`` is injectable for tests."""
+
+    def __init__(self, budget_s: float = 0.4, max_wait_s: float = 1.0, max_bytes: int = 64 * 1024 * 1024,
+                 clock: Callable[[], float] = time.monotonic, window_s: float = 10.0,
+                 warmup_s: float = 1.0) -> None:
+        if budget_s <= 0 or max_wait_s <= 0 or window_s <= 0:
+            raise ValueError("budget_s, max_wait_s and window_s must be > 0")
+        self.budget_s = budget_s
         self.max_wait_s = max_wait_s
         self.max_bytes = max_bytes
         self.clock = clock
+        self.window_s = window_s
+        self.warmup_s = warmup_s
         self.pending_bytes = 0
         self.refused = 0
         self._pending: dict[int, tuple[float, int]] = {}  # ticket → (admitted at, bytes); oldest first
         self._next = 0
         self._lock = threading.Lock()
+        # the service rate: bytes answered and busy seconds, both decayed with time constant window_s
+        self._done_bytes = 0.0
+        self._busy_s = 0.0
+        self._seen_busy_s = 0.0  # busy seconds ever (not decayed): the warm-up
+        self._last = clock()
+
+    def _advance(self, now: float) -> None:
+        """Account the time since the last event (caller holds the lock): busy if work waited."""
+        dt = max(0.0, now - self._last)
+        self._last = now
+        if dt == 0.0:
+            return
+        keep = math.exp(-dt / self.window_s)
+        self._done_bytes *= keep
+        self._busy_s *= keep
+        if self._pending:
+            # busy time decays over the interval too: ∫ e^{-(dt-t)/τ} dt = τ (1 - e^{-dt/τ})
+            self._busy_s += self.window_s * (1 - keep)
+            self._seen_busy_s += dt
+
+    def rate(self) -> float:
+        """The node's measured service rate [bytes/s]; 0 while warming up."""
+        with self._lock:
+            return self._rate()
+
+    def _rate(self) -> float:
+        if self._seen_busy_s < self.warmup_s or self._busy_s <= 0:
+            return 0.0
+        return self._done_bytes / self._busy_s
 
     def admit(self, nbytes: int) -> tuple[int, float]:
         """(ticket, 0.0) if admitted — hand the ticket to ``release`` when it is answered — else
         (-1, seconds to wait before retrying)."""
         now = self.clock()
         with self._lock:
+            self._advance(now)
             if self._pending:
                 oldest = now - next(iter(self._pending.values()))[0]
-                if oldest > self.max_wait_s or self.pending_bytes + nbytes > self.max_bytes:
+                rate = self._rate()
+                ahead = self.pending_bytes + nbytes
+                retry = 0.0
+                if oldest > self.max_wait_s:
+                    retry = max(oldest, self.max_wait_s)
+                elif ahead > self.max_bytes:
+                    retry = self.max_wait_s
+                elif rate > 0 and ahead / rate > self.budget_s:
+                    retry = (ahead - rate * self.budget_s) / rate
+                if retry > 0:
                     self.refused += 1
-                    return -1, max(oldest, self.max_wait_s)
+                    return -1, retry
             self._next += 1
             self._pending[self._next] = (now, nbytes)
             self.pending_bytes += nbytes
@@ -128,9 +186,11 @@ class Admission:
 
     def release(self, ticket: int) -> None:
         with self._lock:
+            self._advance(self.clock())
             item = self._pending.pop(ticket, None)
             if item is not None:
                 self.pending_bytes -= item[1]
+                self._done_bytes += item[1]
 
     def waiting(self) -> int:
         with self._lock:
