@@ -12,6 +12,9 @@ the protocol with four rules, all measured from the server's clock:
   connection opens or after the first byte of a later request on a kept-alive connection;
   else ``408`` and close. (An idle kept-alive connection is closed by uvicorn's own
   ``timeout_keep_alive``.)
+* **Prompt ACKs:** while a request is incomplete, each read is acknowledged at once
+  (TCP_QUICKACK), so a client whose Nagle holds back a body until its head is acknowledged is
+  not made to wait for the delayed-ACK timer (44 ms a request on a kept-alive connection).
 * **Body in time:** the body must arrive within ``body_timeout_s`` plus one second per
   ``min_body_rate`` bytes received so far; a trickle falls behind and is answered ``408`` (or
   cut, if the app has already answered).
@@ -23,8 +26,10 @@ refused, for tests and the operator.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import resource
+import socket
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -32,6 +37,8 @@ from dataclasses import dataclass, field
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.utils import get_remote_addr
+
+_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
 
 
 def default_max_connections(reserve: int = 128, ceiling: int = 4096) -> int:
@@ -133,11 +140,24 @@ def guarded_protocol(guard: ConnectionGuard) -> type[H11Protocol]:
             elif state is not h11.IDLE:  # the request is whole: the app has it now
                 self._phase = ""
                 self._cancel()
+            if self._phase:  # more of the request is due: acknowledge what came at once
+                self._quickack()
 
         def on_response_complete(self) -> None:
             self._phase = ""
             self._cancel()
             super().on_response_complete()
+
+        def _quickack(self) -> None:
+            """ACK now, not after the kernel's delayed-ACK timer (~40 ms): a client without
+            TCP_NODELAY that writes a request's head and body apart (http.client does for a
+            streamed body, many gateways do) holds the body back until its head is
+            acknowledged (Nagle), and a kept-alive connection's ACKs are delayed. Linux only;
+            the kernel clears the flag again by itself, so it is set after every read."""
+            sock = self.transport.get_extra_info("socket")
+            if sock is not None and _QUICKACK is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
 
         # --- timers ----------------------------------------------------------------------------
 
