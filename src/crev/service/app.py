@@ -203,11 +203,12 @@ def create_app(node: Ledger, *, rate: float = 50.0, burst: int = 200, clock: Cal
         if not raw:
             return error(400, "malformed", "body", "empty: send one transaction's canonical CBOR bytes",
                          tx_hash=sha256(raw).hex())
-        ticket, busy = queue.admit(len(raw))
+        ticket, retry = queue.admit(len(raw))
         if ticket < 0:
             return error(503, "overloaded", "node",
-                         f"the node is behind: transactions have waited {busy:.1f} s; retry later",
-                         tx_hash=sha256(raw).hex(), headers={"Retry-After": str(max(1, math.ceil(busy)))})
+                         f"the node is behind: this transaction would not be answered in time; retry in "
+                         f"{retry:.1f} s (Retry-After)",
+                         tx_hash=sha256(raw).hex(), headers={"Retry-After": str(max(1, math.ceil(retry)))})
         released = False
         try:
             try:  # the stateless check, off the event loop; the node then takes the decoded transaction
