@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.web.webkit import CHROMIUM, CHROMIUM_ARGS, Page, Served, crev, start_serve, stop_serve
+from tests.web.webkit import CHROMIUM, CHROMIUM_ARGS, Page, Served, browser_page, crev, start_serve, stop_serve
 
 
 @pytest.fixture(scope="session")
@@ -47,26 +47,5 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def web(browser: Any, served: Served, request: pytest.FixtureRequest) -> Iterator[Page]:
-    ctx = browser.new_context(locale="en-US", timezone_id="Asia/Tokyo", viewport={"width": 1280, "height": 900})
-    page = ctx.new_page()
-    page.set_default_timeout(15_000)
-    p = Page(page, served.base)
-    page.on("pageerror", lambda exc: p.errors.append(f"pageerror: {exc}"))
-
-    def on_console(msg: Any) -> None:
-        if msg.type == "error" and not (p.allow_not_found and "404" in msg.text):
-            p.errors.append(f"console.error: {msg.text}")
-
-    def on_response(resp: Any) -> None:
-        if "/v1/" in resp.url and resp.status >= 400 and not (p.allow_not_found and resp.status == 404):
-            p.bad_responses.append(f"{resp.status} {resp.url}")
-
-    page.on("console", on_console)
-    page.on("response", on_response)
-    try:
+    with browser_page(browser, served.base, request.node.name) as p:
         yield p
-    finally:
-        try:
-            p.shot(request.node.name)
-        finally:
-            ctx.close()

@@ -15,7 +15,7 @@ from crev.ledger.messages.register_device import RegisterDevice
 from crev.ledger.messages.register_participant import RegisterParticipant
 from tests.consortium.netkit import free_port, make_net, post, start_up
 from tests.node import nodekit as k
-from tests.web.webkit import Page
+from tests.web.webkit import Page, browser_page
 
 
 @pytest.fixture(scope="module")
@@ -44,21 +44,8 @@ def consortium_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[s
 
 @pytest.fixture
 def cpage(browser: Any, consortium_api: tuple[str, dict[str, Any]], request: pytest.FixtureRequest) -> Iterator[Page]:
-    ctx = browser.new_context(locale="en-US", timezone_id="Asia/Tokyo", viewport={"width": 1280, "height": 900})
-    page = ctx.new_page()
-    page.set_default_timeout(15_000)
-    p = Page(page, consortium_api[0])
-    page.on("pageerror", lambda exc: p.errors.append(f"pageerror: {exc}"))
-    page.on("console", lambda msg: p.errors.append(f"console.error: {msg.text}") if msg.type == "error" else None)
-    page.on("response", lambda r: p.bad_responses.append(f"{r.status} {r.url}")
-            if "/v1/" in r.url and r.status >= 400 else None)
-    try:
+    with browser_page(browser, consortium_api[0], request.node.name) as p:
         yield p
-    finally:
-        try:
-            p.shot(request.node.name)
-        finally:
-            ctx.close()
 
 
 def test_ledger_view_shows_members_heights_and_signers(cpage: Page, consortium_api: tuple[str, dict[str, Any]]

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.service import sitekit as s
-from tests.web.webkit import ENV, Page, free_port, stop_serve
+from tests.web.webkit import ENV, Page, browser_page, free_port, stop_serve
 
 
 @pytest.fixture(scope="module")
@@ -49,21 +49,8 @@ def site_base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture
 def site_page(browser: Any, site_base: str, request: pytest.FixtureRequest) -> Iterator[Page]:
-    ctx = browser.new_context(locale="en-US", timezone_id="Asia/Tokyo", viewport={"width": 1280, "height": 900})
-    page = ctx.new_page()
-    page.set_default_timeout(15_000)
-    p = Page(page, site_base)
-    page.on("pageerror", lambda exc: p.errors.append(f"pageerror: {exc}"))
-    page.on("console", lambda m: p.errors.append(f"console.error: {m.text}") if m.type == "error" else None)
-    page.on("response", lambda r: p.bad_responses.append(f"{r.status} {r.url}")
-            if "/v1/" in r.url and r.status >= 400 else None)
-    try:
+    with browser_page(browser, site_base, request.node.name) as p:
         yield p
-    finally:
-        try:
-            p.shot(request.node.name)
-        finally:
-            ctx.close()
 
 
 def rows(page: Any, testid: str) -> list[str]:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -165,6 +166,36 @@ class Page:
     def assert_clean(self) -> None:
         assert not self.errors, f"errors in the page: {self.errors}"
         assert not self.bad_responses, f"failed API requests: {self.bad_responses}"
+
+
+@contextlib.contextmanager
+def browser_page(browser: Any, base: str, shot_name: str) -> Iterator[Page]:
+    """A fresh English, Tokyo-time page on ``base`` that records uncaught errors and failed API
+    calls (a 404 too, unless the test sets ``allow_not_found``), and leaves a screenshot named
+    ``shot_name`` in test-artifacts/ when the test ends, passed or failed."""
+    ctx = browser.new_context(locale="en-US", timezone_id="Asia/Tokyo", viewport={"width": 1280, "height": 900})
+    page = ctx.new_page()
+    page.set_default_timeout(15_000)
+    p = Page(page, base)
+    page.on("pageerror", lambda exc: p.errors.append(f"pageerror: {exc}"))
+
+    def on_console(msg: Any) -> None:
+        if msg.type == "error" and not (p.allow_not_found and "404" in msg.text):
+            p.errors.append(f"console.error: {msg.text}")
+
+    def on_response(resp: Any) -> None:
+        if "/v1/" in resp.url and resp.status >= 400 and not (p.allow_not_found and resp.status == 404):
+            p.bad_responses.append(f"{resp.status} {resp.url}")
+
+    page.on("console", on_console)
+    page.on("response", on_response)
+    try:
+        yield p
+    finally:
+        try:
+            p.shot(shot_name)
+        finally:
+            ctx.close()
 
 
 def safe(name: str) -> str:
