@@ -19,6 +19,7 @@ from crev.core.encoding import decode
 from crev.core.units import parse_time
 from crev.device.agent import Devices, Sender, SiteAgent
 from crev.device.config import SiteConfig, parse_config
+from crev.device.echonet import jst_day_start
 from crev.device.outbox import Outbox
 from crev.device.ports import FixedValue, GridMeterRegisters, InverterIdentity, InverterStatus, MeterRegisters
 from crev.errors import DeviceError
@@ -44,6 +45,8 @@ class MemSmartMeter:
     p: SitePhysics
     name: str = "smart-meter mem"
     no_data: bool = False
+    no_history: bool = False
+    history_calls: int = 0
 
     def registers(self) -> MeterRegisters:
         imp, exp = self.p.smart_meter_wh()
@@ -58,6 +61,15 @@ class MemSmartMeter:
 
     def instant_power_w(self) -> int:
         return self.p.net_power_w()
+
+    def history(self, day_offset: int) -> tuple[list[FixedValue], list[FixedValue]]:
+        """E2/E4 as the simulated node answers them: the JST day's fixed values at 00:00 ... 23:30."""
+        self.history_calls += 1
+        if self.no_history:
+            raise DeviceError(f"{self.name}.E5", "refused (SetC_SNA from 0x028801)")
+        start = jst_day_start(self.p.advance()) - day_offset * 86_400
+        ats = [start + 1800 * i for i in range(48) if start + 1800 * i in self.p.fixed]
+        return ([FixedValue(t, self.p.fixed[t][0]) for t in ats], [FixedValue(t, self.p.fixed[t][1]) for t in ats])
 
 
 @dataclass
@@ -257,6 +269,77 @@ def test_meter_values_per_slot_and_no_data_is_retried(tmp_path: Path) -> None:
     kit = ledger_kit()
     submit(kit, "submit_readings", s.items("submit_readings"))
     assert all(d[0] == "accepted" for d in submit(kit, "submit_meter_values", items))
+
+
+def _check_meter_items(s: Site, items: list[list[Any]]) -> None:
+    """Each item's registers are the physics' fixed values at its slot end, its import/export the
+    differences from the slot start's (hand-checked against what the meter fixed)."""
+    for m in items:
+        imp0, exp0 = s.physics.fixed[m[3]]
+        imp1, exp1 = s.physics.fixed[m[3] + 1800]
+        assert (m[4], m[5], m[6], m[7]) == (imp1 - imp0, exp1 - exp0, imp1, exp1), m[3] - DAY
+
+
+def test_slots_missed_while_down_are_filled_from_the_meter_history(tmp_path: Path) -> None:
+    s = make_site(tmp_path, SUNNY + 10 * 3600 - 20)
+    s.run(SUNNY + 11 * 3600 + 30)  # slots 10:00, 10:30 signed from EA/EB
+    assert s.meter.history_calls == 3  # the first start looked two days back (today, 1 and 2 days before)
+    s.skip(SUNNY + 13 * 3600 + 600)  # down from 11:00:30 to 13:10: 11:30, 12:00, 12:30, 13:00 fixed unseen
+    s.restart()
+    s.run(SUNNY + 14 * 3600 + 30)
+    items = s.items("submit_meter_values")
+    starts = [(m[3] - SUNNY) / 3600 for m in items]
+    assert starts == [10, 10.5, 11, 11.5, 12, 12.5, 13, 13.5]  # oldest first, nothing twice
+    assert s.meter.history_calls == 4  # after the restart: today only, once
+    _check_meter_items(s, items)
+    noon = next(m for m in items if m[3] == SUNNY + 12 * 3600)
+    imp0, exp0 = s.physics.fixed[SUNNY + 12 * 3600]
+    imp1, exp1 = s.physics.fixed[SUNNY + 12 * 3600 + 1800]
+    assert noon[5] == exp1 - exp0 > 3000 and noon[4] == imp1 - imp0  # a sunny noon: the site exports
+    logs = {row["slot_start"]: row for row in s.outbox.log("submit_meter_values")}
+    assert sorted(t for t, row in logs.items() if row.get("from") == "history") == [
+        SUNNY + 11 * 3600, SUNNY + 11 * 3600 + 1800, SUNNY + 12 * 3600, SUNNY + 12 * 3600 + 1800]
+    s.restart()  # again: what was filled is remembered
+    s.run(SUNNY + 15 * 3600 + 30)
+    again = [m[3] for m in s.items("submit_meter_values")]
+    assert len(again) == len(set(again)) == 10 and s.meter.history_calls == 4
+    kit = ledger_kit()
+    kit.time = SUNNY + 2 * 86400
+    assert all(d[0] == "accepted" for d in submit(kit, "submit_meter_values", s.items("submit_meter_values")))
+
+
+def test_a_fill_across_midnight_asks_yesterday_then_today(tmp_path: Path) -> None:
+    s = make_site(tmp_path, DAY + 22 * 3600 - 20)
+    s.run(DAY + 23 * 3600 + 30)  # 22:00, 22:30
+    s.skip(DAY + 25 * 3600 + 600)  # down until 01:10 the next day
+    s.meter.history_calls = 0
+    s.restart()
+    s.run(DAY + 25 * 3600 + 630)
+    items = s.items("submit_meter_values")
+    assert [(m[3] - DAY) / 3600 for m in items] == [22, 22.5, 23, 23.5, 24, 24.5]
+    assert s.meter.history_calls == 2
+    _check_meter_items(s, items)
+
+
+def test_a_first_start_signs_only_what_the_meter_holds(tmp_path: Path) -> None:
+    s = make_site(tmp_path, DAY + 10 * 3600 + 1000)  # the meter's history starts with the physics
+    s.physics.advance_to(DAY + 11 * 3600 + 1000)  # the meter ran for an hour before the DGC came up
+    s.run(DAY + 11 * 3600 + 1800 + 30)
+    items = s.items("submit_meter_values")
+    assert [(m[3] - DAY) / 3600 for m in items] == [10.5, 11]  # 10:00 has no fixed value: not invented
+    _check_meter_items(s, items)
+    assert not any(a["field"].endswith(".E2") for a in s.outbox.alerts())
+
+
+def test_a_meter_without_history_keeps_the_slot_by_slot_items(tmp_path: Path) -> None:
+    s = make_site(tmp_path, DAY + 10 * 3600 - 20)
+    s.meter.no_history = True
+    s.run(DAY + 10 * 3600 + 30)
+    s.skip(DAY + 11 * 3600 + 600)
+    s.restart()
+    s.run(DAY + 12 * 3600 + 30)
+    assert [(m[3] - DAY) / 3600 for m in s.items("submit_meter_values")] == [11, 11.5]
+    assert any(a["field"] == "smart-meter mem.E5" for a in s.outbox.alerts())
 
 
 # --- control --------------------------------------------------------------------------------

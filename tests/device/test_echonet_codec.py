@@ -23,12 +23,17 @@ from crev.device.echonet import (
     decode_frame,
     encode_frame,
     fixed_value_edt,
+    history_edt,
+    jst_date_bytes,
     jst_datetime_bytes,
+    jst_day_start,
     parse_coefficient,
     parse_cumulative,
     parse_digits,
     parse_fixed_value,
+    parse_history,
     parse_instant_power,
+    parse_jst_date,
     parse_jst_datetime,
     parse_percent,
     parse_solar_energy,
@@ -249,3 +254,66 @@ def test_solar_properties() -> None:
     assert parse_solar_power(h("0F A0")) == 4000
     assert parse_solar_energy(h("00 01 E2 40")) == 123_456  # 0.001 kWh = 1 Wh
     assert parse_percent(b"\x00") == 0
+
+
+# --- 30-minute history: E5, E2/E4 --------------------------------------------------------------
+
+# Yesterday's (E5 = 1) normal-direction history of a meter whose unit is 0.1 kWh (E1 0x01), as a
+# Get_Res to "Get E2, 0x98". Value i is fixed at 00:00 + 30 min × i JST of that day.
+NO = "FF FF FF FE"
+GET_RES_E2 = h(f"""
+    10 81 00 07
+    02 88 01 05 FF 01
+    72 02               # Get_Res, OPC 2
+    E2 C2               # E2, PDC 194 = 2 + 48 × 4
+    00 01               # day 1 (yesterday)
+    00 00 03 E8         # [0] 00:00  1000 steps = 100.0 kWh
+    {NO}                # [1] 00:30  no data
+    00 00 03 EA         # [2] 01:00  1002 steps
+    00 00 03 EB         # [3] 01:30  1003 steps
+    {(NO + " ") * 43}   # [4..46] no data
+    00 00 04 00         # [47] 23:30 1024 steps
+    98 04 07 EA 01 02   # current date 2026-01-02 (the meter's today)
+""")
+
+
+def test_e2_history_decodes_with_no_data_left_out() -> None:
+    f = decode_frame(GET_RES_E2)
+    assert f.esv == ESV.GET_RES and [p.epc for p in f.props] == [0xE2, 0x98]
+    e2, date = f.props[0].edt, f.props[1].edt
+    assert len(e2) == 194
+    today = parse_jst_date("98", date)
+    assert today == 1_767_225_600 + 86_400 - 9 * 3600  # 2026-01-02 00:00 JST
+    yesterday = today - 86_400  # 2026-01-01 00:00 JST = 2025-12-31 15:00 UTC
+    day, values = parse_history(0xE2, e2, MeterScale(0x01), yesterday)
+    assert day == 1
+    assert values == [FixedValue(yesterday, 100_000), FixedValue(yesterday + 3600, 100_200),
+                      FixedValue(yesterday + 5400, 100_300), FixedValue(yesterday + 47 * 1800, 102_400)]
+    # the simulator's encoder writes the same bytes
+    counts: list[int | None] = [None] * 48
+    counts[0], counts[2], counts[3], counts[47] = 1000, 1002, 1003, 1024
+    assert history_edt(1, counts) == e2
+    assert jst_date_bytes(today + 86_399) == date and jst_day_start(today + 86_399) == today
+
+
+def test_history_shapes_and_ranges_name_the_property() -> None:
+    scale = MeterScale(0x03)
+    good = history_edt(0, [0] * 48)
+    with pytest.raises(DeviceError) as e:
+        parse_history(0xE2, good[:-1], scale, 0)
+    assert e.value.field == "E2" and "194" in e.value.reason
+    with pytest.raises(DeviceError) as e:
+        parse_history(0xE4, b"\x00\x64" + good[2:], scale, 0)
+    assert e.value.field == "E4" and "day 100" in e.value.reason
+    over = bytearray(good)
+    over[2 + 4 * 3:6 + 4 * 3] = (100_000_000).to_bytes(4, "big")
+    with pytest.raises(DeviceError) as e:
+        parse_history(0xE4, bytes(over), scale, 0)
+    assert e.value.field == "E4[3]"
+    with pytest.raises(DeviceError) as e:
+        parse_jst_date("98", bytes.fromhex("07EA0230"))  # 48 February
+    assert e.value.field == "98"
+    with pytest.raises(MalformedError):
+        history_edt(100, [None] * 48)
+    with pytest.raises(MalformedError):
+        history_edt(0, [None] * 47)

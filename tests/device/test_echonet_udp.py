@@ -204,3 +204,26 @@ def test_seti_and_inf_req_are_answered_as_the_spec_says(node: SimulatedEchonetNo
         s.sendto(bytes.fromhex("1081000805FF0102790160 01 A00165".replace(" ", "")), ("127.0.0.1", node.port))
         sna = decode_frame(s.recv(2048))  # 101 %: refused, the refused value echoed
         assert (sna.esv, sna.props) == (ESV.SETI_SNA, (Property(0xA0, b"\x65"),))
+
+
+def test_history_is_the_physics_fixed_values_of_that_day(meter: EchonetSmartMeter, node: SimulatedEchonetNode,
+                                                         physics: SitePhysics) -> None:
+    imp, exp = meter.history(0)  # today (2026-01-01 JST): the physics started at 10:00, it is 13:10
+    ends = [T0 + 1800 * k for k in range(1, 7)]  # 10:30 .. 13:00
+    assert sorted(physics.fixed) == ends
+    assert imp == [FixedValue(t, physics.fixed[t][0] // 100 * 100) for t in ends]  # E1 0.1 kWh, floored
+    assert exp == [FixedValue(t, physics.fixed[t][1] // 100 * 100) for t in ends]
+    assert imp[-1] == meter.fixed_values()[0]  # the history agrees with EA
+    assert node.history_day == 0
+    assert meter.history(1) == ([], [])  # yesterday: the meter holds nothing
+    assert node.history_day == 1
+
+
+def test_history_errors_name_the_property(meter: EchonetSmartMeter, node: SimulatedEchonetNode) -> None:
+    with pytest.raises(MalformedError) as m:
+        meter.history(100)
+    assert m.value.field == f"{meter.name}.E5"
+    node.faults.no_history = True  # a meter without history refuses E5
+    with pytest.raises(DeviceError) as e:
+        meter.history(0)
+    assert e.value.field == f"{meter.name}.E5" and "SetC_SNA" in e.value.reason

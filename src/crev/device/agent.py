@@ -41,7 +41,7 @@ import httpx
 from crev.core.encoding import encode
 from crev.core.metering import REGISTER_MODULUS_WH, capacity_limit_wh
 from crev.core.signing import Signer
-from crev.core.units import SLOT_SECONDS
+from crev.core.units import JST_OFFSET_SECONDS, SLOT_SECONDS
 from crev.device.clock import Clock
 from crev.device.config import SenderConfig, SiteConfig
 from crev.device.control import Decision, decide, loop_limit, operator_limit_pct
@@ -58,6 +58,7 @@ log = logging.getLogger("crev.dgc")
 
 CAPACITY_TOLERANCE_BP = 500  # the ledger's default capacity_tolerance_bp: a jump beyond it is refused anyway
 DEFAULT_GRID_LIMIT_W = 100_000_000  # an import/export step above 100 MW is a jump [W]
+METER_HISTORY_S = 2 * 86_400  # how far back missed smart-meter slots are filled from the meter's history [s]
 SIGNED_KINDS = {"reading": "submit_readings", "meter": "submit_meter_values", "control": "submit_controls"}
 
 
@@ -103,6 +104,8 @@ class SiteAgent:
         self.meter_prev: dict[str, Any] | None = saved.get("meter_prev")  # {"at", "import", "export"} [Wh]
         self.meter_seen = self.meter_prev["at"] if self.meter_prev else 0
         self.meter_pending: int | None = None  # a slot end whose fixed values are awaited
+        # slot end up to which smart-meter slots are settled: signed, or found missing from history
+        self.meter_done: int = saved.get("meter_done", self.meter_seen)
         ctl = saved.get("control", {})
         self.control_seq: int = ctl.get("seq", 0)
         self.control_reason: str | None = ctl.get("reason")
@@ -281,23 +284,88 @@ class SiteAgent:
             return  # not fixed yet: asked again at the next step
         self.meter_pending = None
         prev, self.meter_prev = self.meter_prev, {"at": at, "import": imp.wh, "export": exp.wh}
-        if at > s or prev is None or prev["at"] != at - SLOT_SECONDS:
+        if at > s or at <= self.meter_done:
             self.outbox.save({"meter_prev": self.meter_prev})
             return
-        m = regs.modulus_wh
-        di, de = (imp.wh - prev["import"]) % m, (exp.wh - prev["export"]) % m
+        if prev is not None and prev["at"] == at - SLOT_SECONDS and self.meter_done >= prev["at"]:
+            self._sign_meter(prev, self.meter_prev, regs.modulus_wh, regs.resolution_wh, now,
+                             {"meter_prev": self.meter_prev, "meter_done": at})
+            return
+        self._fill_meter(prev, self.meter_prev, regs.modulus_wh, regs.resolution_wh, now)
+
+    def _sign_meter(self, a: dict[str, Any], b: dict[str, Any], modulus_wh: int, resolution_wh: int, now: int,
+                    state: dict[str, Any], source: str = "EA/EB") -> bool:
+        """Sign the slot from fixed value ``a`` to ``b`` (``{"at", "import", "export"}``, one slot
+        apart) into the outbox with ``state``; False (an alert, ``state`` saved) on a jump."""
+        sm = self.devices.smart_meter
+        self.meter_done = max(self.meter_done, state.get("meter_done", 0))
+        di, de = (b["import"] - a["import"]) % modulus_wh, (b["export"] - a["export"]) % modulus_wh
         most = capacity_limit_wh(self.site.grid_limit_w or DEFAULT_GRID_LIMIT_W, SLOT_SECONDS, CAPACITY_TOLERANCE_BP)
-        for epc, d in (("EA", di), ("EB", de)):
+        for epc, d in (("EA", di), ("EB", de)) if source == "EA/EB" else (("E2", di), ("E4", de)):
             if d > most:
-                self.alert(f"{sm.name}.{epc}", f"jumped {d} Wh in one slot (at most {most} Wh): nothing signed", now)
-                self.outbox.save({"meter_prev": self.meter_prev})
-                return
-        payload = meter_values_payload(self.chain_id, self.device_id, at - SLOT_SECONDS, di, de, imp.wh, exp.wh,
-                                       regs.resolution_wh, self.site.meter_id)
+                self.alert(f"{sm.name}.{epc}", f"jumped {d} Wh in the slot ending {b['at']} (at most {most} Wh): "
+                                               "nothing signed", now)
+                self.outbox.save(state)
+                return False
+        slot = b["at"] - SLOT_SECONDS
+        payload = meter_values_payload(self.chain_id, self.device_id, slot, di, de, b["import"], b["export"],
+                                       resolution_wh, self.site.meter_id)
         item = [*payload, self.key.sign(encode(payload))]
-        self.outbox.put("submit_meter_values", f"slot {at - SLOT_SECONDS}", item,
-                        {"slot_start": at - SLOT_SECONDS, "import_wh": di, "export_wh": de}, at,
-                        {"meter_prev": self.meter_prev})
+        summary: dict[str, Any] = {"slot_start": slot, "import_wh": di, "export_wh": de}
+        if source != "EA/EB":
+            summary["from"] = source
+        self.outbox.put("submit_meter_values", f"slot {slot}", item, summary, b["at"], state)
+        return True
+
+    def _fill_meter(self, prev: dict[str, Any] | None, cur: dict[str, Any], modulus_wh: int, resolution_wh: int,
+                    now: int) -> None:
+        """The slots since the last settled one (``meter_done``, at most ``METER_HISTORY_S`` back)
+        from the meter's 30-minute history (E5/E2/E4), oldest first: a slot is signed only if the
+        history (or EA/EB) holds both its ends; nothing is invented. History that disagrees with
+        EA/EB, or a meter without history, is an alert, and only what EA/EB give is signed."""
+        sm = self.devices.smart_meter
+        at, was_done = cur["at"], self.meter_done
+        lo = max(self.meter_done, at - METER_HISTORY_S)
+        lo -= lo % SLOT_SECONDS
+        known: dict[int, tuple[int, int]] = {at: (cur["import"], cur["export"])}
+        if prev is not None and prev["at"] >= lo:
+            known[prev["at"]] = (prev["import"], prev["export"])
+        from_history: set[int] = set()
+        try:
+            history: dict[int, tuple[int, int]] = {}
+            for off in range(_jst_day(at) - _jst_day(lo), -1, -1):  # oldest day first
+                imps, exps = sm.history(off)
+                ex = {v.at: v.wh for v in exps}
+                history.update({v.at: (v.wh, ex[v.at]) for v in imps if v.at in ex and lo <= v.at <= at})
+        except (CrevError, OSError) as err:
+            self._device_failed(err, sm.name, now)
+            history = {}
+        for t, v in known.items():
+            if t in history and history[t] != v:
+                self.alert(f"{sm.name}.E2", f"history says {list(history[t])} Wh at {t}, EA/EB say {list(v)} Wh: "
+                                            "the missed slots are not filled", now)
+                history = {}
+                break
+        for t, v in history.items():
+            if t not in known:
+                known[t] = v
+                from_history.add(t)
+        ends = [e for e in range(lo + SLOT_SECONDS, at + SLOT_SECONDS, SLOT_SECONDS)
+                if e - SLOT_SECONDS in known and e in known]
+        missing = (at - lo) // SLOT_SECONDS - len(ends)
+        for e in ends:
+            state: dict[str, Any] = {"meter_done": e}
+            if e == at:
+                state["meter_prev"] = cur
+            a = {"at": e - SLOT_SECONDS, "import": known[e - SLOT_SECONDS][0], "export": known[e - SLOT_SECONDS][1]}
+            b = {"at": e, "import": known[e][0], "export": known[e][1]}
+            filled = bool({e - SLOT_SECONDS, e} & from_history)
+            self._sign_meter(a, b, modulus_wh, resolution_wh, now, state, "history" if filled else "EA/EB")
+        if missing and was_done:  # a gap after signed slots (not a first start): say what is lost
+            self.alert(f"{sm.name}.E2", f"{missing} slot(s) before {at} have no fixed values in the meter's "
+                                        "history: they have no smart-meter item", now)
+        self.meter_done = at
+        self.outbox.save({"meter_prev": cur, "meter_done": at})
 
     # --- control ---------------------------------------------------------------------------
 
@@ -354,6 +422,10 @@ class SiteAgent:
                         {"seq": self.control_seq, "slot_start": slot, "limit_w": applied, "export_cap_w": cap,
                          "reason": d.reason}, now,
                         {"control": {"seq": self.control_seq, "reason": d.reason, "slot": slot}})
+
+
+def _jst_day(t: int) -> int:
+    return (t + JST_OFFSET_SECONDS) // 86_400
 
 
 # --- delivery ----------------------------------------------------------------------------------

@@ -14,8 +14,9 @@ This module has three layers, pure to impure:
   0x0288** and the **household solar power generation class 0x0279** (APPENDIX "Detailed
   Requirements for ECHONET Device Objects", Release N, the classes of those names), all integers:
   Wh, W, unix seconds (the meter's JST clock converted to UTC), never floats;
-* :class:`EchonetSmartMeter` (the ``SmartMeter`` port) and :class:`EchonetSolar` (the
-  ``Inverter`` port, an alternative control path through A0) over a real, synchronous UDP socket.
+* :class:`EchonetSmartMeter` (the ``SmartMeter`` port, with the meter's 30-minute history
+  E5/E2/E4) and :class:`EchonetSolar` (the ``Inverter`` port, an alternative control path
+  through A0) over a real, synchronous UDP socket.
 
 Every failure is a :class:`crev.errors.DeviceError` whose ``field`` names the frame field or the
 property (``TID``, ``props[1].PDC``, ``EA``); the clients prefix their ``name``
@@ -350,6 +351,75 @@ def fixed_value_edt(at: int, count: int) -> bytes:
     return jst_datetime_bytes(at) + u32(count)
 
 
+# --- 30-minute history: E5 (day to retrieve), E2/E4 (that day's 48 fixed values) ------------------
+# APPENDIX, Release N, low-voltage smart electric energy meter class: E5 "day for which the
+# historical data of measured cumulative amounts of electric energy is to be retrieved 1"
+# (unsigned char, 0 = today, 1 = yesterday, ... 99; Set/Get); E2 / E4 "historical data of
+# measured cumulative amounts of electric energy 1" (normal / reverse direction): unsigned short
+# (the day, 0..99) + unsigned long × 48 (0..99,999,999, 0xFFFFFFFE no data), 194 bytes, "48
+# pieces of half-hourly data for the preceding 24 hours". The Appendix does not stamp the 48
+# values with times; crev reads value i as fixed at 00:00 + 30 min × i (JST) of that day, the
+# reading of two independent B-route implementations (futomi/node-echonet-lite: "00:00 to
+# 23:30"; smdn/Smdn.Net.EchonetLite.RouteB: day + i × 24 h / 48). A day's 24:00 value is then
+# the next day's first. A meter using the other reading (00:30 .. 24:00) would show here as
+# fixing times 30 minutes early: the agent's check against EA/EB catches it (see agent.py).
+
+EPC_HISTORY_IMPORT: Final = 0xE2
+EPC_HISTORY_EXPORT: Final = 0xE4
+EPC_HISTORY_DAY: Final = 0xE5
+EPC_CURRENT_DATE: Final = 0x98  # superclass: current date setting, YYYY(2) MM DD (the meter's clock)
+HISTORY_VALUES: Final = 48
+HISTORY_LEN: Final = 2 + 4 * HISTORY_VALUES  # 194 bytes
+HISTORY_MAX_DAY: Final = 99
+DAY_S: Final = 86_400
+
+
+def jst_day_start(at: int) -> int:
+    """The unix time of 00:00 JST of the JST day containing ``at`` [unix s]."""
+    return at - (at + JST_OFFSET_SECONDS) % DAY_S
+
+
+def jst_date_bytes(at: int) -> bytes:
+    """YYYY(2) MM DD of unix time ``at`` on the JST calendar (superclass 0x98's 4 bytes)."""
+    return jst_datetime_bytes(at)[0:4]
+
+
+def parse_jst_date(epc: str, edt: bytes) -> int:
+    """0x98 current date (JST): unix seconds of that day's 00:00 JST. DeviceError on an impossible date."""
+    _edt_len(epc, edt, 4)
+    return parse_jst_datetime(epc, edt + b"\x00\x00\x00")
+
+
+def history_edt(day: int, counts: list[int | None]) -> bytes:
+    """E2/E4 data: ``day`` (0..99) and 48 register counts for 00:00, 00:30, ... 23:30 JST of that
+    day (None: no data, sent as 0xFFFFFFFE)."""
+    if len(counts) != HISTORY_VALUES:
+        raise MalformedError("history", f"needs {HISTORY_VALUES} values, got {len(counts)}")
+    _check_range("history.day", day, 0, HISTORY_MAX_DAY)
+    return u16(day) + b"".join(u32(NO_DATA_U32 if c is None else c) for c in counts)
+
+
+def parse_history(epc: int, edt: bytes, scale: MeterScale, day_start: int) -> tuple[int, list[FixedValue]]:
+    """E2 or E4: (the day number, the fixed values with data) for the day starting at
+    ``day_start`` [unix s, 00:00 JST]; value i is fixed at ``day_start + 1800 × i``. No-data
+    entries (0xFFFFFFFE) are left out; any other value above 99,999,999 is a DeviceError naming
+    the property and the entry (``E2[17]``)."""
+    name = f"{epc:02X}"
+    _edt_len(name, edt, HISTORY_LEN)
+    day = int.from_bytes(edt[0:2], "big")
+    if day > HISTORY_MAX_DAY:
+        raise DeviceError(name, f"day {day} outside 0..{HISTORY_MAX_DAY}")
+    out: list[FixedValue] = []
+    for i in range(HISTORY_VALUES):
+        count = int.from_bytes(edt[2 + 4 * i:6 + 4 * i], "big")
+        if count == NO_DATA_U32:
+            continue
+        if count > 99_999_999:
+            raise DeviceError(f"{name}[{i}]", f"register {count} above 99999999")
+        out.append(FixedValue(day_start + 1800 * i, scale.to_wh(count)))
+    return day, out
+
+
 # --- household solar power generation 0x0279 ---------------------------------------------------
 # APPENDIX, Release N, "Household solar power generation class": E0 instantaneous generation
 # (unsigned short, W, 0..65533), E1 cumulative generation (unsigned long, 0.001 kWh = 1 Wh,
@@ -548,6 +618,28 @@ class EchonetSmartMeter:
     def instant_power_w(self) -> int:
         got = self.link.get(self.eoj, (EPC_INSTANT_POWER,))
         return self._parse(lambda: parse_instant_power(got[EPC_INSTANT_POWER]))
+
+    def history(self, day_offset: int) -> tuple[list[FixedValue], list[FixedValue]]:
+        """(import, export) fixed values of the JST day ``day_offset`` days before the meter's
+        today (0..99): SetC E5, then one Get of E2, E4 and 0x98 (the meter's date, so the values
+        are stamped by the meter's own calendar even across its midnight). Only values with data,
+        oldest first. DeviceError naming the property (E5 refused, E2's day not the one asked)."""
+        _check_range(f"{self.name}.E5", day_offset, 0, HISTORY_MAX_DAY)
+        scale = self.scale
+        self.link.set(self.eoj, (Property(EPC_HISTORY_DAY, u8(day_offset)),))
+        got = self.link.get(self.eoj, (EPC_HISTORY_IMPORT, EPC_HISTORY_EXPORT, EPC_CURRENT_DATE))
+
+        def parse() -> tuple[list[FixedValue], list[FixedValue]]:
+            day_start = parse_jst_date("98", got[EPC_CURRENT_DATE]) - day_offset * DAY_S
+            values: list[list[FixedValue]] = []
+            for epc in (EPC_HISTORY_IMPORT, EPC_HISTORY_EXPORT):
+                day, vals = parse_history(epc, got[epc], scale, day_start)
+                if day != day_offset:
+                    raise DeviceError(f"{epc:02X}", f"answered day {day}, E5 was set to {day_offset}")
+                values.append(vals)
+            return values[0], values[1]
+
+        return self._parse(parse)
 
 
 class EchonetSolar:

@@ -80,6 +80,12 @@ class SmartMeter(Protocol):
         """E7: net power at the grid point now, + import / − export [W]."""
         ...
 
+    def history(self, day_offset: int) -> tuple[list[FixedValue], list[FixedValue]]:
+        """(import, export) 30-minute fixed values the meter keeps for the JST day ``day_offset``
+        days before its today (0..99; E5 then E2/E4), oldest first; "no data" slots are left out.
+        DeviceError if the meter has no history or answers wrongly."""
+        ...
+
 
 class Inverter(Protocol):
     """The PCS over SunSpec Modbus."""

@@ -8,7 +8,10 @@ spec):
 * 0x0288 E0/E3 ← ``smart_meter_wh()`` as register counts in the configured unit (E1, default
   0x01 = 0.1 kWh with 6 effective digits, what Japanese utility meters commonly report), D3
   (answered only when a coefficient is configured), D7, E7 ← ``net_power_w()``, EA/EB ← the
-  latest ``fixed`` value at ``last_fixed_at`` (no data before the first boundary);
+  latest ``fixed`` value at ``last_fixed_at`` (no data before the first boundary), E5 (SetC/Get:
+  the history day, 0 = today) with E2/E4 ← that JST day's ``fixed`` values at 00:00, 00:30, ...
+  23:30 (no data for the slot ends the physics does not hold: before the start, older than its
+  96, not reached yet) and 0x98 ← the JST date of the physics' clock;
 * 0x0279 E0 ← ``pv_power_w()``, E1 ← ``generation_wh()`` (0.001 kWh = 1 Wh), A0 (Get, SetC and
   SetI) → ``set_limit_w(rated × pct / 100)``.
 
@@ -26,10 +29,14 @@ from dataclasses import dataclass
 from crev.device.echonet import (
     EOJ,
     EPC_COEFFICIENT,
+    EPC_CURRENT_DATE,
     EPC_DIGITS,
     EPC_EXPORT,
     EPC_FIXED_EXPORT,
     EPC_FIXED_IMPORT,
+    EPC_HISTORY_DAY,
+    EPC_HISTORY_EXPORT,
+    EPC_HISTORY_IMPORT,
     EPC_IMPORT,
     EPC_INSTANT_POWER,
     EPC_MAKER_CODE,
@@ -38,6 +45,8 @@ from crev.device.echonet import (
     EPC_SOLAR_POWER,
     EPC_UNIT,
     ESV,
+    HISTORY_MAX_DAY,
+    HISTORY_VALUES,
     NO_DATA_U32,
     SMART_METER_CLASS,
     SOLAR_CLASS,
@@ -47,6 +56,9 @@ from crev.device.echonet import (
     decode_frame,
     encode_frame,
     fixed_value_edt,
+    history_edt,
+    jst_date_bytes,
+    jst_day_start,
     s32,
     u8,
     u16,
@@ -66,6 +78,7 @@ class Faults:
 
     silent: bool = False  # answer nothing
     no_fixed_data: bool = False  # EA/EB answer 0xFFFFFFFE
+    no_history: bool = False  # E5/E2/E4 refused, as by a meter without history
     malformed: int = 0  # the next N answers are cut short (PDC runs past the end)
     foreign_eoj: int = 0  # the next N answers come from another object, then the right one
     stale_tid: int = 0  # the next N answers are preceded by one with the previous TID
@@ -84,6 +97,7 @@ class SimulatedEchonetNode:
         self.faults = Faults()
         self.requests = 0  # datagrams received
         self.limit_pct = 100
+        self.history_day = 0  # E5
         self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind((host, port))
         self.sock.settimeout(0.05)
@@ -203,6 +217,20 @@ class SimulatedEchonetNode:
                     return fixed_value_edt(at or t // SLOT_S * SLOT_S, NO_DATA_U32)
                 imp, exp = ph.fixed[at]
                 return fixed_value_edt(at, scale.to_count(imp if epc == EPC_FIXED_IMPORT else exp))
+            if self.faults.no_history and epc in (EPC_HISTORY_DAY, EPC_HISTORY_IMPORT, EPC_HISTORY_EXPORT):
+                return b""
+            if epc == EPC_HISTORY_DAY:
+                return u8(self.history_day)
+            if epc in (EPC_HISTORY_IMPORT, EPC_HISTORY_EXPORT):
+                day_start = jst_day_start(ph.advance()) - self.history_day * 86_400
+                side = 0 if epc == EPC_HISTORY_IMPORT else 1
+                counts: list[int | None] = []
+                for i in range(HISTORY_VALUES):
+                    v = ph.fixed.get(day_start + SLOT_S * i)
+                    counts.append(None if v is None else scale.to_count(v[side]))
+                return history_edt(self.history_day, counts)
+            if epc == EPC_CURRENT_DATE:
+                return jst_date_bytes(ph.advance())
         if target == SOLAR:
             if epc == EPC_SOLAR_POWER:
                 pv_w = ph.pv_power_w()
@@ -218,5 +246,9 @@ class SimulatedEchonetNode:
         if target == SOLAR and p.epc == EPC_OUTPUT_LIMIT_PCT and len(p.edt) == 1 and p.edt[0] <= 100:
             self.limit_pct = p.edt[0]
             self.physics.set_limit_w(self.physics.rated_w * self.limit_pct // 100)
+            return True
+        if (target == SMART_METER and p.epc == EPC_HISTORY_DAY and not self.faults.no_history and len(p.edt) == 1
+                and p.edt[0] <= HISTORY_MAX_DAY):
+            self.history_day = p.edt[0]
             return True
         return False
