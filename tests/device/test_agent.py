@@ -46,6 +46,7 @@ class MemSmartMeter:
     name: str = "smart-meter mem"
     no_data: bool = False
     no_history: bool = False
+    history_shift_s: int = 0  # a meter that stamps its history one way or the other (00:00… or 00:30…)
     history_calls: int = 0
 
     def registers(self) -> MeterRegisters:
@@ -69,7 +70,9 @@ class MemSmartMeter:
             raise DeviceError(f"{self.name}.E5", "refused (SetC_SNA from 0x028801)")
         start = jst_day_start(self.p.advance()) - day_offset * 86_400
         ats = [start + 1800 * i for i in range(48) if start + 1800 * i in self.p.fixed]
-        return ([FixedValue(t, self.p.fixed[t][0]) for t in ats], [FixedValue(t, self.p.fixed[t][1]) for t in ats])
+        sh = self.history_shift_s
+        return ([FixedValue(t + sh, self.p.fixed[t][0]) for t in ats],
+                [FixedValue(t + sh, self.p.fixed[t][1]) for t in ats])
 
 
 @dataclass
@@ -329,6 +332,25 @@ def test_a_first_start_signs_only_what_the_meter_holds(tmp_path: Path) -> None:
     assert [(m[3] - DAY) / 3600 for m in items] == [10.5, 11]  # 10:00 has no fixed value: not invented
     _check_meter_items(s, items)
     assert not any(a["field"].endswith(".E2") for a in s.outbox.alerts())
+
+
+def test_history_stamped_the_other_way_is_caught_and_nothing_is_filled_from_it(tmp_path: Path) -> None:
+    """A meter whose E2/E4 values are stamped half an hour later than the agent reads them (the other
+    convention, 00:30 … 24:00): its history disagrees with EA/EB at a slot end both give, so the agent
+    raises an alert naming E2 and signs nothing from it: the missed slots stay without items."""
+    s = make_site(tmp_path, SUNNY + 10 * 3600 - 20)
+    s.run(SUNNY + 11 * 3600 + 30)  # 10:00 and 10:30 from EA/EB (the first start's history is empty here)
+    s.meter.history_shift_s = 1800
+    s.skip(SUNNY + 13 * 3600 + 600)  # down from 11:00:30 to 13:10
+    s.restart()
+    s.run(SUNNY + 14 * 3600 + 30)
+    starts = [(m[3] - SUNNY) / 3600 for m in s.items("submit_meter_values")]
+    # 11:00 … 12:30 missed and not filled from the disagreeing history; 13:00 and 13:30 from EA/EB
+    # (the 13:00 fixed value was read after the restart)
+    assert starts == [10, 10.5, 13, 13.5]
+    assert not any(row.get("from") == "history" for row in s.outbox.log("submit_meter_values"))
+    alerts = [a for a in s.outbox.alerts() if a["field"] == "smart-meter mem.E2"]
+    assert alerts and "history says" in alerts[0]["reason"] and "not filled" in alerts[0]["reason"]
 
 
 def test_a_meter_without_history_keeps_the_slot_by_slot_items(tmp_path: Path) -> None:
