@@ -23,10 +23,21 @@ from tests.consortium.abcikit import cometbft_binary, pb
 from tests.node import nodekit as k
 
 
+def _ephemeral_low() -> int:
+    """The lowest port the kernel hands out to outgoing connections (32768 on Linux by default)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_base(n: int) -> int:
-    """A base port such that base + 10i + {0, 1, 2} are free for i < n."""
+    """A base port such that base + 10i + {0, 1, 2} are free for i < n, chosen below the kernel's
+    ephemeral range: a member started seconds after this check (a replica joining later) must not
+    find its port taken by some process's outgoing connection in the meantime."""
+    high = max(_ephemeral_low() - 10 * n - 10, 20010)
     for _ in range(200):
-        base = random.randrange(20000, 60000, 10)
+        base = random.randrange(20000, high, 10)
         try:
             socks = []
             for i in range(n):
