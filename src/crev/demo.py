@@ -47,6 +47,7 @@ wait for the wall clock one by one).
 from __future__ import annotations
 
 import logging
+import os
 import random
 import shutil
 import threading
@@ -705,7 +706,7 @@ def _open_market(node: Ledger, acc: _Accounts, owners: list[str], start_ts: int)
                               100, 30, 1800, True)),
     ]
     for i, (bid, _, _) in enumerate(BUYERS):
-        steps.append((OPERATOR, DepositJpy(bid, 200_000 + 100_000 * i, f"BANK-DEMO-{i + 1:04d}")))
+        steps.append((OPERATOR, DepositJpy(bid, 200_000 + 100_000 * i, f"BANK-DEMO-{i + 1:04d}", os.urandom(16))))
     auto = owners[::2]
     for i, owner in enumerate(auto):
         steps.append((owner, SetOfferPolicy(SPOT, 6_000 + 500 * (i % 5), 2_500 + 250 * (i % 4))))
@@ -740,12 +741,12 @@ def _register(node: Ledger, acc: _Accounts, fleet: list[Any], start_ts: int) -> 
     futs = []
     for oid, name in sorted(owners.items()):
         futs.append(node.submit(acc.tx(OPERATOR, RegisterParticipant(oid, name, "prosumer",
-                                                                     acc.key(oid).public_key))))
+                                                                     acc.key(oid).public_key, os.urandom(16)))))
     for bid, name, _ in BUYERS:
         futs.append(node.submit(acc.tx(OPERATOR, RegisterParticipant(bid, name, "buyer",
-                                                                     acc.key(bid).public_key))))
+                                                                     acc.key(bid).public_key, os.urandom(16)))))
     futs.append(node.submit(acc.tx(OPERATOR, RegisterParticipant(AUDITOR, "Demo Audit LLC", "auditor",
-                                                                 acc.key(AUDITOR).public_key))))
+                                                                 acc.key(AUDITOR).public_key, os.urandom(16)))))
     for f in futs:
         _check(f.result(30), "register participant")
     futs = []

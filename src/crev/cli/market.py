@@ -74,9 +74,12 @@ def jpy() -> None:
 @KEY
 def jpy_deposit(account: str, amount: int, ref: str, node_url: str, signer: str, key: str) -> None:
     """Record AMOUNT yen received for ACCOUNT."""
+    import os
+
     from crev.ledger.messages.deposit_jpy import DepositJpy
 
-    _send(node_url, signer, key, DepositJpy(account, amount, ref))
+    # the salt re-blinds the supply's JPY total (ledger/blinding.py): fresh for every deposit
+    _send(node_url, signer, key, DepositJpy(account, amount, ref, os.urandom(16)))
 
 
 @jpy.command("withdraw")
@@ -88,9 +91,11 @@ def jpy_deposit(account: str, amount: int, ref: str, node_url: str, signer: str,
 @KEY
 def jpy_withdraw(account: str, amount: int, ref: str, node_url: str, signer: str, key: str) -> None:
     """Record AMOUNT yen paid out to ACCOUNT."""
+    import os
+
     from crev.ledger.messages.withdraw_jpy import WithdrawJpy
 
-    _send(node_url, signer, key, WithdrawJpy(account, amount, ref))
+    _send(node_url, signer, key, WithdrawJpy(account, amount, ref, os.urandom(16)))  # salt as for a deposit
 
 
 # --- markets ---------------------------------------------------------------------------------------

@@ -185,7 +185,8 @@ def register(url: str, chain_id: str, operator_id: str, operator: Signer, specs:
     for oid in sorted({s.owner_id for s in specs}):
         got = _get(f"{url}/v1/participants/{oid}")
         if got is None:
-            send(RegisterParticipant(oid, oid.replace("-", " ").title(), "prosumer", keys[oid].public_key),
+            send(RegisterParticipant(oid, oid.replace("-", " ").title(), "prosumer", keys[oid].public_key,
+                                     os.urandom(16)),  # its record's blinding value (ledger/blinding.py)
                  f"participant {oid}")
         elif got.get("role") != "prosumer":
             _fail(f"participant {oid} exists on the ledger as a {got.get('role')}: devices belong to prosumers")

@@ -95,7 +95,7 @@ def run(validators: int, devices: int, rounds: int, timeout_commit: str, root: P
             nonce += 1
             return build_tx(CHAIN, msg, "operator", nonce - 1, _key("operator"))
 
-        setup = [op(RegisterParticipant("owner", "Owner", "prosumer", _key("owner").public_key))]
+        setup = [op(RegisterParticipant("owner", "Owner", "prosumer", _key("owner").public_key, os.urandom(16)))]
         setup += [op(RegisterDevice(f"d{i}", "owner", _key(f"d{i}").public_key, 100_000, start - 10 * DAY, 35_681_236,
                                     139_767_125, "tokyo", f"SN{i}", start + 365 * DAY, False, "solar_pv"))
                   for i in range(devices)]

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import re
 import threading
@@ -50,6 +51,7 @@ from crev.device.offers import Offerer
 from crev.device.outbox import KINDS, OFFER, Outbox, Pending
 from crev.device.ports import GridMeter, Inverter, SmartMeter
 from crev.errors import CrevError
+from crev.ledger.blinding import BLIND_LEN
 from crev.ledger.messages.submit_controls import control_payload
 from crev.ledger.messages.submit_meter_values import meter_values_payload
 from crev.ledger.tx import TX_VERSION
@@ -416,7 +418,11 @@ class SiteAgent:
         payload = control_payload(self.chain_id, self.device_id, self.control_seq, slot, now, applied, cap, d.reason,
                                   limit_in, p.export_value_milli_jpy_per_kwh, d.crev_price_jpy_per_t,
                                   p.curtail_below_milli_jpy_per_kwh,
-                                  -1 if d.operator_limit_pct is None else d.operator_limit_pct)
+                                  -1 if d.operator_limit_pct is None else d.operator_limit_pct,
+                                  # a fresh salt per record: its leaf hash on the ledger must not tell
+                                  # the owner's prices (docs/wire-format.md, submit_controls); kept in
+                                  # the outbox with the item, so a resend is the same item
+                                  os.urandom(BLIND_LEN))
         item = [*payload, self.key.sign(encode(payload))]
         self.outbox.put("submit_controls", f"control {self.control_seq}", item,
                         {"seq": self.control_seq, "slot_start": slot, "limit_w": applied, "export_cap_w": cap,

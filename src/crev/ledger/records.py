@@ -37,11 +37,16 @@ class Account:
     registered_height: int = 0
     jpy: int = 0  # JPY available (deposited, received from sales, minus what was paid)
     jpy_escrowed: int = 0  # JPY reserved by open bids (price × quantity plus fee)
+    # the blinding value (ledger/blinding.py): 16 secret bytes that keep the record's leaf hash,
+    # listed in public state proofs of its bucket, from telling its JPY; b"" = none (an account
+    # registered before blinds, whose 11-element bytes stay as they were)
+    blind: bytes = b""
 
     def to_value(self) -> list[Any]:
-        return [self.account_id, self.name, self.role, self.public_key, self.nonce,
-                self.tradable_g, self.escrowed_g, self.retired_g, self.registered_height,
-                self.jpy, self.jpy_escrowed]
+        v = [self.account_id, self.name, self.role, self.public_key, self.nonce,
+             self.tradable_g, self.escrowed_g, self.retired_g, self.registered_height,
+             self.jpy, self.jpy_escrowed]
+        return [*v, self.blind] if self.blind else v
 
     @staticmethod
     def from_value(v: list[Any]) -> Account:
@@ -296,11 +301,15 @@ class ControlRecord:
     operator_limit_pct: int  # the grid operator's output-control limit [% of capacity] (-1: none)
     control_hash: bytes
     height: int
+    # the item's salt (ledger/blinding.py), chosen by the DGC: without it the leaf hash would tell
+    # the three money inputs; b"" = none (an item without one: the 12-element bytes stay)
+    salt: bytes = b""
 
     def to_value(self) -> list[Any]:
-        return [self.slot_start, self.applied_at, self.limit_w, self.export_cap_w, self.reason,
-                self.export_limit_w, self.export_value_milli_jpy_per_kwh, self.crev_price_jpy_per_t,
-                self.curtail_below_milli_jpy_per_kwh, self.operator_limit_pct, self.control_hash, self.height]
+        v = [self.slot_start, self.applied_at, self.limit_w, self.export_cap_w, self.reason,
+             self.export_limit_w, self.export_value_milli_jpy_per_kwh, self.crev_price_jpy_per_t,
+             self.curtail_below_milli_jpy_per_kwh, self.operator_limit_pct, self.control_hash, self.height]
+        return [*v, self.salt] if self.salt else v
 
     @staticmethod
     def from_value(v: list[Any]) -> ControlRecord:
@@ -321,10 +330,15 @@ class Supply:
     jpy: int = 0  # JPY on the ledger: deposits − withdrawals (conserved by every trade)
     orders: int = 0  # orders ever placed: the next order's sequence number is orders + 1
     trades: int = 0
+    # the blinding value of ``jpy`` (ledger/blinding.py: next_supply_blind), re-chained by every
+    # deposit or withdrawal that carries a salt; every other field follows from public events, so
+    # without it the leaf hash would tell the JPY total. b"" = none yet (10-element bytes as before)
+    jpy_blind: bytes = b""
 
     def to_value(self) -> list[Any]:
-        return [self.next_unit, self.issued_g, self.tradable_g, self.escrowed_g, self.retired_g,
-                self.cancelled_g, self.retirements, self.jpy, self.orders, self.trades]
+        v = [self.next_unit, self.issued_g, self.tradable_g, self.escrowed_g, self.retired_g,
+             self.cancelled_g, self.retirements, self.jpy, self.orders, self.trades]
+        return [*v, self.jpy_blind] if self.jpy_blind else v
 
     @staticmethod
     def from_value(v: list[Any]) -> Supply:

@@ -127,6 +127,13 @@ REDACTED = ("amount_jpy", "reference", "detail", "raw", "proof")
 CONTROL_MONEY = ("export_value_milli_jpy_per_kwh", "crev_price_jpy_per_t", "curtail_below_milli_jpy_per_kwh")
 #: a submit_controls transaction's bytes hold those inputs: withheld with its inclusion proof
 REDACTED_CONTROLS = ("raw", "proof")
+#: transactions that may carry an account's blinding value (ledger/blinding.py): kind → (index of
+#: the account in the body, None for the signer itself; index of the blind). Only a body that holds
+#: a blind is private: the blind is the secret that keeps the account record's leaf hash from
+#: telling its JPY, and the bytes (with the proof that needs them) are withheld with it
+BLINDED_KINDS: dict[str, tuple[int | None, int]] = {"register_participant": (0, 4), "rotate_key": (None, 1),
+                                                    "reset_participant_key": (0, 3)}
+REDACTED_BLIND = ("blind", "raw", "proof")
 
 
 def private_to(kind: str, raw: bytes, owner_of: Callable[[str], str | None] | None = None) -> str | None:
@@ -142,6 +149,14 @@ def private_to(kind: str, raw: bytes, owner_of: Callable[[str], str | None] | No
         if len(owners) == 1 and None not in owners:
             return owners.pop() or ""
         return ""
+    blinded = BLINDED_KINDS.get(kind)
+    if blinded is not None:
+        tx_ = decode(raw, "tx")
+        body = tx_[5]
+        account_at, blind_at = blinded
+        if not isinstance(body, list) or len(body) <= blind_at:
+            return None  # no blind: nothing private (a registration before blinds)
+        return str(tx_[3] if account_at is None else body[account_at])
     at = PRIVATE_KINDS.get(kind)
     if at is None:
         return None
@@ -150,6 +165,8 @@ def private_to(kind: str, raw: bytes, owner_of: Callable[[str], str | None] | No
 
 
 def redacted_fields(kind: str) -> tuple[str, ...]:
+    if kind in BLINDED_KINDS:
+        return REDACTED_BLIND
     return REDACTED_CONTROLS if kind == "submit_controls" else REDACTED
 
 
@@ -168,7 +185,9 @@ def tx(store: Store, tx_hash: str, reader: Signed | None = None,
     ``reader`` = its account or the operator (a checked signed request, ``auth.reader``); anyone
     else gets it with ``REDACTED`` set to null, plus ``redacted`` (the names) and ``private_to``.
     A ``submit_controls`` batch likewise withholds its bytes and proof (``REDACTED_CONTROLS``)
-    from anyone but its devices' owner (``owner_of``) and the operator."""
+    from anyone but its devices' owner (``owner_of``) and the operator, and a registration or key
+    change carrying an account's blinding value withholds them (``REDACTED_BLIND``) from anyone
+    but that account and the operator."""
     h = need_hash(tx_hash, "tx_hash")
     row = store.tx(h)
     if row is None:

@@ -19,8 +19,15 @@ body = [item, ...]; an item is the 15-element array
   figures the decision weighed; ``operator_limit_pct``: the grid operator's output-control limit
   [% of capacity], -1 .. 100 (-1 none).
 
-The device signs the canonical encoding of the first fourteen elements with its key valid at the
-slot end; the item hash is SHA-256 of all fifteen. Recorded at ``c/<device>/<seq>`` with a
+An item may carry a 16-byte ``salt`` (ledger/blinding.py) between ``operator_limit_pct`` and the
+signature, making it a 16-element array: random bytes the DGC draws for each record it builds, kept
+in the record so that its leaf hash, listed in public state proofs of its bucket, cannot be searched
+for the three money inputs (a few small integers). crev's agent always sends one; a 15-element item
+(no salt) is still accepted and recorded as before.
+
+The device signs the canonical encoding of every element before the signature (the first
+fourteen, or fifteen with the salt) with its key valid at the slot end; the item hash is SHA-256
+of the whole item. Recorded at ``c/<device>/<seq>`` with a
 ``ControlRecorded`` event. Results and envelope rules are those of submit_meter_values:
 ``["accepted", seq]``, ``["duplicate", seq]`` or ``["refused", code, field, reason]`` with
 ``field`` as ``items[i].<field>``.
@@ -43,6 +50,7 @@ from crev.errors import (
     RuleError,
     SignatureError,
 )
+from crev.ledger.blinding import need_blind
 from crev.ledger.events import ControlRecorded
 from crev.ledger.messages.batch import BadItem, check_item_head, in_order, judge, need_int_field, parse_batch
 from crev.ledger.params import Params
@@ -65,12 +73,14 @@ _RANGES = ((3, 1, MAX_U63), (4, 0, 2**40), (5, 0, 2**40), (6, 0, MAX_W), (7, -1,
 def control_payload(chain_id: str, device_id: str, seq: int, slot_start: int, applied_at: int, limit_w: int,
                     export_cap_w: int, reason: str, export_limit_w: int, export_value_milli_jpy_per_kwh: int,
                     crev_price_jpy_per_t: int, curtail_below_milli_jpy_per_kwh: int,
-                    operator_limit_pct: int) -> list[Any]:
-    """The fourteen signed elements of a control record, in order (sign ``encode(payload)`` and
-    append the signature to send it)."""
-    return [CONTROL_VERSION, chain_id, device_id, seq, slot_start, applied_at, limit_w, export_cap_w, reason,
-            export_limit_w, export_value_milli_jpy_per_kwh, crev_price_jpy_per_t,
-            curtail_below_milli_jpy_per_kwh, operator_limit_pct]
+                    operator_limit_pct: int, salt: bytes = b"") -> list[Any]:
+    """The signed elements of a control record, in order: fourteen, or fifteen with ``salt`` (16
+    random bytes, drawn by the caller: this module draws nothing). Sign ``encode(payload)`` and
+    append the signature to send it."""
+    v = [CONTROL_VERSION, chain_id, device_id, seq, slot_start, applied_at, limit_w, export_cap_w, reason,
+         export_limit_w, export_value_milli_jpy_per_kwh, crev_price_jpy_per_t,
+         curtail_below_milli_jpy_per_kwh, operator_limit_pct]
+    return [*v, salt] if salt else v
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,17 +101,22 @@ class Control:
     signature: bytes
     signed_bytes: bytes
     hash: bytes
+    salt: bytes = b""  # 16 bytes, or b"" for a 15-element item
 
     def to_list(self) -> list[Any]:
         return [*control_payload(self.chain_id, self.device_id, self.seq, self.slot_start, self.applied_at,
                                  self.limit_w, self.export_cap_w, self.reason, self.export_limit_w,
                                  self.export_value_milli_jpy_per_kwh, self.crev_price_jpy_per_t,
-                                 self.curtail_below_milli_jpy_per_kwh, self.operator_limit_pct), self.signature]
+                                 self.curtail_below_milli_jpy_per_kwh, self.operator_limit_pct, self.salt),
+                self.signature]
 
 
 def parse_control(v: Any, where: str) -> Control:
-    """Stateless shape check of one control record."""
-    check_item_head(v, where, 15, CONTROL_VERSION)
+    """Stateless shape check of one control record (15 elements, or 16 with a salt)."""
+    if type(v) is list and len(v) not in (15, 16):
+        raise MalformedError(where, "must be an array of 15 elements, or 16 with a salt before the signature "
+                                    "(see docs/wire-format.md)")
+    check_item_head(v, where, len(v) if type(v) is list else 15, CONTROL_VERSION)
     for i, low, high in _RANGES:
         x = v[i]
         need_int_field(x, f"{where}.{FIELDS[i]}")
@@ -113,11 +128,12 @@ def parse_control(v: Any, where: str) -> Control:
         raise MalformedError(f"{where}.applied_at", f"{v[5]} is not within the slot [{v[4]}, {v[4] + SLOT_SECONDS})")
     if type(v[8]) is not str or v[8] not in CONTROL_REASONS:
         raise MalformedError(f"{where}.reason", f"must be one of {', '.join(CONTROL_REASONS)}")
-    sig = v[14]
+    salt = need_blind(v[14], f"{where}.salt") if len(v) == 16 else b""
+    sig = v[-1]
     if type(sig) is not bytes or len(sig) != SIGNATURE_LEN:
         raise MalformedError(f"{where}.signature", f"must be {SIGNATURE_LEN} bytes")
     return Control(v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13], sig,
-                   encode(v[:14]), sha256(encode(v)))
+                   encode(v[:-1]), sha256(encode(v)), salt)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +189,7 @@ def accept_control(ctx: Any, c: Control) -> tuple[list[Any], bool]:
     st.controls[(c.device_id, c.seq)] = ControlRecord(
         c.slot_start, c.applied_at, c.limit_w, c.export_cap_w, c.reason, c.export_limit_w,
         c.export_value_milli_jpy_per_kwh, c.crev_price_jpy_per_t, c.curtail_below_milli_jpy_per_kwh,
-        c.operator_limit_pct, c.hash, ctx.height)
+        c.operator_limit_pct, c.hash, ctx.height, c.salt)
     st.mark(f"d/{c.device_id}")
     st.mark(f"c/{c.device_id}/{c.seq}")
     ctx.emit(ControlRecorded(c.device_id, c.seq, c.slot_start, c.applied_at, c.limit_w, c.reason, c.hash))
