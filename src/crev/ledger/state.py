@@ -11,7 +11,11 @@ changed (key, value) pairs for storage. Keys:
 ``k/<delegate>`` (a delegated key: who it acts for, what it may sign, its own nonce)
 
 Order books are not state: they are indexes over the open orders (``books``), rebuilt from the
-``o/`` records on load, so they never need committing.
+``o/`` records on load, so they never need committing. So are the indexes of ledger/indexes.py
+(``open_orders()``: open orders by market, owner and expiry; ``tradable_lots()``: each account's
+lots holding tradable units), which let a block cost what it touches rather than the history:
+each is built on first use from the records and kept up to date as handlers change them;
+``rebuild_indexes()`` drops them all after the maps were filled or replaced (a load).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 from crev.core.encoding import encode
 from crev.core.factors import FactorRow, FactorTable
 from crev.core.statetree import StateProof, StateTree
+from crev.ledger.indexes import OpenOrders, TradableLots
 from crev.ledger.params import Params
 from crev.ledger.records import (
     Account,
@@ -75,12 +80,26 @@ class State:
         self.last_time = 0
         self.tree = StateTree(params.state_tree_depth)
         self._dirty: set[str] = set()
+        # indexes (ledger/indexes.py), built on first use; not committed
+        self._open: OpenOrders | None = None
+        self._tradable: TradableLots | None = None
+        self._lot_touches: set[str] | None = None  # lots changed since the tradable index read them
+        self.standing_month = 0  # YYYYMM every standing bid is known to be renewed for (0: unknown)
         self.mark("g")
 
     # --- change tracking ---------------------------------------------------------------------
 
     def mark(self, key: str) -> None:
+        """Record that the record at ``key`` changed (or will, within this transaction). Every
+        change to a record is marked, so the indexes learn of changed lots and standing bids here."""
         self._dirty.add(key)
+        c = key[0]
+        if c == "l":
+            touched = self._lot_touches
+            if touched is not None:
+                touched.add(key[2:])
+        elif c == "b":
+            self.standing_month = 0
 
     def value_of(self, key: str) -> bytes | None:
         """Canonical bytes of the record at ``key``, or None if absent."""
@@ -128,6 +147,8 @@ class State:
 
     def seal(self) -> tuple[bytes, list[tuple[str, bytes | None]]]:
         """Fold every marked record into the tree. Returns (state root, changed entries)."""
+        if self._lot_touches:
+            self._read_touched_lots()
         changed: list[tuple[str, bytes | None]] = []
         tree = self.tree
         for key in sorted(self._dirty):
@@ -141,7 +162,50 @@ class State:
         return tree.root(), changed
 
     def discard_changes(self) -> None:
+        """Forget the marks (a loader calls this once it has filled the maps); the indexes are
+        rebuilt from the maps as they now are."""
         self._dirty.clear()
+        self.rebuild_indexes()
+
+    # --- indexes (not committed) -----------------------------------------------------------
+
+    def rebuild_indexes(self) -> None:
+        """Drop every index, to be rebuilt from the maps on first use. Call it after filling or
+        replacing the maps other than through handlers (loading a snapshot or a lazy view)."""
+        self.books.clear()
+        self._open = None
+        self._tradable = None
+        self._lot_touches = None
+        self.standing_month = 0
+
+    def open_orders(self) -> OpenOrders:
+        """The open orders by market, owner and expiry (one pass over ``orders`` the first time)."""
+        ix = self._open
+        if ix is None:
+            ix = self._open = OpenOrders.build(self.orders.values())
+        return ix
+
+    def tradable_lots(self) -> TradableLots:
+        """Each account's lots holding tradable units, up to date with every change marked so far.
+        Built the first time it is asked for, in one pass over every lot: on a state whose maps
+        read records from disk (node/lazystate.py) that pass reads them all, once per load."""
+        ix = self._tradable
+        if ix is None:
+            ix = self._tradable = TradableLots.build(self.lots.values())
+            self._lot_touches = set()
+        elif self._lot_touches:
+            self._read_touched_lots()
+        return ix
+
+    def _read_touched_lots(self) -> None:
+        ix, touched = self._tradable, self._lot_touches
+        assert ix is not None and touched is not None
+        lots = self.lots
+        for lot_id in touched:
+            lot = lots.get(lot_id)
+            if lot is not None:
+                ix.refresh(lot)
+        touched.clear()
 
     def prove(self, key: str) -> StateProof:
         return self.tree.prove(key, self.value_of(key))

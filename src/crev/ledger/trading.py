@@ -89,9 +89,9 @@ def book_for(state: State, market: Market) -> Book:
     book: Book | None = state.books.get(market.market_id)
     if book is None:
         book = Book(market.mode == CALL)
-        for o in sorted((o for o in state.orders.values()
-                         if o.market_id == market.market_id and o.status == OPEN), key=lambda o: o.seq):
-            _rest(state, book, o)
+        orders = state.orders
+        for oid in state.open_orders().in_market(market.market_id):
+            _rest(state, book, orders[oid])
         state.books[market.market_id] = book
     return book
 
@@ -142,6 +142,7 @@ def place_order(ctx: Any, order: Order, sell: list[tuple[Lot, int]]) -> list[Tra
     st.mark(f"a/{acct.account_id}")
     st.mark("s")
     st.orders[order.order_id] = order
+    st.open_orders().add(order)
     st.mark(f"o/{order.order_id}")
     ctx.emit(OrderPlaced(order.order_id, order.market_id, order.account, order.side, order.price,
                          order.quantity_g, order.tif, order.expires_at, order.escrow_jpy, escrow_g,
@@ -258,6 +259,7 @@ def close_order(ctx: Any, order: Order, reason: str) -> None:
     book = st.books.get(order.market_id)
     if book is not None:
         book.remove(order.order_id)
+    st.open_orders().remove(order.order_id)
     order.status = reason
     st.mark(f"o/{order.order_id}")
     st.mark(f"a/{acct.account_id}")
@@ -269,26 +271,39 @@ def close_order(ctx: Any, order: Order, reason: str) -> None:
 
 def tick_due(state: State, now: int) -> bool:
     """Whether a market_tick at block time ``now`` has work: an order expired, a call auction due,
-    or a standing bid to renew for a new month."""
-    if any(o.expires_at and o.expires_at <= now and o.status == OPEN for o in state.orders.values()):
+    or a standing bid to renew for a new month.
+
+    Asked before every block, so it reads the open orders' expiry heap (not every order) and
+    scans the standing bids only until it has seen them all renewed for this month."""
+    if state.open_orders().expiry_due(now):
         return True
     if any(m.mode == CALL and m.open and m.next_clear <= now for m in state.markets.values()):
         return True
-    month = month_of(now)
-    return any(sb.month != month for sb in state.standing_bids.values())
+    return renewal_due(state, month_of(now))
+
+
+def renewal_due(state: State, month: int) -> bool:
+    """Whether a standing bid was last renewed for another month than ``month`` (YYYYMM). The
+    answer "none" is remembered (``State.standing_month``) until a standing bid changes."""
+    if state.standing_month == month:
+        return False
+    if any(sb.month != month for sb in state.standing_bids.values()):
+        return True
+    state.standing_month = month
+    return False
 
 
 def run_tick(ctx: Any) -> list[Any]:
     """Expire orders, renew standing bids, then clear due call auctions. Returns a summary."""
     st: State = ctx.state
     now = ctx.time
-    expired = sorted((o for o in st.orders.values()
-                      if o.expires_at and o.expires_at <= now and o.status == OPEN), key=lambda o: o.seq)
+    orders = st.orders
+    expired = [orders[oid] for oid in st.open_orders().take_expired(now)]
     for o in expired:
         close_order(ctx, o, "expired")
     renewed = 0
     month = month_of(now)
-    for key in sorted(st.standing_bids):
+    for key in sorted(st.standing_bids) if renewal_due(st, month) else ():
         sb = st.standing_bids[key]
         if sb.month != month:
             renew_standing_bid(ctx, sb, month)

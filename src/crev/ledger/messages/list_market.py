@@ -25,7 +25,7 @@ from crev.errors import ConflictError, MalformedError
 from crev.ledger.events import MarketListed
 from crev.ledger.messages.common import MAX_PRICE, parse_filter, require_operator
 from crev.ledger.params import Params
-from crev.ledger.records import CALL, MODES, OPEN, Filter, Market
+from crev.ledger.records import CALL, MODES, Filter, Market
 from crev.ledger.shape import MAX_U63, need_bool, need_choice, need_id, need_int, need_list, need_text
 from crev.ledger.trading import close_order, next_multiple
 from crev.ledger.tx import register
@@ -64,9 +64,8 @@ class ListMarket:
                     raise ConflictError(f"body.{name}", f"cannot change a listed market's {name}; "
                                                         "list a new market instead")
             if m.open and not self.open:
-                for order in sorted((o for o in st.orders.values()
-                                     if o.market_id == m.market_id and o.status == OPEN), key=lambda o: o.seq):
-                    close_order(ctx, order, "market_closed")
+                for oid in st.open_orders().in_market(m.market_id):  # in sequence order
+                    close_order(ctx, st.orders[oid], "market_closed")
             (m.name, m.price_min, m.price_max, m.min_qty_g, m.fee_bp, m.open) = (
                 self.name, self.price_min, self.price_max, self.min_qty_g, self.fee_bp, self.open)
         st.mark(f"m/{m.market_id}")

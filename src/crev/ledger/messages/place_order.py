@@ -125,10 +125,9 @@ class PlaceOrder:
                                            "there take no filter of their own")
         if market.mode == CALL:
             opposite = ASK if self.side == BID else BID
-            mine = next((o for o in st.orders.values() if o.market_id == market.market_id
-                         and o.account == account and o.side == opposite and o.status == OPEN), None)
+            mine = st.open_orders().first_of(market.market_id, account, opposite)
             if mine is not None:
-                raise RuleError("body.side", f"{account} has an open {opposite} ({mine.order_id}) in this "
+                raise RuleError("body.side", f"{account} has an open {opposite} ({mine}) in this "
                                              "call market: an auction cannot trade an account with itself")
         book = book_for(st, market)
         if self.side == BID:
@@ -160,7 +159,6 @@ class PlaceOrder:
 
     def _select(self, ctx: Any, market: Market, account: str) -> list[tuple[Lot, int]]:
         """The lots and grams an offer sells, checked."""
-        st: State = ctx.state
         if self.lots:
             if sum(q for _, q in self.lots) != self.quantity_g:
                 raise MalformedError("body.lots", f"the lots add up to {sum(q for _, q in self.lots)} g, "
@@ -171,23 +169,45 @@ class PlaceOrder:
                     raise RuleError(f"body.lots[{i}].lot_id", f"{lot.lot_id} is not in market "
                                                               f"{market.market_id}'s product")
             return list(zip(lots, (q for _, q in self.lots), strict=True))
+        sell = self._oldest(ctx, market, account)
+        got = sum(q for _, q in sell)
+        if got < self.quantity_g:
+            raise RuleError("body.quantity_g", f"insufficient C-REV: {account} holds "
+                                               f"{got} g tradable that match the "
+                                               f"offer and the market, {self.quantity_g} g offered")
+        return sell
+
+    def _oldest(self, ctx: Any, market: Market, account: str) -> list[tuple[Lot, int]]:
+        """The oldest of ``account``'s tradable C-REV matching the offer's filter and the market's
+        product: lots by (interval_start, lot_id), each taken whole until ``quantity_g`` is
+        reached (less if the account holds less). Reads the account's tradable lots from the
+        state's index (ledger/indexes.py) from the vintage window's start, not every lot."""
+        st: State = ctx.state
+        product, flt = market.product, self.filter
+        start = max(product.vintage_start, flt.vintage_start)
+        end = min([e for e in (product.vintage_end, flt.vintage_end) if e], default=0)
+        index = st.tradable_lots()
+        lots = st.lots
         sell: list[tuple[Lot, int]] = []
         need = self.quantity_g
-        candidates = sorted((lot for lot in st.lots.values()
-                             if market.product.matches(lot) and self.filter.matches(lot)
-                             and (not self.filter.final_only or lot_is_final(st, lot, ctx.time))),
-                            key=lambda lot: (lot.interval_start, lot.lot_id))
-        for lot in candidates:
-            have = available(lot, account, TRADABLE)
-            if have:
-                take = min(have, need)
-                sell.append((lot, take))
-                need -= take
-                if not need:
-                    return sell
-        raise RuleError("body.quantity_g", f"insufficient C-REV: {account} holds "
-                                           f"{self.quantity_g - need} g tradable that match the "
-                                           f"offer and the market, {self.quantity_g} g offered")
+        empty: list[tuple[int, str]] = []
+        try:
+            for key in index.lots_of(account, start, end):
+                lot = lots[key[1]]
+                have = available(lot, account, TRADABLE)
+                if not have:
+                    empty.append(key)
+                elif product.matches(lot) and flt.matches(lot) and (
+                        not flt.final_only or lot_is_final(st, lot, ctx.time)):
+                    take = min(have, need)
+                    sell.append((lot, take))
+                    need -= take
+                    if not need:
+                        break
+            return sell
+        finally:
+            for key in empty:
+                index.drop(account, key)
 
 
 @register(PlaceOrder.kind)
