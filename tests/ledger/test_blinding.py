@@ -19,9 +19,9 @@ from crev.ledger.messages.deposit_jpy import DepositJpy
 from crev.ledger.messages.register_participant import RegisterParticipant
 from crev.ledger.messages.reset_participant_key import ResetParticipantKey
 from crev.ledger.messages.rotate_key import RotateKey
+from crev.ledger.messages.submit_controls import control_payload
 from crev.ledger.messages.withdraw_jpy import WithdrawJpy
 from crev.ledger.records import Account, ControlRecord, Supply
-from crev.ledger.messages.submit_controls import control_payload
 from tests.ledger.meter_kit import control, submit_controls
 from tests.ledger.test_bad_input_holdings import reject
 from tests.ledger_kit import CHAIN, T0, Kit, key
