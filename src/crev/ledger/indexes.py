@@ -179,6 +179,11 @@ class TradableLots:
         keys = self.by_account.get(account)
         return iter(()) if keys is None else keys.irange(start, end)
 
+    def count(self, account: str) -> int:
+        """How many lots are listed for ``account``."""
+        keys = self.by_account.get(account)
+        return 0 if keys is None else len(keys)
+
     def drop(self, account: str, k: LotKey) -> None:
         """Unlist a lot the reader found holds none of ``account``'s tradable units."""
         keys = self.by_account.get(account)
