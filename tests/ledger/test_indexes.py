@@ -7,12 +7,13 @@ reference), by a restart (indexes rebuilt from a snapshot), and by a replay thro
 from __future__ import annotations
 
 import random
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
 from crev.ledger.apply import BlockBuilder, BlockOutcome, apply_block
 from crev.ledger.block import Block
+from crev.ledger.events import Traded
 from crev.ledger.genesis import Genesis, state_from_genesis
 from crev.ledger.holdings import available
 from crev.ledger.indexes import SortedKeys
@@ -20,8 +21,8 @@ from crev.ledger.messages.cancel_order import CancelOrder
 from crev.ledger.messages.market_tick import MarketTick
 from crev.ledger.messages.retire import Retire
 from crev.ledger.messages.transfer import Transfer
-from crev.ledger.records import ASK, BID, OPEN, TRADABLE, Filter
 from crev.ledger.reconcile import lot_is_final
+from crev.ledger.records import ASK, BID, OPEN, TRADABLE, Filter
 from crev.ledger.snapshot import load_state
 from crev.ledger.state import State
 from crev.ledger.trading import month_of, tick_due
@@ -74,7 +75,7 @@ def genesis() -> Genesis:
 
 
 class Recorder(BlockBuilder):
-    blocks: list[Block] = []
+    blocks: ClassVar[list[Block]] = []
 
     def finish(self) -> BlockOutcome:
         out = super().finish()
@@ -204,7 +205,7 @@ def test_after_a_restart_the_book_is_rebuilt_from_the_open_orders_in_sequence_or
     assert kit.state.books == {}
     res = kit.one(kit.tx("buyer-co", order(BID, 40_000, 2_000)))
     assert res.ok, res.error
-    fills = [(e.ask_order, e.quantity_g, e.price) for e in res.events if type(e).__name__ == "Traded"]
+    fills = [(e.ask_order, e.quantity_g, e.price) for e in res.events if isinstance(e, Traded)]
     assert fills == [(b, 1_000, 30_000), (c, 500, 30_000), (a, 500, 40_000)]
 
 
@@ -227,13 +228,13 @@ def test_a_snapshot_loaded_state_builds_the_same_next_blocks() -> None:
 
 # --- no history scans on the hot paths ------------------------------------------------------------
 
-class NoScan(dict):  # type: ignore[type-arg]
+class NoScan(dict[Any, Any]):
     """A state map that refuses to be iterated or measured (what costs O(history))."""
 
     def _refuse(self, *_: Any) -> Any:
         raise AssertionError("a history-sized state map was iterated on a hot path")
 
-    values = items = keys = __iter__ = __len__ = __reversed__ = copy = _refuse  # type: ignore[assignment]
+    values = items = keys = __iter__ = __len__ = __reversed__ = copy = _refuse
 
 
 HISTORY_MAPS = ("lots", "readings", "retirements", "tallies", "controls", "orders")
