@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from crev.core import merkle
-from crev.core.encoding import encode
+from crev.core.encoding import decode, encode
 from crev.core.factors import FactorRow
 from crev.core.hashing import sha256
 from crev.core.signing import Signer, public_key_from_seed
@@ -643,6 +643,77 @@ def chain_vectors() -> dict[str, Any]:
     }
 
 
+# --- (j) blinding values (docs/wire-format.md §7, "Blinding values") -----------------------------
+
+# Fixed here so that the vector is reproducible; real tools draw each from os.urandom(16).
+BLINDS = {
+    "tokyo-factory": bytes(range(0x00, 0x10)),  # register_participant's blind
+    "tokyo-factory/rotated": bytes(range(0x10, 0x20)),  # rotate_key to the same key with a new blind
+    "osaka-buyer": bytes(range(0x20, 0x30)),  # reset_participant_key blinds an account registered without
+    "deposit": bytes(range(0x30, 0x40)),  # deposit_jpy's salt
+    "withdrawal": bytes(range(0x40, 0x50)),  # withdraw_jpy's salt
+    "control": bytes(range(0x50, 0x60)),  # the control item's salt
+}
+BLINDED_RECORDS = ("a/tokyo-factory", "a/osaka-buyer", "s", f"c/{CHAIN_DEVICE}/1")
+
+
+def blinding_vectors() -> dict[str, Any]:
+    """One block on the chain's genesis with every blinded encoding: the state records it leaves
+    (each with its leaf hash) and the chain of the supply's JPY blind."""
+    g = chain_genesis()
+    state = state_from_genesis(g)
+    pk = {name: public_key_from_seed(seed) for name, seed in CHAIN_SEEDS.items()}
+    c = Chain()
+    op, pro, buy = OPERATOR_ID, SENDER_ID, BUYER_ID
+    item = control_payload(CHAIN_ID, CHAIN_DEVICE, 1, slot(12, 0), slot(12, 0) + 10, 1_000_000, 500_000,
+                           "export_cap", 500_000, 8_500, 3_000, 5_000, -1, BLINDS["control"])
+    signed_item = encode(item)
+    control_item = [*item, Signer(CHAIN_SEEDS["device"]).sign(signed_item)]
+    txs = [
+        c.tx(op, "register_participant", [pro, "東京工場", "prosumer", pk["prosumer"], BLINDS["tokyo-factory"]]),
+        c.tx(op, "register_participant", [buy, "Osaka Trading Co.", "buyer", pk["buyer"]]),
+        c.tx(op, "register_device", [CHAIN_DEVICE, pro, pk["device"], 1_500_000, parse_time("2026-03-01"),
+                                     35_681_236, 139_767_125, "tokyo", "MS-0101", parse_time("2036-04-01"),
+                                     False, "solar_pv"]),
+        c.tx(op, "deposit_jpy", [buy, 2_000_000, "BANK-20260401-01", BLINDS["deposit"]]),
+        c.tx(op, "withdraw_jpy", [buy, 100_000, "BANK-20260401-02", BLINDS["withdrawal"]]),
+        c.tx(op, "reset_participant_key", [buy, pk["buyer"], "blind the record", BLINDS["osaka-buyer"]]),
+        c.tx(pro, "rotate_key", [pk["prosumer"], BLINDS["tokyo-factory/rotated"]]),
+        c.unsigned("submit_controls", [control_item]),
+    ]
+    builder = BlockBuilder(state, 1, BLOCK_TIMES[0])
+    for raw, _ in txs:
+        builder.add(raw, keep_failed=True)
+    out = builder.finish()
+    assert all(r.ok for r in out.results), [r.error for r in out.results]
+    first = sha256(BLINDS["deposit"])[:16]
+    records = {}
+    for key in BLINDED_RECORDS:
+        value = state.value_of(key)
+        assert value is not None
+        records[key] = {"value": to_json(decode(value)), "hex": value.hex(),
+                        "leaf_hash": entry_leaf_hash(key, value).hex()}
+    return {
+        "description": "Blinding values (docs/wire-format.md section 7): one block on the genesis of 'chain' "
+                       "whose transactions carry every optional blind and salt. Each is encoded only when "
+                       "present; the records they leave end with it, so their leaf hashes cannot be searched "
+                       "for the JPY or prices in them. 'blinds' are fixed here; real tools draw them at random.",
+        "blinds": {name: b.hex() for name, b in BLINDS.items()},
+        "txs": [{"kind": kind, "hex": raw.hex(), "tx_hash": sha256(raw).hex()} for raw, kind in txs],
+        "control_item": {"signed_hex": signed_item.hex(), "item_hex": encode(control_item).hex(),
+                         "item_hash": sha256(encode(control_item)).hex()},
+        "supply_blind": {"after_deposit": first.hex(),
+                         "after_withdrawal": sha256(first + BLINDS["withdrawal"])[:16].hex(),
+                         "rule": "jpy_blind = first 16 bytes of SHA-256(previous jpy_blind || salt); "
+                                 "previous = empty before the first"},
+        "records": records,
+        "height": 1,
+        "time": BLOCK_TIMES[0],
+        "state_root": out.header.state_root.hex(),
+        "header_hex": out.header.encode().hex(),
+    }
+
+
 def build() -> dict[str, Any]:
     reading, readings = reading_vectors()
     submit, submit_raw = submit_vector(readings)
@@ -667,6 +738,7 @@ def build() -> dict[str, Any]:
         "state_tree": state,
         "block_header": header_vector([submit_raw, transfer_raw], bytes.fromhex(state["root"])),
         "chain": chain_vectors(),
+        "blinding": blinding_vectors(),
     }
 
 
