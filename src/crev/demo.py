@@ -46,6 +46,7 @@ wait for the wall clock one by one).
 
 from __future__ import annotations
 
+import heapq
 import logging
 import os
 import random
@@ -65,7 +66,7 @@ from rich.table import Table
 
 from crev.core.hashing import sha256
 from crev.core.signing import Signer
-from crev.core.units import JST_OFFSET_SECONDS, fiscal_year, fiscal_year_bounds, jst, parse_time
+from crev.core.units import JST_OFFSET_SECONDS, SLOT_SECONDS, fiscal_year, fiscal_year_bounds, jst, parse_time
 from crev.data import shipped_rows
 from crev.device.agent import Devices, Sender, SiteAgent
 from crev.device.config import SenderConfig, parse_config
@@ -78,6 +79,7 @@ from crev.ledger.block import Block
 from crev.ledger.events import (
     AuctionCleared,
     CalibrationDrift,
+    Cancelled,
     ControlRecorded,
     Issued,
     MeterValuesRecorded,
@@ -99,7 +101,6 @@ from crev.ledger.messages.set_standing_bid import SetStandingBid
 from crev.ledger.messages.submit_readings import SubmitReadings, parse_reading
 from crev.ledger.messages.transfer import Transfer
 from crev.ledger.params import Params
-from crev.ledger.reconcile import slot_finality
 from crev.ledger.records import ANY, CORRECTED, PROVISIONAL, TRADABLE, Filter, RetireSpec
 from crev.ledger.state import State
 from crev.ledger.tx import Message, Tx, build_tx
@@ -274,6 +275,8 @@ def run_demo(data_dir: Path, *, sites: int = 40, days: int = 3, interval_s: int 
 
     stats = DemoStats()
     node.listeners.append(lambda block, outcome: _count_market(stats, outcome))
+    finality = FinalityCounter(node.state.params.final_after_s)
+    node.listeners.append(finality.on_block)
     chosen = [] if consortium else choose_device_sites(fleet, min(device_sites, sites))
     dev_ids = {s.site_id for s, _ in chosen}
     device_lots: list[tuple[str, str, int]] = []  # (owner, lot, g) issued to device sites, from the events
@@ -377,7 +380,7 @@ def run_demo(data_dir: Path, *, sites: int = 40, days: int = 3, interval_s: int 
                 if t - start_ts == 86400:
                     _operator_corrections(node, acc, stats, dev_ids)
             if devices is not None:
-                _finality(node, int(clock[0]), stats)
+                _finality(node, finality, int(clock[0]), stats)
             stats.blocks = node.state.height
             stats.seconds = time.perf_counter() - t_begin
 
@@ -680,17 +683,107 @@ def _count_devices(stats: DemoStats, outcome: Any, device_ids: set[str],
                 stats.drift_alerts.append(f"{e.device_id} {e.quantity}")
 
 
-def _finality(node: Ledger, now: int, stats: DemoStats) -> None:
-    """The C-REV standing (issued − withdrawn) by its slot's finality at block time ``now``:
+SlotKey = tuple[str, int]  # (device id, slot id)
+
+
+class FinalityCounter:
+    """The C-REV standing (issued − withdrawn) by its slot's finality, kept from the committed
+    blocks' events rather than by reading every slot tally under the node's lock each interval.
+
+    A slot's standing changes only by events the blocks carry: ``Issued`` (a reading's lot or a
+    top-up, counted in its slot's tally), ``SlotReconciled`` (the status, and ``cancelled_g`` +
+    ``debt_g`` withdrawn) and an operator's ``correct`` cancellation (its ``Cancelled`` events;
+    the lot's slot is read from the state). The counter holds each slot whose finality window is
+    still open at the last block's time, since its finality depends on the clock or may still be
+    reconciled; a slot whose window has passed can no longer become corrected (a smart-meter value
+    then arrives late) and moves to a sum by finality. Memory and the per-interval work are the
+    open windows' slots (devices × the window's slots), not the history."""
+
+    def __init__(self, final_after_s: int) -> None:
+        self.final_after_s = final_after_s
+        self.height = 0  # the last block counted
+        self._lock = threading.Lock()
+        self._open: dict[SlotKey, list[Any]] = {}  # [standing g, status] of slots in their window
+        self._closing: list[tuple[int, SlotKey]] = []  # heap of (window end, slot) over ``_open``
+        self._closed: Counter[str] = Counter()  # standing of the other slots, by finality
+        self._corrected: set[SlotKey] = set()  # closed slots that were reconciled as corrected
+        self._cancels: list[tuple[str, int]] = []  # (lot id, g) an operator cancelled, slot to read
+        self._block_time = 0
+
+    def _window_end(self, key: SlotKey) -> int:
+        return key[1] * SLOT_SECONDS + SLOT_SECONDS + self.final_after_s
+
+    def _add(self, key: SlotKey, grams: int) -> list[Any] | None:
+        """Add ``grams`` to a slot's standing; returns its open entry (None once closed)."""
+        slot = self._open.get(key)
+        if slot is None:
+            end = self._window_end(key)
+            if end <= self._block_time:  # closed: its finality is settled
+                self._closed[CORRECTED if key in self._corrected else "final"] += grams
+                return None
+            slot = self._open[key] = [0, PROVISIONAL]
+            heapq.heappush(self._closing, (end, key))
+        slot[0] += grams
+        return slot
+
+    def on_block(self, _block: Block, outcome: BlockOutcome) -> None:
+        """A node listener: count one committed block."""
+        with self._lock:
+            self._block_time = outcome.header.time
+            for res in outcome.results:
+                # an operator's cancel action withdraws from its lot's slot; a top-up issues first
+                # and cancels only to repay a debt, which withdraws nothing
+                cancel = res.kind == "correct" and not any(isinstance(e, Issued) for e in res.events)
+                for e in res.events:
+                    if isinstance(e, Issued):
+                        self._add((e.device_id, e.slot_id), e.quantity_g)
+                    elif isinstance(e, SlotReconciled):
+                        slot = self._add((e.device_id, e.slot_id), -(e.cancelled_g + e.debt_g))
+                        if slot is not None:
+                            slot[1] = e.status
+                    elif cancel and isinstance(e, Cancelled):
+                        self._cancels.append((e.lot_id, e.end_unit - e.start_unit))
+            heap = self._closing
+            while heap and heap[0][0] <= self._block_time:
+                _, key = heapq.heappop(heap)
+                standing, status = self._open.pop(key)
+                if status == CORRECTED:
+                    self._corrected.add(key)
+                self._closed[CORRECTED if status == CORRECTED else "final"] += standing
+            self.height = outcome.header.height
+
+    def totals(self, now: int, lot_slot: Callable[[str], SlotKey | None]) -> Counter[str]:
+        """Standing by finality (provisional, final, corrected) at time ``now``; ``lot_slot``
+        gives a lot's (device, slot) for the operator's cancellations counted since last time."""
+        with self._lock:
+            cancels, self._cancels = self._cancels, []
+        found = [(lot_slot(lot_id), grams) for lot_id, grams in cancels]
+        with self._lock:
+            for key, grams in found:
+                if key is not None:
+                    self._add(key, -grams)
+            out = Counter(self._closed)
+            for key, (standing, status) in self._open.items():
+                if status == PROVISIONAL and now >= self._window_end(key):
+                    status = "final"
+                out[status if status in (PROVISIONAL, CORRECTED) else "final"] += standing
+        return out
+
+
+def _finality(node: Ledger, counter: FinalityCounter, now: int, stats: DemoStats) -> None:
+    """The C-REV standing (issued − withdrawn) by its slot's finality at time ``now``:
     provisional, final (or late: compared after the finality window) and corrected."""
+    deadline = time.monotonic() + 10
+    while counter.height < node.state.height and time.monotonic() < deadline:
+        time.sleep(0.002)  # a receipt is answered before the block's listeners run
     lock = getattr(node, "lock", None) or threading.Lock()
-    totals: Counter[str] = Counter()
-    with lock:
-        st = node.state
-        final_after = st.params.final_after_s
-        for t in st.tallies.values():
-            status = slot_finality(t, t.slot_start, now, final_after)
-            totals[status if status in (PROVISIONAL, CORRECTED) else "final"] += t.issued_g - t.withdrawn_g
+
+    def lot_slot(lot_id: str) -> SlotKey | None:
+        with lock:
+            lot = node.state.lots.get(lot_id)
+        return None if lot is None else (lot.device_id, lot.slot_id)
+
+    totals = counter.totals(now, lot_slot)
     stats.provisional_g, stats.final_g, stats.corrected_g = totals[PROVISIONAL], totals["final"], totals[CORRECTED]
 
 

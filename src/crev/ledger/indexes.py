@@ -160,10 +160,17 @@ class TradableLots:
         """Re-read ``lot`` after its segments changed: list it for each account now holding
         tradable units of it; unlist it for its issuing owner and every other account named in it
         that holds none."""
-        holding, named = tradable_holders(lot)
-        named.add(lot.issued_to)
         k = (lot.interval_start, lot.lot_id)
         by_account = self.by_account
+        segments = lot.segments
+        if len(segments) == 1 and segments[0].holder == lot.issued_to and segments[0].status == TRADABLE:
+            keys = by_account.get(lot.issued_to)  # a lot just issued: the common case, made quick
+            if keys is None:
+                keys = by_account[lot.issued_to] = SortedKeys()
+            keys.add(k)
+            return
+        holding, named = tradable_holders(lot)
+        named.add(lot.issued_to)
         for acct in named:
             keys = by_account.get(acct)
             if acct in holding:
