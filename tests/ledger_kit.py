@@ -102,14 +102,19 @@ class Kit:
 
 
 def make_kit(time: int | None = None) -> Kit:
-    """Genesis + one block registering prosumer ``sun-co``, buyer ``buyer-co`` and device ``dgc-1``."""
+    """Genesis + one block registering prosumer ``sun-co``, buyer ``buyer-co`` and device ``dgc-1``.
+
+    The prosumers' records carry a blinding value (ledger/blinding.py; fixed here, random in real
+    tools), the buyer's does not, as an account registered before blinds: both kinds stay covered."""
     g = Genesis(CHAIN, T0 - 86400, "operator", "Test Operator", key("operator").public_key,
                 key("sequencer").public_key, emission_factors=FACTORS)
     kit = Kit(state_from_genesis(g), time if time is not None else T0 - 3600)
     res = kit.block(
-        kit.tx("operator", RegisterParticipant("sun-co", "Sun Co", "prosumer", key("sun-co").public_key), 0),
+        kit.tx("operator", RegisterParticipant("sun-co", "Sun Co", "prosumer", key("sun-co").public_key,
+                                               sha256(b"blind/sun-co")[:16]), 0),
         kit.tx("operator", RegisterParticipant("buyer-co", "Buyer Co", "buyer", key("buyer-co").public_key), 1),
-        kit.tx("operator", RegisterParticipant("other-co", "Other Co", "prosumer", key("other-co").public_key), 2),
+        kit.tx("operator", RegisterParticipant("other-co", "Other Co", "prosumer", key("other-co").public_key,
+                                               sha256(b"blind/other-co")[:16]), 2),
         kit.tx("operator", RegisterDevice("dgc-1", "sun-co", key("dev/dgc-1").public_key, CAPACITY_W, T0 - 86400 * 30,
                                           35_681_236, 139_767_125, "tokyo", "SN-0001", T0 + 86400 * 365 * 5, False,
                                           "solar_pv"), 3),
