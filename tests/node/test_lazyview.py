@@ -28,6 +28,7 @@ from crev.core.encoding import decode, encode
 from crev.core.statetree import LazyStateTree, StateTree, bucket_index, key_hash32
 from crev.errors import InvalidBlock
 from crev.ledger.state import State
+from crev.node.lazystate import LazyRecords, resident_records
 from crev.node.node import DB_FILE, LedgerView
 from crev.node.store import CHUNK_BUCKETS, Store
 from crev.reports.export import lot_rows, retirement_rows
@@ -303,8 +304,14 @@ def test_a_record_that_breaks_its_own_invariant_is_refused_when_read(ledger: Pat
             v.state.lots[TAIL_LOT]
     finally:
         v.close()
-    with pytest.raises(InvalidBlock, match=rf"^lot {TAIL_LOT}: segments do not cover"):  # the node checks all
-        k.open_node(ledger, start=False)
+    # the node starts lazily too (the check over every lot is `crev verify`'s) and refuses the lot when read
+    node = k.open_node(ledger, start=False)
+    try:
+        with pytest.raises(InvalidBlock, match=rf"^lot {TAIL_LOT}: segments do not cover the issued quantity "
+                                               rf"\(state loaded at height {cp}; refusing to read it"):
+            node.state.lots[TAIL_LOT]
+    finally:
+        node.close()
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate", "other height"])
@@ -546,15 +553,20 @@ def test_lazy_state_tree_matches_the_plain_tree() -> None:
         LazyStateTree(depth, b"\x00" * 64, fetch)
 
 
-def test_state_is_unchanged_for_the_node(built: tuple[Path, int, bytes]) -> None:
-    """The node's own state stays plain dicts and a plain tree (its hot path)."""
+def test_the_node_reads_its_checkpoint_lazily_holding_the_small_kinds_whole(built: tuple[Path, int, bytes]) -> None:
+    """A node starts like a view (node/lazystate.py), but holds every device, account, market and
+    order at once (its check stage reads them without the lock); no lot or reading record yet."""
     d = built[0]
     copy = d.parent / "node-copy"
     shutil.copytree(d, copy)
     node = k.open_node(copy, start=False)
     try:
         st: State = node.state
-        assert type(st.lots) is dict and type(st.readings) is dict and type(st.tree).__name__ == "StateTree"
+        assert isinstance(st.lots, LazyRecords) and isinstance(st.tree, LazyStateTree)
+        assert resident_records(st) == {"lots": 0, "readings": 0, "retirements": 0, "tallies": 0, "controls": 0}
+        assert isinstance(st.devices, LazyRecords) and st.devices.resident() == len(st.devices) > 0
+        assert st.lots[PRE_LOT].quantity_g == k.PER_READING_G
+        assert resident_records(st)["lots"] == 1
     finally:
         node.close()
     with closing(Store(copy / DB_FILE, readonly=True)) as store:

@@ -92,7 +92,12 @@ class StateProof:
 
 
 class StateTree:
-    """Incrementally maintained commitment to a key → bytes mapping."""
+    """Incrementally maintained commitment to a key → bytes mapping.
+
+    The tree's levels are dense: level ``d`` is one ``bytearray`` of ``2**(depth − d)`` hashes, 32
+    bytes each (empty subtrees hold their empty hash), so the levels cost ``2**(depth + 1) × 32``
+    bytes (4 MiB at depth 16, 256 MiB at depth 22) whatever the state holds. A bucket's entries
+    (key → leaf hash) are kept in ``_buckets``; a ``LazyStateTree`` may drop unchanged ones again."""
 
     def __init__(self, depth: int = DEFAULT_DEPTH) -> None:
         if not 1 <= depth <= 24:
@@ -100,11 +105,11 @@ class StateTree:
         self.depth = depth
         self._buckets: dict[int, dict[str, bytes]] = {}
         self._dirty: set[int] = set()
-        # levels[0] = bucket hashes (sparse), levels[depth] = {0: root}; missing = empty subtree
-        self._levels: list[dict[int, bytes]] = [{} for _ in range(depth + 1)]
         self._empty: list[bytes] = [_EMPTY_BUCKET]
         for _ in range(depth):
             self._empty.append(_node(self._empty[-1], self._empty[-1]))
+        # levels[0] = bucket hashes, levels[depth] = the root; 32 bytes a node, dense
+        self._levels: list[bytearray] = [bytearray(self._empty[d] * (1 << (depth - d))) for d in range(depth + 1)]
 
     def set(self, key: str, value: bytes) -> None:
         b = bucket_index(key, self.depth)
@@ -120,7 +125,7 @@ class StateTree:
     def root(self) -> bytes:
         if self._dirty:
             self._recompute()
-        return self._levels[self.depth].get(0, self._empty[self.depth])
+        return bytes(self._levels[self.depth])
 
     def _bucket_hash(self, b: int) -> bytes:
         bucket = self._buckets.get(b)
@@ -132,32 +137,43 @@ class StateTree:
         """Bucket ``b``'s (key → leaf hash) entries, for reading only."""
         return self._buckets.get(b, {})
 
+    def bucket_hash_at(self, b: int) -> bytes:
+        """Bucket ``b``'s hash (level 0) as of the last ``root()``."""
+        return bytes(self._levels[0][b * HASH_SIZE:(b + 1) * HASH_SIZE])
+
     def bucket_hashes(self) -> dict[int, bytes]:
         """A copy of the non-empty buckets' hashes (level 0) as of now: what ``pack_bucket_hashes``
-        turns into the string a ``LazyStateTree`` starts from."""
+        turns into the string a ``LazyStateTree`` starts from. Reads all ``2**depth`` of them:
+        ``packed`` gives parts without building the dict."""
         self.root()
-        return dict(self._levels[0])
+        lv0, empty = self._levels[0], _EMPTY_BUCKET
+        out: dict[int, bytes] = {}
+        for i in range(1 << self.depth):
+            h = bytes(lv0[i * HASH_SIZE:(i + 1) * HASH_SIZE])
+            if h != empty:
+                out[i] = h
+        return out
+
+    def packed(self, first: int = 0, count: int | None = None) -> bytes:
+        """The bucket hashes as ``pack_bucket_hashes`` packs them (every bucket, or only buckets
+        [first, first + count)), read straight from level 0."""
+        self.root()
+        end = 1 << self.depth if count is None else min(first + count, 1 << self.depth)
+        return bytes(self._levels[0][first * HASH_SIZE:end * HASH_SIZE])
 
     def _recompute(self) -> None:
         dirty = self._dirty
         self._dirty = set()
         lv0 = self._levels[0]
         for b in dirty:
-            h = self._bucket_hash(b)
-            if h == _EMPTY_BUCKET:
-                lv0.pop(b, None)
-            else:
-                lv0[b] = h
+            lv0[b * HASH_SIZE:(b + 1) * HASH_SIZE] = self._bucket_hash(b)
+        sha = hashlib.sha256
         for d in range(self.depth):
-            below, above, empty = self._levels[d], self._levels[d + 1], self._empty[d]
+            below, above = self._levels[d], self._levels[d + 1]
             parents = {i >> 1 for i in dirty}
             for p in parents:
-                left = below.get(2 * p, empty)
-                right = below.get(2 * p + 1, empty)
-                if left == empty and right == empty:
-                    above.pop(p, None)
-                else:
-                    above[p] = _node(left, right)
+                o = p * 2 * HASH_SIZE
+                above[p * HASH_SIZE:(p + 1) * HASH_SIZE] = sha(b"\x01" + below[o:o + 2 * HASH_SIZE]).digest()
             dirty = parents
 
     def prove(self, key: str, value: bytes | None) -> StateProof:
@@ -167,7 +183,8 @@ class StateTree:
         siblings: list[bytes] = []
         i = b
         for d in range(self.depth):
-            siblings.append(self._levels[d].get(i ^ 1, self._empty[d]))
+            j = (i ^ 1) * HASH_SIZE
+            siblings.append(bytes(self._levels[d][j:j + HASH_SIZE]))
             i >>= 1
         return StateProof(
             key=key,
@@ -200,6 +217,23 @@ class BucketHashes:
         return pack_bucket_hashes(self.depth, self.level0, first, count)
 
 
+@dataclass(frozen=True)
+class BucketHashRows:
+    """Some rows of a tree's packed bucket hashes, copied at one moment: row ``c`` holds buckets
+    [c × size, (c + 1) × size). What a checkpoint needs when only those rows changed since the one
+    before: O(changed rows), not O(2**depth)."""
+
+    depth: int
+    size: int
+    rows: dict[int, bytes]
+
+    def packed(self, first: int = 0, count: int | None = None) -> bytes:
+        """Row ``first // size`` (``count`` must be ``size``); KeyError if it was not copied."""
+        if count != self.size or first % self.size:
+            raise KeyError(f"only whole rows of {self.size} buckets are held")
+        return self.rows[first // self.size]
+
+
 class BucketMismatch(ValueError):
     """A bucket's entries, as fetched, do not hash to the bucket hash the tree was built on."""
 
@@ -212,35 +246,43 @@ class BucketMismatch(ValueError):
 class LazyStateTree(StateTree):
     """A state tree built from packed bucket hashes (``pack_bucket_hashes``) whose buckets' entries
     are fetched only when first needed, by ``fetch(bucket) → (key, value) pairs``, and checked:
-    their bucket hash must equal the packed one (else ``mismatch(bucket, keys)`` is raised,
-    ``BucketMismatch`` by default). Compare ``root()`` with
-    a trusted root before trusting anything fetched; after that, a bucket that loads is authentic.
-    Changes work as in ``StateTree`` (a changed bucket is loaded first)."""
+    their bucket hash must equal the one the tree holds for the bucket (else ``mismatch(bucket,
+    keys)`` is raised, ``BucketMismatch`` by default). Compare ``root()`` with a trusted root before
+    trusting anything fetched; after that, a bucket that loads is authentic. Changes work as in
+    ``StateTree`` (a changed bucket is loaded first).
+
+    ``evict(keep)`` drops the loaded entries of every bucket but ``keep``: the caller promises that
+    the store ``fetch`` reads from now holds exactly those buckets' entries as the tree last hashed
+    them (a checkpoint written after their last change), so they are fetched and checked against
+    that same bucket hash when next needed."""
 
     def __init__(self, depth: int, packed: bytes, fetch: Callable[[int], Iterable[tuple[str, bytes]]],
                  mismatch: Callable[[int, list[str]], Exception] = BucketMismatch) -> None:
         super().__init__(depth)
         if len(packed) != HASH_SIZE << depth:
             raise ValueError(f"packed bucket hashes: {len(packed)} bytes, depth {depth} needs {HASH_SIZE << depth}")
-        self._packed = packed
         self._fetch = fetch
         self._mismatch = mismatch
-        empty = _EMPTY_BUCKET
-        level = {i: h for i in range(1 << depth) if (h := packed[i * HASH_SIZE:(i + 1) * HASH_SIZE]) != empty}
-        self._levels[0] = level
-        for d in range(depth):
-            e = self._empty[d]
-            above: dict[int, bytes] = {}
-            for p in {i >> 1 for i in level}:
-                above[p] = _node(level.get(2 * p, e), level.get(2 * p + 1, e))
-            self._levels[d + 1] = level = above
+        self.fetches = 0  # buckets fetched (and checked) so far
+        self._levels[0] = bytearray(packed)
+        sha = hashlib.sha256
+        level = bytes(packed)
+        for d in range(depth):  # 2**depth − 1 hashes, an all-empty pair's parent from the table
+            pair, parent = self._empty[d] * 2, self._empty[d + 1]
+            level = b"".join([parent if (two := level[o:o + 2 * HASH_SIZE]) == pair else sha(b"\x01" + two).digest()
+                              for o in range(0, len(level), 2 * HASH_SIZE)])
+            self._levels[d + 1] = bytearray(level)
 
     def committed_bucket_hash(self, b: int) -> bytes:
-        """Bucket ``b``'s hash in the packed string the tree was built on."""
-        return self._packed[b * HASH_SIZE:(b + 1) * HASH_SIZE]
+        """Bucket ``b``'s hash as the tree holds it: for a bucket not loaded, the packed one the tree
+        was built on, or the one it had when it was last evicted."""
+        return self.bucket_hash_at(b)
 
     def loaded(self, b: int) -> bool:
         return b in self._buckets
+
+    def loaded_buckets(self) -> int:
+        return len(self._buckets)
 
     def load(self, b: int) -> list[tuple[str, bytes]] | None:
         """Fetch and check bucket ``b`` unless it is loaded already. Returns the fetched (key,
@@ -248,6 +290,7 @@ class LazyStateTree(StateTree):
         if b in self._buckets:
             return None
         rows = list(self._fetch(b))
+        self.fetches += 1
         leaves = {k: entry_leaf_hash(k, v) for k, v in rows}
         if len(leaves) != len(rows) or bucket_hash(leaves[k] for k in sorted(leaves)) != self.committed_bucket_hash(b):
             raise self._mismatch(b, sorted(leaves))
@@ -273,6 +316,16 @@ class LazyStateTree(StateTree):
         b = bucket_index(key, self.depth)
         if self._bucket(b).pop(key, None) is not None:
             self._dirty.add(b)
+
+    def evict(self, keep: Iterable[int]) -> int:
+        """Drop the loaded entries of every bucket not in ``keep`` (after recomputing the levels, so
+        each dropped bucket's hash is the one its entries hash to). Returns how many were dropped."""
+        self.root()
+        held = self._buckets
+        kept = {b: held[b] for b in keep if b in held}
+        dropped = len(held) - len(kept)
+        self._buckets = kept
+        return dropped
 
 
 def root_of(items: Sequence[tuple[str, bytes]], depth: int = DEFAULT_DEPTH) -> bytes:

@@ -24,7 +24,9 @@ every lot: the node checks them when it loads, and ``crev verify`` from genesis.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 from crev.core.encoding import decode
@@ -33,8 +35,8 @@ from crev.core.statetree import LazyStateTree, bucket_index, bucket_span, entry_
 from crev.errors import InvalidBlock
 from crev.ledger.block import Header
 from crev.ledger.genesis import Genesis
-from crev.ledger.invariants import check_lot_tiles
-from crev.ledger.records import Account, Device, Retirement, Supply
+from crev.ledger.invariants import check_lot_tiles, check_money
+from crev.ledger.records import ASK, OPEN, Account, Device, Retirement, Supply
 from crev.ledger.snapshot import decode_entry, map_key, state_key
 from crev.ledger.state import State
 from crev.node.store import BIG_KINDS, Store
@@ -49,33 +51,68 @@ class LazyRecords(dict[K, V]):
     """A state map that fetches a key it does not hold (``fetch(key)`` → record or None), remembers
     the keys removed from it so it never fetches them again, and fetches everything of its kind
     (``fetch_all(skip)``, skipping the keys it already holds or removed) the first time it is
-    iterated or measured. Reads and writes of keys it holds cost what a dict's do."""
+    iterated or measured. Reads and writes of keys it holds cost what a dict's do.
 
-    __slots__ = ("_complete", "_fetch", "_fetch_all", "_gone")
+    Fetches happen under ``lock`` (the node's: a reader on another thread then never fetches while
+    the sealer changes the state or evicts, nor overwrites a record the sealer has just changed).
+    ``evict(keep)`` forgets every record and removal but ``keep``'s once the store holds them."""
+
+    __slots__ = ("_complete", "_fetch", "_fetch_all", "_gone", "_lock", "checkpoint")
 
     def __init__(self, fetch: Callable[[K], V | None],
-                 fetch_all: Callable[[Callable[[K], bool]], Iterable[tuple[K, V]]]) -> None:
+                 fetch_all: Callable[[Callable[[K], bool]], Iterable[tuple[K, V]]],
+                 lock: AbstractContextManager[Any] | None = None, checkpoint: Checkpoint | None = None) -> None:
         super().__init__()
+        self.checkpoint = checkpoint  # what it reads from, if a store (``checkpoint_of``)
         self._fetch = fetch
         self._fetch_all = fetch_all
         self._gone: set[K] = set()
         self._complete = False
+        self._lock = lock if lock is not None else threading.RLock()
 
     def _miss(self, k: K) -> V | None:
-        if self._complete or k in self._gone:
+        if self._complete:
             return None
-        v = self._fetch(k)
-        if v is not None:
-            dict.__setitem__(self, k, v)
-        return v
+        with self._lock:
+            v = dict.get(self, k, _NONE)  # set meanwhile by the thread that held the lock
+            if v is not _NONE:
+                return v  # type: ignore[no-any-return]
+            if self._complete or k in self._gone:
+                return None
+            v = self._fetch(k)
+            if v is not None:
+                dict.__setitem__(self, k, v)
+            return v
 
     def complete(self) -> None:
-        """Fetch every record of this kind (once)."""
+        """Fetch every record of this kind (once, until the next ``evict``)."""
         if not self._complete:
-            held = self._held
-            for k, v in self._fetch_all(held):
-                dict.__setitem__(self, k, v)
-            self._complete = True
+            with self._lock:
+                if not self._complete:
+                    held = self._held
+                    for k, v in self._fetch_all(held):
+                        dict.__setitem__(self, k, v)
+                    self._complete = True
+
+    def resident(self) -> int:
+        """How many records it holds now (``len`` fetches every record of its kind first)."""
+        return dict.__len__(self)
+
+    def evict(self, keep: Iterable[K]) -> int:
+        """Forget every record and every removal except those of the keys ``keep``; returns how many
+        records were dropped. The caller (holding the lock) promises that the store ``fetch`` reads
+        now holds every other key as this map last had it (a checkpoint written after the key's
+        last change), so a later access fetches the same record again."""
+        with self._lock:
+            held = dict.get
+            kept = {k: v for k in keep if (v := held(self, k, _NONE)) is not _NONE}
+            gone = {k for k in keep if k in self._gone}
+            dropped = dict.__len__(self) - len(kept)
+            dict.clear(self)
+            dict.update(self, kept)
+            self._gone = gone
+            self._complete = False
+            return dropped
 
     def _held(self, k: K) -> bool:
         return dict.__contains__(self, k) or k in self._gone
@@ -234,6 +271,13 @@ class Checkpoint:
         self.height = height
         self.depth = tree.depth
         self._last: tuple[int, dict[str, bytes]] = (-1, {})  # the bucket fetched last, as fetched
+        self.decoded = 0  # records read from the store and decoded (``_records``' loads)
+
+    def moved_to(self, height: int) -> None:
+        """The store now holds the checkpoint at ``height`` (the node evicted what it wrote): forget
+        the bucket kept from an earlier one."""
+        self.height = height
+        self._last = (-1, {})
 
     def _wrong(self, key: str) -> InvalidBlock:
         return InvalidBlock("state", f"the stored state entry {key!r} (bucket {bucket_index(key, self.depth)}) is "
@@ -299,13 +343,13 @@ def _check_record(kind: str, key: str, rec: Any, height: int) -> None:
             raise refuse(f"retirement {ret.retirement_id}", "quantity differs from the units it retired")
 
 
-def _records(cp: Checkpoint, kind: str) -> LazyRecords[Any, Any]:
+def _records(cp: Checkpoint, kind: str, lock: AbstractContextManager[Any] | None) -> LazyRecords[Any, Any]:
     prefix = f"{kind}/"
-    height = cp.height
 
     def load(key: str, value: bytes) -> Any:
         rec = decode_entry(key, value)
-        _check_record(kind, key, rec, height)
+        _check_record(kind, key, rec, cp.height)
+        cp.decoded += 1
         return rec
 
     def fetch(k: Any) -> Any:
@@ -323,22 +367,37 @@ def _records(cp: Checkpoint, kind: str) -> LazyRecords[Any, Any]:
         for key, value in cp.kind(prefix, skip):
             yield map_key(kind, key[len(prefix):]), load(key, value)
 
-    return LazyRecords(fetch, fetch_all)
+    return LazyRecords(fetch, fetch_all, lock, cp)
 
 
-def lazy_state(genesis: Genesis, store: Store, head: Header, packed: bytes) -> State | None:
+# The state maps by their key's kind; the big kinds (store.BIG_KINDS) grow with the history, a node
+# evicts them after each checkpoint. The small ones a node holds whole (``hold_small_kinds``).
+MAPS = {"a": "accounts", "d": "devices", "l": "lots", "r": "readings", "t": "retirements", "m": "markets",
+        "o": "orders", "p": "offer_policies", "b": "standing_bids", "v": "tallies", "c": "controls",
+        "k": "delegates"}
+BIG_MAPS = {k[0]: MAPS[k[0]] for k in BIG_KINDS}
+
+
+def lazy_state(genesis: Genesis, store: Store, head: Header, packed: bytes,
+               lock: AbstractContextManager[Any] | None = None) -> State | None:
     """The state at checkpoint block ``head`` read lazily from ``store``, or None if ``packed``
     (the bucket hashes stored with the checkpoint) does not recompute ``head.state_root``: they
     are then not to be trusted, and the caller loads the snapshot in full instead (which checks
-    the entries themselves against the header)."""
+    the entries themselves against the header). Records are fetched under ``lock`` (the node's)."""
+    return lazy_state_at(genesis, store, head.height, head.hash, head.time, head.state_root, packed, lock)
+
+
+def lazy_state_at(genesis: Genesis, store: Store, height: int, last_hash: bytes, last_time: int, root: bytes,
+                  packed: bytes, lock: AbstractContextManager[Any] | None = None) -> State | None:
+    """``lazy_state`` for a checkpoint given by its parts: height 0 (genesis, no block) has no
+    header, and its trusted ``root`` is that of the state genesis.json gives."""
     params = genesis.params
     depth = params.state_tree_depth
-    height = head.height
 
     def wrong_bucket(b: int, keys: list[str]) -> Exception:
         shown = ", ".join(repr(k) for k in keys[:3]) + (", …" if len(keys) > 3 else "")
         return InvalidBlock("state", f"state bucket {b} as stored ({len(keys)} entries: {shown}) does not hash to "
-                                     f"the bucket hash that block {height}'s signed state root commits to: the "
+                                     f"the bucket hash that block {cp.height}'s signed state root commits to: the "
                                      f"database was changed after the checkpoint was written; {REFUSE}")
 
     def fetch(b: int) -> list[tuple[str, bytes]]:
@@ -348,7 +407,7 @@ def lazy_state(genesis: Genesis, store: Store, head: Header, packed: bytes) -> S
         tree = LazyStateTree(depth, packed, fetch, wrong_bucket)
     except ValueError:
         return None
-    if tree.root() != head.state_root:
+    if tree.root() != root:
         return None
     cp = Checkpoint(store, tree, height)
     st = State(genesis.chain_id, params, genesis.hash)
@@ -356,18 +415,8 @@ def lazy_state(genesis: Genesis, store: Store, head: Header, packed: bytes) -> S
     st.sequencer_key = genesis.sequencer_public_key
     st.discard_changes()
     st.tree = tree
-    st.accounts = _records(cp, "a")
-    st.devices = _records(cp, "d")
-    st.lots = _records(cp, "l")
-    st.readings = _records(cp, "r")
-    st.retirements = _records(cp, "t")
-    st.markets = _records(cp, "m")
-    st.orders = _records(cp, "o")
-    st.offer_policies = _records(cp, "p")
-    st.standing_bids = _records(cp, "b")
-    st.tallies = _records(cp, "v")
-    st.controls = _records(cp, "c")
-    st.delegates = _records(cp, "k")
+    for kind, name in MAPS.items():
+        setattr(st, name, _records(cp, kind, lock))
     st.meter_serials = SerialIndex(st.devices)
     g = cp.value("g")
     if g is None or g != st.value_of("g"):
@@ -385,6 +434,78 @@ def lazy_state(genesis: Genesis, store: Store, head: Header, packed: bytes) -> S
         rows.append(row)
     st.factors.upsert(rows)
     st.height = height
-    st.last_block_hash = head.hash
-    st.last_time = head.time
+    st.last_block_hash = last_hash
+    st.last_time = last_time
     return st
+
+
+def checkpoint_of(st: State) -> Checkpoint | None:
+    """The checkpoint a lazily read state reads from (None: a state held whole in memory)."""
+    lots = st.lots
+    return lots.checkpoint if isinstance(lots, LazyRecords) else None
+
+
+def hold_small_kinds(st: State) -> None:
+    """Fetch every record of the small kinds (accounts, devices, markets, orders, offer policies,
+    standing bids, delegates): a node keeps them whole, O(fleet), so that its check stage, which
+    reads devices, accounts and delegates without the node's lock, never fetches."""
+    for kind, name in MAPS.items():
+        if kind not in BIG_MAPS:
+            recs = getattr(st, name)
+            if isinstance(recs, LazyRecords):
+                recs.complete()
+    st.meter_serials.get("")  # fill the serial index from the devices now held
+
+
+def check_fleet_invariants(st: State) -> None:
+    """The chain-wide invariants that need only what a node holds whole (O(fleet), not O(history)):
+    supply's units add up (tradable + escrowed + retired + cancelled = issued = next_unit − 1) and
+    the money invariants (``check_money``: JPY on accounts = the ledger's, each open bid holds what
+    it needs and its account reserves what its bids hold, an offer's lots add up to what remains,
+    no delegate is an account). What needs every lot, retirement or tally (each account's balance
+    against its segments, a retirement against its units, a device's tallies against its lots)
+    is ``crev verify``'s: it replays the chain and runs ``check_invariants``. Raises InvalidBlock."""
+    sup = st.supply
+    if sup.next_unit - 1 != sup.issued_g:
+        raise InvalidBlock("supply.next_unit", "unit ids are not contiguous with what was issued")
+    if sup.tradable_g + sup.escrowed_g + sup.retired_g + sup.cancelled_g != sup.issued_g:
+        raise InvalidBlock("supply", "tradable + escrowed + retired + cancelled ≠ issued")
+    # each open offer's escrowed units as its own record says: the lots' side needs every lot
+    check_money(st, {o.order_id: o.remaining_g for o in st.orders.values() if o.status == OPEN and o.side == ASK})
+
+
+def resident_records(st: State) -> dict[str, int]:
+    """How many records of each big kind a lazily read state holds in memory now."""
+    return {name: (m.resident() if isinstance(m := getattr(st, name), LazyRecords) else len(m))
+            for name in BIG_MAPS.values()}
+
+
+def evict(st: State, height: int, keep: Iterable[str]) -> tuple[int, int]:
+    """After the store has durably written the checkpoint at ``height``: drop from memory every
+    big-kind record (lots, reading records, retirements, slot tallies, control records) and every
+    loaded state-tree bucket except those of the state keys ``keep`` (every key changed since the
+    checkpoint's changes were taken: those the store does not hold yet). Returns (records, buckets)
+    dropped. They are fetched again on next use and checked against the tree's bucket hash, which
+    is the checkpoint's for a bucket none of whose keys changed since.
+
+    Call with the state's lock held and no block half-built."""
+    tree = st.tree
+    if not isinstance(tree, LazyStateTree):  # a state held whole: nothing can be fetched again
+        return 0, 0
+    keep_maps: dict[str, list[Any]] = {kind: [] for kind in BIG_MAPS}
+    depth = tree.depth
+    buckets: set[int] = set()
+    for key in keep:
+        buckets.add(bucket_index(key, depth))
+        kind, _, rest = key.partition("/")
+        if kind in keep_maps:  # keys the state itself changed: each is one its map can hold
+            keep_maps[kind].append(map_key(kind, rest))
+    dropped = 0
+    for kind, name in BIG_MAPS.items():
+        recs = getattr(st, name)
+        if isinstance(recs, LazyRecords):
+            dropped += recs.evict(keep_maps[kind])
+    cp = checkpoint_of(st)
+    if cp is not None:
+        cp.moved_to(height)
+    return dropped, tree.evict(buckets)

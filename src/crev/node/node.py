@@ -37,6 +37,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, InvalidStateError, ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,7 @@ from typing import Any
 from crev.core.encoding import decode
 from crev.core.hashing import sha256
 from crev.core.signing import Signer, kernel_in_use, use_kernel, verify, verify_many
-from crev.core.statetree import BucketHashes
+from crev.core.statetree import BucketHashRows, key_hash32
 from crev.core.units import SLOT_SECONDS
 from crev.errors import CrevError, InvalidBlock, MalformedError, SignatureError
 from crev.ledger.apply import BlockBuilder, BlockOutcome, SigCache, TxResult, apply_block, signing_key
@@ -60,8 +61,8 @@ from crev.ledger.snapshot import load_state
 from crev.ledger.state import State
 from crev.ledger.trading import tick_due
 from crev.ledger.tx import Tx, build_tx, decode_tx
-from crev.node.lazystate import lazy_state
-from crev.node.store import Store
+from crev.node.lazystate import check_fleet_invariants, evict, hold_small_kinds, lazy_state, lazy_state_at
+from crev.node.store import CHUNK_BUCKETS, Store
 
 PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies (Linux)
 
@@ -71,8 +72,9 @@ SEQUENCER_KEY_FILE = "sequencer.key"
 
 Triple = tuple[bytes, bytes, bytes]
 # height, changed entries, blocks to index, who waits for it, the state tree's bucket hashes at height
+# (the rows of CHUNK_BUCKETS holding the changed entries' buckets)
 CheckpointItem = tuple[int, dict[str, "bytes | None"], list[tuple[int, list[TxResult]]], "threading.Event | None",
-                       dict[int, bytes]]
+                       BucketHashRows]
 
 
 @dataclass(frozen=True)
@@ -276,7 +278,17 @@ class ParallelVerifier:
 
 
 def _packed(st: State) -> bytes:
-    return BucketHashes(st.tree.depth, st.tree.bucket_hashes()).packed()
+    return st.tree.packed()
+
+
+def _bucket_rows(st: State, changes: dict[str, bytes | None]) -> BucketHashRows:
+    """The rows of the state tree's packed bucket hashes (``CHUNK_BUCKETS`` buckets a row) that hold
+    the buckets of ``changes``' keys, as of now: what a checkpoint of those changes rewrites."""
+    tree = st.tree
+    depth = tree.depth
+    shift = 32 - depth
+    rows = {(key_hash32(k) >> shift) // CHUNK_BUCKETS for k in changes}
+    return BucketHashRows(depth, CHUNK_BUCKETS, {c: tree.packed(c * CHUNK_BUCKETS, CHUNK_BUCKETS) for c in rows})
 
 
 def _decoded(st: State, block: Block) -> list[Tx | bytes]:
@@ -332,11 +344,23 @@ def checkpoint_state(store: Store, genesis: Genesis) -> State:
     return st
 
 
-def load_ledger(store: Store, genesis: Genesis, verifier: ParallelVerifier, persist: bool) -> State:
-    """State at the last checkpoint, loaded in full, then every later block replayed through
-    apply_block, then every invariant checked. ``persist`` (a node): then write the replayed blocks
-    as a new checkpoint, or the state tree's bucket hashes if the checkpoint lacks them; otherwise
-    index the replayed blocks in memory only (a read-only view that cannot read lazily)."""
+def load_ledger(store: Store, genesis: Genesis, verifier: ParallelVerifier, persist: bool,
+                lock: AbstractContextManager[Any] | None = None) -> State:
+    """The state at the head: the last checkpoint, then every later block replayed through
+    apply_block.
+
+    ``persist`` (a node): the checkpoint is read lazily (``node_state``) when it has bucket hashes
+    that recompute its signed state root, so start-up costs O(fleet + blocks since the checkpoint),
+    not O(history); the replayed blocks are written as a new checkpoint. A checkpoint stored without
+    them (an earlier version) is loaded in full once, every invariant checked, the bucket hashes
+    written, and then read lazily like the others.
+
+    Not ``persist`` (a read-only view asked to load in full): the checkpoint is loaded in full,
+    every invariant checked, and the replayed blocks indexed in memory only."""
+    if persist:
+        st = node_state(store, genesis, verifier, lock)
+        if st is not None:
+            return st
     cp = store.checkpoint_height()
     st = checkpoint_state(store, genesis)
     if cp == 0 and persist and store.get_meta("checkpoint_height") is None:
@@ -351,11 +375,50 @@ def load_ledger(store: Store, genesis: Genesis, verifier: ParallelVerifier, pers
     if not persist:
         if outcomes:
             store.index_in_memory(outcomes)
-    elif outcomes:
+        return st
+    if outcomes:
         store.write_checkpoint(st.height, changes, outcomes, _packed(st))
     elif store.bucket_hashes() != (cp, packed := _packed(st)):
         # a snapshot stored before bucket hashes were (or with others): add them, now that it is checked
         store.write_bucket_hashes(cp, packed)
+    return node_state(store, genesis, verifier, lock) or st
+
+
+def node_state(store: Store, genesis: Genesis, verifier: ParallelVerifier,
+               lock: AbstractContextManager[Any] | None = None) -> State | None:
+    """A node's state read lazily from its checkpoint (``lazy_state``; the checkpoint header's
+    signature checked), the small kinds fetched whole (``hold_small_kinds``: O(fleet)), the blocks
+    after the checkpoint replayed and written as a new checkpoint, then the fleet's invariants
+    checked (``check_fleet_invariants``; each record is checked alone as it is read). The
+    chain-wide check over every lot is ``crev verify``'s. Returns None when the checkpoint cannot
+    be read lazily (none yet, or no bucket hashes of its height that recompute its state root)."""
+    cp = store.checkpoint_height()
+    stored = store.bucket_hashes()
+    if stored is None or stored[0] != cp or store.get_meta("checkpoint_height") is None:
+        return None
+    if cp == 0:  # genesis: no block, the root is that of the state genesis.json gives
+        first = state_from_genesis(genesis)
+        st = lazy_state_at(genesis, store, 0, first.last_block_hash, first.last_time, first.tree.root(),
+                           stored[1], lock)
+    else:
+        head = _checkpoint_header(store, cp)
+        signature = store.signature(cp)
+        if signature and not verify(genesis.sequencer_public_key, head.encode(), signature):
+            raise InvalidBlock("block.signature", f"the checkpoint block {cp} is not signed by the genesis sequencer "
+                                                  f"key: run `crev verify`")
+        st = lazy_state(genesis, store, head, stored[1], lock)
+    if st is None:
+        return None
+    hold_small_kinds(st)
+    changes, outcomes = _replay(store, st, cp + 1, verifier)
+    try:
+        check_fleet_invariants(st)
+    except InvalidBlock as err:
+        raise InvalidBlock(err.field, f"{err.reason} (state loaded at height {st.height}; refusing to "
+                                      f"run on it: run `crev verify`)") from err
+    if outcomes:
+        store.write_checkpoint(st.height, changes, outcomes, _bucket_rows(st, changes))
+        evict(st, st.height, ())  # everything the replay changed is stored now
     return st
 
 
@@ -467,6 +530,10 @@ class Node:
         self._last_checkpoint = time.monotonic()
         self._checkpoints: queue.Queue[CheckpointItem | None] = queue.Queue()
         self._writer: threading.Thread | None = None
+        # eviction: the checkpoints queued and not yet written (height, changed keys); the height the
+        # writer wrote last (set by the writer thread) and the one evicted last (by the sealer)
+        self._unwritten: list[tuple[int, dict[str, bytes | None]]] = []
+        self._written = self._evicted = self.state.height
 
     # --- set-up ----------------------------------------------------------------------------
 
@@ -482,7 +549,7 @@ class Node:
             f.write(sequencer_seed.hex() + "\n")
 
     def _load(self) -> State:
-        return load_ledger(self.store, self.genesis, self.verifier, persist=True)
+        return load_ledger(self.store, self.genesis, self.verifier, persist=True, lock=self.lock)
 
     # --- ABCI-shaped surface ---------------------------------------------------------------
 
@@ -543,6 +610,7 @@ class Node:
         self._pending_outcomes.append((outcome.header.height, outcome.results))
         if time.monotonic() - self._last_checkpoint >= self.checkpoint_interval:
             self._queue_checkpoint()
+        self._evict_written()
         return block
 
     def query(self, path: str) -> Any:
@@ -786,9 +854,10 @@ class Node:
     def _queue_checkpoint(self, done: threading.Event | None = None) -> None:
         """Hand the changes since the last checkpoint to the writer (caller holds the lock).
         Checkpoints are written in order by one thread, so a later one never lands first."""
+        changes = self._pending_changes
         # the bucket hashes at this height, copied now (the tree moves on while the writer writes)
-        item = (self.state.height, self._pending_changes, self._pending_outcomes, done,
-                self.state.tree.bucket_hashes())
+        item = (self.state.height, changes, self._pending_outcomes, done, _bucket_rows(self.state, changes))
+        self._unwritten.append((self.state.height, changes))
         self._pending_changes = {}
         self._pending_outcomes = []
         self._last_checkpoint = time.monotonic()
@@ -800,9 +869,25 @@ class Node:
     def _write_checkpoint(self, store: Store, item: CheckpointItem) -> None:
         height, changes, outcomes, done, buckets = item
         if outcomes or changes:
-            store.write_checkpoint(height, changes, outcomes, BucketHashes(self.state.params.state_tree_depth, buckets))
+            store.write_checkpoint(height, changes, outcomes, buckets)
+        self._written = height  # durable (or nothing to write): the sealer may evict what it holds of it
         if done is not None:
             done.set()
+
+    def _evict_written(self) -> None:
+        """Drop from memory what the last written checkpoint holds (caller holds the lock, no block
+        half-built): every big-kind record and loaded state-tree bucket except those of the keys
+        changed since that checkpoint's changes were taken (the checkpoints queued after it and the
+        changes not queued yet), which the store does not hold yet. See ``lazystate.evict``."""
+        written = self._written
+        if written <= self._evicted or self._finalized is not None:
+            return
+        self._unwritten = [(h, ch) for h, ch in self._unwritten if h > written]
+        keep = set(self._pending_changes)
+        for _, ch in self._unwritten:
+            keep.update(ch)
+        evict(self.state, written, keep)
+        self._evicted = written
 
     def _checkpoint_loop(self) -> None:
         writer = Store(self.store.path)
@@ -816,11 +901,14 @@ class Node:
             writer.close()
 
     def flush(self) -> None:
-        """Checkpoint everything committed so far and wait until it is written."""
+        """Checkpoint everything committed so far, wait until it is written, and drop from memory
+        what it holds."""
         done = threading.Event()
         with self.lock:
             self._queue_checkpoint(done)
         done.wait()
+        with self.lock:
+            self._evict_written()
 
     def check(self) -> None:
         """Check the conserved quantities of the current state (raises InvalidBlock)."""

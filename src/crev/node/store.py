@@ -37,7 +37,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from crev.core.statetree import HASH_SIZE, BucketHashes, key_hash32
+from crev.core.statetree import HASH_SIZE, BucketHashes, BucketHashRows, key_hash32
 from crev.ledger.apply import BlockOutcome, TxResult
 from crev.ledger.block import Block, Header
 from crev.ledger.events import Cancelled, Issued, ReadingAccepted, Retired, Traded, Transferred
@@ -248,12 +248,13 @@ class Store:
 
     def write_checkpoint(self, height: int, changes: dict[str, bytes | None],
                          outcomes: Sequence[tuple[int, list[TxResult]]],
-                         bucket_hashes: bytes | BucketHashes | None = None) -> None:
+                         bucket_hashes: bytes | BucketHashes | BucketHashRows | None = None) -> None:
         """Write the state entries changed up to block ``height``, the index rows of the given
         blocks' results and the state tree's bucket hashes at ``height`` (packed, or as the tree
-        gave them; without them, any stored ones are dropped: they would belong to another
-        height), and record ``height`` as the checkpoint, in one transaction. Then copy and empty
-        the write-ahead log."""
+        gave them, or only the rows of ``CHUNK_BUCKETS`` holding the changed keys' buckets when the
+        stored ones are the previous checkpoint's; without them, any stored ones are dropped: they
+        would belong to another height), and record ``height`` as the checkpoint, in one
+        transaction. Then copy and empty the write-ahead log."""
         if self.readonly:
             raise PermissionError(f"{self.path} is open read-only")
         db = self.db
@@ -297,7 +298,7 @@ class Store:
             db.execute("ROLLBACK")
             raise
 
-    def _put_bucket_hashes(self, height: int, hashes: bytes | BucketHashes | None,
+    def _put_bucket_hashes(self, height: int, hashes: bytes | BucketHashes | BucketHashRows | None,
                            changed: Iterable[int] | None = None) -> None:
         """Store ``hashes`` as the bucket hashes of ``height``: only the rows holding the buckets
         of the key hashes ``changed`` if given (the others are already stored), else every row.
@@ -307,8 +308,11 @@ class Store:
             db.execute("DELETE FROM state_buckets")
             db.execute("DELETE FROM meta WHERE k = ?", (BUCKETS_HEIGHT_KEY,))
             return
-        if isinstance(hashes, BucketHashes):
+        if isinstance(hashes, (BucketHashes, BucketHashRows)):
             depth = hashes.depth
+            if isinstance(hashes, BucketHashRows) and (changed is None or hashes.size != CHUNK_BUCKETS):
+                raise CheckpointError(f"{self.path}: only some rows of the bucket hashes of height {height} were "
+                                      f"given, and the stored ones are not the previous checkpoint's")
 
             def part(c: int) -> bytes:
                 return hashes.packed(c * CHUNK_BUCKETS, CHUNK_BUCKETS)
