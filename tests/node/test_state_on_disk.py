@@ -1,0 +1,240 @@
+"""State on disk: the node reads its checkpoint lazily and, after each checkpoint it writes, drops
+from memory the records and state-tree buckets that checkpoint holds (node/lazystate.py ``evict``).
+Its state roots stay those of a plain in-memory ``State`` fed the same blocks, its memory holds the
+fleet (accounts, devices) plus what changed since the last written checkpoint, and a restart
+reads O(fleet) records, not O(history)."""
+
+from __future__ import annotations
+
+import threading
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from crev.core.encoding import decode, encode
+from crev.core.units import fiscal_year_bounds
+from crev.errors import InvalidBlock
+from crev.ledger.apply import apply_block
+from crev.ledger.block import Block
+from crev.ledger.genesis import Genesis, state_from_genesis
+from crev.ledger.invariants import check_invariants
+from crev.ledger.messages.retire import Retire
+from crev.ledger.messages.transfer import Transfer
+from crev.ledger.state import State
+from crev.node.lazystate import LazyRecords, checkpoint_of, resident_records
+from crev.node.node import DB_FILE, GENESIS_FILE, Node
+from crev.node.store import Store
+from tests.node import nodekit as k
+
+DEVICES = 4
+NOTHING = {"lots": 0, "readings": 0, "retirements": 0, "tallies": 0, "controls": 0}
+
+
+def reference(d: Path) -> State:
+    """A plain in-memory state: genesis + every stored block through apply_block."""
+    st = state_from_genesis(Genesis.from_json((d / GENESIS_FILE).read_text("utf-8")))
+    with closing(Store(d / DB_FILE)) as store:
+        for block in store.blocks():
+            apply_block(st, block)
+    return st
+
+
+def lot_id(dev: int, j: int) -> str:
+    """The lot of device ``dev``'s j-th reading (60 s intervals from 09:00 JST on T0)."""
+    return f"dgc-{dev}:20260601T09{j:02d}"
+
+
+def test_every_checkpoint_evicts_and_the_roots_stay_those_of_a_plain_state(tmp_path: Path) -> None:
+    """Blocks through the manual path with a checkpoint after each (written at once: no writer
+    thread), so after each block the node holds no lot, reading record, retirement or tally and
+    no state-tree bucket; each block's root equals the plain state's, byte for byte."""
+    d = k.init_dir(tmp_path / "ledger")
+    node = k.open_node(d, checkpoint_s=0.0)
+    s = k.register_fleet(node, DEVICES)
+    node.stop()  # from here on, blocks come only through finalize_block / commit
+    ref = reference(d)
+    assert ref.tree.root() == node.state.tree.root()
+    p0, p1 = fiscal_year_bounds(2026)
+    t = k.NOW
+    try:
+        for j in range(12):
+            txs = [k.batch(DEVICES, j)]
+            if j % 4 == 3:  # sell part of an earlier lot and retire part of what was bought
+                txs.append(s.tx(k.OWNER, Transfer(k.BUYER, ((lot_id(j % DEVICES, j - 3), 50),), f"sale {j}")))
+                txs.append(s.tx(k.BUYER, Retire(((lot_id(j % DEVICES, j - 3), 20),), "Buyer Co", "re100", p0, p1,
+                                                "JP", f"retirement {j}")))
+            t += 10
+            out = node.finalize_block(txs, t)
+            assert all(r.ok for r in out.results), [r.error for r in out.results]
+            height = node.commit()
+            block = node.store.block(height)
+            assert isinstance(block, Block)
+            apply_block(ref, block)
+            assert node.state.tree.root() == ref.tree.root() == out.header.state_root
+            assert resident_records(node.state) == NOTHING
+            assert node.state.tree.loaded_buckets() == 0  # type: ignore[attr-defined]
+        # what was evicted reads back as the plain state has it
+        assert node.state.lots[lot_id(3, 3)] == ref.lots[lot_id(3, 3)]
+        assert node.state.lots[lot_id(3, 3)].quantity_g == k.PER_READING_G
+        assert node.state.retirements["ret-00000003"] == ref.retirements["ret-00000003"]
+        assert dict(node.state.tallies.items()) == ref.tallies  # every tally, fetched back
+        assert node.state.supply == ref.supply
+        check_invariants(ref)
+        node.check()  # the chain-wide check reads every record back from the store
+        assert resident_records(node.state)["lots"] == len(ref.lots) == 12 * DEVICES
+    finally:
+        node.close()
+
+
+def test_the_writer_thread_and_the_sealer_agree_with_a_plain_state(tmp_path: Path) -> None:
+    """The running node (checkpoints written on the writer thread, evicted by the sealer whenever it
+    finds one written): every block's state root is the plain state's, and after ``flush`` it holds
+    no big-kind record and no bucket."""
+    d = k.init_dir(tmp_path / "ledger")
+    node = k.open_node(d, checkpoint_s=0.0)
+    blocks: list[Block] = []
+    seen = threading.Lock()
+
+    def listen(block: Block, _outcome: object) -> None:
+        with seen:
+            blocks.append(block)
+
+    node.listeners.append(listen)
+    try:
+        k.register_fleet(node, DEVICES)
+        for j in range(40):
+            r = node.submit_wait(k.batch(DEVICES, j))
+            assert r.ok and r.committed, r.error
+        node.flush()
+        ref = reference(d)
+        with seen:
+            by_height = {b.header.height: b for b in blocks}
+        replayed = state_from_genesis(Genesis.from_json((d / GENESIS_FILE).read_text("utf-8")))
+        with closing(Store(d / DB_FILE)) as store:
+            for block in store.blocks():
+                apply_block(replayed, block)  # raises if a block's state root is not the plain state's
+                if block.header.height in by_height:
+                    assert by_height[block.header.height].header.state_root == replayed.tree.root()
+        with node.lock:
+            assert node.state.tree.root() == ref.tree.root() == replayed.tree.root()
+            assert resident_records(node.state) == NOTHING
+            assert node.state.tree.loaded_buckets() == 0  # type: ignore[attr-defined]
+        assert len(ref.lots) == 40 * DEVICES
+    finally:
+        node.close()
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A ledger of 4 devices × 60 readings (240 lots, 240 reading records, 4 × 2 slot tallies),
+    checkpointed at its head."""
+    d = k.init_dir(tmp_path_factory.mktemp("ondisk") / "ledger")
+    node = k.open_node(d, checkpoint_s=0.5)
+    try:
+        k.register_fleet(node, DEVICES)
+        for j in range(0, 60, 6):
+            futs = [node.submit(k.batch(DEVICES, i)) for i in range(j, j + 6)]
+            for f in futs:
+                assert f.result(60).ok
+    finally:
+        node.close()
+    return d
+
+
+def test_a_restart_reads_the_fleet_not_the_history(history: Path) -> None:
+    """A restart decodes the accounts (operator, owner, buyer) and the 4 devices: 7 records,
+    whatever the history holds, and no lot until one is asked for."""
+    node = Node(history, verify_threads=1)
+    try:
+        st = node.state
+        cp = checkpoint_of(st)
+        assert cp is not None and isinstance(st.lots, LazyRecords)
+        assert cp.decoded == 3 + DEVICES
+        assert resident_records(st) == NOTHING
+        # the buckets of g, s, the 2 factor rows and the 7 records at most: not the 500 entries' buckets
+        assert st.tree.fetches <= 11  # type: ignore[attr-defined]
+        assert st.lots[lot_id(2, 59)].quantity_g == k.PER_READING_G
+        assert cp.decoded == 3 + DEVICES + 1
+        assert st.tree.root() == reference(history).tree.root()
+    finally:
+        node.close()
+
+
+def test_a_forged_state_row_is_refused_when_read(history: Path, tmp_path: Path) -> None:
+    """Changed bytes in the state table are refused when the node reads the record (its bucket no
+    longer hashes to the one the signed checkpoint root commits to), at start and after eviction."""
+    import shutil
+
+    d = tmp_path / "ledger"
+    shutil.copytree(history, d)
+    key = f"l/{lot_id(1, 7)}"
+
+    def forge() -> None:
+        with closing(k.sql(d)) as db:
+            v = decode(bytes(db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()[0]))
+            v[v.index(k.PER_READING_G)] += 1
+            db.execute("UPDATE state SET value = ? WHERE key = ?", (encode(v), key))
+
+    forge()
+    node = k.open_node(d, start=False, checkpoint_s=0.0)
+    try:
+        cp = node.state.height
+        message = (rf"^state: state bucket \d+ as stored \(\d+ entries: .*{key!r}.*\) does not hash to the bucket "
+                   rf"hash that block {cp}'s signed state root commits to: the database was changed after the "
+                   r"checkpoint was written; refusing to read it: run `crev verify`$")
+        with pytest.raises(InvalidBlock, match=message):
+            node.state.lots[lot_id(1, 7)]
+        assert node.state.lots[lot_id(1, 8)].quantity_g == k.PER_READING_G  # another bucket reads fine
+    finally:
+        node.close()
+
+
+def test_a_row_forged_while_the_node_runs_is_refused_after_eviction(history: Path, tmp_path: Path) -> None:
+    """Evicted buckets are checked against the tree's current bucket hash when fetched again."""
+    import shutil
+
+    d = tmp_path / "ledger"
+    shutil.copytree(history, d)
+    node = k.open_node(d, start=False, checkpoint_s=0.0)
+    try:
+        lot = node.state.lots[lot_id(0, 5)]
+        assert resident_records(node.state)["lots"] == 1
+        out = node.finalize_block([k.batch(DEVICES, 60)], k.NOW)
+        assert out.results[0].ok
+        node.commit()  # checkpoint written at once, then evicted
+        assert resident_records(node.state) == NOTHING
+        with closing(k.sql(d)) as db:
+            v = decode(bytes(db.execute("SELECT value FROM state WHERE key = ?", (f"l/{lot.lot_id}",)).fetchone()[0]))
+            v[v.index(k.PER_READING_G)] += 1
+            db.execute("UPDATE state SET value = ? WHERE key = ?", (encode(v), f"l/{lot.lot_id}"))
+        with pytest.raises(InvalidBlock, match=rf"^state: state bucket \d+ as stored .* does not hash to the bucket "
+                                               rf"hash that block {out.header.height}'s signed state root"):
+            node.state.lots[lot.lot_id]
+    finally:
+        node.close()
+
+
+def test_lazy_records_evict_keeps_only_what_the_store_lacks() -> None:
+    """``evict(keep)`` forgets every other record and removal; they are fetched again from the
+    store (here: a dict standing for it) on next use."""
+    stored = {"a": 1, "b": 2, "c": 3}
+    fetched: list[str] = []
+
+    def fetch(key: str) -> int | None:
+        fetched.append(key)
+        return stored.get(key)
+
+    recs: LazyRecords[str, int] = LazyRecords(fetch, lambda skip: [(x, v) for x, v in stored.items() if not skip(x)])
+    assert recs["a"] == 1 and recs["b"] == 2
+    recs["d"] = 4  # new since the checkpoint: not stored yet
+    del recs["c"]  # removed since the checkpoint
+    recs.pop("b")  # removed, and the store will have it removed
+    stored.pop("b")
+    assert fetched == ["a", "b", "c"]
+    assert recs.evict(["d", "c"]) == 1  # "a" and "d" were held: "a" is dropped, "d" stays
+    assert recs.resident() == 1 and dict(dict.items(recs)) == {"d": 4}
+    assert "c" not in recs and "b" not in recs  # "c": still removed (kept); "b": fetched, absent from the store
+    assert recs["a"] == 1
+    assert fetched == ["a", "b", "c", "b", "a"]
+    assert sorted(recs) == ["a", "d"]  # complete again: stored "a" (held), "c" removed, plus "d"
