@@ -194,6 +194,31 @@ def test_an_offer_without_lots_sells_the_oldest_tradable_lots_by_start_then_lot_
     assert [k[1] for k in st.tradable_lots().lots_of("buyer-2")] == [L2]
 
 
+def test_a_seeded_index_is_built_account_by_account_and_selects_the_same_lots() -> None:
+    kit = market_with_history()
+    st = kit.state
+    asked: list[str] = []
+
+    def seed(account: str) -> list[str]:  # what a node's store answers: here, every lot it holds
+        asked.append(account)
+        return list(st.lots)
+
+    st.tradable_seed = seed
+    st.rebuild_indexes()
+    kit.time = NOON + 3600
+    ok_ = kit.one(kit.submit(kit.reading(NOON + 1800, 2_000, 0, 0)))
+    assert ok_.ok and asked == []  # nothing asked for yet: no account built
+    one(kit, "other-co", Transfer("sun-co", ((L2, 1_000),), ""))
+    assert old_select(st, "sun-co", 1_000, Filter(), Filter(), kit.time) == [[L1, 1_000]]
+    oid = one(kit, "sun-co", order(ASK, 30_000, 1_000))[0]
+    assert st.orders[oid].lots == [[L1, 1_000]] and asked == ["sun-co"]
+    one(kit, "sun-co", Transfer("buyer-2", ((L1, 3_500),), ""))
+    assert old_select(st, "sun-co", 1_200, Filter(), Filter(), kit.time) == [[L2, 1_000], [L3, 200]]
+    oid = one(kit, "sun-co", order(ASK, 30_000, 1_200))[0]
+    assert st.orders[oid].lots == [[L2, 1_000], [L3, 200]] and asked == ["sun-co"]  # built once
+    assert [k[1] for k in st.tradable_lots().lots_of("buyer-2")] == [L1] and asked == ["sun-co", "buyer-2"]
+
+
 def test_after_a_restart_the_book_is_rebuilt_from_the_open_orders_in_sequence_order() -> None:
     kit = market_with_history()
     a = one(kit, "sun-co", order(ASK, 40_000, 1_000, lots=((L1, 1_000),)))[0]
@@ -240,7 +265,9 @@ class NoScan(dict[Any, Any]):
 HISTORY_MAPS = ("lots", "readings", "retirements", "tallies", "controls", "orders")
 
 
-def test_blocks_replayed_through_apply_block_never_iterate_lots_readings_or_orders(recorded: list[Block]) -> None:
+@pytest.mark.parametrize("seeded", [False, True])
+def test_blocks_replayed_through_apply_block_never_iterate_lots_readings_or_orders(
+        recorded: list[Block], seeded: bool) -> None:
     kit = market_with_history()
     one(kit, "operator", spot("call", mode="call", interval=1800))
     setup = len(recorded)
@@ -267,6 +294,8 @@ def test_blocks_replayed_through_apply_block_never_iterate_lots_readings_or_orde
     twin = state_from_genesis(genesis())
     for block in recorded[:setup]:
         apply_block(twin, block, check_signature=False)
+    if seeded:  # the lots a node's store would name: here every lot id, read past the guard
+        twin.tradable_seed = lambda _account: list(dict.keys(twin.lots))
     twin.open_orders()
     twin.tradable_lots()
     for name in HISTORY_MAPS:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import heapq
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from crev.ledger.records import OPEN, TRADABLE, Lot, Order
 
@@ -136,13 +136,23 @@ def tradable_holders(lot: Lot) -> tuple[set[str], set[str]]:
     return holding, named
 
 
+Seed = Callable[[str], Iterable[str]]  # account → ids of the lots it may hold tradable units in
+
+
 class TradableLots:
-    """Per account, the lots in which it may hold tradable units, by (interval_start, lot_id)."""
+    """Per account, the lots in which it may hold tradable units, by (interval_start, lot_id).
 
-    __slots__ = ("by_account",)
+    Built either from every lot at once (``build``), or, given a ``seed``, account by account the
+    first time an account is asked about: the seed names every lot in which the account may hold
+    tradable units (a superset is fine: each is read and checked); ``lookup`` reads a lot. A seeded
+    index follows changed lots only for the accounts it has built; the seed must cover the others."""
 
-    def __init__(self) -> None:
+    __slots__ = ("by_account", "lookup", "seed")
+
+    def __init__(self, seed: Seed | None = None, lookup: Callable[[str], Lot | None] | None = None) -> None:
         self.by_account: dict[str, SortedKeys] = {}
+        self.seed = seed
+        self.lookup = lookup
 
     @staticmethod
     def build(lots: Iterable[Lot]) -> TradableLots:
@@ -156,39 +166,55 @@ class TradableLots:
         ix.by_account = {a: SortedKeys(sorted(ks)) for a, ks in keys.items()}
         return ix
 
+    def _keys(self, account: str) -> SortedKeys | None:
+        """The account's keys, built from the seed first if need be (None: none, unseeded)."""
+        keys = self.by_account.get(account)
+        if keys is None and self.seed is not None:
+            assert self.lookup is not None
+            found: set[LotKey] = set()
+            for lot_id in self.seed(account):
+                lot = self.lookup(lot_id)
+                if lot is not None and account in tradable_holders(lot)[0]:
+                    found.add((lot.interval_start, lot.lot_id))
+            keys = self.by_account[account] = SortedKeys(sorted(found))
+        return keys
+
     def refresh(self, lot: Lot) -> None:
         """Re-read ``lot`` after its segments changed: list it for each account now holding
         tradable units of it; unlist it for its issuing owner and every other account named in it
-        that holds none."""
+        that holds none. (Seeded: only for the accounts already built.)"""
         k = (lot.interval_start, lot.lot_id)
         by_account = self.by_account
+        grow = self.seed is None  # an unseeded index lists every account; a seeded one those built
         segments = lot.segments
         if len(segments) == 1 and segments[0].holder == lot.issued_to and segments[0].status == TRADABLE:
             keys = by_account.get(lot.issued_to)  # a lot just issued: the common case, made quick
-            if keys is None:
+            if keys is None and grow:
                 keys = by_account[lot.issued_to] = SortedKeys()
-            keys.add(k)
+            if keys is not None:
+                keys.add(k)
             return
         holding, named = tradable_holders(lot)
         named.add(lot.issued_to)
         for acct in named:
             keys = by_account.get(acct)
             if acct in holding:
-                if keys is None:
+                if keys is None and grow:
                     keys = by_account[acct] = SortedKeys()
-                keys.add(k)
+                if keys is not None:
+                    keys.add(k)
             elif keys is not None:
                 keys.discard(k)
 
     def lots_of(self, account: str, start: int = 0, end: int = 0) -> Iterator[LotKey]:
         """The account's keys with interval_start in [start, end) (end 0: no end), oldest first.
         Do not change the index while reading (``drop`` what you found empty afterwards)."""
-        keys = self.by_account.get(account)
+        keys = self._keys(account)
         return iter(()) if keys is None else keys.irange(start, end)
 
     def count(self, account: str) -> int:
         """How many lots are listed for ``account``."""
-        keys = self.by_account.get(account)
+        keys = self._keys(account)
         return 0 if keys is None else len(keys)
 
     def drop(self, account: str, k: LotKey) -> None:

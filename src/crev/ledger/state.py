@@ -25,7 +25,7 @@ from typing import Any
 from crev.core.encoding import encode
 from crev.core.factors import FactorRow, FactorTable
 from crev.core.statetree import StateProof, StateTree
-from crev.ledger.indexes import OpenOrders, TradableLots
+from crev.ledger.indexes import OpenOrders, Seed, TradableLots
 from crev.ledger.params import Params
 from crev.ledger.records import (
     Account,
@@ -85,6 +85,10 @@ class State:
         self._tradable: TradableLots | None = None
         self._lot_touches: set[str] | None = None  # lots changed since the tradable index read them
         self.standing_month = 0  # YYYYMM every standing bid is known to be renewed for (0: unknown)
+        # Set by a node whose lots live on disk: account → ids of every lot in which it may hold
+        # tradable units (a superset is fine), so that the tradable index is built per account
+        # instead of by reading every lot. A lot it misses changes which lots an offer sells.
+        self.tradable_seed: Seed | None = None
         self.mark("g")
 
     # --- change tracking ---------------------------------------------------------------------
@@ -187,11 +191,16 @@ class State:
 
     def tradable_lots(self) -> TradableLots:
         """Each account's lots holding tradable units, up to date with every change marked so far.
-        Built the first time it is asked for, in one pass over every lot: on a state whose maps
-        read records from disk (node/lazystate.py) that pass reads them all, once per load."""
+        Built the first time it is asked for, in one pass over every lot (on a state whose maps
+        read records from disk, node/lazystate.py, that pass reads them all, once per load), or,
+        with ``tradable_seed``, account by account from the lots the seed names."""
         ix = self._tradable
         if ix is None:
-            ix = self._tradable = TradableLots.build(self.lots.values())
+            if self.tradable_seed is None:
+                ix = TradableLots.build(self.lots.values())
+            else:
+                ix = TradableLots(self.tradable_seed, lambda lot_id: self.lots.get(lot_id))
+            self._tradable = ix
             self._lot_touches = set()
         elif self._lot_touches:
             self._read_touched_lots()
