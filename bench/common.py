@@ -18,6 +18,7 @@ from crev.ledger.genesis import Genesis
 from crev.ledger.messages.register_device import RegisterDevice
 from crev.ledger.messages.register_participant import RegisterParticipant
 from crev.ledger.messages.submit_readings import SubmitReadings, parse_reading, reading_payload
+from crev.ledger.params import Params
 from crev.ledger.tx import build_tx
 from crev.node.node import Node
 
@@ -45,18 +46,22 @@ def key(name: str) -> Signer:
 def make_ledger(devices: int, *, block_ms: int = 100, data_dir: Path | None = None,
                 clock_start: int | None = None, owners: Sequence[tuple[str, str, Signer]] | None = None,
                 owner_of: Callable[[int], str] = lambda i: "owner",
-                verify_processes: bool | None = None) -> tuple[Node, Path, list[float]]:
+                verify_processes: bool | None = None, params: Params | None = None,
+                checkpoint_s: float = 2.0) -> tuple[Node, Path, list[float]]:
     """A fresh embedded node with ``owners`` (account id, name, key; by default one prosumer
     "owner") owning ``devices`` DGCs d0, d1, … (device i owned by ``owner_of(i)``), all registered
-    through the node itself (``verify_processes``: as ``Node``'s). Returns the started node, its
-    directory and the mutable clock."""
+    through the node itself (``verify_processes``, ``checkpoint_s``: as ``Node``'s; ``params``: the
+    genesis parameters, default ``Params()``). Returns the started node, its directory and the
+    mutable clock."""
     d = data_dir or Path(tempfile.mkdtemp(prefix="crev-bench-"))
     op = key("operator")
     g = Genesis(CHAIN, T0 - 86400, "operator", "Bench Operator", op.public_key, key("seq").public_key,
+                params=params or Params(),
                 emission_factors=(FactorRow("national", 2025, "national_average", 430, "bench"),))
     Node.init(d, g, key("seq").seed)
     clock = [float(clock_start if clock_start is not None else T0 + 10 * 86400)]
-    node = Node(d, block_interval_ms=block_ms, clock=lambda: clock[0], verify_processes=verify_processes).start()
+    node = Node(d, block_interval_ms=block_ms, clock=lambda: clock[0], verify_processes=verify_processes,
+                checkpoint_s=checkpoint_s).start()
     nonce = 0
 
     def tx(msg: object) -> bytes:
@@ -66,7 +71,7 @@ def make_ledger(devices: int, *, block_ms: int = 100, data_dir: Path | None = No
         return raw
 
     # participants before their devices: the node seals submissions in order
-    futs = [node.submit(tx(RegisterParticipant(acct, name, "prosumer", signer.public_key)))
+    futs = [node.submit(tx(RegisterParticipant(acct, name, "prosumer", signer.public_key, os.urandom(16))))
             for acct, name, signer in (owners or [("owner", "Owner", key("owner"))])]
     for i in range(devices):
         futs.append(node.submit(tx(RegisterDevice(f"d{i}", owner_of(i), key(f"d{i}").public_key, 100_000,

@@ -66,3 +66,23 @@ def test_bench_consortium_runs_and_reports_every_figure() -> None:
     m = re.search(r"quick\s+4 validators, batches of 20, .*: ([\d,]+) readings/s committed \([\d.]+ of the bound\), "
                   r"[\d.]+ blocks/s, p50 [\d.]+ s, p99 [\d.]+ s \[60 readings", r.stdout)
     assert m and int(m.group(1).replace(",", "")) > 0, r.stdout
+
+
+def test_bench_state_runs_and_reports_every_figure(tmp_path: Path) -> None:
+    """50 devices, two sizes of 2 and 4 rounds (100 and 200 readings), restart and reads timed."""
+    r = subprocess.run([sys.executable, str(BENCH / "bench_state.py"), "--devices", "50", "--sizes", "100,200",
+                        "--batch", "25", "--depth", "8", "--restart", "--signed", str(tmp_path / "signed"),
+                        "--keep", str(tmp_path / "ledger")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"signed 4 rounds \(200 readings\) in [\d.]+ s", r.stdout)
+    assert len(list((tmp_path / "signed").iterdir())) == 4
+    assert re.search(r"ledger: 50 devices, 50 owners, state tree depth 8, batches of 25", r.stdout)
+    heights = [int(h) for h in re.findall(r"(?:100|200) readings at height (\d+): [\d,]+ readings/s over the last "
+                                            r"100; RSS [\d,]+ MB \(peak [\d,]+\); on disk [\d.]+ GB", r.stdout)]
+    assert len(heights) == 2 and 0 < heights[0] < heights[1], r.stdout
+    assert len(re.findall(r"restart \(child\): Node\(dir\)\.start\(\) → info\(\) in [\d.]+ s", r.stdout)) == 2
+    assert re.search(r"crev report \S+ c00005 \(one site, 4 slots\): [\d.]+ s to exit", r.stdout)
+    assert re.search(r"LedgerView open [\d.]+ s \(in full: None\) \+ one-site report [\d,]+ ms \(4 slots\)", r.stdout)
+    m = re.search(r"RSS\(200\) / RSS\(100\) = (\d+\.\d\d) \(bar ≤ 1\.2: (MET|NOT MET)\)", r.stdout)
+    assert m and float(m.group(1)) > 0, r.stdout
+    assert re.search(r"crev report of one site at 200 readings: [\d.]+ s \(bar < 2\.0 s", r.stdout)
