@@ -108,8 +108,14 @@ class StateTree:
         self._empty: list[bytes] = [_EMPTY_BUCKET]
         for _ in range(depth):
             self._empty.append(_node(self._empty[-1], self._empty[-1]))
-        # levels[0] = bucket hashes, levels[depth] = the root; 32 bytes a node, dense
-        self._levels: list[bytearray] = [bytearray(self._empty[d] * (1 << (depth - d))) for d in range(depth + 1)]
+        # levels[0] = bucket hashes, levels[depth] = the root; 32 bytes a node, dense; allocated when
+        # first used (a State made only to receive a LazyStateTree never pays for them)
+        self._levels: list[bytearray] = []
+
+    def _level(self, d: int) -> bytearray:
+        if not self._levels:
+            self._levels = [bytearray(self._empty[i]) * (1 << (self.depth - i)) for i in range(self.depth + 1)]
+        return self._levels[d]
 
     def set(self, key: str, value: bytes) -> None:
         b = bucket_index(key, self.depth)
@@ -125,7 +131,7 @@ class StateTree:
     def root(self) -> bytes:
         if self._dirty:
             self._recompute()
-        return bytes(self._levels[self.depth])
+        return bytes(self._level(self.depth))
 
     def _bucket_hash(self, b: int) -> bytes:
         bucket = self._buckets.get(b)
@@ -139,14 +145,14 @@ class StateTree:
 
     def bucket_hash_at(self, b: int) -> bytes:
         """Bucket ``b``'s hash (level 0) as of the last ``root()``."""
-        return bytes(self._levels[0][b * HASH_SIZE:(b + 1) * HASH_SIZE])
+        return bytes(self._level(0)[b * HASH_SIZE:(b + 1) * HASH_SIZE])
 
     def bucket_hashes(self) -> dict[int, bytes]:
         """A copy of the non-empty buckets' hashes (level 0) as of now: what ``pack_bucket_hashes``
         turns into the string a ``LazyStateTree`` starts from. Reads all ``2**depth`` of them:
         ``packed`` gives parts without building the dict."""
         self.root()
-        lv0, empty = self._levels[0], _EMPTY_BUCKET
+        lv0, empty = self._level(0), _EMPTY_BUCKET
         out: dict[int, bytes] = {}
         for i in range(1 << self.depth):
             h = bytes(lv0[i * HASH_SIZE:(i + 1) * HASH_SIZE])
@@ -159,12 +165,12 @@ class StateTree:
         [first, first + count)), read straight from level 0."""
         self.root()
         end = 1 << self.depth if count is None else min(first + count, 1 << self.depth)
-        return bytes(self._levels[0][first * HASH_SIZE:end * HASH_SIZE])
+        return bytes(self._level(0)[first * HASH_SIZE:end * HASH_SIZE])
 
     def _recompute(self) -> None:
         dirty = self._dirty
         self._dirty = set()
-        lv0 = self._levels[0]
+        lv0 = self._level(0)
         for b in dirty:
             lv0[b * HASH_SIZE:(b + 1) * HASH_SIZE] = self._bucket_hash(b)
         sha = hashlib.sha256
@@ -264,14 +270,14 @@ class LazyStateTree(StateTree):
         self._fetch = fetch
         self._mismatch = mismatch
         self.fetches = 0  # buckets fetched (and checked) so far
-        self._levels[0] = bytearray(packed)
+        level = bytearray(packed)
+        self._levels = [level]
         sha = hashlib.sha256
-        level = bytes(packed)
         for d in range(depth):  # 2**depth − 1 hashes, an all-empty pair's parent from the table
             pair, parent = self._empty[d] * 2, self._empty[d + 1]
-            level = b"".join([parent if (two := level[o:o + 2 * HASH_SIZE]) == pair else sha(b"\x01" + two).digest()
-                              for o in range(0, len(level), 2 * HASH_SIZE)])
-            self._levels[d + 1] = bytearray(level)
+            level = bytearray().join([parent if (two := level[o:o + 2 * HASH_SIZE]) == pair
+                                      else sha(b"\x01" + two).digest() for o in range(0, len(level), 2 * HASH_SIZE)])
+            self._levels.append(level)
 
     def committed_bucket_hash(self, b: int) -> bytes:
         """Bucket ``b``'s hash as the tree holds it: for a bucket not loaded, the packed one the tree
