@@ -340,3 +340,18 @@ def test_sorted_keys_keep_order_across_blocks_and_ranges_select_by_interval_star
     assert list(s.irange(180_000, 0)) == [k for k in left if k[0] >= 180_000]
     assert list(s.irange(10**9, 0)) == []
     assert list(SortedKeys(left).irange(0, 1_800)) == [k for k in left if k[0] < 1_800]
+
+
+def test_the_expiry_heap_forgets_cancelled_orders_long_before_they_would_expire() -> None:
+    kit = market_with_history()
+    t = kit.time
+    ids = [d[0] for d in many(kit, "buyer-co", [order(BID, 10_000, 100, tif="gtt", expires_at=t + 86_400 * 365)
+                                                for _ in range(200)])]
+    keep = ids[:3]
+    many(kit, "buyer-co", [CancelOrder(i) for i in ids[3:]])
+    ix = kit.state.open_orders()
+    assert sorted(oid for _, _, oid in ix.expiring if oid in ix.open) == keep
+    assert len(ix.expiring) <= 64  # compacted: at most twice the open ones once past 64
+    assert not tick_due(kit.state, t + 86_400 * 365 - 1)
+    res = tick(kit, t + 86_400 * 365)
+    assert [c[0] for c in closed_events(res)] == keep

@@ -9,7 +9,8 @@ open orders and from each account's tradable lots instead:
   with an expiry in a heap keyed by (expires_at, seq). It holds order ids and sequence numbers,
   never the ``Order`` records, so a state whose maps fetch records from disk again after evicting
   them (node/lazystate.py) cannot make it hold a stale copy. Closed orders leave the maps at once
-  and the heap when they reach its top.
+  and the heap when they reach its top, or when the heap is compacted (it is, once closed orders
+  outnumber the open ones there), so it stays the size of the open orders.
 * ``TradableLots``: per account, the keys (interval_start, lot_id) of the lots in which it may hold
   tradable units, in that order, which is the order an offer without explicit lots sells them in
   (messages/place_order.py). The state tells it which lots changed (every change of a lot is
@@ -268,6 +269,10 @@ class OpenOrders:
         del ids[order_id]
         if not ids:
             del self.by_owner[owner]
+        heap = self.expiring
+        if len(heap) > 64 and len(heap) > 2 * len(self.open):  # mostly closed orders: compact
+            self.expiring = [e for e in heap if e[2] in self.open]
+            heapq.heapify(self.expiring)
 
     def in_market(self, market_id: str) -> list[str]:
         """The market's open order ids, in sequence order."""
