@@ -84,8 +84,9 @@ def month_of(ts: int) -> int:
 
 
 def book_for(state: State, market: Market) -> Book:
-    """The market's order book, built from the open orders the first time it is needed (after a
-    restart the books are rebuilt from the ``o/`` records, in sequence order)."""
+    """The market's order book, built from its open orders, in sequence order, the first time it
+    is needed (after a restart too); the open orders come from the state's index, not a scan of
+    every order ever placed."""
     book: Book | None = state.books.get(market.market_id)
     if book is None:
         book = Book(market.mode == CALL)
