@@ -114,7 +114,7 @@ def build(d: Path) -> World:
     assert r.ok and [x[1] for x in r.detail] == [LOT_C, LOT_D], r.detail
     w.ids["transfer_tx"] = w.tx(k.OWNER, Transfer(k.BUYER, ((LOT_A, 100),), "sale")).tx_hash
     w.tx(k.OPERATOR, ListMarket("spot", "Spot", "continuous", ANY, 1, 10**9, 100, 100, 0, True))
-    w.tx(k.OPERATOR, DepositJpy(k.BUYER, 100_000, "BANK-0001"))
+    w.tx(k.OPERATOR, DepositJpy(k.BUYER, 100_000, "BANK-0001", bytes([0x5A]) * 16))  # salted: s is blinded
     w.tx(k.OWNER, PlaceOrder("spot", "ask", 2_000_000, 300, "gtc", 0, ANY, ((LOT_A, 300),), None))
     w.ids["trade_tx"] = w.tx(k.BUYER, PlaceOrder("spot", "bid", 2_000_000, 300, "gtc", 0, ANY, (), None)).tx_hash
     w.tx(k.BUYER, PlaceOrder("spot", "bid", 1_500_000, 200, "gtc", 0, ANY, (), None))
