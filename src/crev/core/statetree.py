@@ -19,6 +19,7 @@ it loads, once the recomputed root equals a root it trusts (a signed block heade
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import struct
 from collections.abc import Callable, Iterable, Sequence
@@ -105,6 +106,7 @@ class StateTree:
         self.depth = depth
         self._buckets: dict[int, dict[str, bytes]] = {}
         self._dirty: set[int] = set()
+        self._touched: set[int] | None = None  # buckets rehashed since ``take_touched`` (None: not kept)
         self._empty: list[bytes] = [_EMPTY_BUCKET]
         for _ in range(depth):
             self._empty.append(_node(self._empty[-1], self._empty[-1]))
@@ -147,6 +149,14 @@ class StateTree:
         """Bucket ``b``'s hash (level 0) as of the last ``root()``."""
         return bytes(self._level(0)[b * HASH_SIZE:(b + 1) * HASH_SIZE])
 
+    def take_touched(self) -> builtins.set[int]:
+        """The buckets whose hash was recomputed since the last call (every bucket a changed key
+        falls in), and start counting again. Kept only once asked for: the first call returns every
+        bucket, since nothing was counted before."""
+        self.root()
+        touched, self._touched = self._touched, set()
+        return set(range(1 << self.depth)) if touched is None else touched
+
     def bucket_hashes(self) -> dict[int, bytes]:
         """A copy of the non-empty buckets' hashes (level 0) as of now: what ``pack_bucket_hashes``
         turns into the string a ``LazyStateTree`` starts from. Reads all ``2**depth`` of them:
@@ -170,6 +180,8 @@ class StateTree:
     def _recompute(self) -> None:
         dirty = self._dirty
         self._dirty = set()
+        if self._touched is not None:
+            self._touched |= dirty
         lv0 = self._level(0)
         for b in dirty:
             lv0[b * HASH_SIZE:(b + 1) * HASH_SIZE] = self._bucket_hash(b)
@@ -270,6 +282,7 @@ class LazyStateTree(StateTree):
         self._fetch = fetch
         self._mismatch = mismatch
         self.fetches = 0  # buckets fetched (and checked) so far
+        self._touched = set()  # built from stored bucket hashes: none differs from them yet
         level = bytearray(packed)
         self._levels = [level]
         sha = hashlib.sha256

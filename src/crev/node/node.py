@@ -46,7 +46,7 @@ from typing import Any
 from crev.core.encoding import decode
 from crev.core.hashing import sha256
 from crev.core.signing import Signer, kernel_in_use, use_kernel, verify, verify_many
-from crev.core.statetree import BucketHashRows, key_hash32
+from crev.core.statetree import BucketHashRows
 from crev.core.units import SLOT_SECONDS
 from crev.errors import CrevError, InvalidBlock, MalformedError, SignatureError
 from crev.ledger.apply import BlockBuilder, BlockOutcome, SigCache, TxResult, apply_block, signing_key
@@ -291,14 +291,13 @@ def _packed(st: State) -> bytes:
     return st.tree.packed()
 
 
-def _bucket_rows(st: State, changes: dict[str, bytes | None]) -> BucketHashRows:
-    """The rows of the state tree's packed bucket hashes (``CHUNK_BUCKETS`` buckets a row) that hold
-    the buckets of ``changes``' keys, as of now: what a checkpoint of those changes rewrites."""
+def _bucket_rows(st: State) -> BucketHashRows:
+    """The rows of the state tree's packed bucket hashes (``CHUNK_BUCKETS`` buckets a row) holding a
+    bucket rehashed since the last call, as of now: what a checkpoint of the changes since then
+    rewrites (the first call gives every row)."""
     tree = st.tree
-    depth = tree.depth
-    shift = 32 - depth
-    rows = {(key_hash32(k) >> shift) // CHUNK_BUCKETS for k in changes}
-    return BucketHashRows(depth, CHUNK_BUCKETS, {c: tree.packed(c * CHUNK_BUCKETS, CHUNK_BUCKETS) for c in rows})
+    rows = {b // CHUNK_BUCKETS for b in tree.take_touched()}
+    return BucketHashRows(tree.depth, CHUNK_BUCKETS, {c: tree.packed(c * CHUNK_BUCKETS, CHUNK_BUCKETS) for c in rows})
 
 
 def _decoded(st: State, block: Block) -> list[Tx | bytes]:
@@ -427,7 +426,7 @@ def node_state(store: Store, genesis: Genesis, verifier: ParallelVerifier,
         raise InvalidBlock(err.field, f"{err.reason} (state loaded at height {st.height}; refusing to "
                                       f"run on it: run `crev verify`)") from err
     if outcomes:
-        store.write_checkpoint(st.height, changes, outcomes, _bucket_rows(st, changes))
+        store.write_checkpoint(st.height, changes, outcomes, _bucket_rows(st))
         evict(st, st.height, ())  # everything the replay changed is stored now
     return st
 
@@ -867,7 +866,7 @@ class Node:
         Checkpoints are written in order by one thread, so a later one never lands first."""
         changes = self._pending_changes
         # the bucket hashes at this height, copied now (the tree moves on while the writer writes)
-        item = (self.state.height, changes, self._pending_outcomes, done, _bucket_rows(self.state, changes))
+        item = (self.state.height, changes, self._pending_outcomes, done, _bucket_rows(self.state))
         self._unwritten.append((self.state.height, changes))
         self._pending_changes = {}
         self._pending_outcomes = []

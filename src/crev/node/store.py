@@ -251,8 +251,8 @@ class Store:
                          bucket_hashes: bytes | BucketHashes | BucketHashRows | None = None) -> None:
         """Write the state entries changed up to block ``height``, the index rows of the given
         blocks' results and the state tree's bucket hashes at ``height`` (packed, or as the tree
-        gave them, or only the rows of ``CHUNK_BUCKETS`` holding the changed keys' buckets when the
-        stored ones are the previous checkpoint's; without them, any stored ones are dropped: they
+        gave them, or only the rows of ``CHUNK_BUCKETS`` buckets that changed since the stored ones,
+        which must be the previous checkpoint's; without them, any stored ones are dropped: they
         would belong to another height), and record ``height`` as the checkpoint, in one
         transaction. Then copy and empty the write-ahead log."""
         if self.readonly:
@@ -308,11 +308,15 @@ class Store:
             db.execute("DELETE FROM state_buckets")
             db.execute("DELETE FROM meta WHERE k = ?", (BUCKETS_HEIGHT_KEY,))
             return
-        if isinstance(hashes, (BucketHashes, BucketHashRows)):
-            depth = hashes.depth
-            if isinstance(hashes, BucketHashRows) and (changed is None or hashes.size != CHUNK_BUCKETS):
+        if isinstance(hashes, BucketHashRows):  # the rows that changed since the stored ones: exactly those
+            if changed is None or hashes.size != CHUNK_BUCKETS:
                 raise CheckpointError(f"{self.path}: only some rows of the bucket hashes of height {height} were "
                                       f"given, and the stored ones are not the previous checkpoint's")
+            db.executemany("INSERT OR REPLACE INTO state_buckets VALUES (?, ?)", sorted(hashes.rows.items()))
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (BUCKETS_HEIGHT_KEY, str(height).encode()))
+            return
+        if isinstance(hashes, BucketHashes):
+            depth = hashes.depth
 
             def part(c: int) -> bytes:
                 return hashes.packed(c * CHUNK_BUCKETS, CHUNK_BUCKETS)
