@@ -157,6 +157,12 @@ class StateTree:
         touched, self._touched = self._touched, set()
         return set(range(1 << self.depth)) if touched is None else touched
 
+    def touched(self) -> builtins.set[int]:
+        """The buckets rehashed since the last ``take_touched`` (after recomputing), without
+        starting again."""
+        self.root()
+        return set() if self._touched is None else set(self._touched)
+
     def bucket_hashes(self) -> dict[int, bytes]:
         """A copy of the non-empty buckets' hashes (level 0) as of now: what ``pack_bucket_hashes``
         turns into the string a ``LazyStateTree`` starts from. Reads all ``2**depth`` of them:

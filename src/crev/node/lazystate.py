@@ -480,11 +480,12 @@ def resident_records(st: State) -> dict[str, int]:
             for name in BIG_MAPS.values()}
 
 
-def evict(st: State, height: int, keep: Iterable[str]) -> tuple[int, int]:
+def evict(st: State, height: int, keep: Iterable[str], buckets: Iterable[int] | None = None) -> tuple[int, int]:
     """After the store has durably written the checkpoint at ``height``: drop from memory every
-    big-kind record (lots, reading records, retirements, slot tallies, control records) and every
-    loaded state-tree bucket except those of the state keys ``keep`` (every key changed since the
-    checkpoint's changes were taken: those the store does not hold yet). Returns (records, buckets)
+    big-kind record (lots, reading records, retirements, slot tallies, control records) except
+    those of the state keys ``keep`` (every key changed since the checkpoint's changes were taken:
+    those the store does not hold yet), and every loaded state-tree bucket except ``buckets`` (the
+    buckets rehashed since then; by default, those of ``keep``). Returns (records, buckets)
     dropped. They are fetched again on next use and checked against the tree's bucket hash, which
     is the checkpoint's for a bucket none of whose keys changed since.
 
@@ -494,12 +495,13 @@ def evict(st: State, height: int, keep: Iterable[str]) -> tuple[int, int]:
         return 0, 0
     keep_maps: dict[str, list[Any]] = {kind: [] for kind in BIG_MAPS}
     depth = tree.depth
-    buckets: set[int] = set()
+    held: set[int] = set()
     for key in keep:
-        buckets.add(bucket_index(key, depth))
-        kind, _, rest = key.partition("/")
-        if kind in keep_maps:  # keys the state itself changed: each is one its map can hold
-            keep_maps[kind].append(map_key(kind, rest))
+        if buckets is None:
+            held.add(bucket_index(key, depth))
+        kind = key[0]
+        if kind in keep_maps and key[1:2] == "/":  # keys the state itself changed: each one its map can hold
+            keep_maps[kind].append(map_key(kind, key[2:]))
     dropped = 0
     for kind, name in BIG_MAPS.items():
         recs = getattr(st, name)
@@ -508,4 +510,4 @@ def evict(st: State, height: int, keep: Iterable[str]) -> tuple[int, int]:
     cp = checkpoint_of(st)
     if cp is not None:
         cp.moved_to(height)
-    return dropped, tree.evict(buckets)
+    return dropped, tree.evict(held if buckets is None else buckets)

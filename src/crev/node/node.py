@@ -291,13 +291,15 @@ def _packed(st: State) -> bytes:
     return st.tree.packed()
 
 
-def _bucket_rows(st: State) -> BucketHashRows:
+def _bucket_rows(st: State) -> tuple[BucketHashRows, set[int]]:
     """The rows of the state tree's packed bucket hashes (``CHUNK_BUCKETS`` buckets a row) holding a
     bucket rehashed since the last call, as of now: what a checkpoint of the changes since then
-    rewrites (the first call gives every row)."""
+    rewrites (the first call gives every row); and those buckets."""
     tree = st.tree
-    rows = {b // CHUNK_BUCKETS for b in tree.take_touched()}
-    return BucketHashRows(tree.depth, CHUNK_BUCKETS, {c: tree.packed(c * CHUNK_BUCKETS, CHUNK_BUCKETS) for c in rows})
+    touched = tree.take_touched()
+    rows = {b // CHUNK_BUCKETS for b in touched}
+    return (BucketHashRows(tree.depth, CHUNK_BUCKETS, {c: tree.packed(c * CHUNK_BUCKETS, CHUNK_BUCKETS) for c in rows}),
+            touched)
 
 
 def _decoded(st: State, block: Block) -> list[Tx | bytes]:
@@ -426,8 +428,8 @@ def node_state(store: Store, genesis: Genesis, verifier: ParallelVerifier,
         raise InvalidBlock(err.field, f"{err.reason} (state loaded at height {st.height}; refusing to "
                                       f"run on it: run `crev verify`)") from err
     if outcomes:
-        store.write_checkpoint(st.height, changes, outcomes, _bucket_rows(st))
-        evict(st, st.height, ())  # everything the replay changed is stored now
+        store.write_checkpoint(st.height, changes, outcomes, _bucket_rows(st)[0])
+        evict(st, st.height, (), ())  # everything the replay changed is stored now
     return st
 
 
@@ -542,7 +544,8 @@ class Node:
         self._writer: threading.Thread | None = None
         # eviction: the checkpoints queued and not yet written (height, changed keys); the height the
         # writer wrote last (set by the writer thread) and the one evicted last (by the sealer)
-        self._unwritten: list[tuple[int, dict[str, bytes | None]]] = []
+        # (and the state-tree buckets they rehashed)
+        self._unwritten: list[tuple[int, dict[str, bytes | None], set[int]]] = []
         self._written = self._evicted = self.state.height
 
     # --- set-up ----------------------------------------------------------------------------
@@ -866,8 +869,9 @@ class Node:
         Checkpoints are written in order by one thread, so a later one never lands first."""
         changes = self._pending_changes
         # the bucket hashes at this height, copied now (the tree moves on while the writer writes)
-        item = (self.state.height, changes, self._pending_outcomes, done, _bucket_rows(self.state))
-        self._unwritten.append((self.state.height, changes))
+        rows, buckets = _bucket_rows(self.state)
+        item = (self.state.height, changes, self._pending_outcomes, done, rows)
+        self._unwritten.append((self.state.height, changes, buckets))
         self._pending_changes = {}
         self._pending_outcomes = []
         self._last_checkpoint = time.monotonic()
@@ -892,11 +896,13 @@ class Node:
         written = self._written
         if written <= self._evicted or self._finalized is not None:
             return
-        self._unwritten = [(h, ch) for h, ch in self._unwritten if h > written]
+        self._unwritten = [item for item in self._unwritten if item[0] > written]
         keep = set(self._pending_changes)
-        for _, ch in self._unwritten:
+        buckets = self.state.tree.touched()  # rehashed since the last checkpoint was taken
+        for _, ch, bs in self._unwritten:
             keep.update(ch)
-        evict(self.state, written, keep)
+            buckets |= bs
+        evict(self.state, written, keep, buckets)
         self._evicted = written
 
     def _checkpoint_loop(self) -> None:
