@@ -19,7 +19,13 @@ and the recomputed root against that header; each bucket it loads against its bu
 ``apply_block``; and, for each record as it is loaded, the invariants that concern that record
 alone (a lot's segments tile its units, an account's balances are not negative, a
 retirement's ranges add up to its quantity). The chain-wide invariants (``check_invariants``) need
-every lot: the node checks them when it loads, and ``crev verify`` from genesis.
+every lot: ``crev verify`` checks them from genesis; a node checks at start-up those that need no lot
+(``check_fleet_invariants``).
+
+The embedded node runs on such a state too (``node.node_state``): it holds the small kinds whole
+(``hold_small_kinds``) and, after each checkpoint it has written, drops the big kinds' records and
+the tree's clean buckets again (``evict``), so its memory holds the fleet plus what changed since
+the last checkpoint, not the history.
 """
 
 from __future__ import annotations

@@ -11,8 +11,14 @@ applies transactions through the same ``BlockBuilder`` the auditor uses. A block
 ``block_interval_ms``, or as soon as ``max_block_readings`` readings or ``max_block_txs``
 transactions are waiting. When the market's clock has something due (order expiry, a call
 auction, a standing bid's new month) the sealer puts a ``market_tick`` at the head of the block.
-A receipt is returned only after the block holding the transaction is durably committed. At
-start-up the node replays the blocks after its last checkpoint and checks every invariant.
+A receipt is returned only after the block holding the transaction is durably committed.
+
+The node's state lives on disk (docs/architecture.md, State on disk): at start-up it reads its last
+checkpoint lazily (``node_state``: the small kinds whole, O(fleet)), replays the blocks after it and
+checks the invariants that need no lot (the chain-wide check over every lot is ``crev verify``'s);
+after each checkpoint the writer thread has written, the sealer drops the lots, reading records,
+retirements, tallies and control records and the state-tree buckets that checkpoint holds
+(``_evict_written``), so memory holds the fleet plus what changed since the last checkpoint.
 
 ``LedgerView`` opens a data directory read-only (for reports, trace, export, statements): it never
 writes the database, so it is safe beside a running node. It reads the checkpoint lazily
@@ -927,6 +933,8 @@ class Node:
             self._evict_written()
 
     def check(self) -> None:
-        """Check the conserved quantities of the current state (raises InvalidBlock)."""
+        """Check the conserved quantities of the current state (raises InvalidBlock): every
+        invariant, so it reads every record back from the store (held until the next eviction);
+        for tests and small ledgers, ``crev verify`` for a large one."""
         with self.lock:
             check_invariants(self.state)
