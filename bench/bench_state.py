@@ -19,7 +19,8 @@ times, each in a child process while the node is idle: a restart (``Node(dir).st
 of one site's owner (until it exits), and a read-only ``LedgerView`` open with that one-site report.
 ``--tracemalloc`` traces this process's allocations and prints, between consecutive sizes, the
 source lines whose allocations grew most (per reading added); it slows the ingest several-fold, so
-use it at small sizes.
+use it at small sizes. ``--trim`` also prints the RSS after ``malloc_trim(0)`` (memory the C allocator
+held free). SIGINT (Ctrl-C) measures at the end of the round under way and stops there.
 
 Bars (issue 12): RSS after 10M readings ≤ 1.2 × RSS after 1M readings (10,000 devices); a read-only
 open (``crev report`` of one site) at 10M readings in < 2 s.
@@ -32,10 +33,12 @@ open (``crev report`` of one site) at 10M readings in < 2 s.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import gc
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -234,6 +237,8 @@ def main() -> None:
     ap.add_argument("--window", type=int, default=2, help="rounds submitted and not yet committed")
     ap.add_argument("--restart", action="store_true", help="at each size, time a restart, crev report, a view")
     ap.add_argument("--tracemalloc", action="store_true", help="trace allocations; diff them between sizes")
+    ap.add_argument("--trim", action="store_true",
+                    help="at each size, also give memory free in the C allocator back (malloc_trim) and print RSS")
     ap.add_argument("--keep", default=None, help="build in this directory (must not exist) and keep it")
     a = ap.parse_args()
     owners = a.owners or a.devices
@@ -290,6 +295,8 @@ def main() -> None:
     snap = tracemalloc.take_snapshot() if a.tracemalloc else None
     last_accepted, stretch_t = 0, now()
     progress_t = now()
+    stop_early = []  # SIGINT: measure at the end of the round under way and stop there
+    signal.signal(signal.SIGINT, lambda *_: stop_early.append(True))
     for k in range(total_rounds):
         txs = read_round(signed, k)
         clock[0] = float(START + (k + 1) * SLOT)  # the round's interval end: the gateway sends it now
@@ -303,7 +310,7 @@ def main() -> None:
                   f"{(accepted - last_accepted) / (now() - stretch_t):,.0f} readings/s this stretch, "
                   f"RSS {status_kb('VmRSS') / 1024:,.0f} MB, {disk_bytes(d) / 1e9:.2f} GB on disk, "
                   f"{(now() - t_all) / 60:.1f} min, load average {os.getloadavg()[0]:.1f}", flush=True)
-        if k + 1 not in rounds_at:
+        if k + 1 not in rounds_at and not stop_early:
             continue
         while inflight:
             settle_oldest()
@@ -318,6 +325,13 @@ def main() -> None:
               f"{accepted - last_accepted:,}; RSS {row['rss_kb'] / 1024:,.0f} MB (peak {row['hwm_kb'] / 1024:,.0f}); "
               f"on disk {row['disk'] / 1e9:.2f} GB = {row['disk'] / accepted:,.0f} B/reading; "
               f"{row['elapsed_s'] / 60:.1f} min so far; load average {os.getloadavg()[0]:.1f}", flush=True)
+        row["blocks"] = sys.getallocatedblocks()
+        line = (f"  memory: anonymous {status_kb('RssAnon') / 1024:,.0f} MB, file-backed "
+                f"{status_kb('RssFile') / 1024:,.0f} MB; Python objects' blocks allocated {row['blocks']:,}")
+        if a.trim:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+            line += f"; RSS after malloc_trim(0) {status_kb('VmRSS') / 1024:,.0f} MB"
+        print(line, flush=True)
         if snap is not None:
             gc.collect()
             later = tracemalloc.take_snapshot()
@@ -338,6 +352,9 @@ def main() -> None:
                   flush=True)
         rows.append(row)
         last_accepted, stretch_t = accepted, now()
+        if stop_early:
+            print(f"stopped early (SIGINT) after round {k + 1:,}", flush=True)
+            break
     build_s = now() - t_all
     node.close()
 
