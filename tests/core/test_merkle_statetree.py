@@ -389,3 +389,72 @@ def test_proof_goes_stale_when_the_tree_changes() -> None:
     t.set("k3", b"new")
     assert not p.verify(t.root())
     assert t.prove("k3", b"new").verify(t.root())
+
+
+# --- dense levels and eviction -------------------------------------------------------------------
+
+
+def test_the_levels_cost_what_the_depth_says_whatever_the_state_holds() -> None:
+    """2**(depth + 1) − 1 nodes of 32 bytes: 2**5 − 1 = 31 nodes, 992 bytes, at depth 4."""
+    tree = StateTree(4)
+    for i in range(500):
+        tree.set(f"k{i}", b"v")
+    tree.root()
+    assert [len(level) for level in tree._levels] == [512, 256, 128, 64, 32]
+    assert sum(len(level) for level in tree._levels) == 992
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(mappings, ops_st, st.sampled_from([1, 3, 6]))
+def test_a_lazy_tree_evicted_between_changes_keeps_the_plain_roots(items: dict[str, bytes],
+                                                                 ops: list[tuple[str, str, bytes]],
+                                                                 depth: int) -> None:
+    """Evict every bucket not changed since the store was last updated (as the node does after a
+    checkpoint); the roots and proofs stay those of a plain tree, and what is fetched again is
+    checked against the bucket hash the tree holds."""
+    from crev.core.statetree import LazyStateTree, pack_bucket_hashes
+
+    store = dict(items)
+    plain = StateTree(depth)
+    for k, v in items.items():
+        plain.set(k, v)
+    lazy = LazyStateTree(depth, pack_bucket_hashes(depth, plain.bucket_hashes()),
+                         lambda b: [(k, v) for k, v in store.items() if bucket_index(k, depth) == b])
+    model = dict(items)
+    for n, (op, k, v) in enumerate(ops):
+        for tree in (plain, lazy):
+            if op == "delete":
+                tree.delete(k)
+            else:
+                tree.set(k, v)
+        if op == "delete":
+            model.pop(k, None)
+        else:
+            model[k] = v
+        if n % 5 == 4:  # a checkpoint: the store catches up, then everything clean is dropped
+            store.clear()
+            store.update(model)
+            lazy.take_touched()
+            lazy.evict(())
+            assert lazy.loaded_buckets() == 0
+        assert lazy.root() == plain.root()
+    assert lazy.prove(ops[0][1] if ops else "x", None).siblings == plain.prove(ops[0][1] if ops else "x", None).siblings
+
+
+def test_an_evicted_bucket_is_checked_against_the_current_hash_when_fetched_again() -> None:
+    from crev.core.statetree import BucketMismatch, LazyStateTree
+
+    depth = 2
+    store: dict[str, bytes] = {}
+    fetch = lambda b: [(k, v) for k, v in store.items() if bucket_index(k, depth) == b]  # noqa: E731
+    lazy = LazyStateTree(depth, StateTree(depth).packed(), fetch)
+    lazy.set("a", b"1")
+    lazy.root()
+    store["a"] = b"1"  # a checkpoint
+    assert lazy.take_touched() == {bucket_index("a", depth)}
+    assert lazy.evict(()) == 1
+    assert lazy.leaf("a") is not None  # fetched again: hashes to the bucket hash the tree holds now
+    lazy.evict(())
+    store["a"] = b"2"  # changed behind the tree's back
+    with pytest.raises(BucketMismatch, match=f"bucket {bucket_index('a', depth)}'s 1 entries do not hash"):
+        lazy.leaf("a")
