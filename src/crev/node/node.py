@@ -354,6 +354,18 @@ def _checkpoint_header(store: Store, cp: int) -> Header:
     return head
 
 
+def _signed_checkpoint_header(store: Store, genesis: Genesis, cp: int) -> Header:
+    """The checkpoint block's header, its sequencer signature checked: the root a lazily read
+    checkpoint's bucket hashes must recompute is the one the sequencer signed (blocks of the
+    consortium mode carry no sequencer signature: CometBFT's commit is their authority)."""
+    head = _checkpoint_header(store, cp)
+    signature = store.signature(cp)
+    if signature and not verify(genesis.sequencer_public_key, head.encode(), signature):
+        raise InvalidBlock("block.signature", f"the checkpoint block {cp} is not signed by the genesis sequencer "
+                                              f"key: run `crev verify`")
+    return head
+
+
 def checkpoint_state(store: Store, genesis: Genesis) -> State:
     """The state at ``store``'s last checkpoint, loaded in full (genesis when there is none), its
     state root checked against the checkpoint block's header. Raises InvalidBlock naming what
@@ -427,12 +439,7 @@ def node_state(store: Store, genesis: Genesis, verifier: ParallelVerifier,
         st = lazy_state_at(genesis, store, 0, first.last_block_hash, first.last_time, first.tree.root(),
                            stored[1], lock)
     else:
-        head = _checkpoint_header(store, cp)
-        signature = store.signature(cp)
-        if signature and not verify(genesis.sequencer_public_key, head.encode(), signature):
-            raise InvalidBlock("block.signature", f"the checkpoint block {cp} is not signed by the genesis sequencer "
-                                                  f"key: run `crev verify`")
-        st = lazy_state(genesis, store, head, stored[1], lock)
+        st = lazy_state(genesis, store, _signed_checkpoint_header(store, genesis, cp), stored[1], lock)
     if st is None:
         return None
     hold_small_kinds(st)
@@ -463,14 +470,7 @@ def load_view(store: Store, genesis: Genesis, verifier: ParallelVerifier) -> tup
     elif stored[0] != cp:
         why = f"the stored bucket hashes are of height {stored[0]}, the checkpoint of {cp}"
     else:
-        head = _checkpoint_header(store, cp)
-        signature = store.signature(cp)
-        # the root the bucket hashes must recompute is the one the sequencer signed (blocks of the
-        # consortium mode carry no sequencer signature: CometBFT's commit is their authority)
-        if signature and not verify(genesis.sequencer_public_key, head.encode(), signature):
-            raise InvalidBlock("block.signature", f"the checkpoint block {cp} is not signed by the genesis sequencer "
-                                                  f"key: run `crev verify`")
-        st = lazy_state(genesis, store, head, stored[1])
+        st = lazy_state(genesis, store, _signed_checkpoint_header(store, genesis, cp), stored[1])
         if st is not None:
             _, outcomes = _replay(store, st, cp + 1, verifier)
             if outcomes:
