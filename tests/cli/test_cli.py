@@ -271,3 +271,30 @@ def test_init_then_verify_an_empty_chain(tmp_path: Path) -> None:
     again = crev(*args)
     assert again.returncode != 0
     assert "already holds a ledger" in flat(again.stdout + again.stderr)
+
+
+def test_init_with_a_deeper_state_tree_for_a_large_fleet(tmp_path: Path) -> None:
+    """The depth is a genesis parameter: written to genesis.json, it fixes how the chain's state
+    root is computed (2^depth buckets), and a node started on the ledger uses it."""
+    from crev.core.statetree import root_of
+    from crev.ledger.genesis import Genesis
+    from crev.node.node import Node
+
+    key = tmp_path / "op.key"
+    assert crev("keys", "new", str(key)).returncode == 0
+    d = tmp_path / "ledger"
+    r = crev("init", str(d), "--chain-id", "crev-big-1", "--operator-id", "registry", "--operator-name", "Big",
+             "--operator-key", str(key), "--genesis-time", "2026-06-01T00:00", "--state-tree-depth", "20")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "state tree depth 20" in flat(r.stdout)
+    g = Genesis.from_json((d / "genesis.json").read_text())
+    assert g.params.state_tree_depth == 20
+    assert json.loads((d / "genesis.json").read_text())["params"]["state_tree_depth"] == 20
+    node = Node(d).start()
+    try:
+        st = node.state
+        entries = [(k, v) for k in st.all_keys() if (v := st.value_of(k)) is not None]
+        assert st.tree.depth == 20
+        assert st.tree.root() == root_of(entries, 20) != root_of(entries, 16)
+    finally:
+        node.stop()

@@ -61,8 +61,10 @@ def opkey(tmp_path: Path) -> str:
     (["--chain-id", "  ", "--operator-id", "op"], "--chain-id: must not be empty"),
     (["--chain-id", "c", "--operator-id", "op", "--genesis-time", "yesterday"],
      "--genesis-time: 'yesterday' is not an ISO date or date-time"),
+    (["--chain-id", "c", "--operator-id", "op", "--state-tree-depth", "25"], "--state-tree-depth: 25 is not 1..24"),
+    (["--chain-id", "c", "--operator-id", "op", "--state-tree-depth", "0"], "--state-tree-depth: 0 is not 1..24"),
 ], ids=["operator-id-chars", "operator-id-start", "operator-id-length", "chain-id-empty", "chain-id-blank",
-        "genesis-time"])
+        "genesis-time", "depth-too-deep", "depth-zero"])
 def test_init_refuses_bad_input(tmp_path: Path, opkey: str, args: list[str], phrase: str) -> None:
     failed(run("init", str(tmp_path / "l"), "--operator-name", "Op", "--operator-key", opkey, *args), phrase)
     assert not (tmp_path / "l" / "genesis.json").exists()

@@ -102,27 +102,36 @@ def keys_new(path: str) -> None:
 @click.option("--factors", type=click.Path(exists=True, dir_okay=False),
               help="Emission factor CSV to start with (default: the shipped table).")
 @click.option("--genesis-time", default=None, help="ISO time (JST if no offset); default now.")
+@click.option("--state-tree-depth", default=16, show_default=True, type=int,
+              help="The state tree's depth, fixed for the chain's life: 2^depth buckets. Choose it so a "
+                   "bucket holds a few dozen entries at the history you plan for (about 2.5 entries a "
+                   "reading): 16 up to ~1M readings, 20 up to ~25M, 22 up to ~100M (docs/architecture.md, "
+                   "State on disk).")
 def init(data_dir: str, chain_id: str, operator_id: str, operator_name: str, operator_key: str,
-         factors: str | None, genesis_time: str | None) -> None:
+         factors: str | None, genesis_time: str | None, state_tree_depth: int) -> None:
     """Create a new ledger in DATA_DIR (genesis file, sequencer key, empty database)."""
     from crev.ledger.genesis import Genesis
+    from crev.ledger.params import Params
     from crev.ledger.shape import need_id, need_text
     from crev.node.node import Node
 
     need_text(chain_id, "--chain-id", 64)
     need_id(operator_id, "--operator-id")
     need_text(operator_name, "--operator-name")
+    if not 1 <= state_tree_depth <= 24:
+        _fail(f"--state-tree-depth: {state_tree_depth} is not 1..24")
     rows = parse_csv(Path(factors).read_text("utf-8"), factors) if factors else shipped_rows()
     seq_seed = os.urandom(32)
     g = Genesis(chain_id, _when(genesis_time, "--genesis-time") if genesis_time else int(time.time()), operator_id,
                 operator_name, _load_key(operator_key).public_key, Signer(seq_seed).public_key,
-                emission_factors=tuple(rows))
+                emission_factors=tuple(rows), params=Params(state_tree_depth=state_tree_depth))
     try:
         Node.init(data_dir, g, seq_seed)
     except FileExistsError as exc:
         _fail(str(exc))
     console.print(f"initialised [bold]{escape(chain_id)}[/bold] in {escape(data_dir)} "
-                  f"(genesis {g.hash.hex()[:16]}…, {len(rows)} emission factor rows)")
+                  f"(genesis {g.hash.hex()[:16]}…, {len(rows)} emission factor rows, state tree depth "
+                  f"{state_tree_depth})")
 
 
 @main.command()
