@@ -941,7 +941,9 @@ def _progress_table(s: DemoStats, now: float, span: int, done: int, url: str | N
         records = ", ".join(f"{n} {k}" for k, n in sorted(s.control_records.items())) or "none"
         t.add_row("curtailed (PCS control)", f"{s.curtailed_wh / 1000:,.1f} kWh in {s.curtailed_slots} slots; "
                                              f"control records: {records}")
-        t.add_row("calibration drift alerts", ", ".join(s.drift_alerts) or "none")
+        alerts = Counter(s.drift_alerts)  # a device raises one alert per run of slots out of tolerance
+        t.add_row("calibration drift alerts",
+                  ", ".join(a if n == 1 else f"{a} ×{n}" for a, n in sorted(alerts.items())) or "none")
     share = 100 * s.self_consumed_wh / s.demand_wh if s.demand_wh else 0.0
     t.add_row("fleet on-site renewable share", f"{share:.1f} %  of {s.demand_wh / 1e6:,.2f} MWh demand")
     rate = s.readings / s.seconds if s.seconds else 0.0
