@@ -382,6 +382,16 @@ def checkpoint_state(store: Store, genesis: Genesis) -> State:
     return st
 
 
+def _check_loaded(check: Callable[[State], None], st: State) -> None:
+    """Run ``check`` on a state just loaded; its InvalidBlock says at which height and that the node
+    refuses to run on it."""
+    try:
+        check(st)
+    except InvalidBlock as err:
+        raise InvalidBlock(err.field, f"{err.reason} (state loaded at height {st.height}; refusing to "
+                                      f"run on it: run `crev verify`)") from err
+
+
 def load_ledger(store: Store, genesis: Genesis, verifier: ParallelVerifier, persist: bool,
                 lock: AbstractContextManager[Any] | None = None) -> State:
     """The state at the head: the last checkpoint, then every later block replayed through
@@ -405,11 +415,7 @@ def load_ledger(store: Store, genesis: Genesis, verifier: ParallelVerifier, pers
         # the snapshot holds every entry, including those genesis itself created
         store.write_checkpoint(0, {k: st.value_of(k) for k in st.all_keys()}, [], _packed(st))
     changes, outcomes = _replay(store, st, cp + 1, verifier)
-    try:
-        check_invariants(st)
-    except InvalidBlock as err:
-        raise InvalidBlock(err.field, f"{err.reason} (state loaded at height {st.height}; refusing to "
-                                      f"run on it: run `crev verify`)") from err
+    _check_loaded(check_invariants, st)
     if not persist:
         if outcomes:
             store.index_in_memory(outcomes)
@@ -444,11 +450,7 @@ def node_state(store: Store, genesis: Genesis, verifier: ParallelVerifier,
         return None
     hold_small_kinds(st)
     changes, outcomes = _replay(store, st, cp + 1, verifier)
-    try:
-        check_fleet_invariants(st)
-    except InvalidBlock as err:
-        raise InvalidBlock(err.field, f"{err.reason} (state loaded at height {st.height}; refusing to "
-                                      f"run on it: run `crev verify`)") from err
+    _check_loaded(check_fleet_invariants, st)
     if outcomes:
         store.write_checkpoint(st.height, changes, outcomes, _bucket_rows(st)[0])
         evict(st, st.height, (), ())  # everything the replay changed is stored now
