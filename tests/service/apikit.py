@@ -33,7 +33,10 @@ Then, in this order:
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,6 +68,18 @@ LOT_C = "dgc-1:20260601T0900"
 LOT_D = "dgc-1:20260601T0901"
 DGC0 = ((SLOT_A, 3_000, 0, 1_000), (SLOT_B, 1_000, 1_500, 0), (SLOT_NIGHT, 0, 800, 0))
 RETIREMENT = "ret-00000001"
+
+
+
+def get_json(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    """GET ``path`` from a server on loopback ``port`` over a real socket: (status, JSON body),
+    error statuses included."""
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
 
 
 def site_readings(device: str, rows: tuple[tuple[int, int, int, int], ...], interval_s: int = HALF_HOUR,

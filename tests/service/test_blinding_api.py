@@ -15,8 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -32,6 +30,7 @@ from crev.node.node import Node
 from crev.service.auth import sign_request
 from crev.service.server import Background, serve_in_thread
 from tests.node import nodekit as k
+from tests.service.apikit import get_json
 
 PLAIN, VEILED = "plain-co", "veiled-co"
 BLIND = bytes.fromhex("5eb1a7d0c0ffee0123456789abcdef42")
@@ -48,12 +47,7 @@ class Api:
 
     def get(self, path: str, who: str | None = None) -> tuple[int, Any]:
         headers = sign_request(k.key(who), who, "GET", path, int(time.time())) if who else {}
-        req = urllib.request.Request(f"http://127.0.0.1:{self.server.port}{path}", headers=headers)
-        try:
-            with urllib.request.urlopen(req, timeout=60) as resp:
-                return resp.status, json.loads(resp.read())
-        except urllib.error.HTTPError as err:
-            return err.code, json.loads(err.read())
+        return get_json(self.server.port, path, headers)
 
 
 @pytest.fixture(scope="module")

@@ -10,14 +10,11 @@ same headers are refused by the time check (401), never accepted.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,17 +26,13 @@ from crev.service import auth
 from crev.service.auth import MAX_SKEW, NONCE_FILE, Nonces, sign_request
 from crev.service.server import Background, serve_in_thread
 from tests.node import nodekit as k
+from tests.service.apikit import get_json
 
 PATH = f"/v1/accounts/{k.OWNER}"
 
 
 def get(server: Background, path: str, headers: dict[str, str]) -> tuple[int, Any]:
-    req = urllib.request.Request(f"http://127.0.0.1:{server.port}{path}", headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=60) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
+    return get_json(server.port, path, headers)
 
 
 class Service:

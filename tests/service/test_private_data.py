@@ -9,10 +9,7 @@ public with its bytes and its proofs, so the dashboard still checks them.
 from __future__ import annotations
 
 import http.client
-import json
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -43,12 +40,7 @@ class Served:
         h = dict(headers or {})
         if who is not None:
             h.update(sign_request(k.key(key or who), who, "GET", path, int(time.time())))
-        req = urllib.request.Request(f"http://127.0.0.1:{self.server.port}{path}", headers=h)
-        try:
-            with urllib.request.urlopen(req, timeout=60) as resp:
-                return resp.status, json.loads(resp.read())
-        except urllib.error.HTTPError as err:
-            return err.code, json.loads(err.read())
+        return a.get_json(self.server.port, path, h)
 
 
 @pytest.fixture(scope="module")
