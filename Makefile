@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # crev_native, the compiled signature kernel (native/, Rust), built from source by pip with maturin
 NATIVE_STAMP := $(VENV)/.native
-NATIVE_SRC := native/src/lib.rs native/Cargo.toml native/Cargo.lock native/pyproject.toml
+NATIVE_SRC := $(wildcard native/src/*.rs) native/Cargo.toml native/Cargo.lock native/pyproject.toml
 WEB := src/crev/web
 # npm ci empties node_modules first, so this stamp exists only after a complete install of the lock.
 NPM_STAMP := $(WEB)/node_modules/.installed

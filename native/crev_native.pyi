@@ -1,6 +1,8 @@
-"""crev's compiled kernel: Ed25519 verification with libsodium's exact acceptance rules, off the GIL."""
+"""crev's compiled kernel: Ed25519 verification with libsodium's exact acceptance rules, off the GIL,
+and crev's canonical CBOR where it is hot (exact or None: crev.core.encoding decides the rest)."""
 
 from collections.abc import Iterable
+from typing import Any
 
 LIBSODIUM_RULES: str
 __version__: str
@@ -8,3 +10,7 @@ __version__: str
 def verify(public_key: bytes, message: bytes, signature: bytes, /) -> bool: ...
 def verify_many(items: Iterable[tuple[bytes, bytes, bytes]], /) -> list[bool]: ...
 def verify_batch(items: Iterable[tuple[bytes, bytes, bytes]], /) -> list[bool]: ...
+def encode(value: Any, /) -> bytes | None: ...
+def parse_readings_tx(
+    raw: bytes, chain_id: str, max_tx_bytes: int, max_batch: int, /
+) -> list[tuple[str, str, int, int, int, int, int, int, int, int, int, bytes, bytes, bytes]] | None: ...

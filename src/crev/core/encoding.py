@@ -12,12 +12,19 @@ shared-value DAG, a rational's gcd, a bigfloat's power) can run, so hostile byte
 memory linear in their length. Indefinite lengths and nesting deeper than ``MAX_DEPTH`` are refused
 by the decoder itself. Floats, maps and null still decode, so that the message's own shape check
 can name the field that holds them ("must be an integer, found a fraction").
+
+The compiled kernel ``crev_native`` (``native/src/codec.rs``), where it is installed, encodes the
+values crev builds (ints, bool, None, text, bytes, lists and tuples of them) and decodes whole
+``submit_readings`` batches; it returns nothing where it would differ in any way from this module
+(a float, a big integer, a hostile or non-canonical byte string ...), and this module then decides:
+a ledger with and without the kernel is byte for byte the same (tests/native/).
+``use_codec_kernel(False)`` forces the reference.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol, cast
 
 import cbor2
 
@@ -60,9 +67,60 @@ def _refuse_unknown_tag(_decoder: Any, tag: Any) -> NoReturn:
 
 _REFUSE_TAGS = _RefuseEveryTag()
 
+#: A reading as the kernel hands it over: chain_id, device_id, the nine integers from seq to
+#: export_register_wh, signature, signed bytes, reading hash (``submit_readings.Reading``'s fields).
+ReadingFields = tuple[str, str, int, int, int, int, int, int, int, int, int, bytes, bytes, bytes]
+
+
+class CodecKernel(Protocol):
+    """What ``crev_native`` offers for the codec (native/crev_native.pyi)."""
+
+    def encode(self, value: Any, /) -> bytes | None: ...
+
+    def parse_readings_tx(self, raw: bytes, chain_id: str, max_tx_bytes: int, max_batch: int,
+                          /) -> list[ReadingFields] | None: ...
+
+
+def _installed_kernel() -> CodecKernel | None:
+    try:
+        import crev_native  # the compiled kernel, where `pip install ./native` built it
+    except ImportError:
+        return None
+    # a kernel built before the codec existed verifies signatures only
+    return cast(CodecKernel, crev_native) if hasattr(crev_native, "parse_readings_tx") else None
+
+
+KERNEL = _installed_kernel()
+_kernel = KERNEL
+_kernel_encode = None if KERNEL is None else KERNEL.encode
+
+
+def use_codec_kernel(enabled: bool) -> bool:
+    """Encode and decode with the kernel (True, where installed) or with the reference (False)
+    from now on. Returns whether the kernel is in use."""
+    global _kernel, _kernel_encode
+    _kernel = KERNEL if enabled else None
+    _kernel_encode = None if _kernel is None else _kernel.encode
+    return _kernel is not None
+
+
+def codec_kernel() -> CodecKernel | None:
+    """The kernel's codec, if it is installed and in use."""
+    return _kernel
+
 
 def encode(value: Any) -> bytes:
     """Canonical bytes of ``value`` (ints, str, bytes, bool, lists/tuples thereof)."""
+    k = _kernel_encode
+    if k is not None:
+        out = k(value)
+        if out is not None:
+            return out
+    return cbor2.dumps(value, canonical=True)
+
+
+def encode_reference(value: Any) -> bytes:
+    """``encode`` by cbor2 alone, whatever the kernel: the reference the kernel is tested against."""
     return cbor2.dumps(value, canonical=True)
 
 

@@ -39,6 +39,12 @@ class Message(Protocol):
 #: kind → function(body, params) → Message. Filled by crev.ledger.messages.
 REGISTRY: dict[str, Callable[[Any, Params], Message]] = {}
 
+#: Compiled decoders of whole unsigned transactions (the kernel's; submit_readings.py registers
+#: one): each returns the message of a transaction it checked completely (the same message the
+#: reference builds) or None, and the reference path of ``decode_tx`` then decides, naming the
+#: malformed field. They make decoding faster, never different (tests/native/).
+FAST_DECODERS: list[Callable[[bytes, str, Params], Message | None]] = []
+
 
 def register(kind: str) -> Callable[[Callable[[Any, Params], Message]], Callable[[Any, Params], Message]]:
     def deco(fn: Callable[[Any, Params], Message]) -> Callable[[Any, Params], Message]:
@@ -62,6 +68,11 @@ class Tx:
 
 def decode_tx(raw: bytes, chain_id: str, params: Params) -> Tx:
     """Stateless decoding and shape check of a transaction. Raises MalformedError."""
+    if type(raw) is bytes and type(chain_id) is str:
+        for fast in FAST_DECODERS:
+            msg = fast(raw, chain_id, params)
+            if msg is not None:  # an unsigned kind, checked as below
+                return Tx(msg.kind, "", 0, msg, b"", b"", raw, sha256(raw))
     if len(raw) > params.max_tx_bytes:
         raise MalformedError("tx", f"{len(raw)} bytes exceeds the limit of {params.max_tx_bytes}")
     v = need_list(decode(raw, "tx"), "tx", 7)

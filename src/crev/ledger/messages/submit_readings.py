@@ -40,9 +40,10 @@ units cancelled at once.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import starmap
 from typing import Any, ClassVar
 
-from crev.core.encoding import encode
+from crev.core.encoding import codec_kernel, encode
 from crev.core.hashing import sha256
 from crev.core.metering import MAX_WH, capacity_limit_wh, register_delta
 from crev.core.signing import SIGNATURE_LEN
@@ -62,7 +63,7 @@ from crev.ledger.params import Params
 from crev.ledger.reconcile import count_lot, ready, reconcile, repay_debt, tally_for
 from crev.ledger.records import ReadingRecord
 from crev.ledger.trading import auto_offer
-from crev.ledger.tx import register
+from crev.ledger.tx import FAST_DECODERS, register
 
 READING_VERSION = "crev/reading/1"
 FIELDS = ("version", "chain_id", "device_id", "seq", "interval_start", "interval_s", "generation_wh",
@@ -285,3 +286,19 @@ def accept_reading(ctx: Any, r: Reading) -> tuple[list[Any], bool]:
 @register(SubmitReadings.kind)
 def from_body(body: Any, params: Params) -> SubmitReadings:
     return SubmitReadings(*parse_batch(body, params, parse_reading, "readings", "reading"))
+
+
+def from_raw_kernel(raw: bytes, chain_id: str, params: Params) -> SubmitReadings | None:
+    """The whole transaction decoded, checked canonical and shaped by the kernel (one pass, with
+    the reading hashes), or None where the kernel is absent or leaves the transaction to
+    ``decode_tx``'s reference path: another kind, or anything the reference would refuse or
+    judge item by item (one malformed reading is enough). The signed bytes and the hash come
+    from the reading's own bytes, which canonical input re-encodes to (``parse_reading``)."""
+    k = codec_kernel()
+    if k is None:
+        return None
+    items = k.parse_readings_tx(raw, chain_id, params.max_tx_bytes, params.max_batch_readings)
+    return None if items is None else SubmitReadings(tuple(starmap(Reading, items)))
+
+
+FAST_DECODERS.append(from_raw_kernel)

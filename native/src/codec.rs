@@ -1,0 +1,261 @@
+//! crev's canonical CBOR (docs/wire-format.md; `crev.core.encoding` is the reference) off the
+//! interpreter's slow paths: `encode` of a value and `parse_readings_tx`, the decode + canonical
+//! check + shape check of a `submit_readings` transaction.
+//!
+//! Both are *exact or silent*: where they cannot produce exactly what the Python reference
+//! produces they return `None`, and the reference runs. `encode` handles the exact built-in types
+//! crev encodes (int within ±2^64, bool, None, str, bytes, list, tuple) and returns `None` for any
+//! other (a float, a subclass, a big integer, a dict), so its bytes equal
+//! `cbor2.dumps(value, canonical=True)` whenever it returns bytes. `parse_readings_tx` accepts only
+//! a batch every element of which is canonical and well formed; anything else (another kind,
+//! one malformed reading, a non-shortest head, a tag, a float, trailing bytes) is left to the
+//! reference, which names the field and the reason. tests/native/ compares the two.
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyBytes, PyList, PyString, PyTuple};
+use sha2::{Digest, Sha256};
+
+/// Deeper values are left to cbor2 (crev's deepest message nests 5 arrays).
+const MAX_DEPTH: u32 = 32;
+
+fn head(out: &mut Vec<u8>, major: u8, n: u64) {
+    let m = major << 5;
+    if n < 24 {
+        out.push(m | n as u8);
+    } else if n < 0x100 {
+        out.extend_from_slice(&[m | 24, n as u8]);
+    } else if n < 0x1_0000 {
+        out.push(m | 25);
+        out.extend_from_slice(&(n as u16).to_be_bytes());
+    } else if n < 0x1_0000_0000 {
+        out.push(m | 26);
+        out.extend_from_slice(&(n as u32).to_be_bytes());
+    } else {
+        out.push(m | 27);
+        out.extend_from_slice(&n.to_be_bytes());
+    }
+}
+
+/// Append the canonical encoding of `v`; false if `v` holds anything but the handled exact types.
+fn put(out: &mut Vec<u8>, v: &Bound<'_, PyAny>, depth: u32) -> bool {
+    if depth > MAX_DEPTH {
+        return false;
+    }
+    if let Ok(s) = v.cast_exact::<PyString>() {
+        let Ok(t) = s.to_str() else { return false }; // a lone surrogate: cbor2 raises, as it will
+        head(out, 3, t.len() as u64);
+        out.extend_from_slice(t.as_bytes());
+        return true;
+    }
+    if let Ok(b) = v.cast_exact::<PyBytes>() {
+        let b = b.as_bytes();
+        head(out, 2, b.len() as u64);
+        out.extend_from_slice(b);
+        return true;
+    }
+    if let Ok(b) = v.cast_exact::<PyBool>() {
+        out.push(if b.is_true() { 0xf5 } else { 0xf4 });
+        return true;
+    }
+    if v.is_exact_instance_of::<pyo3::types::PyInt>() {
+        if let Ok(n) = v.extract::<u64>() {
+            head(out, 0, n);
+            return true;
+        }
+        if let Ok(n) = v.extract::<i64>() {
+            // negative here (non-negative fit u64): CBOR's −1 − n
+            head(out, 1, (-1 - n) as u64);
+            return true;
+        }
+        return false; // beyond 64 bits: cbor2's bignum tags
+    }
+    if let Ok(l) = v.cast_exact::<PyList>() {
+        head(out, 4, l.len() as u64);
+        return l.iter().all(|x| put(out, &x, depth + 1));
+    }
+    if let Ok(t) = v.cast_exact::<PyTuple>() {
+        head(out, 4, t.len() as u64);
+        return t.iter().all(|x| put(out, &x, depth + 1));
+    }
+    if v.is_none() {
+        out.push(0xf6);
+        return true;
+    }
+    false
+}
+
+/// The canonical CBOR bytes of `value`, equal to `cbor2.dumps(value, canonical=True)`, or None
+/// where `value` holds a type this encoder leaves to cbor2.
+#[pyfunction]
+pub fn encode<'py>(py: Python<'py>, value: &Bound<'py, PyAny>) -> Option<Bound<'py, PyBytes>> {
+    let mut out = Vec::with_capacity(128);
+    if put(&mut out, value, 0) { Some(PyBytes::new(py, &out)) } else { None }
+}
+
+// --- submit_readings ----------------------------------------------------------------------------
+
+/// A cursor over canonical CBOR: every read fails (None) on anything non-shortest or unexpected.
+struct Cur<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Cur<'a> {
+    /// A head of `major` in its shortest form: its argument.
+    fn head(&mut self, major: u8) -> Option<u64> {
+        let ib = *self.b.get(self.i)?;
+        if ib >> 5 != major {
+            return None;
+        }
+        let ai = ib & 31;
+        self.i += 1;
+        let (n, min) = match ai {
+            0..=23 => return Some(ai as u64),
+            24 => (1, 24u64),
+            25 => (2, 0x100),
+            26 => (4, 0x1_0000),
+            27 => (8, 0x1_0000_0000),
+            _ => return None, // indefinite lengths and reserved values
+        };
+        let s = self.b.get(self.i..self.i + n)?;
+        self.i += n;
+        let v = s.iter().fold(0u64, |a, &x| (a << 8) | x as u64);
+        if v < min { None } else { Some(v) }
+    }
+
+    fn bytes_of(&mut self, major: u8) -> Option<&'a [u8]> {
+        let n = usize::try_from(self.head(major)?).ok()?;
+        let s = self.b.get(self.i..self.i.checked_add(n)?)?;
+        self.i += n;
+        Some(s)
+    }
+
+    fn text(&mut self) -> Option<&'a str> {
+        std::str::from_utf8(self.bytes_of(3)?).ok()
+    }
+}
+
+const READING_VERSION: &str = "crev/reading/1";
+const TX_VERSION: &str = "crev/tx/1";
+const MAX_WH: u64 = 9_999_999_999; // crev.core.metering.MAX_WH (registers modulo 10^10 Wh)
+const MAX_TIME: u64 = 1 << 40;
+const MAX_SEQ: u64 = (1 << 63) - 1;
+
+/// `ID_RE` (crev.ledger.shape): 1–64 of a-z 0-9 . _ -, starting with a letter or digit.
+fn is_id(s: &str) -> bool {
+    let b = s.as_bytes();
+    let ok = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    !b.is_empty() && b.len() <= 64 && ok(b[0]) && b[1..].iter().all(|&c| ok(c) || c == b'.' || c == b'_' || c == b'-')
+}
+
+struct Parsed<'a> {
+    chain_id: &'a str,
+    device_id: &'a str,
+    ints: [u64; 9], // seq … export_register_wh
+    sig: &'a [u8],
+    start: usize, // the reading's span in the transaction
+    sig_at: usize,
+    end: usize,
+    hash: [u8; 32],
+}
+
+/// One reading as `parse_reading` accepts it, or None.
+fn reading<'a>(c: &mut Cur<'a>) -> Option<Parsed<'a>> {
+    let start = c.i;
+    if *c.b.get(start)? != 0x8d {
+        return None; // a 13-element array
+    }
+    c.i += 1;
+    if c.text()? != READING_VERSION {
+        return None;
+    }
+    let chain_id = c.text()?;
+    let device_id = c.text()?;
+    if !is_id(device_id) {
+        return None;
+    }
+    let mut ints = [0u64; 9];
+    for (k, x) in ints.iter_mut().enumerate() {
+        *x = c.head(0)?;
+        if k >= 3 && *x > MAX_WH {
+            return None;
+        }
+    }
+    let [seq, interval_start, interval_s, generation, _, export, ..] = ints;
+    let interval_ok = (60..=1800).contains(&interval_s) && interval_s % 60 == 0 && 1800 % interval_s == 0;
+    if seq < 1 || seq > MAX_SEQ || interval_start > MAX_TIME || !interval_ok || interval_start % interval_s != 0
+        || export > generation
+    {
+        return None;
+    }
+    let sig_at = c.i;
+    let sig = c.bytes_of(2)?;
+    if sig.len() != 64 {
+        return None;
+    }
+    Some(Parsed { chain_id, device_id, ints, sig, start, sig_at, end: c.i, hash: [0; 32] })
+}
+
+/// The whole transaction as `decode_tx` accepts it with every reading well formed, or None.
+fn readings_tx<'a>(raw: &'a [u8], chain_id: &str, max_batch: u64) -> Option<Vec<Parsed<'a>>> {
+    let mut c = Cur { b: raw, i: 0 };
+    if c.head(4)? != 7 || c.text()? != TX_VERSION || c.text()? != chain_id || c.text()? != "submit_readings"
+        || c.text()? != "" || c.head(0)? != 0
+    {
+        return None;
+    }
+    let n = c.head(4)?;
+    if n == 0 || n > max_batch {
+        return None;
+    }
+    let mut out = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        out.push(reading(&mut c)?);
+    }
+    if c.bytes_of(2)? != b"" || c.i != raw.len() {
+        return None;
+    }
+    for p in out.iter_mut() {
+        p.hash = Sha256::digest(&raw[p.start..p.end]).into();
+    }
+    Some(out)
+}
+
+/// Decode, check canonical and check the shape of a `submit_readings` transaction in one pass:
+/// for each reading, in order, the tuple (chain_id, device_id, seq, interval_start, interval_s,
+/// generation_wh, import_wh, export_wh, generation_register_wh, import_register_wh,
+/// export_register_wh, signature, signed_bytes, hash) that `crev.ledger.messages.submit_readings`
+/// builds its `Reading` from. None unless the transaction is such a batch, canonical, of
+/// `max_tx_bytes` bytes at most, with every reading well formed: the reference then decides.
+/// The signed bytes and the hash are the reading's own bytes (canonical input re-encodes to
+/// itself): the twelve-element array is the reading's span with head 0x8c and no signature.
+#[pyfunction]
+pub fn parse_readings_tx<'py>(py: Python<'py>, raw: &Bound<'py, PyBytes>, chain_id: &Bound<'py, PyString>,
+                              max_tx_bytes: u64, max_batch: u64) -> PyResult<Option<Bound<'py, PyList>>> {
+    let data = raw.as_bytes();
+    let cid = chain_id.to_str()?;
+    if data.len() as u64 > max_tx_bytes {
+        return Ok(None);
+    }
+    let Some(parsed) = py.detach(|| readings_tx(data, cid, max_batch)) else { return Ok(None) };
+    let out = PyList::empty(py);
+    let mut signed = Vec::with_capacity(256);
+    for p in &parsed {
+        let cid_obj = if p.chain_id == cid { chain_id.clone() } else { PyString::new(py, p.chain_id) };
+        signed.clear();
+        signed.push(0x8c);
+        signed.extend_from_slice(&data[p.start + 1..p.sig_at]);
+        let [a, b, c, d, e, f, g, h, i] = p.ints;
+        let mut items: Vec<Bound<'py, PyAny>> = Vec::with_capacity(14);
+        items.push(cid_obj.into_any());
+        items.push(PyString::new(py, p.device_id).into_any());
+        for n in [a, b, c, d, e, f, g, h, i] {
+            items.push(n.into_pyobject(py)?.into_any());
+        }
+        items.push(PyBytes::new(py, p.sig).into_any());
+        items.push(PyBytes::new(py, &signed).into_any());
+        items.push(PyBytes::new(py, &p.hash).into_any());
+        out.append(PyTuple::new(py, items)?)?;
+    }
+    Ok(Some(out))
+}
