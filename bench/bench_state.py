@@ -151,6 +151,31 @@ def status_kb(field: str) -> int:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
+def pymalloc_stats() -> dict[str, int]:
+    """Python's small-object allocator as ``sys._debugmallocstats`` prints it (to the C stderr, so
+    read back through a file): arenas in use now and at most, and the bytes in allocated blocks and
+    free inside those arenas. Arenas are 1 MiB; one long-lived object keeps its whole arena."""
+    with tempfile.TemporaryFile() as f:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(f.fileno(), 2)
+        try:
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        f.seek(0)
+        text = f.read().decode()
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        name, _, value = line.partition("=")
+        for want, name_out in (("# arenas allocated current", "arenas"), ("# arenas highwater mark", "arenas_peak"),
+                              ("# bytes in allocated blocks", "allocated"), ("# bytes in available blocks", "free")):
+            if name.strip() == want:
+                out[name_out] = int(value.strip().replace(",", ""))
+    return out
+
+
 def disk_bytes(d: Path) -> int:
     return sum(f.stat().st_size for f in d.iterdir() if f.is_file())
 
@@ -326,8 +351,11 @@ def main() -> None:
               f"on disk {row['disk'] / 1e9:.2f} GB = {row['disk'] / accepted:,.0f} B/reading; "
               f"{row['elapsed_s'] / 60:.1f} min so far; load average {os.getloadavg()[0]:.1f}", flush=True)
         row["blocks"] = sys.getallocatedblocks()
+        pm = row["pymalloc"] = pymalloc_stats()
         line = (f"  memory: anonymous {status_kb('RssAnon') / 1024:,.0f} MB, file-backed "
-                f"{status_kb('RssFile') / 1024:,.0f} MB; Python objects' blocks allocated {row['blocks']:,}")
+                f"{status_kb('RssFile') / 1024:,.0f} MB; Python objects' blocks allocated {row['blocks']:,}; "
+                f"pymalloc arenas {pm.get('arenas', 0):,} (peak {pm.get('arenas_peak', 0):,}), "
+                f"{pm.get('allocated', 0) / 1e6:,.1f} MB in use, {pm.get('free', 0) / 1e6:,.1f} MB free inside them")
         if a.trim:
             ctypes.CDLL("libc.so.6").malloc_trim(0)
             line += f"; RSS after malloc_trim(0) {status_kb('VmRSS') / 1024:,.0f} MB"

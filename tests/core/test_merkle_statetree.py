@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crev.core import merkle
-from crev.core.statetree import DEFAULT_DEPTH, StateProof, StateTree, bucket_index, root_of
+from crev.core.statetree import DEFAULT_DEPTH, StateProof, StateTree, bucket_index, entry_leaf_hash, root_of
 
 # --- an independent RFC 6962 §2.1 reference ----------------------------------------------------
 
@@ -437,8 +437,34 @@ def test_a_lazy_tree_evicted_between_changes_keeps_the_plain_roots(items: dict[s
             lazy.take_touched()
             lazy.evict(())
             assert lazy.loaded_buckets() == 0
+        assert lazy.leaf(k) == plain._bucket(bucket_index(k, depth)).get(k)  # before the fold, from the changes
         assert lazy.root() == plain.root()
-    assert lazy.prove(ops[0][1] if ops else "x", None).siblings == plain.prove(ops[0][1] if ops else "x", None).siblings
+        assert lazy.leaf(k) == plain._bucket(bucket_index(k, depth)).get(k)  # after it, from the held form
+    probe = ops[0][1] if ops else "x"
+    assert lazy.prove(probe, None).siblings == plain.prove(probe, None).siblings
+    assert lazy.prove(probe, None).bucket_entries == plain.prove(probe, None).bucket_entries
+    for k in model:
+        assert lazy.leaf(k) == entry_leaf_hash(k, model[k])
+
+
+def test_a_lazy_tree_finds_whole_keys_only_and_refuses_a_key_with_nul() -> None:
+    """A held bucket is its keys joined by NUL: a key that is a prefix, suffix or middle of
+    another is not found in it, and a key with a NUL in it would break the form, so it is refused."""
+    from crev.core.statetree import LazyStateTree
+
+    depth = 1
+    lazy = LazyStateTree(depth, StateTree(depth).packed(), lambda b: [])
+    names = ["ab", "abc", "xabcx", "bc", "b"]
+    for k in names:
+        lazy.set(k, k.encode())
+    lazy.root()
+    for k in names:
+        assert lazy.leaf(k) == entry_leaf_hash(k, k.encode())
+    assert lazy.leaf("a") is None and lazy.leaf("c") is None and lazy.leaf("abcx") is None
+    lazy.delete("abc")
+    assert lazy.leaf("abc") is None and lazy.leaf("ab") == entry_leaf_hash("ab", b"ab")
+    with pytest.raises(ValueError, match="contains NUL"):
+        lazy.set("a\x00b", b"1")
 
 
 def test_an_evicted_bucket_is_checked_against_the_current_hash_when_fetched_again() -> None:
