@@ -238,3 +238,61 @@ def test_lazy_records_evict_keeps_only_what_the_store_lacks() -> None:
     assert recs["a"] == 1
     assert fetched == ["a", "b", "c", "b", "a"]
     assert sorted(recs) == ["a", "d"]  # complete again: stored "a" (held), "c" removed, plus "d"
+
+
+def test_after_a_restart_an_offer_naming_no_lots_reads_its_sellers_lots_not_every_lot(tmp_path: Path) -> None:
+    """The tradable-lot index of a node whose lots are on disk is seeded from the store's index
+    rows (issued to, transferred to, bought by): an offer naming no lots reads the seller's lots
+    only, picks the same lots a plain state picks, and the roots stay the plain state's."""
+    from crev.ledger.messages.deposit_jpy import DepositJpy
+    from crev.ledger.messages.list_market import ListMarket
+    from crev.ledger.messages.place_order import PlaceOrder
+    from crev.ledger.records import ANY, ASK, BID
+
+    def ask(qty: int, lots: tuple[tuple[str, int], ...] = ()) -> PlaceOrder:
+        return PlaceOrder("spot", ASK, 30_000, qty, "gtc", 0, ANY, lots, None)
+
+    d = k.init_dir(tmp_path / "ledger")
+    node = k.open_node(d, checkpoint_s=0.0)
+    s = k.register_fleet(node, DEVICES)
+    node.stop()
+    t = k.NOW
+    try:
+        for j in range(6):  # 24 lots issued to the owner, 315 g each
+            txs = [k.batch(DEVICES, j)]
+            if j == 5:  # the buyer is given 50 g of device 1's second lot and buys 100 g of device 2's third
+                txs += [s.tx(k.OWNER, Transfer(k.BUYER, ((lot_id(1, 1), 50),), "sale")),
+                        s.tx(k.OPERATOR, ListMarket("spot", "spot market", "continuous", ANY, 1_000, 200_000,
+                                                    10, 100, 0, True)),
+                        s.tx(k.OPERATOR, DepositJpy(k.BUYER, 1_000, "BANK-1")),
+                        s.tx(k.OWNER, ask(100, ((lot_id(2, 2), 100),))),
+                        s.tx(k.BUYER, PlaceOrder("spot", BID, 30_000, 100, "gtc", 0, ANY, (), None))]
+            t += 10
+            out = node.finalize_block(txs, t)
+            assert all(r.ok for r in out.results), [r.error for r in out.results]
+            node.commit()
+    finally:
+        node.close()
+    node = k.open_node(d, checkpoint_s=0.0)
+    node.stop()
+    try:
+        st = node.state
+        cp = checkpoint_of(st)
+        assert cp is not None and resident_records(st)["lots"] == 0
+        before = cp.decoded
+        out = node.finalize_block([s.tx(k.BUYER, ask(140))], t + 10)
+        assert out.results[0].ok, out.results[0].error
+        oid = out.results[0].detail[0]
+        assert st.orders[oid].lots == [[lot_id(1, 1), 50], [lot_id(2, 2), 90]]  # oldest first
+        assert cp.decoded - before == 2  # the lots the buyer was given or bought, not the 24
+        node.commit()
+        out = node.finalize_block([s.tx(k.OWNER, ask(400))], t + 20)
+        assert out.results[0].ok, out.results[0].error
+        # oldest first by (interval start, lot id): device 0's first lot whole, then 85 g of device 1's
+        assert st.orders[out.results[0].detail[0]].lots == [[lot_id(0, 0), 315], [lot_id(1, 0), 85]]
+        node.commit()
+        ref = reference(d)
+        assert node.state.tree.root() == ref.tree.root()
+        assert ref.orders[oid].lots == [[lot_id(1, 1), 50], [lot_id(2, 2), 90]]
+    finally:
+        node.close()

@@ -442,7 +442,29 @@ def lazy_state_at(genesis: Genesis, store: Store, height: int, last_hash: bytes,
     st.height = height
     st.last_block_hash = last_hash
     st.last_time = last_time
+    st.tradable_seed = tradable_seed(store, st)
     return st
+
+
+def tradable_seed(store: Store, st: State) -> Callable[[str], list[str]]:
+    """The seed of ``st``'s tradable-lot index (``State.tradable_seed``): every lot in which an
+    account may hold tradable units, without reading every lot. A lot's tradable units reach an
+    account in three ways only: issued to it (``ix_lots.owner``), transferred to it, or bought by
+    it (``ix_moves.counterparty`` of a transfer or a trade; ``move_units`` gives units a new
+    holder nowhere else). The store's index rows are written in the same transaction as the
+    checkpoint's state, so they cover every block up to it; a lot changed since is held in
+    ``st.lots`` (eviction keeps what the store does not have yet), so the held lots are added.
+    A superset: the index reads each lot and keeps those the account holds tradable units in."""
+    db = store.db
+
+    def seed(account: str) -> list[str]:
+        ids = {str(r[0]) for r in db.execute(
+            "SELECT lot_id FROM ix_lots WHERE owner = ? UNION SELECT lot_id FROM ix_moves "
+            "WHERE counterparty = ? AND kind IN ('transfer', 'trade')", (account, account))}
+        ids.update(dict.keys(st.lots))
+        return sorted(ids)
+
+    return seed
 
 
 def checkpoint_of(st: State) -> Checkpoint | None:
