@@ -9,11 +9,18 @@ submission-to-committed-issuance latency at fixed offered loads (the default con
 
     python bench/bench_readings.py [--devices 20000] [--per-device 5] [--batch 1000]
                                    [--configs pynacl/processes,kernel/processes,kernel/threads]
+                                   [--codec reference,kernel]
+
+``--profile`` instead times, in this one interpreter and without a node, the stages of the reading
+path on blocks of ``--devices × --per-device`` readings (docs/benchmarks.md: 5,000 × 4 = 20,000),
+signatures verified beforehand, alternately with the reference codec and the kernel's: µs per
+reading per stage, and the ratio, with every root compared between the two.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import shutil
 import statistics
@@ -25,9 +32,17 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 from nacl.bindings import crypto_sign_open
 
-from common import batch_tx, machine, make_ledger, now, signed_readings
-from crev.core.encoding import encode
+from common import CHAIN, T0, batch_tx, key, machine, make_ledger, now, signed_readings
+from crev.core.encoding import encode, use_codec_kernel
+from crev.core.factors import FactorRow
 from crev.core.signing import Signer, use_kernel
+from crev.ledger.apply import BlockBuilder, SigCache
+from crev.ledger.genesis import Genesis, state_from_genesis
+from crev.ledger.messages.register_device import RegisterDevice
+from crev.ledger.messages.register_participant import RegisterParticipant
+from crev.ledger.params import Params
+from crev.ledger.state import State
+from crev.ledger.tx import build_tx, decode_tx
 
 TARGET = 1_000_000 / 60  # 1,000,000 DGCs reporting every minute
 
@@ -81,6 +96,109 @@ def latency_run(node: object, txs: list[bytes], gap: float) -> list[float]:
     return sorted(lats)
 
 
+def profile_state(devices: int) -> State:
+    """A ledger of ``devices`` DGCs (as ``make_ledger``'s) in memory, without a node."""
+    op = key("operator")
+    g = Genesis(CHAIN, T0 - 86400, "operator", "Bench Operator", op.public_key, key("seq").public_key,
+                params=Params(), emission_factors=(FactorRow("national", 2025, "national_average", 430, "bench"),))
+    st = state_from_genesis(g)
+    b = BlockBuilder(st, 1, T0 + 10 * 86400)
+    b.add(build_tx(CHAIN, RegisterParticipant("owner", "Owner", "prosumer", key("owner").public_key, b"\x01" * 16),
+                   "operator", 0, op))
+    for i in range(devices):
+        r = b.add(build_tx(CHAIN, RegisterDevice(f"d{i}", "owner", key(f"d{i}").public_key, 100_000, T0 - 86400,
+                                                 35_000_000, 139_000_000, "tokyo", f"SN{i}", T0 + 10 * 365 * 86400,
+                                                 False, "solar_pv"), "operator", i + 1, op))
+        assert r.ok, r.error
+    b.finish()
+    return st
+
+
+STAGES = ("decode", "apply", "re-encode records", "state tree", "results", "receipts")
+
+
+def profile_block(st: State, raws: list[bytes], time_s: int) -> tuple[dict[str, float], bytes]:
+    """Seconds per stage for one block of ``raws``; and the block hash."""
+    spent = dict.fromkeys(STAGES, 0.0)
+    t = now()
+    txs = [decode_tx(raw, st.chain_id, st.params) for raw in raws]
+    spent["decode"] = now() - t
+    sigs = SigCache()
+    for tx in txs:
+        for r in tx.message.readings:  # type: ignore[attr-defined]
+            sigs.add(st.devices[r.device_id].keys[-1].public_key, r.signed_bytes, r.signature)
+    b = BlockBuilder(st, st.height + 1, time_s, sigs)
+    t = now()
+    for tx in txs:
+        assert b.add(tx, keep_failed=False).ok
+    spent["apply"] = now() - t
+    value_of, seal = State.value_of, State.seal
+
+    def timed_value_of(self: State, k: str) -> bytes | None:
+        t0 = now()
+        out = value_of(self, k)
+        spent["re-encode records"] += now() - t0
+        return out
+
+    def timed_seal(self: State) -> tuple[bytes, list[tuple[str, bytes | None]]]:
+        t0 = now()
+        out = seal(self)
+        spent["state tree"] += now() - t0
+        return out
+
+    State.value_of, State.seal = timed_value_of, timed_seal  # type: ignore[method-assign]
+    try:
+        t = now()
+        out = b.finish()
+        finished = now() - t
+    finally:
+        State.value_of, State.seal = value_of, seal  # type: ignore[method-assign]
+    spent["results"] = finished - spent["state tree"]
+    spent["state tree"] -= spent["re-encode records"]
+    t = now()
+    for res in out.results:
+        [e.to_dict() for e in res.events]
+    spent["receipts"] = now() - t
+    return spent, out.header.hash
+
+
+def profile(devices: int, per_block: int, blocks: int) -> None:
+    """The stage profile, reference codec against the kernel's, block by block alternately."""
+    configs = ("reference", "kernel") if use_codec_kernel(True) else ("reference",)
+    states = {c: profile_state(devices) for c in configs}
+    readings = signed_readings(devices, per_block * blocks)
+    n = devices * per_block
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)  # as the node does
+    per: dict[str, dict[str, list[float]]] = {c: {s: [] for s in STAGES} for c in configs}
+    for k in range(blocks):
+        chunk = readings[k * n:(k + 1) * n]
+        raws = [batch_tx(chunk[i:i + 1000]) for i in range(0, n, 1000)]
+        hashes = set()
+        for c in configs if k % 2 == 0 else configs[::-1]:
+            use_codec_kernel(c == "kernel")
+            spent, block_hash = profile_block(states[c], raws, T0 + 10 * 86400 + 60 * (k + 1))
+            hashes.add(block_hash)
+            for s in STAGES:
+                per[c][s].append(spent[s] * 1e6 / n)
+        assert len(hashes) == 1, "the reference and the kernel disagree"
+    use_codec_kernel(True)
+    print(f"stage profile: {devices:,} devices, {blocks} blocks of {n:,} readings (batches of 1,000), "
+          "signatures verified beforehand; µs per reading, median over the blocks")
+    print(f"{'stage':22}" + "".join(f"{c:>12}" for c in configs) + ("       ratio" if len(configs) == 2 else ""))
+    total = dict.fromkeys(configs, 0.0)
+    for s in STAGES:
+        med = {c: statistics.median(per[c][s]) for c in configs}
+        for c in configs:
+            total[c] += med[c]
+        ratio = f"{med['kernel'] / med['reference']:12.2f}" if len(configs) == 2 else ""
+        print(f"{s:22}" + "".join(f"{med[c]:12.1f}" for c in configs) + ratio)
+    ratio = f"{total['kernel'] / total['reference']:12.2f}" if len(configs) == 2 else ""
+    print(f"{'total':22}" + "".join(f"{total[c]:12.1f}" for c in configs) + ratio)
+    print("block hashes (and so every root) identical with both codecs")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--devices", type=int, default=20_000)
@@ -89,8 +207,16 @@ def main() -> None:
     ap.add_argument("--latency-rates", default="1000,2500,4000", help="offered readings/s for the latency runs")
     ap.add_argument("--configs", default="pynacl/processes,kernel/processes,kernel/threads",
                     help="verifier/workers for the throughput runs; the last one also runs the latency runs")
+    ap.add_argument("--codec", default="kernel", choices=("kernel", "reference"),
+                    help="the throughput runs' codec: the kernel's (where installed) or the reference")
+    ap.add_argument("--profile", action="store_true", help="the stage profile instead (see the module docstring)")
+    ap.add_argument("--blocks", type=int, default=6, help="--profile: blocks per codec")
     a = ap.parse_args()
     print(f"machine: {machine()}")
+    if a.profile:
+        profile(a.devices, a.per_device, a.blocks)
+        return
+    use_codec_kernel(a.codec == "kernel")
     raw = raw_verify_rate()
     print(f"raw Ed25519 verify, 1 core (PyNaCl crypto_sign_open): {raw:,.0f} /s")
 

@@ -4,8 +4,37 @@ the block's results root; ``to_dict`` the JSON form."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from operator import attrgetter
 from typing import Any, ClassVar
+
+
+class _Layout:
+    """How to read one event class's fields fast: its field names (in order), one getter of all
+    their values, and the fields whose declared type may hold bytes or tuples (which the JSON
+    form turns into hex and arrays). Made once per class, on first use."""
+
+    __slots__ = ("get", "names", "special")
+
+    def __init__(self, cls: type) -> None:
+        self.names = tuple(f.name for f in fields(cls))
+        one = attrgetter(*self.names) if self.names else None
+        self.get: Callable[[Any], tuple[Any, ...]] = (
+            (lambda _e: ()) if one is None else one if len(self.names) > 1 else (lambda e: (one(e),)))
+        types = {f.name: str(f.type) for f in fields(cls)}
+        self.special = tuple(n for n in self.names if "bytes" in types[n] or "tuple" in types[n]
+                             or types[n] in ("Any", "object"))
+
+
+_LAYOUTS: dict[type, _Layout] = {}
+
+
+def _layout(cls: type) -> _Layout:
+    lay = _LAYOUTS.get(cls)
+    if lay is None:
+        lay = _LAYOUTS[cls] = _Layout(cls)
+    return lay
 
 
 @dataclass(frozen=True, slots=True)
@@ -13,15 +42,15 @@ class Event:
     type: ClassVar[str] = "event"
 
     def to_value(self) -> list[Any]:
-        # slotted dataclasses list their fields, in order, in __slots__
-        names: tuple[str, ...] = self.__slots__
-        return [self.type, *[getattr(self, n) for n in names]]
+        lay = _LAYOUTS.get(type(self)) or _layout(type(self))
+        return [self.type, *lay.get(self)]
 
     def to_dict(self) -> dict[str, Any]:
-        names: tuple[str, ...] = self.__slots__
+        lay = _LAYOUTS.get(type(self)) or _layout(type(self))
         out: dict[str, Any] = {"type": self.type}
-        for n in names:
-            v = getattr(self, n)
+        out.update(zip(lay.names, lay.get(self)))  # noqa: B905 - the getter reads exactly these names
+        for n in lay.special:
+            v = out[n]
             out[n] = v.hex() if isinstance(v, bytes) else list(v) if isinstance(v, tuple) else v
         return out
 

@@ -21,6 +21,13 @@ def fiscal_year_cached(ts: int) -> int:
     return fiscal_year(ts)
 
 
+@lru_cache(maxsize=1024)
+def factor_ref(key: str, fiscal_year: int, kind: str) -> str:
+    """``tokyo/2025/adjusted``: a lot's reference to its factor row (state key ``f/<ref>``); one
+    string shared by every lot of that factor."""
+    return f"{key}/{fiscal_year}/{kind}"
+
+
 def lot_id_for(device_id: str, interval_start: int) -> str:
     return f"{device_id}:{lot_label(interval_start)}"
 

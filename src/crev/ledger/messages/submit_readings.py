@@ -57,11 +57,11 @@ from crev.errors import (
     SignatureError,
 )
 from crev.ledger.events import ReadingAccepted, ReadingGap
-from crev.ledger.issuance import fiscal_year_cached, issue_lot, lot_id_for
+from crev.ledger.issuance import factor_ref, fiscal_year_cached, issue_lot, lot_id_for
 from crev.ledger.messages.batch import BadItem, check_item_head, in_order, judge, need_int_field, parse_batch
 from crev.ledger.params import Params
 from crev.ledger.reconcile import count_lot, ready, reconcile, repay_debt, tally_for
-from crev.ledger.records import ReadingRecord
+from crev.ledger.records import ReadingRecord, SlotTally
 from crev.ledger.trading import auto_offer
 from crev.ledger.tx import FAST_DECODERS, register
 
@@ -210,35 +210,26 @@ def accept_reading(ctx: Any, r: Reading) -> tuple[list[Any], bool]:
                                          f"can generate in {r.interval_s} s ({limit} Wh with tolerance)")
     gap: ReadingGap | None = None
     if dev.generation_register_wh >= 0:
-        deltas = []
-        for name, prev, cur, val in (
-            ("generation_register_wh", dev.generation_register_wh, r.generation_register_wh, r.generation_wh),
-            ("import_register_wh", dev.import_register_wh, r.import_register_wh, r.import_wh),
-            ("export_register_wh", dev.export_register_wh, r.export_register_wh, r.export_wh),
-        ):
-            d = register_delta(prev, cur)
-            if d is None:
-                raise RuleError(name, f"went backwards from {prev} to {cur} Wh")
-            if d < val:
-                raise RuleError(name, f"advanced {d} Wh but the interval reports {val} Wh")
-            deltas.append(d - val)
+        dg = _unreported("generation_register_wh", dev.generation_register_wh, r.generation_register_wh,
+                         r.generation_wh)
+        di = _unreported("import_register_wh", dev.import_register_wh, r.import_register_wh, r.import_wh)
+        de = _unreported("export_register_wh", dev.export_register_wh, r.export_register_wh, r.export_wh)
         contiguous = r.seq == dev.last_seq + 1 and r.interval_start == dev.last_interval_end
-        if contiguous and any(deltas):
-            raise RuleError("generation_register_wh" if deltas[0] else
-                            "import_register_wh" if deltas[1] else "export_register_wh",
+        if contiguous and (dg or di or de):
+            raise RuleError("generation_register_wh" if dg else "import_register_wh" if di else "export_register_wh",
                             "register delta differs from the interval value with no gap in between")
         if not contiguous:
             span = end - dev.last_interval_end
-            if deltas[0] + r.generation_wh > capacity_limit_wh(dev.rated_capacity_w, span,
-                                                               params.capacity_tolerance_bp):
+            if dg + r.generation_wh > capacity_limit_wh(dev.rated_capacity_w, span, params.capacity_tolerance_bp):
                 raise RuleError("generation_register_wh", "advanced more than the PV capacity allows "
                                                           "since the last reading")
             # missing seqs (none if only the interval skipped: from > to then means "none")
             gap = ReadingGap(r.device_id, dev.last_seq + 1, r.seq - 1, dev.last_interval_end,
-                             r.interval_start, deltas[0], deltas[1], deltas[2])
+                             r.interval_start, dg, di, de)
     # every check passed: change state
     self_consumed = r.generation_wh - r.export_wh
     lot_id = ""
+    tally: SlotTally | None = None
     if self_consumed > 0:
         factor = st.factors.lookup(dev.grid_area, fiscal_year_cached(r.interval_start),
                                    params.issuance_factor_kind)
@@ -252,14 +243,15 @@ def accept_reading(ctx: Any, r: Reading) -> tuple[list[Any], bool]:
                       interval_start=r.interval_start, interval_end=end,
                       self_consumed_wh=self_consumed, quantity_g=quantity,
                       factor_g_per_kwh=factor.g_per_kwh,
-                      factor_ref=f"{factor.key}/{factor.fiscal_year}/{factor.kind}",
+                      factor_ref=factor_ref(factor.key, factor.fiscal_year, factor.kind),
                       height=ctx.height, block_time=ctx.time,
                       reading_hash=r.hash, origin="reading", reference="")
-            count_lot(st, lot)
+            tally = count_lot(st, lot)  # the reading's slot: the same tally as below
             repay_debt(ctx, dev, lot)
             if st.offer_policies:
                 auto_offer(ctx, lot)
-    tally = tally_for(st, r.device_id, r.interval_start)
+    if tally is None:
+        tally = tally_for(st, r.device_id, r.interval_start)
     tally.covered_s += r.interval_s
     tally.generation_wh += r.generation_wh
     tally.import_wh += r.import_wh
@@ -281,6 +273,17 @@ def accept_reading(ctx: Any, r: Reading) -> tuple[list[Any], bool]:
     if ready(tally):  # the slot is complete and the smart meter's values are in
         reconcile(ctx, dev, tally)
     return ["accepted", lot_id, st.lots[lot_id].quantity_g if lot_id else 0], True
+
+
+def _unreported(name: str, previous_wh: int, current_wh: int, interval_wh: int) -> int:
+    """What a register advanced beyond the interval's own value [Wh] (0 when they agree).
+    RuleError at ``name`` if it went backwards or advanced less than the interval reports."""
+    d = register_delta(previous_wh, current_wh)
+    if d is None:
+        raise RuleError(name, f"went backwards from {previous_wh} to {current_wh} Wh")
+    if d < interval_wh:
+        raise RuleError(name, f"advanced {d} Wh but the interval reports {interval_wh} Wh")
+    return d - interval_wh
 
 
 @register(SubmitReadings.kind)
