@@ -23,6 +23,7 @@ use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
 use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::{IsIdentity, VartimeMultiscalarMul};
 mod codec;
+mod merkle;
 
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -227,6 +228,7 @@ fn crev_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(verify_batch, m)?)?;
     m.add_function(wrap_pyfunction!(codec::encode, m)?)?;
     m.add_function(wrap_pyfunction!(codec::parse_readings_tx, m)?)?;
+    m.add_function(wrap_pyfunction!(merkle::merkle_parents, m)?)?;
     m.add("LIBSODIUM_RULES", "1.0.20-stable crypto_sign_verify_detached")?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

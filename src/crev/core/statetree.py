@@ -24,6 +24,7 @@ import hashlib
 import struct
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol, cast
 
 DEFAULT_DEPTH = 16
 HASH_SIZE = 32
@@ -57,6 +58,51 @@ def bucket_hash(sorted_leaves: Iterable[bytes]) -> bytes:
 
 def _node(left: bytes, right: bytes) -> bytes:
     return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+class TreeKernel(Protocol):
+    """What ``crev_native`` offers for the tree (native/crev_native.pyi)."""
+
+    def merkle_parents(self, level: bytes, /) -> bytes: ...
+
+
+def _installed_tree_kernel() -> TreeKernel | None:
+    try:
+        import crev_native  # the compiled kernel, where `pip install ./native` built it
+    except ImportError:
+        return None
+    # a kernel built before the tree function existed has none
+    return cast(TreeKernel, crev_native) if hasattr(crev_native, "merkle_parents") else None
+
+
+TREE_KERNEL = _installed_tree_kernel()
+_tree_kernel = TREE_KERNEL
+
+
+def use_tree_kernel(enabled: bool) -> bool:
+    """Rebuild tree levels with the kernel (True, where installed) or with the reference (False)
+    from now on. Returns whether the kernel is in use."""
+    global _tree_kernel
+    _tree_kernel = TREE_KERNEL if enabled else None
+    return _tree_kernel is not None
+
+
+def parents_reference(level: bytes | bytearray, empty_pair: bytes = b"", empty_parent: bytes = b"") -> bytearray:
+    """The level above ``level``: ``SHA-256(0x01 ‖ left ‖ right)`` of each pair of 32-byte hashes, in
+    order. A pair equal to ``empty_pair`` (two empty subtrees) takes ``empty_parent`` unhashed."""
+    sha = hashlib.sha256
+    step = 2 * HASH_SIZE
+    return bytearray().join([empty_parent if two == empty_pair else sha(b"\x01" + two).digest()
+                             for two in (level[o:o + step] for o in range(0, len(level), step))])
+
+
+def parents(level: bytes | bytearray, empty_pair: bytes = b"", empty_parent: bytes = b"") -> bytearray:
+    """``parents_reference``, by the kernel where it is installed and in use (the same bytes: the
+    kernel hashes every pair, and an empty pair's parent is by definition its hash)."""
+    k = _tree_kernel
+    if k is None:
+        return parents_reference(level, empty_pair, empty_parent)
+    return bytearray(k.merkle_parents(bytes(level)))
 
 
 @dataclass(frozen=True)
@@ -304,11 +350,8 @@ class LazyStateTree(StateTree):
         self._touched = set()  # built from stored bucket hashes: none differs from them yet
         level = bytearray(packed)
         self._levels = [level]
-        sha = hashlib.sha256
-        for d in range(depth):  # 2**depth − 1 hashes, an all-empty pair's parent from the table
-            pair, parent = self._empty[d] * 2, self._empty[d + 1]
-            level = bytearray().join([parent if (two := level[o:o + 2 * HASH_SIZE]) == pair
-                                      else sha(b"\x01" + two).digest() for o in range(0, len(level), 2 * HASH_SIZE)])
+        for d in range(depth):  # 2**depth − 1 hashes (the reference takes an all-empty pair's parent from the table)
+            level = parents(level, self._empty[d] * 2, self._empty[d + 1])
             self._levels.append(level)
 
     def committed_bucket_hash(self, b: int) -> bytes:
