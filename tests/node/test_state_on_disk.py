@@ -296,3 +296,54 @@ def test_after_a_restart_an_offer_naming_no_lots_reads_its_sellers_lots_not_ever
         assert ref.orders[oid].lots == [[lot_id(1, 1), 50], [lot_id(2, 2), 90]]
     finally:
         node.close()
+
+
+def test_listing_retirements_reads_the_page_not_every_retirement(tmp_path: Path) -> None:
+    """`GET /v1/retirements` on a node whose retirements are on disk: the unfiltered list is the
+    newest ids by number, the filtered one comes from the store's index rows plus what is held
+    since the checkpoint; either reads the page's records, not all of them."""
+    from crev.service import queries
+
+    d = k.init_dir(tmp_path / "ledger")
+    node = k.open_node(d, checkpoint_s=0.0)
+    s = k.register_fleet(node, DEVICES)
+    node.stop()
+    p0, p1 = fiscal_year_bounds(2026)
+    t = k.NOW
+
+    def retire(signer: str, lot: str, note: str) -> bytes:
+        return s.tx(signer, Retire(((lot, 1),), "Co", "re100", p0, p1, "JP", note))
+
+    try:
+        txs = [k.batch(DEVICES, 0), s.tx(k.OWNER, Transfer(k.BUYER, ((lot_id(3, 0), 10),), "sale"))]
+        # 12 retirements: the buyer's are the 4th, 8th and 12th
+        txs += [retire(k.BUYER if n % 4 == 3 else k.OWNER, lot_id(n % 3, 0) if n % 4 != 3 else lot_id(3, 0), f"r{n}")
+                for n in range(12)]
+        out = node.finalize_block(txs, t + 10)
+        assert all(r.ok for r in out.results), [r.error for r in out.results]
+        node.commit()
+    finally:
+        node.close()
+    node = k.open_node(d, checkpoint_s=0.0)
+    node.stop()
+    try:
+        st, store = node.state, node.store
+        cp = checkpoint_of(st)
+        assert cp is not None and resident_records(st)["retirements"] == 0
+        before = cp.decoded
+        got = queries.retirements(st, store, None, 2, 3)
+        assert [r["retirement_id"] for r in got["items"]] == ["ret-00000010", "ret-00000009", "ret-00000008"]
+        assert got["total"] == 12 and cp.decoded - before == 3
+        got = queries.retirements(st, store, k.BUYER, 0, 50)
+        assert [r["retirement_id"] for r in got["items"]] == ["ret-00000012", "ret-00000008", "ret-00000004"]
+        assert got["total"] == 3 and {r["account"] for r in got["items"]} == {k.BUYER}
+        assert queries.retirements(st, store, k.OWNER, 0, 2)["total"] == 9
+        # one made after the checkpoint (held, not in the index rows yet) comes first in both lists
+        out = node.finalize_block([retire(k.BUYER, lot_id(3, 0), "late")], t + 20)
+        assert out.results[0].ok, out.results[0].error
+        assert store.checkpoint_height() < st.height
+        assert queries.retirements(st, store, None, 0, 1)["items"][0]["retirement_id"] == "ret-00000013"
+        got = queries.retirements(st, store, k.BUYER, 0, 2)
+        assert [r["retirement_id"] for r in got["items"]] == ["ret-00000013", "ret-00000012"] and got["total"] == 4
+    finally:
+        node.close()

@@ -444,8 +444,8 @@ def create_app(node: Ledger, *, rate: float = 50.0, burst: int = 200, clock: Cal
 
     @app.get("/v1/retirements", tags=["C-REV"])
     def retirements(account: str | None = None, offset: Offset = 0, limit: Limit = 50) -> Any:
-        with live.state() as st:
-            return queries.retirements(st, account, offset, limit)
+        with live.read() as r:
+            return queries.retirements(r.state, r.store, account, offset, limit)
 
     @app.get("/v1/retirements/{retirement_id}", tags=["C-REV"])
     def retirement(retirement_id: str) -> Any:

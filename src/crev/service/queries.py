@@ -555,10 +555,29 @@ def retirement_row(r: Retirement) -> dict[str, Any]:
             "tx_hash": r.tx_hash.hex(), "retired_at_jst": when(r.block_time)}
 
 
-def retirements(state: State, account_id: str | None, offset: int, limit: int) -> dict[str, Any]:
-    rows = [r for r in state.retirements.values() if account_id in (None, r.account)]
-    rows.sort(key=lambda r: r.retirement_id, reverse=True)
-    return page([retirement_row(r) for r in rows[offset:offset + limit]], len(rows), offset, limit)
+def retirement_ids(state: State, store: Store, account_id: str) -> list[str]:
+    """The ids of ``account_id``'s retirements: those the store's index rows name (a retirement's
+    moves, written with the checkpoint) and those held in memory since (every retirement made after
+    the checkpoint is: nothing changed since one is evicted), each kept only if its record, read
+    through the state, is the account's."""
+    ids = {str(r[0]) for r in store.db.execute(
+        "SELECT DISTINCT ref FROM ix_moves WHERE kind = 'retire' AND party = ?", (account_id,))}
+    ids.update(dict.keys(state.retirements))
+    return [rid for rid in ids if (r := state.retirements.get(rid)) is not None and r.account == account_id]
+
+
+def retirements(state: State, store: Store, account_id: str | None, offset: int, limit: int) -> dict[str, Any]:
+    """Newest first. Retirement ids are numbered in order (``ret-`` and the count so far) and never
+    removed, so the unfiltered list is a range of numbers and reads only its page's records: a
+    state whose retirements live on disk is not read whole to show 50 of them."""
+    if account_id is None:
+        n = state.supply.retirements
+        ids = [f"ret-{i:08d}" for i in range(n - offset, max(n - offset - limit, 0), -1)]
+        rows = [r for rid in ids if (r := state.retirements.get(rid)) is not None]
+        return page([retirement_row(r) for r in rows], n, offset, limit)
+    ids = sorted(retirement_ids(state, store, account_id), key=lambda rid: int(rid[4:]), reverse=True)
+    return page([retirement_row(state.retirements[rid]) for rid in ids[offset:offset + limit]], len(ids), offset,
+                limit)
 
 
 def retirement(state: State, store: Store, rid: str) -> dict[str, Any]:
