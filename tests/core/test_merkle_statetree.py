@@ -465,6 +465,7 @@ def test_a_lazy_tree_finds_whole_keys_only_and_refuses_a_key_with_nul() -> None:
     assert lazy.leaf("abc") is None and lazy.leaf("ab") == entry_leaf_hash("ab", b"ab")
     with pytest.raises(ValueError, match="contains NUL"):
         lazy.set("a\x00b", b"1")
+    assert lazy.leaf("bc\x00xabcx") is None  # spans two neighbouring held keys: not one of them
 
 
 def test_an_evicted_bucket_is_checked_against_the_current_hash_when_fetched_again() -> None:

@@ -381,6 +381,8 @@ class LazyStateTree(StateTree):
 
     def leaf(self, key: str) -> bytes | None:
         """The leaf hash of ``key`` as the tree holds it now (None: absent), loading its bucket."""
+        if _SEP in key:  # no key holds one (``set`` refuses it), and it would match across keys
+            return None
         b = bucket_index(key, self.depth)
         self.load(b)
         changes = self._changes.get(b)
@@ -445,7 +447,10 @@ def _pack(keys: Sequence[str], leaves: dict[str, bytes]) -> tuple[str, bytes]:
     """A held bucket from its sorted keys and their leaf hashes."""
     if not keys:
         return _SEP, b""
-    return _SEP + _SEP.join(keys) + _SEP, b"".join([leaves[k] for k in keys])
+    joined = _SEP + _SEP.join(keys) + _SEP
+    if joined.count(_SEP) != len(keys) + 1:
+        raise ValueError(f"a state key in bucket of {keys[0]!r} contains NUL")
+    return joined, b"".join([leaves[k] for k in keys])
 
 
 def _unpack(keys: str, leaves: bytes) -> dict[str, bytes]:
