@@ -259,3 +259,29 @@ pub fn parse_readings_tx<'py>(py: Python<'py>, raw: &Bound<'py, PyBytes>, chain_
     }
     Ok(Some(out))
 }
+
+// --- records ----------------------------------------------------------------------------------
+
+/// A new instance of the slotted class `cls` with its fields `names` set to `values`, in order,
+/// through `object.__setattr__` (so a frozen dataclass's own `__setattr__` is not in the way):
+/// what the class's dataclass `__init__` does when it is given every field and has no
+/// `__post_init__`. crev.core.records_fast checks those conditions before it uses this.
+#[pyfunction]
+pub fn new_slotted<'py>(cls: &Bound<'py, pyo3::types::PyType>, names: &Bound<'py, PyTuple>,
+                        values: &Bound<'py, PyTuple>) -> PyResult<Bound<'py, PyAny>> {
+    let py = cls.py();
+    if names.len() != values.len() {
+        return Err(pyo3::exceptions::PyTypeError::new_err("one value per field"));
+    }
+    let obj = unsafe {
+        let p = pyo3::ffi::PyType_GenericAlloc(cls.as_type_ptr(), 0);
+        Bound::from_owned_ptr_or_err(py, p)?
+    };
+    for (n, v) in names.iter().zip(values.iter()) {
+        let r = unsafe { pyo3::ffi::PyObject_GenericSetAttr(obj.as_ptr(), n.as_ptr(), v.as_ptr()) };
+        if r != 0 {
+            return Err(PyErr::fetch(py));
+        }
+    }
+    Ok(obj)
+}

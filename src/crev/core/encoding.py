@@ -80,6 +80,8 @@ class CodecKernel(Protocol):
     def parse_readings_tx(self, raw: bytes, chain_id: str, max_tx_bytes: int, max_batch: int,
                           /) -> list[ReadingFields] | None: ...
 
+    def new_slotted(self, cls: type, names: tuple[str, ...], values: tuple[Any, ...], /) -> Any: ...
+
 
 def _installed_kernel() -> CodecKernel | None:
     try:
@@ -87,7 +89,7 @@ def _installed_kernel() -> CodecKernel | None:
     except ImportError:
         return None
     # a kernel built before the codec existed verifies signatures only
-    return cast(CodecKernel, crev_native) if hasattr(crev_native, "parse_readings_tx") else None
+    return cast(CodecKernel, crev_native) if hasattr(crev_native, "new_slotted") else None
 
 
 KERNEL = _installed_kernel()

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from crev.core.slotted import constructor
 from crev.core.units import fiscal_year, jst, slot_id
 from crev.ledger.events import Issued
 from crev.ledger.records import TRADABLE, Device, Lot, Segment
 from crev.ledger.state import State
+
+_new_lot = constructor(Lot)
+_new_issued = constructor(Issued)
 
 
 @lru_cache(maxsize=65536)
@@ -39,16 +43,10 @@ def issue_lot(state: State, events: list[object], *, lot_id: str, device: Device
     """Create ``quantity_g`` new units (1 unit = 1 g-CO2e) held tradable by ``owner``."""
     supply = state.supply
     first = supply.next_unit
-    lot = Lot(
-        lot_id=lot_id, first_unit=first, quantity_g=quantity_g, device_id=device.device_id,
-        issued_to=owner, slot_id=slot_id(interval_start), interval_start=interval_start,
-        interval_end=interval_end, self_consumed_wh=self_consumed_wh,
-        factor_g_per_kwh=factor_g_per_kwh, factor_ref=factor_ref,
-        technology=device.technology, latitude_e6=device.latitude_e6,
-        longitude_e6=device.longitude_e6, grid_area=device.grid_area, fit=device.fit,
-        height=height, block_time=block_time, reading_hash=reading_hash, origin=origin,
-        reference=reference, segments=[Segment(first, first + quantity_g, owner, TRADABLE, "")],
-    )
+    lot = _new_lot(lot_id, first, quantity_g, device.device_id, owner, slot_id(interval_start), interval_start,
+                   interval_end, self_consumed_wh, factor_g_per_kwh, factor_ref, device.technology,
+                   device.latitude_e6, device.longitude_e6, device.grid_area, device.fit, height, block_time,
+                   reading_hash, origin, reference, [Segment(first, first + quantity_g, owner, TRADABLE, "")])
     state.lots[lot_id] = lot
     supply.next_unit = first + quantity_g
     supply.issued_g += quantity_g
@@ -59,6 +57,6 @@ def issue_lot(state: State, events: list[object], *, lot_id: str, device: Device
     state.mark(f"l/{lot_id}")
     state.mark(f"a/{owner}")
     state.mark("s")
-    events.append(Issued(lot_id, device.device_id, owner, first, quantity_g, self_consumed_wh,
-                         factor_g_per_kwh, lot.slot_id, origin))
+    events.append(_new_issued(lot_id, device.device_id, owner, first, quantity_g, self_consumed_wh,
+                              factor_g_per_kwh, lot.slot_id, origin))
     return lot

@@ -47,6 +47,7 @@ from crev.core.encoding import codec_kernel, encode
 from crev.core.hashing import sha256
 from crev.core.metering import MAX_WH, capacity_limit_wh, register_delta
 from crev.core.signing import SIGNATURE_LEN
+from crev.core.slotted import constructor
 from crev.core.units import ALLOWED_INTERVAL_SECONDS, SLOT_SECONDS, co2_g_floor_carried
 from crev.errors import (
     ConflictError,
@@ -105,6 +106,10 @@ def reading_payload(chain_id: str, device_id: str, seq: int, interval_start: int
     """The twelve signed elements of a reading, in order."""
     return [READING_VERSION, chain_id, device_id, seq, interval_start, interval_s, generation_wh,
             import_wh, export_wh, generation_register_wh, import_register_wh, export_register_wh]
+
+
+_new_reading = constructor(Reading)
+_new_accepted = constructor(ReadingAccepted)
 
 
 def parse_reading(v: Any, where: str) -> Reading:
@@ -267,7 +272,7 @@ def accept_reading(ctx: Any, r: Reading) -> tuple[list[Any], bool]:
     st.mark(f"r/{r.device_id}/{r.seq}")
     if gap is not None:
         ctx.emit(gap)
-    ctx.emit(ReadingAccepted(r.device_id, r.seq, r.interval_start, r.interval_s, r.generation_wh,
+    ctx.emit(_new_accepted(r.device_id, r.seq, r.interval_start, r.interval_s, r.generation_wh,
                              r.import_wh, r.export_wh, r.generation_wh + r.import_wh - r.export_wh,
                              self_consumed, r.hash, lot_id, dev.owner))
     if ready(tally):  # the slot is complete and the smart meter's values are in
@@ -301,7 +306,7 @@ def from_raw_kernel(raw: bytes, chain_id: str, params: Params) -> SubmitReadings
     if k is None:
         return None
     items = k.parse_readings_tx(raw, chain_id, params.max_tx_bytes, params.max_batch_readings)
-    return None if items is None else SubmitReadings(tuple(starmap(Reading, items)))
+    return None if items is None else SubmitReadings(tuple(starmap(_new_reading, items)))
 
 
 FAST_DECODERS.append(from_raw_kernel)

@@ -1,0 +1,89 @@
+"""``crev.core.slotted.constructor``: the kernel builds the hot path's records and events exactly as
+their dataclass ``__init__`` does, or the class itself is used."""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import FrozenInstanceError, dataclass, field, fields
+from typing import Any
+
+import pytest
+
+from crev.core.slotted import constructor, eligible
+from crev.ledger import events
+from crev.ledger.events import Event, Issued, ReadingAccepted
+from crev.ledger.messages.submit_readings import Reading
+from crev.ledger.records import Lot, ReadingRecord, Segment
+
+crev_native = pytest.importorskip(
+    "crev_native", reason="crev_native (native/, Rust) is not installed: `pip install ./native` needs cargo")
+if not hasattr(crev_native, "new_slotted"):
+    pytest.skip("the installed crev_native predates new_slotted: pip install ./native", allow_module_level=True)
+
+SAMPLES: dict[str, Any] = {"str": "x", "int": 7, "bool": True, "bytes": b"\x01\xff", "tuple[str, ...]": ("a", "b"),
+                           "tuple[tuple[str, int, int], ...]": (("l", 1, 2),),
+                           "list[Segment]": [Segment(0, 1, "a", "t")]}
+EVENTS = [c for c in vars(events).values() if inspect.isclass(c) and issubclass(c, Event) and c is not Event]
+
+
+def values_for(cls: type) -> tuple[Any, ...]:
+    return tuple(SAMPLES[str(f.type)] for f in fields(cls))
+
+
+@pytest.mark.parametrize("cls", [*EVENTS, Lot, Reading, ReadingRecord, Segment], ids=lambda c: c.__name__)
+def test_the_kernel_builds_the_same_object(cls: type) -> None:
+    assert eligible(cls)
+    make = constructor(cls)
+    assert make is not cls
+    args = values_for(cls)
+    got, want = make(*args), cls(*args)
+    assert type(got) is cls
+    assert got == want
+    assert [getattr(got, f.name) for f in fields(cls)] == list(args)
+    if cls.__hash__ is not None:
+        assert hash(got) == hash(want)
+
+
+def test_a_frozen_event_stays_frozen() -> None:
+    e = constructor(ReadingAccepted)("d", 1, 2, 3, 4, 5, 6, 7, 8, b"h", "l", "o")
+    with pytest.raises(FrozenInstanceError):
+        e.seq = 2  # type: ignore[misc]
+    assert e.to_value() == ["reading_accepted", "d", 1, 2, 3, 4, 5, 6, 7, 8, b"h", "l", "o"]
+
+
+def test_keywords_and_defaults_go_through_the_class() -> None:
+    make = constructor(Segment)
+    s = make(1, 5, "a", "tradable")  # ref defaults to ""
+    assert s == Segment(1, 5, "a", "tradable", "") and s.size == 4
+    assert make(start=1, end=2, holder="a", status="tradable").ref == ""
+    lot = constructor(Lot)(*values_for(Lot))
+    assert lot.end_unit == 14  # first_unit 7 + quantity_g 7
+
+
+def test_classes_whose_init_does_more_are_left_alone() -> None:
+    @dataclass(slots=True)
+    class Checked:
+        n: int
+
+        def __post_init__(self) -> None:
+            if self.n < 0:
+                raise ValueError("negative")
+
+    @dataclass(slots=True)
+    class Partly:
+        n: int
+        total: int = field(init=False, default=0)
+
+    @dataclass
+    class Unslotted:
+        n: int
+
+    for cls in (Checked, Partly, Unslotted):
+        assert not eligible(cls)
+        assert constructor(cls) is cls
+
+
+def test_issued_by_hand() -> None:
+    e = constructor(Issued)("dgc-1:20260601T0900", "dgc-1", "sun-co", 100, 315, 700, 450, 989_040, "reading")
+    assert e == Issued("dgc-1:20260601T0900", "dgc-1", "sun-co", 100, 315, 700, 450, 989_040, "reading")
+    assert e.to_dict()["quantity_g"] == 315
