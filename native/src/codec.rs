@@ -285,3 +285,25 @@ pub fn new_slotted<'py>(cls: &Bound<'py, pyo3::types::PyType>, names: &Bound<'py
     }
     Ok(obj)
 }
+
+// --- state tree -------------------------------------------------------------------------------
+
+/// A state entry's place and leaf in the state tree (crev.core.statetree, the reference):
+/// (`key_hash32(key)`, `entry_leaf_hash(key, value)`) = (the first 4 bytes of SHA-256(key) as a
+/// big-endian integer, SHA-256(0x00 ‖ u16 len(key) ‖ key ‖ value)). The bucket at depth d is the
+/// first integer shifted right by 32 − d. ValueError for a key of 65,536 UTF-8 bytes or more
+/// (the reference's `struct.pack(">H")` refuses it too).
+#[pyfunction]
+pub fn state_leaf(key: &str, value: &[u8]) -> PyResult<(u32, [u8; 32])> {
+    let k = key.as_bytes();
+    let Ok(n) = u16::try_from(k.len()) else {
+        return Err(pyo3::exceptions::PyValueError::new_err("a state key is at most 65,535 bytes"));
+    };
+    let kh: [u8; 32] = Sha256::digest(k).into();
+    let mut h = Sha256::new();
+    h.update([0u8]);
+    h.update(n.to_be_bytes());
+    h.update(k);
+    h.update(value);
+    Ok((u32::from_be_bytes([kh[0], kh[1], kh[2], kh[3]]), h.finalize().into()))
+}
