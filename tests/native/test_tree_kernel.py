@@ -61,3 +61,26 @@ def test_a_lazy_tree_opened_with_and_without_the_kernel_has_the_same_levels() ->
         statetree.use_tree_kernel(True)
     assert fast._levels == slow._levels
     assert fast.root() == slow.root() == plain.root()
+
+
+def test_trees_set_through_the_kernel_and_the_reference_have_the_same_buckets_and_roots() -> None:
+    """``StateTree.set`` and ``LazyStateTree.set`` take (bucket, leaf hash) from the kernel's
+    ``state_leaf`` where it is in use: the same buckets, leaves and roots as the reference's."""
+    rng = random.Random(7)
+    items = [(f"{rng.choice('adlrtv')}/k{rng.randrange(10**6)}-é", rng.randbytes(rng.randrange(0, 300)))
+             for _ in range(2_000)]
+    trees = []
+    for use in (True, False):
+        try:
+            statetree.use_tree_kernel(use)
+            t = StateTree(8)
+            for key, value in items:
+                t.set(key, value)
+            lazy = LazyStateTree(8, StateTree(8).packed(), lambda _b: [])
+            for key, value in items:
+                lazy.set(key, value)
+            trees.append((t.root(), t._buckets, lazy.root()))
+        finally:
+            statetree.use_tree_kernel(True)
+    (root_k, buckets_k, lazy_k), (root_r, buckets_r, lazy_r) = trees
+    assert buckets_k == buckets_r and root_k == root_r == lazy_k == lazy_r

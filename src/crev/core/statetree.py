@@ -65,6 +65,8 @@ class TreeKernel(Protocol):
 
     def merkle_parents(self, level: bytes, /) -> bytes: ...
 
+    def state_leaf(self, key: str, value: bytes, /) -> tuple[int, bytes]: ...
+
 
 def _installed_tree_kernel() -> TreeKernel | None:
     try:
@@ -72,7 +74,8 @@ def _installed_tree_kernel() -> TreeKernel | None:
     except ImportError:
         return None
     # a kernel built before the tree function existed has none
-    return cast(TreeKernel, crev_native) if hasattr(crev_native, "merkle_parents") else None
+    ok = hasattr(crev_native, "merkle_parents") and hasattr(crev_native, "state_leaf")
+    return cast(TreeKernel, crev_native) if ok else None
 
 
 TREE_KERNEL = _installed_tree_kernel()
@@ -82,9 +85,18 @@ _tree_kernel = TREE_KERNEL
 def use_tree_kernel(enabled: bool) -> bool:
     """Rebuild tree levels with the kernel (True, where installed) or with the reference (False)
     from now on. Returns whether the kernel is in use."""
-    global _tree_kernel
+    global _tree_kernel, _leaf
     _tree_kernel = TREE_KERNEL if enabled else None
+    _leaf = _leaf_reference if _tree_kernel is None else _tree_kernel.state_leaf
     return _tree_kernel is not None
+
+
+def _leaf_reference(key: str, value: bytes) -> tuple[int, bytes]:
+    return key_hash32(key), entry_leaf_hash(key, value)
+
+
+# (key_hash32(key), entry_leaf_hash(key, value)): what a changed entry needs, in one kernel call
+_leaf: Callable[[str, bytes], tuple[int, bytes]] = _leaf_reference if TREE_KERNEL is None else TREE_KERNEL.state_leaf
 
 
 def parents_reference(level: bytes | bytearray, empty_pair: bytes = b"", empty_parent: bytes = b"") -> bytearray:
@@ -166,8 +178,9 @@ class StateTree:
         return self._levels[d]
 
     def set(self, key: str, value: bytes) -> None:
-        b = bucket_index(key, self.depth)
-        self._buckets.setdefault(b, {})[key] = entry_leaf_hash(key, value)
+        kh, leaf = _leaf(key, value)
+        b = kh >> (32 - self.depth)
+        self._buckets.setdefault(b, {})[key] = leaf
         self._dirty.add(b)
 
     def delete(self, key: str) -> None:
@@ -421,9 +434,10 @@ class LazyStateTree(StateTree):
     def set(self, key: str, value: bytes) -> None:
         if _SEP in key:
             raise ValueError(f"state key {key!r} contains NUL")
-        b = bucket_index(key, self.depth)
+        kh, leaf = _leaf(key, value)
+        b = kh >> (32 - self.depth)
         self.load(b)
-        self._changes.setdefault(b, {})[key] = entry_leaf_hash(key, value)
+        self._changes.setdefault(b, {})[key] = leaf
         self._dirty.add(b)
 
     def delete(self, key: str) -> None:
