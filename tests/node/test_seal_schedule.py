@@ -1,0 +1,194 @@
+"""When the node seals and when its checkpoint thread writes, under load (issue 13, item 4).
+
+Under overload the sealer must not idle with work ready, and a checkpoint being written must not
+hold a block's commit or its receipts: the front door's back-pressure promises a latency that the
+node's own pauses would break (docs/benchmarks.md, the front door under overload). Each test
+pins an order of events, not a duration: the interval clock is a fake one the test moves, and a
+stalled step is a step that blocks until the test lets it go.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import crev.node.node as node_module
+import crev.node.store as store_module
+from crev.node.node import Node, SealTurn
+
+from . import nodekit as k
+
+DEVICES = 3
+WAIT_S = 10.0  # how long a test waits for something that must happen (far longer than it takes)
+
+
+class FakeTimer:
+    """The node's interval clock, moved only by the test [s]."""
+
+    def __init__(self, t: float = 1_000.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def wait_until(cond: Any, what: str) -> None:
+    end = time.monotonic() + WAIT_S
+    while not cond():
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.002)
+
+
+@pytest.fixture()
+def ledger(tmp_path: Path) -> Path:
+    """A data directory with the owner and DGCs registered (by a node with the usual clock)."""
+    d = k.init_dir(tmp_path / "ledger")
+    node = k.open_node(d)
+    try:
+        k.register_fleet(node, DEVICES)
+    finally:
+        node.close()
+    return d
+
+
+@pytest.fixture()
+def running(ledger: Path) -> Iterator[Node]:
+    """A node writing a checkpoint after every block (on its checkpoint thread)."""
+    node = k.open_node(ledger, checkpoint_s=0.0)
+    try:
+        yield node
+    finally:
+        node.close()
+
+
+def test_with_work_waiting_the_next_block_is_sealed_once_an_interval_has_passed_since_the_last_seal_began(
+        ledger: Path) -> None:
+    """Block interval 1 s on a fake clock. Block 1 is sealed at t = 1001 and its seal "takes" the
+    whole interval (its listener moves the clock to 1002), while the next batch becomes ready. An
+    interval has passed since block 1's seal began, so block 2 is sealed at once, with the clock
+    still at 1002. (Measured from the end of block 1's seal, the sealer waited until 1003 with the
+    batch ready: under overload it idled one interval per block.)"""
+    timer = FakeTimer(1_000.0)
+    node = k.open_node(ledger, block_interval_ms=1_000, checkpoint_s=3_600.0, timer=timer)
+    heights: list[tuple[int, float]] = []
+    second: list[Any] = []
+
+    def listen(block: Any, _outcome: Any) -> None:
+        heights.append((block.header.height, timer.t))
+        if len(heights) == 1:  # block 1's seal is still going on: the next batch arrives meanwhile
+            second.append(node.submit(k.batch(DEVICES, 1)))
+            wait_until(lambda: node._ready.qsize() == 1, "the second batch to be ready to seal")
+            timer.t += 1.0  # and the seal took one whole interval
+
+    node.listeners.append(listen)
+    try:
+        start = node.state.height
+        first = node.submit(k.batch(DEVICES, 0))
+        wait_until(lambda: node._ready.qsize() == 1, "the first batch to be ready to seal")
+        timer.t += 1.0  # one interval after the seal loop started: seal
+        r1 = first.result(WAIT_S)
+        assert r1.committed and r1.height == start + 1
+        wait_until(lambda: bool(second), "the listener to submit the second batch")
+        r2 = second[0].result(WAIT_S)  # before: never, the fake clock stays at 1002
+        assert r2.committed and r2.height == start + 2
+        assert heights == [(start + 1, 1_001.0), (start + 2, 1_002.0)]
+    finally:
+        node.close()
+
+
+def test_a_checkpoint_being_built_holds_no_database_lock_a_block_commits_meanwhile(
+        running: Node, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The checkpoint thread is stopped in the middle of building a checkpoint's index rows
+    (Python work); a block sealed meanwhile commits and answers. (Before, those rows were built
+    inside the checkpoint's write transaction, so the block's commit waited for the whole of it:
+    here, for ever.)"""
+    node = running
+    real = store_module.index_events
+    entered, release = threading.Event(), threading.Event()
+
+    def stalled(*args: Any) -> None:
+        if threading.current_thread().name == "crev-checkpoint" and not release.is_set():
+            entered.set()
+            release.wait(WAIT_S * 3)
+        real(*args)
+
+    monkeypatch.setattr(store_module, "index_events", stalled)
+    try:
+        r1 = node.submit_wait(k.batch(DEVICES, 0), WAIT_S)
+        assert r1.committed
+        assert entered.wait(WAIT_S), "the checkpoint thread never built index rows"
+        r2 = node.submit(k.batch(DEVICES, 1)).result(WAIT_S)  # before: TimeoutError
+        assert r2.committed and r2.height == r1.height + 1
+    finally:
+        release.set()
+    node.flush()
+    assert node.store.checkpoint_height() == r2.height
+    with k.sql(node.data_dir) as db:
+        assert db.execute("SELECT count(*) FROM ix_readings WHERE height IN (?, ?)",
+                          (r1.height, r2.height)).fetchone()[0] == 2 * DEVICES
+
+
+def test_no_block_waits_for_eviction_between_its_commit_and_its_receipts(
+        running: Node, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a written checkpoint lets go is dropped from memory after a block's receipts and
+    listeners, never between its commit and them: its submitters do not wait for it. (Before,
+    the block committed after a checkpoint was written evicted first and answered after.)"""
+    node = running
+    events: list[tuple[str, int]] = []
+    real_evict = node_module.evict  # type: ignore[attr-defined]
+    real_commit = node.store.commit_block
+
+    def evict(*args: Any) -> Any:
+        events.append(("evict", args[1]))
+        return real_evict(*args)
+
+    def commit_block(block: Any, outcome: Any) -> None:
+        real_commit(block, outcome)
+        events.append(("commit", block.header.height))
+
+    monkeypatch.setattr(node_module, "evict", evict)
+    monkeypatch.setattr(node.store, "commit_block", commit_block)
+    node.listeners.append(lambda block, _outcome: events.append(("answered", block.header.height)))
+    heights = []
+    for j in range(4):
+        r = node.submit_wait(k.batch(DEVICES, j), WAIT_S)
+        heights.append(r.height)
+        wait_until(lambda h=r.height: node._written >= h, "the checkpoint of the block to be written")
+    wait_until(lambda: any(e == ("evict", heights[-1]) for e in events), "the last checkpoint's eviction")
+    assert [e for e in events if e[0] == "evict"], "nothing was evicted: the test did not test"
+    for h in heights:
+        done = events.index(("answered", h))
+        assert events[events.index(("commit", h)):done] == [("commit", h)], events
+    assert [e[1] for e in events if e[0] == "evict"] == heights  # each written checkpoint evicted once
+
+
+def test_the_checkpoint_thread_waits_for_a_seal_in_progress_and_no_longer_than_its_cap() -> None:
+    """``SealTurn``: between seals the checkpoint thread goes at once; during a seal it waits for
+    its end (woken by it), or gives up after the timeout."""
+    turn = SealTurn()
+    assert turn.wait_between_seals(0.0) is True
+    with turn.sealing():
+        assert turn.wait_between_seals(0.01) is False
+    assert turn.wait_between_seals(0.0) is True
+    woke: list[bool] = []
+    sealing, waiting = threading.Event(), threading.Event()
+
+    def sealer() -> None:
+        with turn.sealing():
+            sealing.set()
+            waiting.wait(WAIT_S)
+            time.sleep(0.05)  # still sealing while the other thread waits
+
+    t = threading.Thread(target=sealer)
+    t.start()
+    assert sealing.wait(WAIT_S)
+    waiting.set()
+    woke.append(turn.wait_between_seals(WAIT_S))
+    t.join()
+    assert woke == [True]
