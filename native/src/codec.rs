@@ -273,6 +273,12 @@ pub fn new_slotted<'py>(cls: &Bound<'py, pyo3::types::PyType>, names: &Bound<'py
     if names.len() != values.len() {
         return Err(pyo3::exceptions::PyTypeError::new_err("one value per field"));
     }
+    // only a class whose instances object.__new__ makes (a plain class, not int or a C type): its
+    // instances are what PyType_GenericAlloc allocates
+    let object_new = py.get_type::<pyo3::types::PyAny>().getattr(pyo3::intern!(py, "__new__"))?;
+    if !cls.getattr(pyo3::intern!(py, "__new__"))?.is(&object_new) {
+        return Err(pyo3::exceptions::PyTypeError::new_err("new_slotted builds instances of plain classes only"));
+    }
     let obj = unsafe {
         let p = pyo3::ffi::PyType_GenericAlloc(cls.as_type_ptr(), 0);
         Bound::from_owned_ptr_or_err(py, p)?

@@ -87,3 +87,14 @@ def test_issued_by_hand() -> None:
     e = constructor(Issued)("dgc-1:20260601T0900", "dgc-1", "sun-co", 100, 315, 700, 450, 989_040, "reading")
     assert e == Issued("dgc-1:20260601T0900", "dgc-1", "sun-co", 100, 315, 700, 450, 989_040, "reading")
     assert e.to_dict()["quantity_g"] == 315
+
+
+@pytest.mark.parametrize("cls", [int, str, bytes, list, dict, tuple])
+def test_new_slotted_refuses_classes_object_new_does_not_make(cls: type) -> None:
+    with pytest.raises(TypeError, match="plain classes only"):
+        crev_native.new_slotted(cls, (), ())
+
+
+def test_new_slotted_wants_one_value_per_field() -> None:
+    with pytest.raises(TypeError, match="one value per field"):
+        crev_native.new_slotted(Segment, ("start",), (1, 2))
