@@ -313,3 +313,38 @@ pub fn state_leaf(key: &str, value: &[u8]) -> PyResult<(u32, [u8; 32])> {
     h.update(value);
     Ok((u32::from_be_bytes([kh[0], kh[1], kh[2], kh[3]]), h.finalize().into()))
 }
+
+// --- events -----------------------------------------------------------------------------------
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// An event's JSON form, as `crev.ledger.events.Event.to_dict` builds it: `{"type": type_, name:
+/// value, ...}` for each of `names` in order, a bytes value as its lowercase hex text, a tuple as a
+/// list of its items, anything else as it is.
+#[pyfunction]
+pub fn event_dict<'py>(event: &Bound<'py, PyAny>, type_: &Bound<'py, PyAny>, names: &Bound<'py, PyTuple>)
+                       -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+    let py = event.py();
+    let d = pyo3::types::PyDict::new(py);
+    d.set_item(pyo3::intern!(py, "type"), type_)?;
+    let mut hex = String::new();
+    for n in names.iter() {
+        let n = n.cast_into::<PyString>()?;
+        let v = event.getattr(&n)?;
+        if let Ok(b) = v.cast_exact::<PyBytes>() {
+            hex.clear();
+            for &x in b.as_bytes() {
+                hex.push(HEX[(x >> 4) as usize] as char);
+                hex.push(HEX[(x & 15) as usize] as char);
+            }
+            d.set_item(n, PyString::new(py, &hex))?;
+        } else if v.is_instance_of::<PyBytes>() {
+            d.set_item(n, v.call_method0(pyo3::intern!(py, "hex"))?)?;
+        } else if v.is_instance_of::<PyTuple>() {
+            d.set_item(n, PyList::new(py, v.try_iter()?.collect::<PyResult<Vec<_>>>()?)?)?;
+        } else {
+            d.set_item(n, v)?;
+        }
+    }
+    Ok(d)
+}

@@ -230,6 +230,7 @@ fn crev_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(codec::parse_readings_tx, m)?)?;
     m.add_function(wrap_pyfunction!(codec::new_slotted, m)?)?;
     m.add_function(wrap_pyfunction!(codec::state_leaf, m)?)?;
+    m.add_function(wrap_pyfunction!(codec::event_dict, m)?)?;
     m.add_function(wrap_pyfunction!(merkle::merkle_parents, m)?)?;
     m.add("LIBSODIUM_RULES", "1.0.20-stable crypto_sign_verify_detached")?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from crev.core.encoding import use_codec_kernel
 from crev.ledger import events
 from crev.ledger.events import DeviceUpdated, Event, ReadingAccepted
 
@@ -29,12 +30,20 @@ def plain_dict(e: Event) -> dict[str, Any]:
     return out
 
 
+@pytest.mark.parametrize("kernel", [False, True], ids=["reference", "kernel"])
 @pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
-def test_every_event_reads_as_field_by_field(cls: type[Event]) -> None:
-    e = cls(*[SAMPLES[str(f.type)] for f in fields(cls)])
-    assert e.to_value() == plain_value(e)
-    assert e.to_dict() == plain_dict(e)
-    assert list(e.to_dict()) == ["type", *[f.name for f in fields(cls)]]  # the JSON keeps the field order
+def test_every_event_reads_as_field_by_field(cls: type[Event], kernel: bool) -> None:
+    """With the reference and, where installed, with the kernel's ``event_dict``."""
+    if kernel and not use_codec_kernel(True):
+        pytest.skip("crev_native is not installed")
+    use_codec_kernel(kernel)
+    try:
+        e = cls(*[SAMPLES[str(f.type)] for f in fields(cls)])
+        assert e.to_value() == plain_value(e)
+        assert e.to_dict() == plain_dict(e)
+        assert list(e.to_dict()) == ["type", *[f.name for f in fields(cls)]]  # the JSON keeps the field order
+    finally:
+        use_codec_kernel(True)
 
 
 def test_reading_accepted_by_hand() -> None:

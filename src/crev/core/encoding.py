@@ -82,6 +82,8 @@ class CodecKernel(Protocol):
 
     def new_slotted(self, cls: type, names: tuple[str, ...], values: tuple[Any, ...], /) -> Any: ...
 
+    def event_dict(self, event: Any, type_: str, names: tuple[str, ...], /) -> dict[str, Any]: ...
+
 
 def _installed_kernel() -> CodecKernel | None:
     try:
@@ -89,7 +91,7 @@ def _installed_kernel() -> CodecKernel | None:
     except ImportError:
         return None
     # a kernel built before the codec existed verifies signatures only
-    return cast(CodecKernel, crev_native) if hasattr(crev_native, "new_slotted") else None
+    return cast(CodecKernel, crev_native) if hasattr(crev_native, "event_dict") else None
 
 
 KERNEL = _installed_kernel()

@@ -9,22 +9,20 @@ from dataclasses import dataclass, fields
 from operator import attrgetter
 from typing import Any, ClassVar
 
+from crev.core.encoding import codec_kernel
+
 
 class _Layout:
-    """How to read one event class's fields fast: its field names (in order), one getter of all
-    their values, and the fields whose declared type may hold bytes or tuples (which the JSON
-    form turns into hex and arrays). Made once per class, on first use."""
+    """How to read one event class's fields fast: its field names (in order) and one getter of all
+    their values. Made once per class, on first use."""
 
-    __slots__ = ("get", "names", "special")
+    __slots__ = ("get", "names")
 
     def __init__(self, cls: type) -> None:
         self.names = tuple(f.name for f in fields(cls))
         one = attrgetter(*self.names) if self.names else None
         self.get: Callable[[Any], tuple[Any, ...]] = (
             (lambda _e: ()) if one is None else one if len(self.names) > 1 else (lambda e: (one(e),)))
-        types = {f.name: str(f.type) for f in fields(cls)}
-        self.special = tuple(n for n in self.names if "bytes" in types[n] or "tuple" in types[n]
-                             or types[n] in ("Any", "object"))
 
 
 _LAYOUTS: dict[type, _Layout] = {}
@@ -47,10 +45,11 @@ class Event:
 
     def to_dict(self) -> dict[str, Any]:
         lay = _LAYOUTS.get(type(self)) or _layout(type(self))
+        k = codec_kernel()
+        if k is not None:  # the same dict, built in one call (crev_native.event_dict)
+            return k.event_dict(self, self.type, lay.names)
         out: dict[str, Any] = {"type": self.type}
-        out.update(zip(lay.names, lay.get(self)))  # noqa: B905 - the getter reads exactly these names
-        for n in lay.special:
-            v = out[n]
+        for n, v in zip(lay.names, lay.get(self)):  # noqa: B905 - the getter reads exactly these names
             out[n] = v.hex() if isinstance(v, bytes) else list(v) if isinstance(v, tuple) else v
         return out
 
