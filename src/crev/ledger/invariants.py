@@ -15,6 +15,8 @@
 * Slot tallies: a device's tallies issued what its lots did (Σ issued_g = the device's issued_g),
   and the debt its reconciliations recorded is what it still owes plus what it repaid.
 * Delegates: each acts for an existing account, and no delegate id is an account id.
+* Readings: each reading record is of a registered device and has a seq no greater than the
+  device's last accepted seq (which lets a new reading skip the look-up for a prior one).
 """
 
 from __future__ import annotations
@@ -83,6 +85,17 @@ def check_invariants(state: State) -> None:
         raise InvalidBlock("supply.retired_g", "retired units without a retirement record")
     check_money(state, per_escrow)
     check_tallies(state)
+    check_readings(state)
+
+
+def check_readings(state: State) -> None:
+    devices = state.devices
+    for device_id, seq in state.readings:
+        dev = devices.get(device_id)
+        if dev is None:
+            raise InvalidBlock(f"reading {device_id}/{seq}", f"no device {device_id!r}")
+        if seq > dev.last_seq:
+            raise InvalidBlock(f"reading {device_id}/{seq}", f"is above the device's last_seq {dev.last_seq}")
 
 
 def check_tallies(state: State) -> None:

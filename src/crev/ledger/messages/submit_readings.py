@@ -179,7 +179,10 @@ def accept_reading(ctx: Any, r: Reading) -> tuple[list[Any], bool]:
     dev = st.devices.get(r.device_id)
     if dev is None:
         raise NotFoundError("device_id", f"no device {r.device_id!r}")
-    prior = st.readings.get((r.device_id, r.seq))
+    # A device's accepted readings all have seq ≤ its last_seq (each is accepted only above it,
+    # and last_seq only grows; ledger/invariants.py checks it), so a reading above last_seq has no
+    # prior and the record map, on disk on a node (node/lazystate.py), is not asked.
+    prior = None if r.seq > dev.last_seq else st.readings.get((r.device_id, r.seq))
     if prior is not None:
         if prior.reading_hash == r.hash:
             return ["duplicate", prior.lot_id, st.lots[prior.lot_id].quantity_g if prior.lot_id else 0], False
