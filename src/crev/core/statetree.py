@@ -327,6 +327,10 @@ class BucketMismatch(ValueError):
 
 
 _SEP = "\x00"  # between the keys of a held bucket (no state key contains it: ids are [a-z0-9._-])
+_NUL = b"\x00"
+# A held bucket is at least this long, so that CPython serves it from malloc, not from its
+# small-object allocator (requests up to 512 bytes, a bytes object's header included): see below.
+_HELD_MIN = 512
 
 
 class LazyStateTree(StateTree):
@@ -358,7 +362,7 @@ class LazyStateTree(StateTree):
         self._fetch = fetch
         self._mismatch = mismatch
         self.fetches = 0  # buckets fetched (and checked) so far
-        self._held: dict[int, tuple[str, bytes]] = {}  # bucket → (NUL-joined sorted keys, their leaf hashes)
+        self._held: dict[int, bytes] = {}  # bucket → its entries, packed (``_pack``)
         self._changes: dict[int, dict[str, bytes | None]] = {}  # bucket → key → new leaf (None: deleted)
         self._touched = set()  # built from stored bucket hashes: none differs from them yet
         level = bytearray(packed)
@@ -401,29 +405,31 @@ class LazyStateTree(StateTree):
         changes = self._changes.get(b)
         if changes is not None and key in changes:
             return changes[key]
-        keys, leaves = self._held[b]
-        at = keys.find(_SEP + key + _SEP)
+        held = self._held[b]
+        start = 8 + int.from_bytes(held[:4], "big") * HASH_SIZE  # the keys, after the leaf hashes
+        at = held.find(_NUL + key.encode() + _NUL, start, start + int.from_bytes(held[4:8], "big"))
         if at < 0:
             return None
-        i = keys.count(_SEP, 0, at) * HASH_SIZE
-        return leaves[i:i + HASH_SIZE]
+        i = 8 + held.count(_NUL, start, at) * HASH_SIZE
+        return held[i:i + HASH_SIZE]
 
     def _bucket(self, b: int) -> dict[str, bytes]:
         self.load(b)
         self._fold(b)
-        return _unpack(*self._held[b])
+        return _unpack(self._held[b])
 
     def _bucket_hash(self, b: int) -> bytes:
         self._fold(b)
-        leaves = self._held[b][1]
-        return hashlib.sha256(b"\x02" + leaves).digest() if leaves else _EMPTY_BUCKET
+        held = self._held[b]
+        n = int.from_bytes(held[:4], "big")
+        return hashlib.sha256(b"\x02" + held[8:8 + n * HASH_SIZE]).digest() if n else _EMPTY_BUCKET
 
     def _fold(self, b: int) -> None:
         """Fold bucket ``b``'s waiting changes into its held form."""
         changes = self._changes.pop(b, None)
         if not changes:
             return
-        entries = _unpack(*self._held[b])
+        entries = _unpack(self._held[b])
         for k, leaf in changes.items():
             if leaf is None:
                 entries.pop(k, None)
@@ -457,21 +463,29 @@ class LazyStateTree(StateTree):
         return dropped
 
 
-def _pack(keys: Sequence[str], leaves: dict[str, bytes]) -> tuple[str, bytes]:
-    """A held bucket from its sorted keys and their leaf hashes."""
-    if not keys:
-        return _SEP, b""
-    joined = _SEP + _SEP.join(keys) + _SEP
-    if joined.count(_SEP) != len(keys) + 1:
+def _pack(keys: Sequence[str], leaves: dict[str, bytes]) -> bytes:
+    """A held bucket from its sorted keys and their leaf hashes, as one ``bytes``: the count and the
+    keys' length (u32 each), the leaf hashes in key order, then the keys in UTF-8, each between
+    NULs, then NULs up to ``_HELD_MIN``. One object per bucket, and never a small one: a node holds the buckets a
+    checkpoint's worth of blocks touched, and small objects of sizes that grow with the entries per
+    bucket left CPython's allocator holding more 1 MiB arenas at each size (it returns an arena only
+    when all of it is free), where memory from malloc is given back after each eviction."""
+    joined = _NUL + _NUL.join([k.encode() for k in keys]) + _NUL if keys else _NUL
+    if joined.count(_NUL) != len(keys) + 1:
         raise ValueError(f"a state key in bucket of {keys[0]!r} contains NUL")
-    return joined, b"".join([leaves[k] for k in keys])
+    head = len(keys).to_bytes(4, "big") + len(joined).to_bytes(4, "big")
+    held = head + b"".join([leaves[k] for k in keys]) + joined
+    return held + bytes(_HELD_MIN - len(held)) if len(held) < _HELD_MIN else held
 
 
-def _unpack(keys: str, leaves: bytes) -> dict[str, bytes]:
+def _unpack(held: bytes) -> dict[str, bytes]:
     """A held bucket's entries, key → leaf hash, in key order."""
-    if keys == _SEP:
+    n = int.from_bytes(held[:4], "big")
+    if not n:
         return {}
-    return {k: leaves[i * HASH_SIZE:(i + 1) * HASH_SIZE] for i, k in enumerate(keys[1:-1].split(_SEP))}
+    start = 8 + n * HASH_SIZE
+    keys = held[start + 1:start + int.from_bytes(held[4:8], "big") - 1].split(_NUL)
+    return {k.decode(): held[8 + i * HASH_SIZE:8 + (i + 1) * HASH_SIZE] for i, k in enumerate(keys)}
 
 
 def root_of(items: Sequence[tuple[str, bytes]], depth: int = DEFAULT_DEPTH) -> bytes:
