@@ -15,7 +15,7 @@
 The clients run in a separate process so they do not compete with the server for its interpreter
 lock; both share this machine's cores, as a gateway on the same host would.
 
-    python bench/bench_frontdoor.py [--rate 10000] [--batch 500] [--seconds 8] [--quick]
+    python bench/bench_frontdoor.py [--rate 10000] [--batch 500] [--seconds 8] [--quick] [--no-off] [--no-attack]
 """
 
 from __future__ import annotations
@@ -73,6 +73,7 @@ def _open_loop(port: int, batches: list[bytes], interval: float, retry: bool = F
     Retrying gateways each own the batches ``i % groups == g`` (their devices) and post them in
     order, each at its time or once the one before is answered, whichever is later."""
     out: list[tuple[int, float, int]] = []  # (status, latency s, readings accepted)
+    sent: list[tuple[float, float]] = []  # (admitted try sent at, s after the start; its latency s)
     tries = [0]
     lock = threading.Lock()
 
@@ -98,6 +99,8 @@ def _open_loop(port: int, batches: list[bytes], interval: float, retry: bool = F
         n = sum(1 for d in json.loads(body)["detail"] if d[0] == "accepted") if status == 200 else 0
         with lock:
             out.append((status, dt, n))
+            if status == 200:
+                sent.append((t0 - start, dt))
 
     def gateway(mine: list[tuple[int, bytes]]) -> None:  # retrying gateways post their own batches in order
         for i, raw in mine:
@@ -129,7 +132,7 @@ def _open_loop(port: int, batches: list[bytes], interval: float, retry: bool = F
             "admitted": len(ok), "p50": statistics.median(ok) if ok else float("nan"), "p99": pct(ok, 99),
             "max": max(ok, default=float("nan")), "refused_503": tries[0] - len(out) if retry else
             sum(1 for st, _, _ in out if st == 503),
-            "other": sorted({st for st, _, _ in out} - {200, 503})}
+            "other": sorted({st for st, _, _ in out} - {200, 503}), "sent": sorted(sent)}
 
 
 def _attack(port: int, honest: list[list[bytes]], forged: list[bytes], seconds: float,
@@ -218,6 +221,9 @@ def overload(args: argparse.Namespace, admission: Admission, label: str, retry: 
               f"{', other ' + str(r['other']) if r['other'] else ''}); admitted "
               f"p50 {r['p50']:.2f} s p99 {r['p99']:.2f} s max {r['max']:.2f} s; RSS {rss0:,.0f} → {rss1:,.0f} MB"
               f"{f'; node rate {admission.rate() / 1e3:,.0f} kB/s' if admission.rate() else ''}")
+        if args.timeline:  # which admitted batches were slow, by when they were sent
+            slow = [f"{t:.1f}:{dt:.2f}" for t, dt in r["sent"] if dt > 0.8]
+            print(f"    admitted batches answered after 0.8 s (sent at s: latency s): {' '.join(slow) or 'none'}")
     finally:
         srv.stop()
         node.close()
@@ -268,6 +274,8 @@ def main() -> None:
     ap.add_argument("--age-only", action="store_true",
                     help="also run the earlier rule (refuse while the oldest waiting is 0.5 s old) for comparison")
     ap.add_argument("--no-attack", action="store_true", help="only the overload runs")
+    ap.add_argument("--no-off", action="store_true", help="skip the run with back-pressure off")
+    ap.add_argument("--timeline", action="store_true", help="list the admitted batches answered after 0.8 s")
     ap.add_argument("--quick", action="store_true", help="small and short (for the test suite)")
     args = ap.parse_args()
     if args.quick:
@@ -275,7 +283,8 @@ def main() -> None:
     print(f"machine: {machine()}")
     print("(a) overload, open loop:")
     off = 1e9
-    overload(args, Admission(budget_s=off, max_wait_s=off, max_bytes=2**62), "back-pressure off")
+    if not args.no_off:
+        overload(args, Admission(budget_s=off, max_wait_s=off, max_bytes=2**62), "back-pressure off")
     if args.age_only:
         overload(args, Admission(budget_s=off, max_wait_s=0.5), "queue age 0.5 s only")
     for budget in args.budget:
