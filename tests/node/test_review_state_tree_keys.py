@@ -1,0 +1,49 @@
+"""Review of the held-bucket form of ``LazyStateTree`` (statetree.py, 51289ef/ac72a59/50bc8e5): it
+joins a bucket's keys with NUL and refuses a state key holding one, on the ground that "no state
+key contains it: ids are [a-z0-9._-]". An emission factor row's key is free text
+(``FactorRow.check``: non-empty, at most 64 characters), and its state key is ``f/<key>/<fy>/<kind>``,
+so an operator's ``set_emission_factors`` can create one. A plain ``State`` (``crev verify``, a
+consortium member, any full replay) seals that block; the node, whose state is lazy, raises from
+``State.seal`` and its sealer stops (``node.fatal``)."""
+
+from __future__ import annotations
+
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from crev.core.factors import FactorRow
+from crev.ledger.apply import BlockBuilder, SigCache, apply_block
+from crev.ledger.genesis import Genesis, state_from_genesis
+from crev.ledger.messages.set_emission_factors import SetEmissionFactors
+from crev.node.node import DB_FILE, GENESIS_FILE
+from crev.node.store import Store
+from tests.node import nodekit as k
+
+
+@pytest.mark.xfail(strict=True, raises=ValueError,
+                   reason="LazyStateTree refuses a state key with NUL, which a factor row's free-text key "
+                          "can hold; a plain State accepts it (review of 51289ef/ac72a59)")
+def test_a_factor_key_with_nul_seals_on_the_node_as_on_a_plain_state(tmp_path: Path) -> None:
+    d = k.init_dir(tmp_path / "ledger")
+    node = k.open_node(d, checkpoint_s=0.0)
+    s = k.register_fleet(node, 1)
+    node.stop()
+    try:
+        tx = s.tx(k.OPERATOR, SetEmissionFactors((FactorRow("kan\x00sai", 2025, "adjusted", 400, "typo"),)))
+        # the plain state: genesis and every stored block, then the same transaction in the next block
+        plain = state_from_genesis(Genesis.from_json((d / GENESIS_FILE).read_text("utf-8")))
+        with closing(Store(d / DB_FILE)) as store:
+            for block in store.blocks():
+                apply_block(plain, block)
+        builder = BlockBuilder(plain, plain.height + 1, k.NOW, SigCache())
+        builder.add(tx)
+        expected = builder.finish()
+        assert expected.results[0].ok, expected.results[0].error
+        # the node (its state read lazily): the same block must give the same root
+        out = node.finalize_block([tx], k.NOW)
+        assert out.results[0].ok, out.results[0].error
+        assert out.header.state_root == expected.header.state_root
+    finally:
+        node.close()
