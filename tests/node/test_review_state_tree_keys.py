@@ -1,17 +1,13 @@
-"""Review of the held-bucket form of ``LazyStateTree`` (statetree.py, 51289ef/ac72a59/50bc8e5): it
-joins a bucket's keys with NUL and refuses a state key holding one, on the ground that "no state
-key contains it: ids are [a-z0-9._-]". An emission factor row's key is free text
-(``FactorRow.check``: non-empty, at most 64 characters), and its state key is ``f/<key>/<fy>/<kind>``,
-so an operator's ``set_emission_factors`` can create one. A plain ``State`` (``crev verify``, a
-consortium member, any full replay) seals that block; the node, whose state is lazy, raises from
-``State.seal`` and its sealer stops (``node.fatal``)."""
+"""A state key may hold a NUL: an emission factor row's key is free text (``FactorRow.check``:
+non-empty, at most 64 characters) and its state key is ``f/<key>/<fy>/<kind>``. A plain ``State``
+(``crev verify``, a consortium member, any full replay) seals such a block; the node, whose state
+tree is lazy and holds each loaded bucket's keys NUL-separated, must seal the same block with the
+same root (a review found it raised instead and stopped the sealer)."""
 
 from __future__ import annotations
 
 from contextlib import closing
 from pathlib import Path
-
-import pytest
 
 from crev.core.factors import FactorRow
 from crev.ledger.apply import BlockBuilder, SigCache, apply_block
@@ -22,9 +18,6 @@ from crev.node.store import Store
 from tests.node import nodekit as k
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason="LazyStateTree refuses a state key with NUL, which a factor row's free-text key "
-                          "can hold; a plain State accepts it (review of 51289ef/ac72a59)")
 def test_a_factor_key_with_nul_seals_on_the_node_as_on_a_plain_state(tmp_path: Path) -> None:
     d = k.init_dir(tmp_path / "ledger")
     node = k.open_node(d, checkpoint_s=0.0)

@@ -326,8 +326,9 @@ class BucketMismatch(ValueError):
         super().__init__(f"bucket {bucket}'s {len(keys)} entries do not hash to its committed bucket hash")
 
 
-_SEP = "\x00"  # between the keys of a held bucket (no state key contains it: ids are [a-z0-9._-])
+_SEP = "\x00"  # between the keys of a held bucket, unless one of them holds it (a factor row's free-text key may)
 _NUL = b"\x00"
+_PREFIXED = 1 << 31  # in a held bucket's second word: its keys are length-prefixed, not NUL-separated
 # A held bucket is at least this long, so that CPython serves it from malloc, not from its
 # small-object allocator (requests up to 512 bytes, a bytes object's header included): see below.
 _HELD_MIN = 512
@@ -398,16 +399,19 @@ class LazyStateTree(StateTree):
 
     def leaf(self, key: str) -> bytes | None:
         """The leaf hash of ``key`` as the tree holds it now (None: absent), loading its bucket."""
-        if _SEP in key:  # no key holds one (``set`` refuses it), and it would match across keys
-            return None
         b = bucket_index(key, self.depth)
         self.load(b)
         changes = self._changes.get(b)
         if changes is not None and key in changes:
             return changes[key]
         held = self._held[b]
+        word = int.from_bytes(held[4:8], "big")
+        if word & _PREFIXED:  # a key with NUL in this bucket: read it whole (never seen in practice)
+            return _unpack(held).get(key)
+        if _SEP in key:  # the bucket's keys hold no NUL, so not this key; and it would match across keys
+            return None
         start = 8 + int.from_bytes(held[:4], "big") * HASH_SIZE  # the keys, after the leaf hashes
-        at = held.find(_NUL + key.encode() + _NUL, start, start + int.from_bytes(held[4:8], "big"))
+        at = held.find(_NUL + key.encode() + _NUL, start, start + word)
         if at < 0:
             return None
         i = 8 + held.count(_NUL, start, at) * HASH_SIZE
@@ -438,8 +442,6 @@ class LazyStateTree(StateTree):
         self._held[b] = _pack(sorted(entries), entries)
 
     def set(self, key: str, value: bytes) -> None:
-        if _SEP in key:
-            raise ValueError(f"state key {key!r} contains NUL")
         kh, leaf = _leaf(key, value)
         b = kh >> (32 - self.depth)
         self.load(b)
@@ -466,14 +468,20 @@ class LazyStateTree(StateTree):
 def _pack(keys: Sequence[str], leaves: dict[str, bytes]) -> bytes:
     """A held bucket from its sorted keys and their leaf hashes, as one ``bytes``: the count and the
     keys' length (u32 each), the leaf hashes in key order, then the keys in UTF-8, each between
-    NULs, then NULs up to ``_HELD_MIN``. One object per bucket, and never a small one: a node holds the buckets a
-    checkpoint's worth of blocks touched, and small objects of sizes that grow with the entries per
-    bucket left CPython's allocator holding more 1 MiB arenas at each size (it returns an arena only
-    when all of it is free), where memory from malloc is given back after each eviction."""
-    joined = _NUL + _NUL.join([k.encode() for k in keys]) + _NUL if keys else _NUL
+    NULs (so ``find`` locates a whole key), then NULs up to ``_HELD_MIN``. If a key holds a NUL
+    itself (a factor row's key is free text), the keys are each prefixed by their length (u16)
+    instead and the second word carries ``_PREFIXED``. One object per bucket, and never a small
+    one: a node holds the buckets a checkpoint's worth of blocks touched, and small objects of
+    sizes that grow with the entries per bucket left CPython's allocator holding more 1 MiB arenas
+    at each size (it returns an arena only when all of it is free), where memory from malloc is
+    given back after each eviction."""
+    encoded = [k.encode() for k in keys]
+    joined = _NUL + _NUL.join(encoded) + _NUL if keys else _NUL
+    word = len(joined)
     if joined.count(_NUL) != len(keys) + 1:
-        raise ValueError(f"a state key in bucket of {keys[0]!r} contains NUL")
-    head = len(keys).to_bytes(4, "big") + len(joined).to_bytes(4, "big")
+        joined = b"".join([len(e).to_bytes(2, "big") + e for e in encoded])
+        word = len(joined) | _PREFIXED
+    head = len(keys).to_bytes(4, "big") + word.to_bytes(4, "big")
     held = head + b"".join([leaves[k] for k in keys]) + joined
     return held + bytes(_HELD_MIN - len(held)) if len(held) < _HELD_MIN else held
 
@@ -484,7 +492,16 @@ def _unpack(held: bytes) -> dict[str, bytes]:
     if not n:
         return {}
     start = 8 + n * HASH_SIZE
-    keys = held[start + 1:start + int.from_bytes(held[4:8], "big") - 1].split(_NUL)
+    word = int.from_bytes(held[4:8], "big")
+    if word & _PREFIXED:
+        keys: list[bytes] = []
+        at = start
+        for _ in range(n):
+            size = int.from_bytes(held[at:at + 2], "big")
+            keys.append(held[at + 2:at + 2 + size])
+            at += 2 + size
+    else:
+        keys = held[start + 1:start + word - 1].split(_NUL)
     return {k.decode(): held[8 + i * HASH_SIZE:8 + (i + 1) * HASH_SIZE] for i, k in enumerate(keys)}
 
 
