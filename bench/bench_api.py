@@ -34,6 +34,7 @@ import shutil
 import statistics
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -131,14 +132,21 @@ def _http_load(port: int, kind: str, work: list[Any], clients: int) -> tuple[flo
             c = local.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
         return c
 
+    turned_away = [0]  # 503 "overloaded" answers (back-pressure), each retried after its Retry-After
+
     def post(raw: bytes) -> int:
-        c = conn()
-        c.request("POST", "/v1/tx?wait=true", body=raw, headers={"Content-Type": "application/cbor"})
-        r = c.getresponse()
-        body = r.read()
-        if r.status != 200:
-            raise RuntimeError(f"POST /v1/tx: {r.status} {body[:300]!r}")
-        return sum(1 for d in json.loads(body)["detail"] if d[0] == "accepted")
+        while True:
+            c = conn()
+            c.request("POST", "/v1/tx?wait=true", body=raw, headers={"Content-Type": "application/cbor"})
+            r = c.getresponse()
+            body = r.read()
+            if r.status == 503 and b'"overloaded"' in body:  # as a gateway does: wait as told, send again
+                turned_away[0] += 1
+                time.sleep(float(r.getheader("Retry-After") or 1))
+                continue
+            if r.status != 200:
+                raise RuntimeError(f"POST /v1/tx: {r.status} {body[:300]!r}")
+            return sum(1 for d in json.loads(body)["detail"] if d[0] == "accepted")
 
     def get(path: str) -> int:
         c = conn()
@@ -149,7 +157,11 @@ def _http_load(port: int, kind: str, work: list[Any], clients: int) -> tuple[flo
             raise RuntimeError(f"GET {path}: {r.status} {body[:300]!r}")
         return len(body)
 
-    return threaded(work, clients, post if kind == "tx" else get)
+    out = threaded(work, clients, post if kind == "tx" else get)
+    if turned_away[0]:
+        print(f"  (the node's back-pressure answered 503 {turned_away[0]:,} times; each was sent again after its "
+              f"Retry-After, and the latencies include those waits)", flush=True)
+    return out
 
 
 def http_load(port: int, kind: str, work: list[Any], clients: int) -> tuple[float, list[float], int]:
