@@ -240,6 +240,21 @@ def test_lazy_records_evict_keeps_only_what_the_store_lacks() -> None:
     assert sorted(recs) == ["a", "d"]  # complete again: stored "a" (held), "c" removed, plus "d"
 
 
+def seal(node: Node, txs: list[bytes], t: int) -> None:
+    """One block of ``txs`` at time ``t`` through the manual path, every transaction accepted."""
+    out = node.finalize_block(txs, t)
+    assert all(r.ok for r in out.results), [r.error for r in out.results]
+    node.commit()
+
+
+def restarted(d: Path) -> Node:
+    """The node on ``d`` opened again (its state read lazily from the checkpoint), stopped so that
+    blocks come only through the manual path."""
+    node = k.open_node(d, checkpoint_s=0.0)
+    node.stop()
+    return node
+
+
 def test_after_a_restart_an_offer_naming_no_lots_reads_its_sellers_lots_not_every_lot(tmp_path: Path) -> None:
     """The tradable-lot index of a node whose lots are on disk is seeded from the store's index
     rows (issued to, transferred to, bought by): an offer naming no lots reads the seller's lots
@@ -268,13 +283,10 @@ def test_after_a_restart_an_offer_naming_no_lots_reads_its_sellers_lots_not_ever
                         s.tx(k.OWNER, ask(100, ((lot_id(2, 2), 100),))),
                         s.tx(k.BUYER, PlaceOrder("spot", BID, 30_000, 100, "gtc", 0, ANY, (), None))]
             t += 10
-            out = node.finalize_block(txs, t)
-            assert all(r.ok for r in out.results), [r.error for r in out.results]
-            node.commit()
+            seal(node, txs, t)
     finally:
         node.close()
-    node = k.open_node(d, checkpoint_s=0.0)
-    node.stop()
+    node = restarted(d)
     try:
         st = node.state
         cp = checkpoint_of(st)
@@ -319,13 +331,10 @@ def test_listing_retirements_reads_the_page_not_every_retirement(tmp_path: Path)
         # 12 retirements: the buyer's are the 4th, 8th and 12th
         txs += [retire(k.BUYER if n % 4 == 3 else k.OWNER, lot_id(n % 3, 0) if n % 4 != 3 else lot_id(3, 0), f"r{n}")
                 for n in range(12)]
-        out = node.finalize_block(txs, t + 10)
-        assert all(r.ok for r in out.results), [r.error for r in out.results]
-        node.commit()
+        seal(node, txs, t + 10)
     finally:
         node.close()
-    node = k.open_node(d, checkpoint_s=0.0)
-    node.stop()
+    node = restarted(d)
     try:
         st, store = node.state, node.store
         cp = checkpoint_of(st)
