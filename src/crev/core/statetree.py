@@ -342,13 +342,13 @@ class LazyStateTree(StateTree):
     trusting anything fetched; after that, a bucket that loads is authentic. Changes work as in
     ``StateTree`` (a changed bucket is loaded first).
 
-    A loaded bucket is held as two objects, whatever its size: its keys, sorted and joined by NUL
-    (with one before the first and after the last, so ``find`` locates a whole key), and their
-    leaf hashes concatenated in the same order. Changes wait in a small map until the bucket is
-    rehashed (``root()``), which folds them in. Holding each entry as its own key and hash objects
-    instead cost two small objects per entry in every bucket a block touched, held until the next
-    checkpoint: as buckets filled with history, that peak grew with it, and Python's allocator kept
-    the arenas it had needed (RSS grew 439 B a reading at depth 12, docs/benchmarks.md).
+    A loaded bucket is held as one ``bytes`` object whatever its size (``_pack``: its leaf hashes
+    and its sorted keys, padded so that it never comes from CPython's small-object allocator).
+    Changes wait in a small map until the bucket is rehashed (``root()``), which folds them in.
+    Holding each entry as its own key and hash objects instead cost two small objects per entry in
+    every bucket a block touched, held until the next checkpoint: as buckets filled with history,
+    that peak grew with it, and Python's allocator kept the arenas it had needed (RSS grew 439 B a
+    reading at depth 12, docs/benchmarks.md).
 
     ``evict(keep)`` drops the loaded entries of every bucket but ``keep``: the caller promises that
     the store ``fetch`` reads from now holds exactly those buckets' entries as the tree last hashed
@@ -425,8 +425,7 @@ class LazyStateTree(StateTree):
     def _bucket_hash(self, b: int) -> bytes:
         self._fold(b)
         held = self._held[b]
-        n = int.from_bytes(held[:4], "big")
-        return hashlib.sha256(b"\x02" + held[8:8 + n * HASH_SIZE]).digest() if n else _EMPTY_BUCKET
+        return bucket_hash((held[8:8 + int.from_bytes(held[:4], "big") * HASH_SIZE],))
 
     def _fold(self, b: int) -> None:
         """Fold bucket ``b``'s waiting changes into its held form."""
