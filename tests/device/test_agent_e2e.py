@@ -12,10 +12,12 @@ API, and the agent in process or as a `crev dgc run` process.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import random
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -158,6 +160,21 @@ def toml(doc: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def signed_so_far(tmp: Path) -> int:
+    """The seq of the last reading a running agent has signed, read from its outbox (read-only)."""
+    path = tmp / "outbox.sqlite"
+    if not path.exists():
+        return 0
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+    try:
+        row = db.execute("SELECT value FROM state WHERE key = 'dgc'").fetchone()
+    except sqlite3.OperationalError:  # the agent has not created its tables yet
+        return 0
+    finally:
+        db.close()
+    return int(json.loads(row[0]).get("seq", 0)) if row else 0
+
+
 def ledger_readings(node: Node) -> list[tuple[int, int]]:
     """(seq, interval_start) of the site's readings on the ledger, by seq."""
     return sorted((seq, rec.interval_start) for (dev, seq), rec in node.state.readings.items() if dev == SURPLUS_SITE)
@@ -242,10 +259,16 @@ def test_kill_9_at_random_moments_loses_nothing_and_issues_nothing_twice(tmp: Pa
         cfg_file.write_text(toml(doc))
         env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
         for _cycle in range(4):
+            before = signed_so_far(tmp)
             p = subprocess.Popen([sys.executable, "-m", "crev.cli", "dgc", "run", str(cfg_file)], cwd=ROOT, env=env,
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             procs.append(p)
-            time.sleep(rng.uniform(2.0, 4.0))
+            # each agent signs a few readings before its kill, however long a loaded machine takes
+            # to start it; then the kill comes at a random moment
+            deadline = time.time() + 60
+            while signed_so_far(tmp) < before + 3 and time.time() < deadline and p.poll() is None:
+                time.sleep(0.1)
+            time.sleep(rng.uniform(0.0, 2.0))
             assert p.poll() is None, p.stdout.read() if p.stdout else ""
             p.send_signal(signal.SIGKILL)
             p.wait(10)
