@@ -10,9 +10,11 @@ submission-to-committed-issuance latency at fixed offered loads (the default con
     python bench/bench_readings.py [--devices 20000] [--per-device 5] [--batch 1000]
                                    [--configs pynacl/processes,kernel/processes,kernel/threads]
 
-A configuration is verifier/workers[/codec]: ``kernel/threads/reference`` verifies with the kernel
-and decodes and encodes with the reference codec (crev.core.encoding) instead of the kernel's, so
-that one run compares the two on fresh ledgers (default codec: the kernel's, where installed).
+A configuration is verifier/workers[/codec[/tree]]: ``kernel/threads/reference`` verifies with the
+kernel and decodes and encodes with the reference codec (crev.core.encoding) instead of the
+kernel's, so that one run compares the two on fresh ledgers (default codec: the kernel's, where
+installed); ``kernel/threads/kernel/reference`` keeps the kernel's codec but hashes, packs and
+updates the state tree with the reference (crev.core.statetree) instead of the kernel.
 
 ``--profile`` instead times, in this one interpreter and without a node, the stages of the reading
 path on blocks of ``--devices × --per-device`` readings (docs/benchmarks.md: 5,000 × 4 = 20,000),
@@ -39,6 +41,7 @@ from common import CHAIN, T0, batch_tx, key, machine, make_ledger, now, signed_r
 from crev.core.encoding import encode, use_codec_kernel
 from crev.core.factors import FactorRow
 from crev.core.signing import Signer, use_kernel
+from crev.core.statetree import use_tree_kernel
 from crev.ledger.apply import BlockBuilder, SigCache
 from crev.ledger.genesis import Genesis, state_from_genesis
 from crev.ledger.messages.register_device import RegisterDevice
@@ -232,12 +235,14 @@ def main() -> None:
     configs = a.configs.split(",")
     node = d = None
     for config in configs:
-        verifier, workers, codec = (config + "/kernel").split("/")[:3]
+        verifier, workers, codec, tree = (config + "/kernel/kernel").split("/")[:4]
         if not use_kernel(verifier == "kernel") and verifier == "kernel":
             print(f"[{config}] skipped: crev_native is not installed (pip install ./native)")
             continue
         if not use_codec_kernel(codec == "kernel") and codec == "kernel":
             print(f"[{config}] (the kernel's codec is not installed: the reference codec decodes and encodes)")
+        if not use_tree_kernel(tree == "kernel") and tree == "kernel":
+            print(f"[{config}] (the kernel's tree functions are not installed: the reference hashes the tree)")
         if node is not None:
             node.close()
             shutil.rmtree(d, ignore_errors=True)  # type: ignore[arg-type]

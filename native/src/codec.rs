@@ -302,16 +302,9 @@ pub fn new_slotted<'py>(cls: &Bound<'py, pyo3::types::PyType>, names: &Bound<'py
 #[pyfunction]
 pub fn state_leaf(key: &str, value: &[u8]) -> PyResult<(u32, [u8; 32])> {
     let k = key.as_bytes();
-    let Ok(n) = u16::try_from(k.len()) else {
-        return Err(pyo3::exceptions::PyValueError::new_err("a state key is at most 65,535 bytes"));
-    };
+    let leaf = crate::bucket::leaf_hash(k, value)?;
     let kh: [u8; 32] = Sha256::digest(k).into();
-    let mut h = Sha256::new();
-    h.update([0u8]);
-    h.update(n.to_be_bytes());
-    h.update(k);
-    h.update(value);
-    Ok((u32::from_be_bytes([kh[0], kh[1], kh[2], kh[3]]), h.finalize().into()))
+    Ok((u32::from_be_bytes([kh[0], kh[1], kh[2], kh[3]]), leaf))
 }
 
 // --- events -----------------------------------------------------------------------------------

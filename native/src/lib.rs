@@ -22,6 +22,7 @@
 use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
 use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::{IsIdentity, VartimeMultiscalarMul};
+mod bucket;
 mod codec;
 mod merkle;
 
@@ -232,6 +233,9 @@ fn crev_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(codec::state_leaf, m)?)?;
     m.add_function(wrap_pyfunction!(codec::event_dict, m)?)?;
     m.add_function(wrap_pyfunction!(merkle::merkle_parents, m)?)?;
+    m.add_function(wrap_pyfunction!(merkle::merkle_update, m)?)?;
+    m.add_function(wrap_pyfunction!(bucket::bucket_pack, m)?)?;
+    m.add_function(wrap_pyfunction!(bucket::bucket_fold, m)?)?;
     m.add("LIBSODIUM_RULES", "1.0.20-stable crypto_sign_verify_detached")?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -5,7 +5,7 @@
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyByteArray, PyBytes, PyList};
 use sha2::{Digest, Sha256};
 
 /// The level above `level` (pairs of 32-byte hashes, left then right): one 32-byte parent per
@@ -29,4 +29,49 @@ pub fn merkle_parents<'py>(py: Python<'py>, level: &[u8]) -> PyResult<Bound<'py,
         out
     });
     Ok(PyBytes::new(py, &out))
+}
+
+/// The levels above changed buckets, recomputed in place: `levels[d]` is level d's bytearray
+/// (2^(depth − d) hashes of 32 bytes, `depth = len(levels) − 1`), level 0 already holding the new
+/// bucket hashes; `dirty` the buckets that changed. Every ancestor of a dirty bucket is rehashed,
+/// level by level, as `StateTree._recompute` does (the reference). Holds the GIL: the bytearrays
+/// are the tree's own and nothing else may touch them meanwhile.
+#[pyfunction]
+pub fn merkle_update(levels: &Bound<'_, PyList>, dirty: Vec<u64>) -> PyResult<()> {
+    let n = levels.len();
+    if n == 0 || n > 25 {
+        return Err(PyValueError::new_err(format!("levels: {n}, a tree of depth 0..24 has 1..25")));
+    }
+    let depth = n - 1;
+    let arrays: Vec<Bound<'_, PyByteArray>> =
+        levels.iter().map(|l| l.cast_into::<PyByteArray>().map_err(PyErr::from)).collect::<PyResult<_>>()?;
+    for (d, a) in arrays.iter().enumerate() {
+        if a.len() != 32usize << (depth - d) {
+            return Err(PyValueError::new_err(format!(
+                "level {d}: {} bytes, depth {depth} needs {}", a.len(), 32usize << (depth - d))));
+        }
+    }
+    let mut cur = dirty;
+    if let Some(&b) = cur.iter().find(|&&b| b >> depth != 0) {
+        return Err(PyValueError::new_err(format!("bucket {b}: depth {depth} has {} buckets", 1u64 << depth)));
+    }
+    cur.sort_unstable();
+    cur.dedup();
+    for d in 0..depth {
+        // SAFETY: the GIL is held for the whole call and no Python code runs in it, so nothing
+        // else reads or resizes these bytearrays; `below` and `above` are distinct objects (their
+        // lengths differ).
+        let below = unsafe { arrays[d].as_bytes() };
+        let above = unsafe { arrays[d + 1].as_bytes_mut() };
+        cur.dedup_by_key(|i| *i >> 1);
+        for i in cur.iter_mut() {
+            let p = (*i >> 1) as usize;
+            let mut h = Sha256::new();
+            h.update([0x01u8]);
+            h.update(&below[p * 64..p * 64 + 64]);
+            above[p * 32..p * 32 + 32].copy_from_slice(&h.finalize());
+            *i = p as u64;
+        }
+    }
+    Ok(())
 }

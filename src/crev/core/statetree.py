@@ -22,7 +22,7 @@ from __future__ import annotations
 import builtins
 import hashlib
 import struct
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, cast
 
@@ -67,14 +67,21 @@ class TreeKernel(Protocol):
 
     def state_leaf(self, key: str, value: bytes, /) -> tuple[int, bytes]: ...
 
+    def merkle_update(self, levels: list[bytearray], dirty: list[int], /) -> None: ...
+
+    def bucket_pack(self, rows: list[tuple[str, bytes]], /) -> tuple[bytes, bytes] | None: ...
+
+    def bucket_fold(self, held: bytes, changes: dict[str, bytes | None], /) -> bytes: ...
+
 
 def _installed_tree_kernel() -> TreeKernel | None:
     try:
         import crev_native  # the compiled kernel, where `pip install ./native` built it
     except ImportError:
         return None
-    # a kernel built before the tree function existed has none
-    ok = hasattr(crev_native, "merkle_parents") and hasattr(crev_native, "state_leaf")
+    # a kernel built before the tree functions existed lacks some: the tree then uses none of them
+    ok = all(hasattr(crev_native, f) for f in ("merkle_parents", "state_leaf", "merkle_update", "bucket_pack",
+                                                "bucket_fold"))
     return cast(TreeKernel, crev_native) if ok else None
 
 
@@ -83,8 +90,8 @@ _tree_kernel = TREE_KERNEL
 
 
 def use_tree_kernel(enabled: bool) -> bool:
-    """Rebuild tree levels with the kernel (True, where installed) or with the reference (False)
-    from now on. Returns whether the kernel is in use."""
+    """Hash leaves, rebuild and update levels and pack held buckets with the kernel (True, where
+    installed) or with the reference (False) from now on. Returns whether the kernel is in use."""
     global _tree_kernel, _leaf
     _tree_kernel = TREE_KERNEL if enabled else None
     _leaf = _leaf_reference if _tree_kernel is None else _tree_kernel.state_leaf
@@ -115,6 +122,28 @@ def parents(level: bytes | bytearray, empty_pair: bytes = b"", empty_parent: byt
     if k is None:
         return parents_reference(level, empty_pair, empty_parent)
     return bytearray(k.merkle_parents(bytes(level)))
+
+
+def update_levels_reference(levels: list[bytearray], dirty: Iterable[int]) -> None:
+    """Rehash, level by level, every ancestor of the buckets ``dirty`` in ``levels`` (level 0
+    already holds their new hashes; ``len(levels) − 1`` is the depth)."""
+    sha = hashlib.sha256
+    for d in range(len(levels) - 1):
+        below, above = levels[d], levels[d + 1]
+        up = {i >> 1 for i in dirty}
+        for p in up:
+            o = p * 2 * HASH_SIZE
+            above[p * HASH_SIZE:(p + 1) * HASH_SIZE] = sha(b"\x01" + below[o:o + 2 * HASH_SIZE]).digest()
+        dirty = up
+
+
+def update_levels(levels: list[bytearray], dirty: Collection[int]) -> None:
+    """``update_levels_reference``, by the kernel where it is installed and in use."""
+    k = _tree_kernel
+    if k is None:
+        update_levels_reference(levels, dirty)
+    else:
+        k.merkle_update(levels, list(dirty))
 
 
 @dataclass(frozen=True)
@@ -250,14 +279,7 @@ class StateTree:
         lv0 = self._level(0)
         for b in dirty:
             lv0[b * HASH_SIZE:(b + 1) * HASH_SIZE] = self._bucket_hash(b)
-        sha = hashlib.sha256
-        for d in range(self.depth):
-            below, above = self._levels[d], self._levels[d + 1]
-            parents = {i >> 1 for i in dirty}
-            for p in parents:
-                o = p * 2 * HASH_SIZE
-                above[p * HASH_SIZE:(p + 1) * HASH_SIZE] = sha(b"\x01" + below[o:o + 2 * HASH_SIZE]).digest()
-            dirty = parents
+        update_levels(self._levels, dirty)
 
     def prove(self, key: str, value: bytes | None) -> StateProof:
         self.root()
@@ -390,6 +412,13 @@ class LazyStateTree(StateTree):
             return None
         rows = list(self._fetch(b))
         self.fetches += 1
+        kernel = _tree_kernel
+        if kernel is not None:
+            got = kernel.bucket_pack(rows)
+            if got is not None and got[1] == self.committed_bucket_hash(b):
+                self._held[b] = got[0]
+                return rows
+            # else refused below, by the reference, which names the keys
         leaves = {k: entry_leaf_hash(k, v) for k, v in rows}
         keys = sorted(leaves)
         if len(leaves) != len(rows) or bucket_hash(leaves[k] for k in keys) != self.committed_bucket_hash(b):
@@ -431,6 +460,10 @@ class LazyStateTree(StateTree):
         """Fold bucket ``b``'s waiting changes into its held form."""
         changes = self._changes.pop(b, None)
         if not changes:
+            return
+        kernel = _tree_kernel
+        if kernel is not None:
+            self._held[b] = kernel.bucket_fold(self._held[b], changes)
             return
         entries = _unpack(self._held[b])
         for k, leaf in changes.items():

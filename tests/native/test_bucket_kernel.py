@@ -1,0 +1,183 @@
+"""The kernel's held buckets and level updates (``crev_native.bucket_pack``, ``bucket_fold``,
+``merkle_update``) change speed, never bytes: each equals the Python reference
+(``statetree._pack``/``_unpack``, ``LazyStateTree.load``/``_fold``, ``update_levels_reference``)
+on hand-made and random buckets, keys holding NUL or non-ASCII characters among them, and a lazy
+tree driven through both ends with the same held bytes and roots."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+
+import pytest
+
+from crev.core import statetree
+from crev.core.statetree import (
+    HASH_SIZE,
+    LazyStateTree,
+    StateTree,
+    bucket_hash,
+    entry_leaf_hash,
+    update_levels_reference,
+)
+
+crev_native = pytest.importorskip(
+    "crev_native", reason="crev_native (native/, Rust) is not installed: `pip install ./native` needs cargo")
+if not hasattr(crev_native, "bucket_fold"):
+    pytest.skip("the installed crev_native predates bucket_fold: pip install ./native", allow_module_level=True)
+
+
+def reference_pack(rows: list[tuple[str, bytes]]) -> tuple[bytes, bytes]:
+    leaves = {k: entry_leaf_hash(k, v) for k, v in rows}
+    keys = sorted(leaves)
+    return statetree._pack(keys, leaves), bucket_hash(leaves[k] for k in keys)
+
+
+def reference_fold(held: bytes, changes: dict[str, bytes | None]) -> bytes:
+    entries = statetree._unpack(held)
+    for k, leaf in changes.items():
+        if leaf is None:
+            entries.pop(k, None)
+        else:
+            entries[k] = leaf
+    return statetree._pack(sorted(entries), entries)
+
+
+def random_key(rng: random.Random) -> str:
+    return rng.choice(["l/", "r/", "d/", "f/", "t/"]) + "".join(
+        rng.choice("ab-:09éあ\x00" if rng.random() < 0.05 else "ab-:09é") for _ in range(rng.randrange(1, 40)))
+
+
+def test_one_entry_by_hand() -> None:
+    leaf = hashlib.sha256(b"\x00\x00\x03d/x" + b"v").digest()
+    held, h = crev_native.bucket_pack([("d/x", b"v")])
+    head = (1).to_bytes(4, "big") + (5).to_bytes(4, "big")  # one key; b"\0d/x\0" is 5 bytes
+    assert held == (head + leaf + b"\x00d/x\x00").ljust(512, b"\x00")
+    assert h == hashlib.sha256(b"\x02" + leaf).digest()
+
+
+def test_an_empty_bucket_is_a_count_of_zero_and_one_nul() -> None:
+    held, h = crev_native.bucket_pack([])
+    assert held == ((0).to_bytes(4, "big") + (1).to_bytes(4, "big") + b"\x00").ljust(512, b"\x00")
+    assert h == hashlib.sha256(b"\x02").digest()
+    assert crev_native.bucket_fold(held, {"a/1": None}) == held  # deleting what is absent changes nothing
+
+
+def test_a_key_holding_nul_makes_the_keys_length_prefixed() -> None:
+    rows = [("f/b", b"2"), ("f/a\x00z", b"1")]
+    held, _ = crev_native.bucket_pack(rows)
+    keys = (5).to_bytes(2, "big") + b"f/a\x00z" + (3).to_bytes(2, "big") + b"f/b"  # sorted: "f/a\0z" < "f/b"
+    assert held[4:8] == (len(keys) | 1 << 31).to_bytes(4, "big")
+    assert held[8 + 2 * HASH_SIZE:8 + 2 * HASH_SIZE + len(keys)] == keys
+    assert (held, _) == reference_pack(rows)
+    # the NUL key deleted: back to NUL-separated keys, as the reference packs them
+    assert crev_native.bucket_fold(held, {"f/a\x00z": None}) == reference_pack([("f/b", b"2")])[0]
+
+
+def test_a_key_fetched_twice_is_no_bucket() -> None:
+    assert crev_native.bucket_pack([("a/1", b"x"), ("a/2", b"y"), ("a/1", b"x")]) is None
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_buckets_pack_and_fold_as_the_reference(seed: int) -> None:
+    rng = random.Random(seed)
+    for _ in range(150):
+        keys = {random_key(rng) for _ in range(rng.choice([0, 1, 2, 5, 30, 200]))}
+        rows = [(k, rng.randbytes(rng.randrange(0, 120))) for k in keys]
+        got = crev_native.bucket_pack(rows)
+        assert got is not None and got == reference_pack(rows)
+        held = got[0]
+        changes: dict[str, bytes | None] = {}
+        for _ in range(rng.randrange(1, 20)):
+            k = rng.choice(sorted(keys)) if keys and rng.random() < 0.6 else random_key(rng)
+            changes[k] = None if rng.random() < 0.3 else rng.randbytes(32)
+        assert crev_native.bucket_fold(held, changes) == reference_fold(held, changes)
+
+
+@pytest.mark.parametrize("held", [b"", b"\x00" * 7, (5).to_bytes(4, "big") + bytes(508),
+                                  (1).to_bytes(4, "big") + (900).to_bytes(4, "big") + bytes(504)])
+def test_a_malformed_held_bucket_is_refused(held: bytes) -> None:
+    with pytest.raises(ValueError, match="held bucket: truncated or malformed"):
+        crev_native.bucket_fold(held, {"a/1": bytes(32)})
+
+
+def test_a_leaf_that_is_not_32_bytes_is_refused() -> None:
+    held, _ = crev_native.bucket_pack([])
+    with pytest.raises(ValueError, match="a leaf hash is 32 bytes"):
+        crev_native.bucket_fold(held, {"a/1": bytes(31)})
+
+
+@pytest.mark.parametrize("depth", [1, 2, 5, 10])
+def test_level_updates_equal_the_reference(depth: int) -> None:
+    rng = random.Random(depth)
+    levels = [bytearray(rng.randbytes(HASH_SIZE << (depth - d))) for d in range(depth + 1)]
+    for _ in range(20):
+        dirty = [rng.randrange(1 << depth) for _ in range(rng.randrange(1, 1 + (1 << depth)))]
+        for b in dirty:
+            levels[0][b * HASH_SIZE:(b + 1) * HASH_SIZE] = rng.randbytes(HASH_SIZE)
+        expect = [bytearray(lv) for lv in levels]
+        update_levels_reference(expect, set(dirty))
+        crev_native.merkle_update(levels, dirty)
+        assert levels == expect
+
+
+def test_a_level_update_by_hand() -> None:
+    a, b = bytes(range(32)), bytes(range(32, 64))
+    levels = [bytearray(a + b), bytearray(32)]
+    crev_native.merkle_update(levels, [1])
+    assert bytes(levels[1]) == hashlib.sha256(b"\x01" + a + b).digest()
+
+
+def test_level_updates_refuse_a_bucket_past_the_depth_or_a_level_of_the_wrong_size() -> None:
+    levels = [bytearray(64), bytearray(32)]
+    with pytest.raises(ValueError, match="bucket 2: depth 1 has 2 buckets"):
+        crev_native.merkle_update(levels, [2])
+    with pytest.raises(ValueError, match="level 1: 64 bytes, depth 1 needs 32"):
+        crev_native.merkle_update([bytearray(64), bytearray(64)], [0])
+    assert levels == [bytearray(64), bytearray(32)]  # refused before anything was written
+
+
+def test_a_lazy_tree_through_the_kernel_holds_what_the_reference_holds() -> None:
+    """Loads, changes, deletions and evictions through both: the same held bytes and roots."""
+    depth = 6
+    rng = random.Random(3)
+    base = {random_key(rng): rng.randbytes(20) for _ in range(800)}
+    plain = StateTree(depth)
+    for k, v in base.items():
+        plain.set(k, v)
+    packed = plain.packed()
+
+    def fetch(b: int) -> list[tuple[str, bytes]]:
+        return [(k, v) for k, v in base.items() if statetree.bucket_index(k, depth) == b]
+
+    steps = [[(random_key(rng) if rng.random() < 0.5 else rng.choice(sorted(base)),
+               None if rng.random() < 0.2 else rng.randbytes(10)) for _ in range(60)] for _ in range(5)]
+    runs = []
+    for use in (True, False):
+        try:
+            statetree.use_tree_kernel(use)
+            t = LazyStateTree(depth, packed, fetch)
+            roots = [t.root()]
+            for step in steps:
+                for k, v in step:
+                    if v is None:
+                        t.delete(k)
+                    else:
+                        t.set(k, v)
+                roots.append(t.root())
+            runs.append((roots, dict(t._held), t.fetches))
+        finally:
+            statetree.use_tree_kernel(True)
+    assert runs[0] == runs[1]
+    assert runs[0][0][0] == plain.root()
+
+
+def test_a_tampered_bucket_is_refused_through_the_kernel_naming_its_keys() -> None:
+    depth = 4
+    plain = StateTree(depth)
+    plain.set("d/one", b"1")
+    b = statetree.bucket_index("d/one", depth)
+    t = LazyStateTree(depth, plain.packed(), lambda _b: [("d/one", b"2")])
+    with pytest.raises(statetree.BucketMismatch, match=f"bucket {b}'s 1 entries"):
+        t.load(b)
+    assert not t.loaded(b)
