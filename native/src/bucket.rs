@@ -133,8 +133,12 @@ pub fn bucket_pack<'py>(py: Python<'py>, rows: &Bound<'py, PyAny>)
 pub fn bucket_fold<'py>(py: Python<'py>, held: &[u8], changes: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyBytes>> {
     let old = unpack(held)?;
     let mut ch: Vec<(Vec<u8>, Option<[u8; 32]>)> = Vec::with_capacity(changes.len());
-    for (k, v) in changes.iter() {
+    for item in changes.items().iter() {  // a snapshot of the dict's items
+        let (k, v): (Bound<'py, PyAny>, Bound<'py, PyAny>) = item.extract()?;
         let k = k.cast_into::<PyString>()?;
+        if k.to_str()?.len() > u16::MAX as usize {
+            return Err(PyValueError::new_err("a state key is at most 65,535 bytes"));
+        }
         let leaf: Option<[u8; 32]> = if v.is_none() {
             None
         } else {

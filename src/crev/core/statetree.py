@@ -414,12 +414,18 @@ class LazyStateTree(StateTree):
         self.fetches += 1
         kernel = _tree_kernel
         if kernel is not None:
-            got = kernel.bucket_pack(rows)
+            try:
+                got = kernel.bucket_pack(rows)
+            except (TypeError, ValueError):  # a row no state entry can be: refused below, as by the reference
+                got = None
             if got is not None and got[1] == self.committed_bucket_hash(b):
                 self._held[b] = got[0]
                 return rows
             # else refused below, by the reference, which names the keys
-        leaves = {k: entry_leaf_hash(k, v) for k, v in rows}
+        try:
+            leaves = {k: entry_leaf_hash(k, v) for k, v in rows}
+        except (struct.error, TypeError, ValueError):  # e.g. a key over 65,535 bytes: never stored by a node
+            raise self._mismatch(b, sorted(str(k) for k, _ in rows)) from None
         keys = sorted(leaves)
         if len(leaves) != len(rows) or bucket_hash(leaves[k] for k in keys) != self.committed_bucket_hash(b):
             raise self._mismatch(b, keys)
