@@ -128,9 +128,10 @@ pub fn bucket_pack<'py>(py: Python<'py>, rows: &Bound<'py, PyAny>)
     Ok(Some((PyBytes::new(py, &held), PyBytes::new(py, &hash))))
 }
 
-/// A held bucket with `changes` (key → new leaf hash, or None: deleted) folded in.
+/// A held bucket with `changes` (key → new leaf hash, or None: deleted) folded in, and its hash.
 #[pyfunction]
-pub fn bucket_fold<'py>(py: Python<'py>, held: &[u8], changes: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyBytes>> {
+pub fn bucket_fold<'py>(py: Python<'py>, held: &[u8], changes: &Bound<'py, PyDict>)
+                        -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
     let old = unpack(held)?;
     let mut ch: Vec<(Vec<u8>, Option<[u8; 32]>)> = Vec::with_capacity(changes.len());
     for item in changes.items().iter() {  // a snapshot of the dict's items
@@ -160,5 +161,6 @@ pub fn bucket_fold<'py>(py: Python<'py>, held: &[u8], changes: &Bound<'py, PyDic
         }
     }
     merged.extend(old);
-    Ok(PyBytes::new(py, &pack(&merged).0))
+    let (held, hash) = pack(&merged);
+    Ok((PyBytes::new(py, &held), PyBytes::new(py, &hash)))
 }

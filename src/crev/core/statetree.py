@@ -71,7 +71,7 @@ class TreeKernel(Protocol):
 
     def bucket_pack(self, rows: list[tuple[str, bytes]], /) -> tuple[bytes, bytes] | None: ...
 
-    def bucket_fold(self, held: bytes, changes: dict[str, bytes | None], /) -> bytes: ...
+    def bucket_fold(self, held: bytes, changes: dict[str, bytes | None], /) -> tuple[bytes, bytes]: ...
 
 
 def _installed_tree_kernel() -> TreeKernel | None:
@@ -458,19 +458,22 @@ class LazyStateTree(StateTree):
         return _unpack(self._held[b])
 
     def _bucket_hash(self, b: int) -> bytes:
-        self._fold(b)
+        folded = self._fold(b)
+        if folded is not None:
+            return folded
         held = self._held[b]
         return bucket_hash((held[8:8 + int.from_bytes(held[:4], "big") * HASH_SIZE],))
 
-    def _fold(self, b: int) -> None:
-        """Fold bucket ``b``'s waiting changes into its held form."""
+    def _fold(self, b: int) -> bytes | None:
+        """Fold bucket ``b``'s waiting changes into its held form. Returns the bucket's new hash
+        where the kernel folded it (it hashes what it packs), else None."""
         changes = self._changes.pop(b, None)
         if not changes:
-            return
+            return None
         kernel = _tree_kernel
         if kernel is not None:
-            self._held[b] = kernel.bucket_fold(self._held[b], changes)
-            return
+            self._held[b], folded = kernel.bucket_fold(self._held[b], changes)
+            return folded
         entries = _unpack(self._held[b])
         for k, leaf in changes.items():
             if leaf is None:
@@ -478,6 +481,7 @@ class LazyStateTree(StateTree):
             else:
                 entries[k] = leaf
         self._held[b] = _pack(sorted(entries), entries)
+        return None
 
     def set(self, key: str, value: bytes) -> None:
         kh, leaf = _leaf(key, value)
