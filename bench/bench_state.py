@@ -22,12 +22,16 @@ source lines whose allocations grew most (per reading added); it slows the inges
 use it at small sizes. ``--trim`` also prints the RSS after ``malloc_trim(0)`` (memory the C allocator
 held free). SIGINT (Ctrl-C) measures at the end of the round under way and stops there.
 
+``--market`` lists a market in which every owner offers all of each new lot to one buyer whose bid
+takes everything: each reading then also places an order that a trade fills at once (closed orders
+grow with the history; the node keeps only the open ones in memory).
+
 Bars (issue 12): RSS after 10M readings ≤ 1.2 × RSS after 1M readings (10,000 devices); a read-only
 open (``crev report`` of one site) at 10M readings in < 2 s.
 
     python bench/bench_state.py [--sizes 1000000,2000000,5000000,10000000] [--devices 10000]
         [--owners 10000] [--depth 20] [--batch 5000] [--window 2] [--restart] [--tracemalloc]
-        [--keep DIR] [--signed DIR]
+        [--keep DIR] [--signed DIR] [--market]
 """
 
 from __future__ import annotations
@@ -55,9 +59,17 @@ sys.path.insert(0, os.path.dirname(__file__))
 from common import CHAIN, T0, key, machine, make_ledger, now
 from crev.core.encoding import encode
 from crev.core.signing import Signer
+from crev.ledger.messages.deposit_jpy import DepositJpy
+from crev.ledger.messages.list_market import ListMarket
+from crev.ledger.messages.place_order import PlaceOrder
+from crev.ledger.messages.register_participant import RegisterParticipant
+from crev.ledger.messages.set_offer_policy import SetOfferPolicy
 from crev.ledger.messages.submit_readings import SubmitReadings, reading_payload
 from crev.ledger.params import Params
+from crev.ledger.records import ANY, BID
 from crev.ledger.tx import build_tx
+from crev.node.lazystate import LazyRecords
+from crev.node.node import Node
 
 SLOT = 1800  # [s] one reading per device per 30-minute slot
 START = T0 + 9 * 3600  # [unix s] the first round's interval start (on a slot boundary)
@@ -139,6 +151,32 @@ def sign_rounds(signed: Path, rounds: int, devices: int, batch: int) -> tuple[in
     return len(todo), now() - t
 
 
+MARKET_PRICE = 1_000  # [JPY per t-CO2e] --market: the buyer's bid and every owner's offer policy
+
+
+def open_market(node: Node, owners: list[tuple[str, str, Signer]], devices: int, readings: int) -> None:
+    """``--market``: list a continuous market ``spot``, register a buyer ``b0`` whose one bid takes
+    every lot offered (``readings`` × 400 g, more than a reading issues), and give every owner an
+    offer policy for all of each new lot at that price: each reading then places an order that a
+    trade fills and closes at once, so closed orders grow with the history as lots do."""
+    op, buyer = key("operator"), key("b0")
+    nonce = len(owners) + devices  # make_ledger registered each owner and device with the operator's key
+    txs: list[bytes] = []
+    for msg in (RegisterParticipant("b0", "Buyer 0", "buyer", buyer.public_key, os.urandom(16)),
+                ListMarket("spot", "Spot", "continuous", ANY, 1, 10**9, 1, 0, 0, True),
+                DepositJpy("b0", 10**12, "BANK-1")):
+        txs.append(build_tx(CHAIN, msg, "operator", nonce, op))
+        nonce += 1
+    txs.append(build_tx(CHAIN, PlaceOrder("spot", BID, MARKET_PRICE, readings * 400, "gtc", 0, ANY, (), None),
+                        "b0", 0, buyer))
+    txs += [build_tx(CHAIN, SetOfferPolicy("spot", 10_000, MARKET_PRICE), acct, 0, signer)
+            for acct, _, signer in owners]
+    for f in [node.submit(raw) for raw in txs]:
+        r = f.result(900)
+        if not r.ok:
+            raise RuntimeError(f"market set-up refused: {r.error}")
+
+
 def owner_of(i: int, devices: int, owners: int) -> str:
     return f"c{i * owners // devices:05d}"
 
@@ -185,6 +223,7 @@ def disk_bytes(d: Path) -> int:
 RESTART = """
 import json, sys, time
 t = time.perf_counter()
+from crev.node.lazystate import LazyRecords
 from crev.node.node import Node
 t_import = time.perf_counter() - t
 t = time.perf_counter()
@@ -265,6 +304,9 @@ def main() -> None:
     ap.add_argument("--trim", action="store_true",
                     help="at each size, also give memory free in the C allocator back (malloc_trim) and print RSS")
     ap.add_argument("--keep", default=None, help="build in this directory (must not exist) and keep it")
+    ap.add_argument("--market", action="store_true",
+                    help="every owner offers all of each new lot (offer policy) to one buyer's bid that takes all: "
+                         "an order and a trade per reading")
     a = ap.parse_args()
     owners = a.owners or a.devices
     sizes = sorted(int(s) for s in a.sizes.split(","))
@@ -294,12 +336,15 @@ def main() -> None:
     node, d, clock = make_ledger(a.devices, data_dir=d, clock_start=START, owners=owner_list,
                                  owner_of=lambda i: owner_of(i, a.devices, owners),
                                  params=Params(state_tree_depth=a.depth))
+    if a.market:
+        open_market(node, owner_list, a.devices, rounds_at[-1] * a.devices)
     setup_s = now() - t
     node.flush()
     gc.collect()
     rss0 = status_kb("VmRSS")
-    print(f"set-up: {owners:,} participants and {a.devices:,} devices registered in {setup_s:.1f} s; "
-          f"RSS {rss0 / 1024:,.0f} MB", flush=True)
+    print(f"set-up: {owners:,} participants and {a.devices:,} devices registered"
+          f"{', a market, a buyer bidding for every lot and an offer policy per owner' if a.market else ''} "
+          f"in {setup_s:.1f} s; RSS {rss0 / 1024:,.0f} MB", flush=True)
 
     total_rounds = rounds_at[-1]
     inflight: deque[list[Future[Any]]] = deque()
@@ -350,6 +395,13 @@ def main() -> None:
               f"{accepted - last_accepted:,}; RSS {row['rss_kb'] / 1024:,.0f} MB (peak {row['hwm_kb'] / 1024:,.0f}); "
               f"on disk {row['disk'] / 1e9:.2f} GB = {row['disk'] / accepted:,.0f} B/reading; "
               f"{row['elapsed_s'] / 60:.1f} min so far; load average {os.getloadavg()[0]:.1f}", flush=True)
+        if a.market:
+            with node.lock:
+                sup, orders = node.state.supply, node.state.orders
+                held = orders.resident() if isinstance(orders, LazyRecords) else len(orders)
+                n_open = len(node.state.open_orders().open)
+            print(f"  market: {sup.orders:,} orders placed, {sup.trades:,} trades, {n_open:,} open; "
+                  f"{held:,} orders held in memory", flush=True)
         row["blocks"] = sys.getallocatedblocks()
         pm = row["pymalloc"] = pymalloc_stats()
         line = (f"  memory: anonymous {status_kb('RssAnon') / 1024:,.0f} MB, file-backed "

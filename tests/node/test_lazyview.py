@@ -554,8 +554,9 @@ def test_lazy_state_tree_matches_the_plain_tree() -> None:
 
 
 def test_the_node_reads_its_checkpoint_lazily_holding_the_small_kinds_whole(built: tuple[Path, int, bytes]) -> None:
-    """A node starts like a view (node/lazystate.py), but holds every device, account, market and
-    order at once (its check stage reads them without the lock); no lot or reading record yet."""
+    """A node starts like a view (node/lazystate.py), but holds every device, account and market and
+    the open orders at once (its check stage reads them without the lock); no lot or reading record
+    and no closed order yet."""
     d = built[0]
     copy = d.parent / "node-copy"
     shutil.copytree(d, copy)
@@ -563,7 +564,12 @@ def test_the_node_reads_its_checkpoint_lazily_holding_the_small_kinds_whole(buil
     try:
         st: State = node.state
         assert isinstance(st.lots, LazyRecords) and isinstance(st.tree, LazyStateTree)
-        assert resident_records(st) == {"lots": 0, "readings": 0, "retirements": 0, "tallies": 0, "controls": 0}
+        # the two offers are open (600 g, 400 sold; 500 g), the bid that bought 400 g is filled: on disk
+        assert resident_records(st) == {"lots": 0, "readings": 0, "retirements": 0, "tallies": 0, "controls": 0,
+                                        "orders": 2}
+        held = {oid: (o.side, o.remaining_g, o.status) for oid, o in dict.items(st.orders)}
+        assert held == {"o-00000001": ("ask", 200, "open"), "o-00000003": ("ask", 500, "open")}
+        assert st.orders["o-00000002"].status == "filled" and resident_records(st)["orders"] == 3
         assert isinstance(st.devices, LazyRecords) and st.devices.resident() == len(st.devices) > 0
         assert st.lots[PRE_LOT].quantity_g == k.PER_READING_G
         assert resident_records(st)["lots"] == 1

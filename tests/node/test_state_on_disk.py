@@ -28,7 +28,7 @@ from crev.node.store import Store
 from tests.node import nodekit as k
 
 DEVICES = 4
-NOTHING = {"lots": 0, "readings": 0, "retirements": 0, "tallies": 0, "controls": 0}
+NOTHING = {"lots": 0, "readings": 0, "retirements": 0, "tallies": 0, "controls": 0, "orders": 0}
 
 
 def reference(d: Path) -> State:
@@ -186,6 +186,32 @@ def test_a_forged_state_row_is_refused_when_read(history: Path, tmp_path: Path) 
         with pytest.raises(InvalidBlock, match=message):
             node.state.lots[lot_id(1, 7)]
         assert node.state.lots[lot_id(1, 8)].quantity_g == k.PER_READING_G  # another bucket reads fine
+    finally:
+        node.close()
+
+
+@pytest.mark.parametrize("forged", ["CAST(value AS TEXT)", "length(value)", "CAST(length(value) AS REAL)"])
+def test_a_state_value_of_another_sqlite_type_is_read_as_its_bytes(history: Path, tmp_path: Path, forged: str) -> None:
+    """SQLite keeps a value of any type in a BLOB column. The state is read as bytes: a value turned
+    into text holding the same bytes (not even valid UTF-8 here) reads back as the same record, and
+    a number is refused like changed bytes, naming its bucket."""
+    import shutil
+
+    d = tmp_path / "ledger"
+    shutil.copytree(history, d)
+    key = f"l/{lot_id(2, 5)}"
+    with closing(k.sql(d)) as db:
+        assert db.execute(f"UPDATE state SET value = {forged} WHERE key = ?", (key,)).rowcount == 1
+        assert db.execute("SELECT typeof(value) FROM state WHERE key = ?", (key,)).fetchone()[0] != "blob"
+    node = k.open_node(d, start=False, checkpoint_s=0.0)
+    try:
+        if forged.startswith("CAST(value"):
+            assert node.state.lots[lot_id(2, 5)].quantity_g == k.PER_READING_G
+        else:
+            with pytest.raises(InvalidBlock, match=rf"^state: state bucket \d+ as stored \(\d+ entries: "
+                                                   rf".*{key!r}.*\) does not hash to the bucket hash"):
+                node.state.lots[lot_id(2, 5)]
+        assert node.state.lots[lot_id(2, 6)].quantity_g == k.PER_READING_G
     finally:
         node.close()
 
@@ -356,3 +382,146 @@ def test_listing_retirements_reads_the_page_not_every_retirement(tmp_path: Path)
         assert [r["retirement_id"] for r in got["items"]] == ["ret-00000013", "ret-00000012"] and got["total"] == 4
     finally:
         node.close()
+
+
+def test_closed_orders_leave_memory_and_the_open_ones_come_back_from_the_order_index(tmp_path: Path) -> None:
+    """An offer policy places an order per lot, so closed orders grow with the history as lots do:
+    the node holds only the open ones (evicting the others after each checkpoint) and, after a
+    restart, finds them through the store's ``ix_orders``, not by reading every order. The roots,
+    the open orders and an account's order list stay the plain state's."""
+    from crev.ledger.messages.deposit_jpy import DepositJpy
+    from crev.ledger.messages.list_market import ListMarket
+    from crev.ledger.messages.place_order import PlaceOrder
+    from crev.ledger.messages.set_offer_policy import SetOfferPolicy
+    from crev.ledger.records import ANY, BID
+    from crev.service import queries
+
+    d = k.init_dir(tmp_path / "ledger")
+    node = k.open_node(d, checkpoint_s=0.0)
+    s = k.register_fleet(node, DEVICES)
+    node.stop()
+    t = k.NOW + 10
+    # the buyer bids for 10 lots' worth (10 × 315 g); the owner offers all of each new lot at the bid's price
+    seal(node, [s.tx(k.OPERATOR, ListMarket("spot", "spot market", "continuous", ANY, 1_000, 200_000, 10, 100, 0,
+                                            True)),
+                 s.tx(k.OPERATOR, DepositJpy(k.BUYER, 10_000, "BANK-1")),
+                 s.tx(k.BUYER, PlaceOrder("spot", BID, 30_000, 10 * k.PER_READING_G, "gtc", 0, ANY, (), None)),
+                 s.tx(k.OWNER, SetOfferPolicy("spot", 10_000, 30_000))], t)
+    try:
+        for j in range(6):  # 4 lots a block, each offered whole: the first 10 fill the bid, 14 stay open
+            t += 10
+            seal(node, [k.batch(DEVICES, j)], t)
+            st = node.state
+            open_ids = sorted(st.open_orders().open)
+            assert sorted(dict.keys(st.orders)) == open_ids  # the checkpoint is written: the closed ones left
+            assert resident_records(st)["orders"] == len(open_ids) == (1, 1, 2, 6, 10, 14)[j]
+        assert st.orders["o-00000001"].status == "filled"  # read back from disk
+    finally:
+        node.close()
+    ref = reference(d)
+    assert ref.supply.orders == 25 and sum(o.status == "filled" for o in ref.orders.values()) == 11
+    node = restarted(d)
+    try:
+        st, store = node.state, node.store
+        cp = checkpoint_of(st)
+        assert cp is not None and st.tree.root() == ref.tree.root()
+        assert sorted(dict.keys(st.orders)) == sorted(st.open_orders().open) == sorted(ref.open_orders().open)
+        assert sorted(st.open_orders().open) == [f"o-{n:08d}" for n in range(12, 26)]
+        assert store.open_order_ids() == [f"o-{n:08d}" for n in range(12, 26)]  # in sequence order
+        before = cp.decoded
+        got = queries.account_orders(st, store, k.OWNER, "ask", None, 0, 3)
+        assert ([o["order_id"] for o in got["items"]], got["total"]) == (["o-00000025", "o-00000024", "o-00000023"], 24)
+        assert cp.decoded == before  # open: held
+        got = queries.account_orders(st, store, k.OWNER, None, "spot", 14, 3)
+        assert [(o["order_id"], o["status"], o["remaining_g"]) for o in got["items"]] == [
+            ("o-00000011", "filled", 0), ("o-00000010", "filled", 0), ("o-00000009", "filled", 0)]
+        assert cp.decoded - before == 3  # the page's closed orders, not the 10
+        assert queries.account_orders(st, store, k.BUYER, "ask", None, 0, 50)["total"] == 0
+        assert [o["order_id"] for o in queries.account_orders(st, store, k.BUYER, None, None, 0, 50)["items"]] == [
+            "o-00000001"]
+        # an order placed after the checkpoint (held, not in ix_orders yet) comes first
+        out = node.finalize_block([s.tx(k.BUYER, PlaceOrder("spot", BID, 1_000, 10, "gtc", 0, ANY, (), None))], t + 10)
+        assert out.results[0].ok, out.results[0].error
+        got = queries.account_orders(st, store, k.BUYER, "bid", None, 0, 50)
+        assert [o["order_id"] for o in got["items"]] == ["o-00000026", "o-00000001"] and got["total"] == 2
+        node.commit()
+        ref = reference(d)
+        assert st.tree.root() == ref.tree.root()
+        plain = sorted((o for o in ref.orders.values() if o.account == k.OWNER), key=lambda o: -o.seq)
+        assert queries.account_orders(st, store, k.OWNER, None, None, 0, 50)["items"] == [
+            queries.order_row(o) for o in plain]
+    finally:
+        node.close()
+
+
+def market_with_offers(tmp_path: Path, offers: int) -> tuple[Path, Node, k.Signers]:
+    """A ledger with one reading per device, a continuous market ``spot`` and the owner's offers of
+    100 g of the first lot of each of devices 0 … ``offers`` − 1 (orders o-00000001 …, at 30,000 +
+    n JPY/t), written as a checkpoint; the node stopped (blocks through the manual path), still open."""
+    from crev.ledger.messages.list_market import ListMarket
+    from crev.ledger.messages.place_order import PlaceOrder
+    from crev.ledger.records import ANY, ASK
+
+    d = k.init_dir(tmp_path / "ledger")
+    node = k.open_node(d, checkpoint_s=0.0)
+    s = k.register_fleet(node, DEVICES)
+    node.stop()
+    try:
+        seal(node, [k.batch(DEVICES, 0),
+                    s.tx(k.OPERATOR, ListMarket("spot", "spot market", "continuous", ANY, 1_000, 200_000, 10, 100, 0,
+                                                True))]
+             + [s.tx(k.OWNER, PlaceOrder("spot", ASK, 30_000 + n, 100, "gtc", 0, ANY, ((lot_id(n, 0), 100),), None))
+                for n in range(offers)], k.NOW + 10)
+    except BaseException:
+        node.close()
+        raise
+    return d, node, s
+
+
+def test_an_order_index_that_misses_an_open_offer_is_refused_at_start_up(tmp_path: Path) -> None:
+    """``ix_orders`` is not part of the signed state: if it missed an open offer, the node would
+    leave that offer out of its book. The escrowed units its account holds then exceed what its
+    open offers hold, and the node refuses to start, naming the account."""
+    import sqlite3
+
+    d, node, _ = market_with_offers(tmp_path, 1)
+    node.close()
+    with closing(sqlite3.connect(d / DB_FILE)) as db:
+        assert db.execute("DELETE FROM ix_orders WHERE order_id = 'o-00000001'").rowcount == 1
+        db.commit()
+    with pytest.raises(InvalidBlock, match=r"account sun-co\.escrowed_g.*is 100, its open offers hold 0"):
+        restarted(d)
+
+
+def test_a_database_from_before_the_order_index_gets_it_filled_when_opened_for_writing(tmp_path: Path) -> None:
+    """A file written before ``ix_orders`` existed: opened read-only it is read by scanning the
+    orders (``has_order_index`` False, the account's list the same); opened for writing, the index
+    is filled from the stored orders once."""
+    import sqlite3
+
+    from crev.ledger.messages.cancel_order import CancelOrder
+    from crev.node.node import LedgerView
+    from crev.service import queries
+
+    d, node, s = market_with_offers(tmp_path, 3)
+    try:
+        seal(node, [s.tx(k.OWNER, CancelOrder("o-00000002"))], k.NOW + 20)
+    finally:
+        node.close()
+    with closing(sqlite3.connect(d / DB_FILE)) as db:
+        rows = db.execute("SELECT * FROM ix_orders ORDER BY seq").fetchall()
+        assert rows == [("o-00000001", 1, "spot", k.OWNER, "ask", "open"),
+                        ("o-00000002", 2, "spot", k.OWNER, "ask", "cancelled"),
+                        ("o-00000003", 3, "spot", k.OWNER, "ask", "open")]
+        db.execute("DROP TABLE ix_orders")
+        db.execute("DELETE FROM meta WHERE k = 'ix_orders_filled'")
+        db.commit()
+    with closing(LedgerView(d)) as view:
+        assert not view.store.has_order_index and view.loaded_in_full is None and checkpoint_of(view.state)
+        got = queries.account_orders(view.state, view.store, k.OWNER, None, None, 0, 50)
+        assert [(o["order_id"], o["status"]) for o in got["items"]] == [
+            ("o-00000003", "open"), ("o-00000002", "cancelled"), ("o-00000001", "open")]
+    with closing(Store(d / DB_FILE)) as store:
+        assert store.has_order_index
+        assert store.db.execute("SELECT * FROM ix_orders ORDER BY seq").fetchall() == rows
+        assert store.open_order_ids() == ["o-00000001", "o-00000003"]

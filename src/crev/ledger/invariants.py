@@ -22,9 +22,10 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 
 from crev.errors import InvalidBlock
-from crev.ledger.records import ASK, BID, CANCELLED, ESCROWED, OPEN, RETIRED, STATUSES, TRADABLE, Lot
+from crev.ledger.records import ASK, BID, CANCELLED, ESCROWED, OPEN, RETIRED, STATUSES, TRADABLE, Lot, Order
 from crev.ledger.state import State
 
 
@@ -116,12 +117,17 @@ def check_tallies(state: State) -> None:
                                f"recorded {debt.get(dev.device_id, 0)} g")
 
 
-def check_money(state: State, per_escrow: dict[str, int]) -> None:
+def check_money(state: State, per_escrow: dict[str, int], orders: Iterable[Order] | None = None) -> None:
+    """JPY and escrow: each open bid holds what its remainder needs and its account reserves what
+    its bids hold, each open offer's lots add up to what remains and the units escrowed for it
+    (``per_escrow``: order id → units) equal that, accounts hold the ledger's JPY, no delegate is an
+    account. ``orders``: the orders to check, every order by default (a node that holds only the open
+    ones passes those; that closed bids reserve nothing is then left to ``crev verify``)."""
     from crev.ledger.trading import bid_escrow
 
     held = 0
     reserved: dict[str, int] = defaultdict(int)
-    for o in state.orders.values():
+    for o in state.orders.values() if orders is None else orders:
         if o.status != OPEN:
             if o.side == BID and o.escrow_jpy:
                 raise InvalidBlock(f"order {o.order_id}", "a closed bid still reserves JPY")

@@ -20,6 +20,7 @@ each is built on first use from the records and kept up to date as handlers chan
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from crev.core.encoding import encode
@@ -89,6 +90,9 @@ class State:
         # tradable units (a superset is fine), so that the tradable index is built per account
         # instead of by reading every lot. A lot it misses changes which lots an offer sells.
         self.tradable_seed: Seed | None = None
+        # Set likewise: the ids of every order that may be open (a superset is fine), so that the
+        # open-order index is built from those instead of by reading every order ever placed.
+        self.order_seed: Callable[[], Iterable[str]] | None = None
         self.mark("g")
 
     # --- change tracking ---------------------------------------------------------------------
@@ -183,11 +187,21 @@ class State:
         self.standing_month = 0
 
     def open_orders(self) -> OpenOrders:
-        """The open orders by market, owner and expiry (one pass over ``orders`` the first time)."""
+        """The open orders by market, owner and expiry, built the first time it is asked for in one
+        pass over ``orders`` or, with ``order_seed``, from the orders the seed names."""
         ix = self._open
         if ix is None:
-            ix = self._open = OpenOrders.build(self.orders.values())
+            if self.order_seed is None:
+                ix = OpenOrders.build(self.orders.values())
+            else:
+                get = self.orders.get
+                ix = OpenOrders.build(o for oid in self.order_seed() if (o := get(oid)) is not None)
+            self._open = ix
         return ix
+
+    def open_orders_built(self) -> OpenOrders | None:
+        """The open-order index if it is built (``open_orders`` builds it)."""
+        return self._open
 
     def tradable_lots(self) -> TradableLots:
         """Each account's lots holding tradable units, up to date with every change marked so far.

@@ -23,9 +23,10 @@ every lot: ``crev verify`` checks them from genesis; a node checks at start-up t
 (``check_fleet_invariants``).
 
 The embedded node runs on such a state too (``node.node_state``): it holds the small kinds whole
-(``hold_small_kinds``) and, after each checkpoint it has written, drops the big kinds' records and
-the tree's clean buckets again (``evict``), so its memory holds the fleet plus what changed since
-the last checkpoint, not the history.
+and the open orders (``hold_small_kinds``; the store's ``ix_orders`` names the open ones) and,
+after each checkpoint it has written, drops the big kinds' records, the closed orders and the
+tree's clean buckets again (``evict``), so its memory holds the fleet and its open orders plus what
+changed since the last checkpoint, not the history.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from crev.errors import InvalidBlock
 from crev.ledger.block import Header
 from crev.ledger.genesis import Genesis
 from crev.ledger.invariants import check_lot_tiles, check_money
-from crev.ledger.records import ASK, OPEN, Account, Device, Retirement, Supply
+from crev.ledger.records import ASK, Account, Device, Retirement, Supply
 from crev.ledger.snapshot import decode_entry, map_key, state_key
 from crev.ledger.state import State
 from crev.node.store import BIG_KINDS, Store
@@ -382,6 +383,9 @@ MAPS = {"a": "accounts", "d": "devices", "l": "lots", "r": "readings", "t": "ret
         "o": "orders", "p": "offer_policies", "b": "standing_bids", "v": "tallies", "c": "controls",
         "k": "delegates"}
 BIG_MAPS = {k[0]: MAPS[k[0]] for k in BIG_KINDS}
+# What a node drops after each checkpoint: the big kinds, and every order but the open ones (an
+# auto-offer policy places an order per lot: closed orders grow with the history like lots do).
+EVICTED_MAPS = {**BIG_MAPS, "o": "orders"}
 
 
 def lazy_state(genesis: Genesis, store: Store, head: Header, packed: bytes,
@@ -443,7 +447,24 @@ def lazy_state_at(genesis: Genesis, store: Store, height: int, last_hash: bytes,
     st.last_block_hash = last_hash
     st.last_time = last_time
     st.tradable_seed = tradable_seed(store, st)
+    if store.has_order_index:
+        st.order_seed = order_seed(store, st)
     return st
+
+
+def order_seed(store: Store, st: State) -> Callable[[], list[str]]:
+    """The seed of ``st``'s open-order index (``State.order_seed``): the orders open at the
+    checkpoint (``ix_orders``, written in the same transaction as the checkpoint's state) and every
+    order held in ``st.orders`` (those changed since: eviction keeps what the store does not have
+    yet). A superset: the index reads each order and keeps the open ones. What the store's index
+    could miss is caught at start-up: ``check_fleet_invariants`` compares each account's escrowed
+    units and reserved JPY with its open orders."""
+    def seed() -> list[str]:
+        ids = dict.fromkeys(store.open_order_ids())
+        ids.update(dict.fromkeys(dict.keys(st.orders)))
+        return list(ids)
+
+    return seed
 
 
 def tradable_seed(store: Store, st: State) -> Callable[[str], list[str]]:
@@ -474,15 +495,17 @@ def checkpoint_of(st: State) -> Checkpoint | None:
 
 
 def hold_small_kinds(st: State) -> None:
-    """Fetch every record of the small kinds (accounts, devices, markets, orders, offer policies,
-    standing bids, delegates): a node keeps them whole, O(fleet), so that its check stage, which
-    reads devices, accounts and delegates without the node's lock, never fetches."""
+    """Fetch every record of the small kinds (accounts, devices, markets, offer policies, standing
+    bids, delegates) and the open orders: a node keeps them whole, O(fleet + open orders), so that
+    its check stage, which reads devices, accounts and delegates without the node's lock, never
+    fetches, and matching never waits for the disk."""
     for kind, name in MAPS.items():
-        if kind not in BIG_MAPS:
+        if kind not in EVICTED_MAPS:
             recs = getattr(st, name)
             if isinstance(recs, LazyRecords):
                 recs.complete()
     st.meter_serials.get("")  # fill the serial index from the devices now held
+    st.open_orders()  # the open orders, fetched through the index (``order_seed``)
 
 
 def check_fleet_invariants(st: State) -> None:
@@ -498,20 +521,35 @@ def check_fleet_invariants(st: State) -> None:
         raise InvalidBlock("supply.next_unit", "unit ids are not contiguous with what was issued")
     if sup.tradable_g + sup.escrowed_g + sup.retired_g + sup.cancelled_g != sup.issued_g:
         raise InvalidBlock("supply", "tradable + escrowed + retired + cancelled ≠ issued")
-    # each open offer's escrowed units as its own record says: the lots' side needs every lot
-    check_money(st, {o.order_id: o.remaining_g for o in st.orders.values() if o.status == OPEN and o.side == ASK})
+    # the open orders only (closed ones are on disk); each open offer's escrowed units as its own
+    # record says: the lots' side needs every lot
+    opened = [st.orders[oid] for oid in st.open_orders().open]
+    asks = [o for o in opened if o.side == ASK]
+    check_money(st, {o.order_id: o.remaining_g for o in asks}, opened)
+    # escrowed units are held only by open offers (ledger/invariants.py checks it against the lots): an
+    # open offer the store's order index missed would show here
+    offered: dict[str, int] = {}
+    for o in asks:
+        offered[o.account] = offered.get(o.account, 0) + o.remaining_g
+    for acct in st.accounts.values():
+        if acct.escrowed_g != offered.get(acct.account_id, 0):
+            raise InvalidBlock(f"account {acct.account_id}.escrowed_g",
+                               f"is {acct.escrowed_g}, its open offers hold {offered.get(acct.account_id, 0)}")
+    if sup.escrowed_g != sum(offered.values()):
+        raise InvalidBlock("supply.escrowed_g", f"is {sup.escrowed_g}, open offers hold {sum(offered.values())}")
 
 
 def resident_records(st: State) -> dict[str, int]:
-    """How many records of each big kind a lazily read state holds in memory now."""
+    """How many records of each big kind, and orders, a lazily read state holds in memory now."""
     return {name: (m.resident() if isinstance(m := getattr(st, name), LazyRecords) else len(m))
-            for name in BIG_MAPS.values()}
+            for name in EVICTED_MAPS.values()}
 
 
 def evict(st: State, height: int, keep: Iterable[str], buckets: Iterable[int] | None = None) -> tuple[int, int]:
     """After the store has durably written the checkpoint at ``height``: drop from memory every
-    big-kind record (lots, reading records, retirements, slot tallies, control records) except
-    those of the state keys ``keep`` (every key changed since the checkpoint's changes were taken:
+    big-kind record (lots, reading records, retirements, slot tallies, control records) and every
+    order that is not open (the open-order index, if built, names the open ones), except those of
+    the state keys ``keep`` (every key changed since the checkpoint's changes were taken:
     those the store does not hold yet), and every loaded state-tree bucket except ``buckets`` (the
     buckets rehashed since then; by default, those of ``keep``). Returns (records, buckets)
     dropped. They are fetched again on next use and checked against the tree's bucket hash, which
@@ -521,7 +559,10 @@ def evict(st: State, height: int, keep: Iterable[str], buckets: Iterable[int] | 
     tree = st.tree
     if not isinstance(tree, LazyStateTree):  # a state held whole: nothing can be fetched again
         return 0, 0
-    keep_maps: dict[str, list[Any]] = {kind: [] for kind in BIG_MAPS}
+    keep_maps: dict[str, list[Any]] = {kind: [] for kind in EVICTED_MAPS}
+    opened = st.open_orders_built()
+    if opened is not None:  # the open orders stay (the index was built from them, or they were placed since)
+        keep_maps["o"] += opened.open
     depth = tree.depth
     held: set[int] = set()
     for key in keep:
@@ -531,7 +572,7 @@ def evict(st: State, height: int, keep: Iterable[str], buckets: Iterable[int] | 
         if kind in keep_maps and key[1:2] == "/":  # keys the state itself changed: each one its map can hold
             keep_maps[kind].append(map_key(kind, key[2:]))
     dropped = 0
-    for kind, name in BIG_MAPS.items():
+    for kind, name in EVICTED_MAPS.items():
         recs = getattr(st, name)
         if isinstance(recs, LazyRecords):
             dropped += recs.evict(keep_maps[kind])

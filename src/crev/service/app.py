@@ -560,17 +560,15 @@ def create_app(node: Ledger, *, rate: float = 50.0, burst: int = 200, clock: Cal
                     "tradable_g": a.tradable_g, "escrowed_g": a.escrowed_g, "retired_g": a.retired_g,
                     "jpy": a.jpy, "jpy_escrowed": a.jpy_escrowed}
 
-    @app.get("/v1/accounts/{account_id}/orders", tags=["private"], summary="Open orders, newest first (signed request)")
+    @app.get("/v1/accounts/{account_id}/orders", tags=["private"],
+             summary="Orders, open and closed, newest first (signed request)")
     def orders(account_id: str, request: Request, offset: Offset = 0, limit: Limit = 50,
                side: Annotated[Literal["bid", "ask"] | None, Query(description="bid or ask")] = None,
                market_id: str | None = None) -> Any:
         authorise(request, account_id)
-        with live.state() as st:
-            queries.account(st, account_id)
-            rows = sorted((o for o in st.orders.values() if o.account == account_id
-                           and side in (None, o.side) and market_id in (None, o.market_id)), key=lambda o: -o.seq)
-            return queries.page([queries.order_row(o) for o in rows[offset:offset + limit]], len(rows),
-                                offset, limit)
+        with live.read() as r:
+            queries.account(r.state, account_id)
+            return queries.account_orders(r.state, r.store, account_id, side, market_id, offset, limit)
 
     @app.get("/v1/accounts/{account_id}/statements/{month}", tags=["private"],
              summary="Monthly statement YYYY-MM, YYYY-MM.csv or YYYY-MM.pdf (signed request)",

@@ -31,6 +31,7 @@ from crev.ledger.records import (
     SlotTally,
 )
 from crev.ledger.state import State
+from crev.node.lazystate import checkpoint_of
 from crev.node.store import Store
 from crev.reports.report import factors_used, participant_report
 from crev.service.auth import Signed
@@ -564,6 +565,25 @@ def retirement_ids(state: State, store: Store, account_id: str) -> list[str]:
         "SELECT DISTINCT ref FROM ix_moves WHERE kind = 'retire' AND party = ?", (account_id,))}
     ids.update(dict.keys(state.retirements))
     return [rid for rid in ids if (r := state.retirements.get(rid)) is not None and r.account == account_id]
+
+
+def account_orders(state: State, store: Store, account_id: str, side: str | None, market_id: str | None,
+                   offset: int, limit: int) -> dict[str, Any]:
+    """The account's orders (open and closed) of ``side`` and ``market_id`` if given, newest first.
+    A state whose closed orders live on disk (node/lazystate.py) is not read whole: the stored
+    orders come from the store's ``ix_orders`` (an order's account, side and market never change;
+    ``store`` must be at the state's checkpoint or later), those held in memory since from their
+    records, and only the page's records are read."""
+    if checkpoint_of(state) is None or not store.has_order_index:  # held whole: a scan costs nothing
+        seqs = {o.order_id: o.seq for o in state.orders.values() if o.account == account_id
+                and side in (None, o.side) and market_id in (None, o.market_id)}
+    else:
+        seqs = dict(store.account_orders(account_id, side, market_id))
+        for o in dict.values(state.orders):  # held: open, or changed since the checkpoint
+            if o.account == account_id and side in (None, o.side) and market_id in (None, o.market_id):
+                seqs[o.order_id] = o.seq
+    ids = sorted(seqs, key=seqs.__getitem__, reverse=True)
+    return page([order_row(state.orders[oid]) for oid in ids[offset:offset + limit]], len(ids), offset, limit)
 
 
 def retirements(state: State, store: Store, account_id: str | None, offset: int, limit: int) -> dict[str, Any]:
