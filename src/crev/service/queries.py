@@ -574,7 +574,8 @@ def account_orders(state: State, store: Store, account_id: str, side: str | None
     orders come from the store's ``ix_orders`` (an order's account, side and market never change;
     ``store`` must be at the state's checkpoint or later), those held in memory since from their
     records, and only the page's records are read."""
-    if checkpoint_of(state) is None or not store.has_order_index:  # held whole: a scan costs nothing
+    # held whole (a scan costs nothing), or a file written before ix_orders (every order read)
+    if checkpoint_of(state) is None or not store.has_order_index:
         seqs = {o.order_id: o.seq for o in state.orders.values() if o.account == account_id
                 and side in (None, o.side) and market_id in (None, o.market_id)}
     else:
