@@ -574,15 +574,16 @@ def account_orders(state: State, store: Store, account_id: str, side: str | None
     orders come from the store's ``ix_orders`` (an order's account, side and market never change;
     ``store`` must be at the state's checkpoint or later), those held in memory since from their
     records, and only the page's records are read."""
+    def wanted(o: Order) -> bool:
+        return o.account == account_id and side in (None, o.side) and market_id in (None, o.market_id)
+
     # held whole (a scan costs nothing), or a file written before ix_orders (every order read)
     if checkpoint_of(state) is None or not store.has_order_index:
-        seqs = {o.order_id: o.seq for o in state.orders.values() if o.account == account_id
-                and side in (None, o.side) and market_id in (None, o.market_id)}
+        seqs = {o.order_id: o.seq for o in state.orders.values() if wanted(o)}
     else:
         seqs = dict(store.account_orders(account_id, side, market_id))
-        for o in dict.values(state.orders):  # held: open, or changed since the checkpoint
-            if o.account == account_id and side in (None, o.side) and market_id in (None, o.market_id):
-                seqs[o.order_id] = o.seq
+        # held: open, or changed since the checkpoint
+        seqs.update((o.order_id, o.seq) for o in dict.values(state.orders) if wanted(o))
     ids = sorted(seqs, key=seqs.__getitem__, reverse=True)
     return page([order_row(state.orders[oid]) for oid in ids[offset:offset + limit]], len(ids), offset, limit)
 
