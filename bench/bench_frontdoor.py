@@ -25,28 +25,19 @@ import http.client
 import json
 import multiprocessing
 import os
-import resource
 import shutil
 import statistics
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from common import batch_tx, machine, make_ledger, now, signed_readings
+from common import batch_tx, machine, make_ledger, now, rss_mb, signed_readings
 from crev.service.guard import ConnectionGuard
 from crev.service.limits import Admission
 from crev.service.server import Background
-
-
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def pct(xs: list[float], p: float) -> float:

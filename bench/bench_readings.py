@@ -14,7 +14,8 @@ A configuration is verifier/workers[/codec[/tree]]: ``kernel/threads/reference``
 kernel and decodes and encodes with the reference codec (crev.core.encoding) instead of the
 kernel's, so that one run compares the two on fresh ledgers (default codec: the kernel's, where
 installed); ``kernel/threads/kernel/reference`` keeps the kernel's codec but hashes, packs and
-updates the state tree with the reference (crev.core.statetree) instead of the kernel.
+updates the state tree with the reference (crev.core.statetree) instead of the kernel. Each run
+also prints the node's RSS and how many records and tree buckets it holds beyond the fleet.
 
 ``--profile`` instead times, in this one interpreter and without a node, the stages of the reading
 path on blocks of ``--devices × --per-device`` readings (docs/benchmarks.md: 5,000 × 4 = 20,000),
@@ -37,11 +38,11 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 from nacl.bindings import crypto_sign_open
 
-from common import CHAIN, T0, batch_tx, key, machine, make_ledger, now, signed_readings
+from common import CHAIN, T0, batch_tx, key, machine, make_ledger, now, rss_mb, signed_readings
 from crev.core.encoding import encode, use_codec_kernel
 from crev.core.factors import FactorRow
 from crev.core.signing import Signer, use_kernel
-from crev.core.statetree import use_tree_kernel
+from crev.core.statetree import LazyStateTree, use_tree_kernel
 from crev.ledger.apply import BlockBuilder, SigCache
 from crev.ledger.genesis import Genesis, state_from_genesis
 from crev.ledger.messages.register_device import RegisterDevice
@@ -49,6 +50,7 @@ from crev.ledger.messages.register_participant import RegisterParticipant
 from crev.ledger.params import Params
 from crev.ledger.state import State
 from crev.ledger.tx import build_tx, decode_tx
+from crev.node.lazystate import resident_records
 
 TARGET = 1_000_000 / 60  # 1,000,000 DGCs reporting every minute
 
@@ -79,6 +81,11 @@ def throughput(node: object, txs: list[bytes]) -> float:
     # shared machine it moves less than the wall-clock rate
     print(f"end-to-end: {accepted:,} readings verified+issued+committed in {dt:.2f} s = {rate:,.0f} readings/s "
           f"over {node.state.height} blocks; node process CPU {cpu / accepted * 1e6:.0f} µs/reading")  # type: ignore[attr-defined]
+    with node.lock:  # type: ignore[attr-defined]
+        st = node.state  # type: ignore[attr-defined]
+        held = sum(resident_records(st).values())
+        buckets = st.tree.loaded_buckets() if isinstance(st.tree, LazyStateTree) else 0
+    print(f"  RSS {rss_mb():,.0f} MB; held beyond the fleet: {held:,} records and {buckets:,} tree buckets")
     return rate
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import resource
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -24,6 +25,14 @@ from crev.node.node import Node
 
 CHAIN = "bench"
 T0 = parse_time("2026-06-01T00:00")
+
+
+def rss_mb() -> float:
+    """This process's resident set now [MB] (its peak where /proc is absent)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def machine() -> str:

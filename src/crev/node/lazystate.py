@@ -488,6 +488,18 @@ def tradable_seed(store: Store, st: State) -> Callable[[str], list[str]]:
     return seed
 
 
+def read_ahead(st: State, keys: Iterable[str]) -> None:
+    """Have the store read ahead, all at once, the buckets of the state ``keys`` a query is about
+    to read one by one (``Store.read_ahead``), where the state is read lazily and they are not
+    loaded yet. The usual reads and checks follow; this only saves their waiting for the disk."""
+    cp = checkpoint_of(st)
+    if cp is None:
+        return
+    tree, depth = cp.tree, cp.depth
+    buckets = {b for key in keys if not tree.loaded(b := bucket_index(key, depth))}
+    cp.store.read_ahead([bucket_span(b, depth) for b in buckets])
+
+
 def checkpoint_of(st: State) -> Checkpoint | None:
     """The checkpoint a lazily read state reads from (None: a state held whole in memory)."""
     lots = st.lots

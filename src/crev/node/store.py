@@ -33,9 +33,10 @@ rows and those together under the index tables' names (``index_in_memory``).
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,17 @@ from crev.core.encoding import decode
 from crev.core.statetree import HASH_SIZE, BucketHashes, BucketHashRows, key_hash32
 from crev.ledger.apply import BlockOutcome, TxResult
 from crev.ledger.block import Block, Header
-from crev.ledger.events import Cancelled, Issued, ReadingAccepted, Retired, Traded, Transferred
+from crev.ledger.events import (
+    Cancelled,
+    DeviceRegistered,
+    DeviceUpdated,
+    Issued,
+    ReadingAccepted,
+    Retired,
+    Traded,
+    Transferred,
+)
+from crev.ledger.messages.submit_readings import SubmitReadings
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v BLOB NOT NULL);
@@ -82,6 +93,8 @@ CREATE TABLE IF NOT EXISTS ix_orders (
   side TEXT NOT NULL, status TEXT NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS ix_orders_account ON ix_orders(account, seq);
 CREATE INDEX IF NOT EXISTS ix_orders_open ON ix_orders(seq) WHERE status = 'open';
+CREATE TABLE IF NOT EXISTS ix_devices (device_id TEXT PRIMARY KEY, owner TEXT NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS ix_devices_owner ON ix_devices(owner);
 """
 # A unit movement is indexed once however often its block is indexed (a replay after a crash, a
 # checkpoint written twice): INSERT OR IGNORE against this key.
@@ -104,6 +117,8 @@ LATER_INDEXES = (
 INDEX_TABLES = ("ix_readings", "ix_lots", "ix_moves")
 # meta key set once ix_orders holds a row for every order of the stored state (filled on migration)
 ORDERS_INDEXED_KEY = "ix_orders_filled"
+# ... and once ix_devices holds every stored device's owner
+DEVICES_INDEXED_KEY = "ix_devices_filled"
 # The index tables' shape and indexes for the TEMP tables of a read-only store's later blocks.
 TAIL_SCHEMA = """
 CREATE TEMP TABLE tail_ix_readings (
@@ -137,6 +152,8 @@ BUSY_TIMEOUT_S = 120
 # checkpoint rewrites only the rows whose buckets changed; meta state_buckets_height says which
 # checkpoint they belong to.
 CHUNK_BUCKETS = 64
+# connections that read a query's buckets ahead at once (``Store.read_ahead``)
+READ_AHEAD_THREADS = 8
 BUCKETS_HEIGHT_KEY = "state_buckets_height"
 
 
@@ -188,13 +205,14 @@ class Store:
                                                    ).fetchone() is not None)
         # ix_orders lists every stored order (a file written by an earlier version opened read-only may lack it)
         self.has_order_index = self.get_meta(ORDERS_INDEXED_KEY) is not None
+        self.has_device_index = self.get_meta(DEVICES_INDEXED_KEY) is not None
 
     def _migrate(self) -> None:
         """Bring a database written by an earlier version up to SCHEMA: ``ix_readings.owner`` (the
         owner at the time is the owner its lot was issued to), ``state`` keyed by (``kh``, key)
         (the table rebuilt, each key's hash prefix computed here), the indexes added since, and
         ``ix_moves`` without the duplicate rows that replays used to add, before its unique key is
-        created, and ``ix_orders`` filled from the stored orders."""
+        created, and ``ix_orders`` and ``ix_devices`` filled from the stored orders and devices."""
         db = self.db
         if [(r[1], r[5]) for r in db.execute("PRAGMA table_info(state)")][:2] != [("kh", 1), ("key", 2)]:
             db.create_function("crev_key_hash32", 1, key_hash32, deterministic=True)
@@ -224,18 +242,8 @@ class Store:
         # after the columns exist (a database from before them gets them just above)
         for ddl in LATER_INDEXES:
             db.execute(ddl)
-        if self.get_meta(ORDERS_INDEXED_KEY) is None:  # every stored order, from before ix_orders
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                orders = db.execute("SELECT key, CAST(value AS BLOB) FROM state "
-                                    f"WHERE key >= 'o/' AND key < 'o0' AND {SMALL_KINDS}").fetchall()
-                db.executemany("INSERT OR REPLACE INTO ix_orders VALUES (?, ?, ?, ?, ?, ?)",
-                               [order_index_row(str(k), bytes(v)) for k, v in orders])
-                self.set_meta(ORDERS_INDEXED_KEY, b"1")
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+        self._fill_index(ORDERS_INDEXED_KEY, "o/", "ix_orders", order_index_row)  # orders from before ix_orders
+        self._fill_index(DEVICES_INDEXED_KEY, "d/", "ix_devices", device_index_row)  # devices from before ix_devices
         if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'ix_moves_once'").fetchone() is None:
             db.execute("BEGIN IMMEDIATE")
             try:
@@ -246,6 +254,25 @@ class Store:
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+
+    def _fill_index(self, done_key: str, prefix: str, table: str, row: Callable[[str, bytes], Row]) -> None:
+        """Fill ``table`` with ``row(key, value)`` of every stored state entry under ``prefix`` (a
+        small kind), once: ``done_key`` in meta records that it was."""
+        if self.get_meta(done_key) is not None:
+            return
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            entries = db.execute("SELECT key, CAST(value AS BLOB) FROM state WHERE key >= ? AND key < ? "
+                                 f"AND {SMALL_KINDS}", (prefix, prefix[0] + "0")).fetchall()
+            rows = [row(str(k), bytes(v)) for k, v in entries]
+            if rows:
+                db.executemany(f"INSERT OR REPLACE INTO {table} VALUES ({', '.join('?' * len(rows[0]))})", rows)
+            self.set_meta(done_key, b"1")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         self.db.close()  # a read-only store's read transaction ends with it
@@ -318,6 +345,7 @@ class Store:
                 db.executemany("INSERT OR REPLACE INTO ix_lots VALUES (?,?,?,?,?,?,?,?,?,?,?)", cp.lots)
                 db.executemany("INSERT OR IGNORE INTO ix_moves VALUES (?,?,?,?,?,?,?,?,?)", cp.moves)
                 db.executemany("INSERT OR REPLACE INTO ix_orders VALUES (?, ?, ?, ?, ?, ?)", cp.orders)
+                db.executemany("INSERT OR REPLACE INTO ix_devices VALUES (?, ?)", cp.devices)
                 # the stored bucket hashes are those of the current checkpoint: rewrite the changed rows only
                 same = current is not None and self.get_meta(BUCKETS_HEIGHT_KEY) == bytes(current[0])
                 self._put_bucket_hashes(height, cp.bucket_hashes, cp.key_hashes if same else None)
@@ -503,6 +531,28 @@ class Store:
         return self.db.execute("SELECT key, CAST(value AS BLOB) FROM state WHERE kh >= ? AND kh < ?",
                                (low, high)).fetchall()
 
+    def read_ahead(self, spans: Sequence[tuple[int, int]], threads: int = READ_AHEAD_THREADS) -> None:
+        """Read the state entries of the ``kh`` spans (state-tree buckets) on ``threads`` connections
+        of their own at once, and drop them: the reads that follow (``state_span``, which checks
+        them) then find their pages in the OS page cache. For a ledger whose file the cache does not
+        hold, where a query's few thousand buckets are as many random reads of the disk, one at a
+        time: issued together, the disk serves them in parallel (docs/benchmarks.md, ``crev report``
+        of one site). Only the file's reading changes, never what is read."""
+        if len(spans) < 2 * threads or not self.path.exists():
+            return
+        ordered = sorted(spans)
+
+        def read(part: Sequence[tuple[int, int]]) -> None:
+            with contextlib.closing(sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=120)) as db:
+                for low, high in part:
+                    db.execute("SELECT count(*) FROM state WHERE kh >= ? AND kh < ?", (low, high)).fetchone()
+
+        workers = [threading.Thread(target=read, args=(ordered[i::threads],), daemon=True) for i in range(threads)]
+        for t in workers:
+            t.start()
+        for t in workers:
+            t.join()
+
     def state_value(self, key: str) -> bytes | None:
         row = self.db.execute("SELECT CAST(value AS BLOB) FROM state WHERE kh = ? AND key = ?",
                               (key_hash32(key), key)).fetchone()
@@ -556,6 +606,7 @@ class PreparedCheckpoint:
     lots: list[Row]
     moves: list[Row]
     orders: list[Row]
+    devices: list[Row]
     bucket_hashes: bytes | BucketHashes | BucketHashRows | None
 
 
@@ -568,8 +619,31 @@ def prepare_checkpoint(height: int, changes: dict[str, bytes | None], outcomes: 
     deletes = [(key_hash32(k), k) for k, v in changes.items() if v is None]
     readings, lots, moves = index_rows(outcomes)
     orders = [order_index_row(k, v) for _, k, v in upserts if k[:2] == "o/"]  # orders are never deleted
+    devices = [device_index_row(key, v) for key in sorted(f"d/{d}" for d in owner_changes(outcomes))
+               if (v := changes.get(key)) is not None]
     return PreparedCheckpoint(height, upserts, deletes, [r[0] for r in upserts] + [r[0] for r in deletes],
-                              readings, lots, moves, orders, bucket_hashes)
+                              readings, lots, moves, orders, devices, bucket_hashes)
+
+
+def owner_changes(outcomes: Sequence[tuple[int, list[TxResult]]]) -> set[str]:
+    """The devices whose owner blocks' results set: registered, or given another owner. (A
+    device's record changes with each of its readings; only these change its ``ix_devices`` row,
+    so the checkpoint decodes only their records.)"""
+    out: set[str] = set()
+    for _, results in outcomes:
+        for res in results:
+            if res.kind == SubmitReadings.kind:  # most of them: a batch of readings sets no owner
+                continue
+            for e in res.events:
+                if type(e) is DeviceRegistered or (type(e) is DeviceUpdated and "owner" in e.changed):
+                    out.add(e.device_id)
+    return out
+
+
+def device_index_row(key: str, value: bytes) -> Row:
+    """A device's ``ix_devices`` row (device_id, owner) from its state entry (``Device.to_value``)."""
+    v = decode(value, key)
+    return v[0], v[1]
 
 
 def order_index_row(key: str, value: bytes) -> Row:
