@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,6 +20,7 @@ from crev.core.signing import verify
 from crev.core.statetree import StateProof
 from crev.errors import InvalidBlock, MalformedError
 from crev.ledger.block import Header
+from crev.ledger.events import Event
 from crev.ledger.genesis import Genesis
 from crev.ledger.messages.transfer import Transfer
 from crev.ledger.snapshot import load_state
@@ -94,6 +96,31 @@ def test_receipt_carries_height_index_and_detail(ledger: tuple[Node, k.Signers, 
         assert block is not None and block.txs[r.index] == raw
     finally:
         s.close()
+
+
+def test_the_sealer_builds_no_event_json_until_a_receipt_s_events_are_asked_for(
+        ledger: tuple[Node, k.Signers, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Receipts are settled with the events as objects: their JSON form is built by whoever asks
+    (an HTTP handler), once, and a receipt asked for without them never builds it."""
+    node, _, _ = ledger
+    built: list[str] = []
+    to_dict = Event.to_dict
+
+    def counted(self: Event) -> dict[str, Any]:
+        built.append(self.type)
+        return to_dict(self)
+
+    monkeypatch.setattr(Event, "to_dict", counted)
+    raw = k.batch(2, 0)
+    r = node.submit_wait(raw)
+    assert r.ok and built == []
+    short = r.to_dict(events=False)
+    assert "events" not in short and short["detail"] == r.detail and built == []
+    assert [e["type"] for e in r.events] == ["issued", "reading_accepted"] * 2 and len(built) == 4
+    assert r.events is r.events and len(built) == 4  # once
+    assert r.to_dict()["events"] == r.events
+    stored = node.committed_receipt(sha256(raw))  # read back from the block's stored results
+    assert stored is not None and stored == r and stored.to_dict() == r.to_dict()
 
 
 def test_receipts_of_one_block_have_distinct_indexes(ledger: tuple[Node, k.Signers, Path]) -> None:

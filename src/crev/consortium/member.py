@@ -140,7 +140,7 @@ def _decoded(st: State, block: Block) -> list[Tx | bytes]:
 
 def receipt_of(tx_hash: bytes, height: int, idx: int, res: TxResult) -> Receipt:
     return Receipt(tx_hash.hex(), True, height, idx, res.ok, None if res.error is None else res.error.to_dict(),
-                   res.detail, [e.to_dict() for e in res.events])
+                   res.detail, of_events=res.events)
 
 
 def stored_receipt(row: tuple[int, int, str, bool, bytes, bytes], tx_hash: bytes) -> Receipt:

@@ -43,10 +43,9 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, InvalidStateError, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +57,7 @@ from crev.core.units import SLOT_SECONDS
 from crev.errors import CrevError, InvalidBlock, MalformedError, SignatureError
 from crev.ledger.apply import BlockBuilder, BlockOutcome, SigCache, TxResult, apply_block, signing_key
 from crev.ledger.block import Block, Header
-from crev.ledger.events import event_from_value
+from crev.ledger.events import Event, event_from_value
 from crev.ledger.genesis import Genesis, state_from_genesis
 from crev.ledger.invariants import check_invariants
 from crev.ledger.messages.market_tick import MarketTick
@@ -85,21 +84,47 @@ CheckpointItem = tuple[int, dict[str, "bytes | None"], list[tuple[int, list[TxRe
                        BucketHashRows]
 
 
-@dataclass(frozen=True)
 class Receipt:
-    """What a submitter gets back once its transaction is committed (or refused)."""
+    """What a submitter gets back once its transaction is committed (or refused).
 
-    tx_hash: str
-    committed: bool
-    height: int
-    index: int
-    ok: bool
-    error: dict[str, str] | None
-    detail: Any
-    events: list[dict[str, Any]]
+    Given ``of_events`` (the ledger's event objects) instead of ``events``, the events' JSON form is
+    built when first asked for, by whoever asks (an HTTP handler), not by the sealer that settles
+    the receipt: a gateway's batch of 1,000 readings has 2,000 events, and gateways ask for their
+    receipts without them (``POST /v1/tx?events=false``)."""
 
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+    __slots__ = ("_dicts", "_events", "committed", "detail", "error", "height", "index", "ok", "tx_hash")
+    FIELDS = ("tx_hash", "committed", "height", "index", "ok", "error", "detail", "events")
+
+    def __init__(self, tx_hash: str, committed: bool, height: int, index: int, ok: bool,
+                 error: dict[str, str] | None, detail: Any, events: list[dict[str, Any]] | None = None,
+                 of_events: Sequence[Event] = ()) -> None:
+        self.tx_hash = tx_hash
+        self.committed = committed
+        self.height = height
+        self.index = index
+        self.ok = ok
+        self.error = error
+        self.detail = detail
+        self._events = of_events
+        self._dicts: list[dict[str, Any]] | None = events if events is not None else None if of_events else []
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        if self._dicts is None:  # built once (two threads asking at once build equal lists)
+            self._dicts = [e.to_dict() for e in self._events]
+        return self._dicts
+
+    def to_dict(self, events: bool = True) -> dict[str, Any]:
+        """The receipt as JSON-ready data; without ``events``, their JSON form is never built."""
+        return {f: getattr(self, f) for f in self.FIELDS if events or f != "events"}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Receipt) and self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Receipt({', '.join(f'{f}={getattr(self, f)!r}' for f in self.FIELDS)})"
 
 
 def readings_in(tx: Tx) -> int:
@@ -909,8 +934,7 @@ class Node:
             res = outcome.results[idx]
             with self._inflight_lock:
                 self._inflight.pop(tx.hash, None)
-            settle(fut, Receipt(tx.hash.hex(), True, h.height, idx, True, None, res.detail,
-                                   [e.to_dict() for e in res.events]))
+            settle(fut, Receipt(tx.hash.hex(), True, h.height, idx, True, None, res.detail, of_events=res.events))
         for listener in self.listeners:
             listener(block, outcome)
         return block

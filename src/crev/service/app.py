@@ -253,10 +253,7 @@ def create_app(node: Ledger, *, rate: float = 50.0, burst: int = 200, clock: Cal
                                      if receipt.committed else {})
             return error(STATUS.get(e["code"], 400), e["code"], e["field"], e["reason"], None,
                          tx_hash=receipt.tx_hash, **where)
-        out = receipt.to_dict()
-        if not events:
-            out.pop("events", None)
-        return JSONResponse(out)
+        return JSONResponse(receipt.to_dict(events))
 
     # --- chain ------------------------------------------------------------------------------
 
