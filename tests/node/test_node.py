@@ -340,6 +340,28 @@ def test_refusals_alone_seal_no_block(ledger: tuple[Node, k.Signers, Path]) -> N
     assert stored_height(d) == before[0]
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the writer dies loudly
+def test_a_checkpoint_writer_that_fails_stops_the_node_instead_of_hanging_flush(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The checkpoint thread dies on a write error (here a full disk): ``flush`` then raises it
+    instead of waiting for a checkpoint that will never be written, and the node is stopped."""
+    d = k.init_dir(tmp_path / "ledger")
+    node = k.open_node(d)
+    try:
+        k.register_fleet(node, 2)
+
+        def full(self: Store, _cp: object) -> None:
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(Store, "store_checkpoint", full)
+        t = time.monotonic()
+        with pytest.raises(RuntimeError, match=r"checkpoint writer failed: .*No space left on device"):
+            node.flush()
+        assert time.monotonic() - t < 10 and isinstance(node.fatal, OSError)
+    finally:
+        node.close()
+
+
 def test_close_resolves_every_pending_submission(tmp_path: Path) -> None:
     d = k.init_dir(tmp_path / "ledger")
     node = k.open_node(d)

@@ -1023,7 +1023,9 @@ class Node:
         done = threading.Event()
         with self.lock:
             self._queue_checkpoint(done)
-        done.wait()
+        while not done.wait(0.05):
+            if self.fatal is not None:  # the writer died: its checkpoint will never be written
+                raise RuntimeError(f"the checkpoint writer failed: {self.fatal!r}") from self.fatal
         with self.lock:
             self._evict_written()
 
