@@ -298,3 +298,22 @@ def test_init_with_a_deeper_state_tree_for_a_large_fleet(tmp_path: Path) -> None
         assert st.tree.root() == root_of(entries, 20) != root_of(entries, 16)
     finally:
         node.stop()
+
+
+def test_a_command_loads_only_its_own_modules_and_help_lists_every_group() -> None:
+    """The groups in their own modules (market, DGC agent, consortium, simulator …) are imported
+    when one of them runs: ``crev report`` starts without them; ``crev --help`` lists them all and
+    each one runs."""
+    heavy = ("crev.device.agent", "crev.consortium.app", "crev.cli.sim", "crev.cli.market", "httpx")
+    code = ("import sys; from click.testing import CliRunner; from crev.cli import main; "
+            "r = CliRunner().invoke(main, ['report', '--help']); assert r.exit_code == 0, r.output; "
+            f"print(','.join(m for m in {heavy!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+    r = CliRunner().invoke(main, ["--help"])
+    listed = re.findall(r"^  (\S+)\s", r.output.split("Commands:")[1], re.M)
+    assert {"report", "verify", "jpy", "market", "order", "delegate", "statement", "abci", "consortium", "dgc",
+            "sim", "device"} <= set(listed)
+    for name in ("market", "dgc", "consortium", "sim", "device"):
+        r = CliRunner().invoke(main, [name, "--help"])
+        assert r.exit_code == 0 and "Usage: main " + name in r.output, r.output
