@@ -214,20 +214,23 @@ def participant_report(state: State, store: Store, account_id: str, only_site: s
             (account_id, only_site)).fetchone()) else set()
     else:
         ids = sites_of(state, store, account_id)
-    for dev in sorted((state.devices[i] for i in ids), key=lambda d: d.device_id):
-        site = SiteReport(dev.device_id, dev.grid_area, dev.rated_capacity_w, debt_g=dev.debt_g,
-                          debt_repaid_g=dev.debt_repaid_g, drift_slots=dev.drift_slots,
-                          drift_alerts=dev.drift_alerts)
-        rows = store.db.execute(
-            "SELECT interval_start, generation_wh, import_wh, export_wh FROM ix_readings "
-            "WHERE device_id = ? AND owner = ? ORDER BY seq", (dev.device_id, account_id)).fetchall()
+    devs = sorted((state.devices[i] for i in ids), key=lambda d: d.device_id)
+    per_site: list[dict[int, list[int]]] = []  # each site's metered Wh by slot: generation, import, export
+    for dev in devs:
         acc: dict[int, list[int]] = {}
-        for start, g, i, e in rows:
+        for start, g, i, e in store.db.execute(
+                "SELECT interval_start, generation_wh, import_wh, export_wh FROM ix_readings "
+                "WHERE device_id = ? AND owner = ? ORDER BY seq", (dev.device_id, account_id)):
             a = acc.setdefault(start // SLOT_SECONDS, [0, 0, 0])
             a[0] += g
             a[1] += i
             a[2] += e
-        read_ahead(state, [f"v/{dev.device_id}/{slot}" for slot in acc])
+        per_site.append(acc)
+    read_ahead(state, [f"v/{dev.device_id}/{slot}" for dev, acc in zip(devs, per_site, strict=True) for slot in acc])
+    for dev, acc in zip(devs, per_site, strict=True):
+        site = SiteReport(dev.device_id, dev.grid_area, dev.rated_capacity_w, debt_g=dev.debt_g,
+                          debt_repaid_g=dev.debt_repaid_g, drift_slots=dev.drift_slots,
+                          drift_alerts=dev.drift_alerts)
         for slot, (g, i, e) in acc.items():
             fy = fiscal_year_cached(slot * SLOT_SECONDS)
             f_loc = state.factors.lookup(dev.grid_area, fy, LOCATION_BASED_KIND)
