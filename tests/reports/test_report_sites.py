@@ -182,3 +182,14 @@ def test_reading_ahead_reads_the_buckets_on_their_own_connections_and_writes_not
         assert sorted(queries) == spans
         assert report_dict(participant_report(v.state, v.store, k.OWNER), v.state.last_time) == expected
     assert (d / DB_FILE).read_bytes() == before
+
+
+def test_a_report_reads_ahead_twice_whatever_its_number_of_sites(ledger: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once for the lots the participant held, once for every site's slot tallies: not once a site."""
+    calls: list[int] = []
+    monkeypatch.setattr(Store, "read_ahead", lambda self, spans, threads=8: calls.append(len(spans)))
+    with closing(LedgerView(ledger)) as v:
+        rep = participant_report(v.state, v.store, k.OWNER)
+    assert [s.device_id for s in rep.sites] == ["dgc-0", "dgc-1", "dgc-2"]
+    # 2 lots each of dgc-0 and dgc-1, and their one 09:00 slot each; dgc-2 has neither
+    assert len(calls) == 2 and 1 <= calls[0] <= 4 and 1 <= calls[1] <= 2
