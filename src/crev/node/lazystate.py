@@ -488,15 +488,16 @@ def tradable_seed(store: Store, st: State) -> Callable[[str], list[str]]:
     return seed
 
 
-def read_ahead(st: State, keys: Iterable[str]) -> None:
-    """Have the store read ahead, all at once, the buckets of the state ``keys`` a query is about
-    to read one by one (``Store.read_ahead``), where the state is read lazily and they are not
-    loaded yet. The usual reads and checks follow; this only saves their waiting for the disk."""
+def read_ahead(st: State, kind: str, keys: Iterable[Any]) -> None:
+    """Have the store read ahead, all at once, the buckets of the records ``keys`` (map keys of
+    ``kind``: lot ids for ``l``, (device, slot) for ``v`` …) a query is about to read one by one
+    (``Store.read_ahead``), where the state is read lazily and they are not loaded yet. The usual
+    reads and checks follow; this only saves their waiting for the disk."""
     cp = checkpoint_of(st)
     if cp is None:
         return
     tree, depth = cp.tree, cp.depth
-    buckets = {b for key in keys if not tree.loaded(b := bucket_index(key, depth))}
+    buckets = {b for key in keys if not tree.loaded(b := bucket_index(state_key(kind, key), depth))}
     cp.store.read_ahead([bucket_span(b, depth) for b in buckets])
 
 

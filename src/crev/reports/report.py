@@ -152,7 +152,7 @@ def claims_by_slot(state: State, account_id: str, store: Store | None = None,
         lots: Iterable[Lot] = state.lots.values()
     else:
         ids = sorted(lots_ever_held(store, account_id, device_id))
-        read_ahead(state, [f"l/{i}" for i in ids])
+        read_ahead(state, "l", ids)
         lots = (state.lots[i] for i in ids if i in state.lots)
     for lot in lots:
         g = sum(s.end - s.start for s in lot.segments if s.holder == account_id and s.status != CANCELLED)
@@ -226,7 +226,7 @@ def participant_report(state: State, store: Store, account_id: str, only_site: s
             a[1] += i
             a[2] += e
         per_site.append(acc)
-    read_ahead(state, [f"v/{dev.device_id}/{slot}" for dev, acc in zip(devs, per_site, strict=True) for slot in acc])
+    read_ahead(state, "v", [(dev.device_id, slot) for dev, acc in zip(devs, per_site, strict=True) for slot in acc])
     for dev, acc in zip(devs, per_site, strict=True):
         site = SiteReport(dev.device_id, dev.grid_area, dev.rated_capacity_w, debt_g=dev.debt_g,
                           debt_repaid_g=dev.debt_repaid_g, drift_slots=dev.drift_slots,
