@@ -201,7 +201,8 @@ def build(d: Path, readings: int, devices: int, owners: int, batch: int, tail_ro
     shutil.rmtree(at_cp, ignore_errors=True)
     at_cp.mkdir()
     for f in d.iterdir():
-        if (f.name.startswith("ledger.sqlite") and not f.name.endswith("-shm")) or f.suffix in (".json", ".key"):
+        if (f.name.startswith("ledger.") and ".sqlite" in f.name and not f.name.endswith("-shm")) \
+                or f.suffix in (".json", ".key"):
             shutil.copy2(f, at_cp / f.name)
     print(f"ingest: {accepted:,} readings in {ingest_s:.0f} s = {accepted / ingest_s:,.0f} readings/s over {cp} "
           f"blocks; {spent['writes']} checkpoints", flush=True)
@@ -219,7 +220,8 @@ def build(d: Path, readings: int, devices: int, owners: int, batch: int, tail_ro
         "wal_max_bytes": wal_max, "checkpoint_write_s": spent["write_s"],
         "checkpoint_write_cpu_s": spent["write_cpu_s"], "checkpoint_wal_s": spent["wal_s"],
         "checkpoint_queue_s": spent["queue_s"], "checkpoints": spent["writes"], "checkpoint_height": cp,
-        "height": node.state.height, "db_bytes": (d / "ledger.sqlite").stat().st_size,
+        "height": node.state.height,
+        "db_bytes": sum((d / f).stat().st_size for f in ("ledger.sqlite", "ledger.chain.sqlite")),
         "lot": lot_id(5, rounds // 2), "site": "d5", "participant": owner_of(5, devices, owners),
         "retirements": retirements, "at_checkpoint": str(at_cp),
     }

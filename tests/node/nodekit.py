@@ -28,7 +28,7 @@ from crev.ledger.messages.submit_readings import SubmitReadings, parse_reading, 
 from crev.ledger.state import State
 from crev.ledger.tx import Message, build_tx
 from crev.node.node import DB_FILE, GENESIS_FILE, Node
-from crev.node.store import Store
+from crev.node.store import Store, chain_file
 
 CHAIN = "node-test"
 T0 = parse_time("2026-06-01T00:00")  # JST midnight, FY2026
@@ -126,7 +126,10 @@ def batch(devices: int, k: int) -> bytes:
 
 
 def sql(d: Path) -> sqlite3.Connection:
-    return sqlite3.connect(d / DB_FILE, isolation_level=None)
+    """A raw connection to the ledger in ``d``: its state file, with the chain's file attached."""
+    db = sqlite3.connect(d / DB_FILE, isolation_level=None)
+    db.execute("ATTACH ? AS chain", (str(chain_file(d / DB_FILE)),))
+    return db
 
 
 def replay_root(d: Path) -> tuple[State, bytes]:

@@ -52,7 +52,7 @@ from crev.ledger.genesis import Genesis
 from crev.ledger.state import State
 from crev.ledger.tx import Tx, decode_tx
 from crev.node.node import DB_FILE, GENESIS_FILE, Receipt, checkpoint_state, settle, signature_triples
-from crev.node.store import Store
+from crev.node.store import Store, chain_file
 
 log = logging.getLogger("crev.member")
 
@@ -253,10 +253,11 @@ class MemberLedger:
         while not self._stop.is_set():
             try:
                 if head_db is None:
-                    if not self.db_path.exists():
+                    chain = chain_file(self.db_path)  # the app's blocks (there once it has opened its store)
+                    if not chain.exists():
                         self._stop.wait(self.poll_s)
                         continue
-                    head_db = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, isolation_level=None,
+                    head_db = sqlite3.connect(f"file:{chain}?mode=ro", uri=True, isolation_level=None,
                                               check_same_thread=False, timeout=30)
                 top = int(head_db.execute("SELECT MAX(height) FROM blocks").fetchone()[0] or 0)
                 if top != last:

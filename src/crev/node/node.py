@@ -69,7 +69,7 @@ from crev.ledger.state import State
 from crev.ledger.trading import tick_due
 from crev.ledger.tx import Tx, build_tx, decode_tx
 from crev.node.lazystate import check_fleet_invariants, evict, hold_small_kinds, lazy_state, lazy_state_at
-from crev.node.store import CHUNK_BUCKETS, Store, prepare_checkpoint
+from crev.node.store import CHUNK_BUCKETS, Store, WriteLocks, prepare_checkpoint
 
 PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies (Linux)
 
@@ -589,10 +589,10 @@ class Node:
         if not gpath.exists():
             raise FileNotFoundError(f"{gpath} not found: run `crev init` first")
         self.genesis = Genesis.from_json(gpath.read_text("utf-8"))
-        # the sealer's connection (and callers' when stopped) and the checkpoint thread's write the file
-        # in turn (Store.write_lock)
-        self._write_lock = threading.Lock()
-        self.store = Store(self.data_dir / DB_FILE, write_lock=self._write_lock)
+        # the sealer's connection (and callers' when stopped) commits blocks to the chain's file and the
+        # checkpoint thread's writes the state file, each under its file's lock (Store.locks)
+        self._locks = WriteLocks()
+        self.store = Store(self.data_dir / DB_FILE, locks=self._locks)
         self._reads = Store(self.data_dir / DB_FILE)  # the check stage's own connection
         key_path = self.data_dir / SEQUENCER_KEY_FILE
         self.sequencer = Signer(bytes.fromhex(key_path.read_text().strip())) if key_path.exists() else None
@@ -1007,7 +1007,7 @@ class Node:
         trim_heap()  # what was dropped is free heap the C allocator would otherwise keep mapped
 
     def _checkpoint_loop(self) -> None:
-        writer = Store(self.store.path, write_lock=self._write_lock)
+        writer = Store(self.store.path, locks=self._locks)
         try:
             while True:
                 item = self._checkpoints.get()

@@ -1,0 +1,151 @@
+"""The chain in a file of its own: a block commit never waits for a checkpoint's transaction, a
+read-only view sees the blocks its checkpoint covers, and a ledger written when blocks shared the
+state file is read where it is and moved when first opened writable."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from contextlib import closing
+from pathlib import Path
+
+from crev.node.node import DB_FILE, LedgerView
+from crev.node.store import CHAIN_SCHEMA, Store, WriteLocks, chain_file
+from tests.node import nodekit as k
+
+
+def test_the_chain_file_is_named_after_the_state_file(tmp_path: Path) -> None:
+    assert chain_file(tmp_path / "ledger.sqlite") == tmp_path / "ledger.chain.sqlite"
+    assert chain_file("x/other.db") == Path("x/other.chain.db")
+
+
+def _ledger_with_blocks(tmp_path: Path, blocks: int) -> Path:
+    d = k.init_dir(tmp_path)
+    node = k.open_node(d)
+    k.register_fleet(node, 2)
+    for i in range(blocks):
+        assert node.submit_wait(k.batch(2, i)).ok
+    node.close()
+    return d
+
+
+def test_blocks_and_state_live_in_separate_files(tmp_path: Path) -> None:
+    d = _ledger_with_blocks(tmp_path, 3)
+    with closing(sqlite3.connect(d / DB_FILE)) as db:
+        names = {str(r[0]) for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert "blocks" not in names and "txs" not in names and {"state", "meta", "ix_readings"} <= names
+    with closing(sqlite3.connect(chain_file(d / DB_FILE))) as db:
+        names = {str(r[0]) for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert names == {"blocks", "txs"}
+        top = db.execute("SELECT MAX(height) FROM blocks").fetchone()[0]
+    with closing(Store(d / DB_FILE, readonly=True)) as store:
+        assert store.height() == top
+        assert store.checkpoint_height() == top  # close() checkpoints at the tip
+
+
+def test_a_block_commits_while_a_checkpoint_holds_the_state_file(tmp_path: Path) -> None:
+    """The checkpoint thread's transaction holds the state file's write lock; a block commit on
+    another connection (the sealer's) goes through meanwhile, where in one file it waited."""
+    d = _ledger_with_blocks(tmp_path, 2)
+    src = Store(d / DB_FILE, readonly=True)
+    top = src.height()
+    block = src.block(top)
+    rows = src.db.execute("SELECT idx, hash, kind, ok, raw, result FROM txs WHERE height = ? ORDER BY idx",
+                          (top,)).fetchall()
+    src.close()
+    assert block is not None
+    locks = WriteLocks()
+    sealer = Store(tmp_path / "copy.sqlite", locks=locks)
+    checkpointer = Store(tmp_path / "copy.sqlite", locks=locks)
+    try:
+        with locks.state:  # a checkpoint transaction in progress, its write lock taken
+            checkpointer.db.execute("BEGIN")
+            checkpointer.db.execute("INSERT OR REPLACE INTO meta VALUES ('x', x'01')")
+            done = threading.Event()
+
+            def commit() -> None:
+                # commit_block's own transaction, as it writes it, without the outcome object
+                with sealer._writing(sealer.locks.chain) as db:
+                    h = block.header
+                    db.execute("INSERT INTO blocks VALUES (?, ?, ?, ?, ?, ?)",
+                               (h.height, h.hash, h.encode(), block.signature, h.time, h.tx_count))
+                    db.executemany("INSERT INTO txs VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                   [(h.height, *r) for r in rows])
+                done.set()
+
+            t = threading.Thread(target=commit)
+            t.start()
+            assert done.wait(10), "the block commit waited for the state file's transaction"
+            checkpointer.db.execute("COMMIT")
+            t.join()
+        assert sealer.height() == top and sealer.get_meta("x") == b"\x01"
+        assert sealer.block(top) == block
+    finally:
+        sealer.close()
+        checkpointer.close()
+
+
+def _to_one_file(d: Path) -> None:
+    """Rewrite a ledger in the layout of the versions before the chain's own file: blocks and
+    transactions in the state file, no chain file."""
+    path = d / DB_FILE
+    with closing(sqlite3.connect(path, isolation_level=None)) as db:
+        db.execute("ATTACH ? AS chain", (str(chain_file(path)),))
+        db.executescript(CHAIN_SCHEMA.replace("chain.", "main."))
+        db.execute("INSERT INTO main.blocks SELECT * FROM chain.blocks")
+        db.execute("INSERT INTO main.txs SELECT * FROM chain.txs")
+        db.execute("DETACH chain")
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{chain_file(path)}{suffix}").unlink(missing_ok=True)
+
+
+def test_a_ledger_with_blocks_in_the_state_file_is_read_then_moved(tmp_path: Path) -> None:
+    d = _ledger_with_blocks(tmp_path, 3)
+    before_state, before_root = k.replay_root(d)
+    view = LedgerView(d)
+    height, root = view.state.height, view.state.tree.root()
+    view.close()
+    _to_one_file(d)
+    assert not chain_file(d / DB_FILE).exists()
+    # read-only, it is read where it is and nothing is written
+    view = LedgerView(d)
+    try:
+        assert (view.state.height, view.state.tree.root()) == (height, root)
+        assert view.store.block(height) is not None
+    finally:
+        view.close()
+    assert not chain_file(d / DB_FILE).exists()
+    # opened writable, the blocks move to the chain's file and leave the state file
+    node = k.open_node(d)
+    try:
+        assert node.state.height == height and node.state.tree.root() == root
+        assert node.submit_wait(k.batch(2, 3)).ok
+    finally:
+        node.close()
+    with closing(sqlite3.connect(d / DB_FILE)) as db:
+        assert db.execute("SELECT 1 FROM sqlite_master WHERE name IN ('blocks', 'txs')").fetchall() == []
+    with closing(Store(d / DB_FILE, readonly=True)) as store:
+        assert store.height() == height + 1
+        assert [b.header.height for b in store.blocks()] == list(range(1, height + 2))
+    assert before_state.height == height and before_root == root
+
+
+def test_a_move_cut_short_is_finished_at_the_next_open(tmp_path: Path) -> None:
+    """Killed after the copy to the chain's file committed and before the state file's tables were
+    dropped: the next open copies again (keeping the rows there) and drops them."""
+    d = _ledger_with_blocks(tmp_path, 2)
+    path = d / DB_FILE
+    with closing(Store(path, readonly=True)) as store:
+        height = store.height()
+        txs = store.db.execute("SELECT COUNT(*) FROM txs").fetchone()[0]
+    _to_one_file(d)
+    with closing(sqlite3.connect(path, isolation_level=None)) as db:  # the copy alone, as _move_chain does it
+        db.execute("ATTACH ? AS chain", (str(chain_file(path)),))
+        db.executescript(CHAIN_SCHEMA)
+        db.execute("INSERT INTO chain.blocks SELECT * FROM main.blocks")
+        db.execute("INSERT INTO chain.txs SELECT * FROM main.txs")
+    Store(path).close()
+    with closing(k.sql(d)) as db:
+        assert db.execute("SELECT 1 FROM main.sqlite_master WHERE name IN ('blocks', 'txs')").fetchall() == []
+        assert db.execute("SELECT COUNT(*), MAX(height) FROM chain.blocks").fetchone() == (height, height)
+        assert db.execute("SELECT COUNT(*) FROM chain.txs").fetchone()[0] == txs
