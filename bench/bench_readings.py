@@ -11,8 +11,9 @@ submission-to-committed-issuance latency at fixed offered loads (the default con
                                    [--configs pynacl/processes,kernel/processes,kernel/threads]
                                    [--latency-rates 1000,2500,4000,80%] [--latency-seconds 3]
 
-A latency rate ``N%`` is N % of the end-to-end rate just measured (the last configuration's): the
-issue's bar is p99 < 1 s at 80 % of the node's own rate.
+A latency rate ``N%`` is N % of the end-to-end rate just measured (the last configuration's) with the
+time to write the checkpoint of its blocks counted: the rate the node sustains, where the end-to-end
+rate alone leaves that work behind it.
 
 A configuration is verifier/workers[/codec[/tree]]: ``kernel/threads/reference`` verifies with the
 kernel and decodes and encodes with the reference codec (crev.core.encoding) instead of the
@@ -70,8 +71,9 @@ def raw_verify_rate(n: int = 20_000) -> float:
     return n / (now() - t)
 
 
-def throughput(node: object, txs: list[bytes]) -> float:
-    """Submit every batch at once, wait for every receipt; readings accepted per second."""
+def throughput(node: object, txs: list[bytes]) -> tuple[float, float]:
+    """Submit every batch at once, wait for every receipt; readings accepted per second, and the
+    same with the time to write the checkpoint of those blocks added (the sustained rate)."""
     t, cpu = now(), time.process_time()
     futs = [node.submit(raw) for raw in txs]  # type: ignore[attr-defined]
     accepted = 0
@@ -90,7 +92,12 @@ def throughput(node: object, txs: list[bytes]) -> float:
         held = sum(resident_records(st).values())
         buckets = st.tree.loaded_buckets() if isinstance(st.tree, LazyStateTree) else 0
     print(f"  RSS {rss_mb():,.0f} MB; held beyond the fleet: {held:,} records and {buckets:,} tree buckets")
-    return rate
+    # the checkpoint work still owed (rows built and written in the background): counted here, the
+    # rate is one the node could sustain, not a burst that leaves work behind
+    node.flush()  # type: ignore[attr-defined]
+    whole = now() - t
+    print(f"  with the checkpoint of these blocks written: {whole:.2f} s = {accepted / whole:,.0f} readings/s")
+    return rate, accepted / whole
 
 
 def latency_run(node: object, txs: list[bytes], gap: float) -> list[float]:
@@ -224,7 +231,8 @@ def main() -> None:
     ap.add_argument("--per-device", type=int, default=5)
     ap.add_argument("--batch", type=int, default=1000)
     ap.add_argument("--latency-rates", default="1000,2500,4000,80%",
-                    help="offered readings/s for the latency runs; N%% is N %% of the last configuration's rate")
+                    help="offered readings/s for the latency runs; N%% is N %% of the last configuration's "
+                         "rate with its checkpoint written")
     ap.add_argument("--latency-seconds", type=float, default=3.0, help="how long each latency run offers its load")
     ap.add_argument("--configs", default="pynacl/processes,kernel/processes,kernel/threads",
                     help="verifier/workers[/codec] for the throughput runs; the last one also runs the latency runs")
@@ -266,9 +274,9 @@ def main() -> None:
         t = now()
         node, d, _clock = make_ledger(a.devices, verify_processes=workers == "processes")
         print(f"[{config}] set-up: {a.devices:,} devices registered through the node in {now() - t:.1f} s")
-        rate = throughput(node, txs)
-        last_rate = rate
-        print(f"[{config}] ratio end-to-end / raw single-core verify: {rate / raw:.2f}; target 16,700/s "
+        rate, last_rate = throughput(node, txs)
+        print(f"[{config}] ratio end-to-end / raw single-core verify: {rate / raw:.2f} (with the checkpoint written: "
+              f"{last_rate / raw:.2f}); target 16,700/s "
               f"(1M DGCs each minute): {'MET' if rate >= TARGET else 'NOT MET'} ({rate / TARGET:.0%})")
     if node is None or d is None:
         return

@@ -19,12 +19,12 @@ commit, so: validators' signatures → CometBFT header → app_hash → crev hea
 a record's state proof (``query("/state/<key>")``), and → results_root → each result.
 
 **Durability.** ``commit`` stores the crev block with its transactions and results through crev's
-``Store.commit_block`` (SQLite WAL, ``synchronous=FULL``) and the CometBFT height in the same
-database; the state snapshot and index follow as a checkpoint every ``checkpoint_s`` seconds. After
-kill -9 the app loads the checkpoint, replays the later crev blocks through ``apply_block``
-(without the sequencer signature: in consortium mode a block's authority is CometBFT's commit),
-and ``info`` returns the last committed CometBFT height and app hash, so CometBFT's handshake
-replays exactly the blocks the app lacks.
+``Store.commit_block`` (SQLite WAL, ``synchronous=FULL``; the chain's file) and the CometBFT height
+in the state file's meta, each committed before the next; the state snapshot and index follow as a
+checkpoint every ``checkpoint_s`` seconds. After kill -9 the app loads the checkpoint, replays the
+later crev blocks through ``apply_block`` (without the sequencer signature: in consortium mode a
+block's authority is CometBFT's commit), and ``info`` returns the last committed CometBFT height and
+app hash, so CometBFT's handshake replays exactly the blocks the app lacks.
 """
 
 from __future__ import annotations
