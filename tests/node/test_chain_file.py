@@ -9,6 +9,9 @@ import threading
 from contextlib import closing
 from pathlib import Path
 
+import pytest
+
+from crev.errors import InvalidBlock
 from crev.node.node import DB_FILE, LedgerView
 from crev.node.store import CHAIN_SCHEMA, Store, WriteLocks, chain_file
 from tests.node import nodekit as k
@@ -149,3 +152,20 @@ def test_a_move_cut_short_is_finished_at_the_next_open(tmp_path: Path) -> None:
         assert db.execute("SELECT 1 FROM main.sqlite_master WHERE name IN ('blocks', 'txs')").fetchall() == []
         assert db.execute("SELECT COUNT(*), MAX(height) FROM chain.blocks").fetchone() == (height, height)
         assert db.execute("SELECT COUNT(*) FROM chain.txs").fetchone()[0] == txs
+
+
+def test_a_state_file_without_its_chain_is_refused_naming_both_files(tmp_path: Path) -> None:
+    """The chain's file lost (or a state file restored without it): the checkpoint names a block
+    nobody holds. Read-only and writable opens refuse, saying which file lacks what."""
+    d = _ledger_with_blocks(tmp_path, 2)
+    with closing(Store(d / DB_FILE, readonly=True)) as store:
+        cp = store.checkpoint_height()
+    assert cp > 0
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{chain_file(d / DB_FILE)}{suffix}").unlink(missing_ok=True)
+    message = (rf"^checkpoint_height: the checkpoint in ledger.sqlite is at height {cp} but "
+               rf"ledger.chain.sqlite holds no block {cp} \(its last is 0\): run `crev verify`$")
+    with pytest.raises(InvalidBlock, match=message):
+        LedgerView(d)
+    with pytest.raises(InvalidBlock, match=message):
+        k.open_node(d)

@@ -374,8 +374,9 @@ def _replay(store: Store, st: State, start: int, verifier: ParallelVerifier
 def _checkpoint_header(store: Store, cp: int) -> Header:
     head = store.header(cp)
     if head is None:
-        raise InvalidBlock("checkpoint_height", f"the checkpoint is at height {cp} but no block {cp} is "
-                                                f"stored: run `crev verify`")
+        raise InvalidBlock("checkpoint_height", f"the checkpoint in {store.path.name} is at height {cp} but "
+                                                f"{store.chain_path.name} holds no block {cp} (its last is "
+                                                f"{store.height()}): run `crev verify`")
     return head
 
 
