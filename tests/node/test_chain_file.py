@@ -102,7 +102,8 @@ def _to_one_file(d: Path) -> None:
         Path(f"{chain_file(path)}{suffix}").unlink(missing_ok=True)
 
 
-def test_a_ledger_with_blocks_in_the_state_file_is_read_then_moved(tmp_path: Path) -> None:
+def test_a_ledger_with_blocks_in_the_state_file_is_read_then_moved(tmp_path: Path,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
     d = _ledger_with_blocks(tmp_path, 3)
     before_state, before_root = k.replay_root(d)
     view = LedgerView(d)
@@ -118,8 +119,11 @@ def test_a_ledger_with_blocks_in_the_state_file_is_read_then_moved(tmp_path: Pat
     finally:
         view.close()
     assert not chain_file(d / DB_FILE).exists()
-    # opened writable, the blocks move to the chain's file and leave the state file
-    node = k.open_node(d)
+    # opened writable, the blocks move to the chain's file and leave the state file, once, saying so
+    with caplog.at_level("WARNING", logger="crev.node.store"):
+        node = k.open_node(d)
+    moved = [r.getMessage() for r in caplog.records if r.name == "crev.node.store"]
+    assert moved == [f"moving {height} blocks (up to height {height}) from ledger.sqlite to ledger.chain.sqlite, once"]
     try:
         assert node.state.height == height and node.state.tree.root() == root
         assert node.submit_wait(k.batch(2, 3)).ok

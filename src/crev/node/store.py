@@ -44,6 +44,7 @@ rows and those together under the index tables' names (``index_in_memory``).
 from __future__ import annotations
 
 import contextlib
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -66,6 +67,8 @@ from crev.ledger.events import (
     Transferred,
 )
 from crev.ledger.messages.submit_readings import SubmitReadings
+
+log = logging.getLogger(__name__)
 
 # The chain: blocks and their transactions with results, in a file of their own (``chain_file``),
 # attached to every connection as schema ``chain``.
@@ -296,10 +299,14 @@ class Store:
         """A ledger written before the chain had a file of its own holds its blocks and
         transactions in the state file: copy them to the chain's file, then drop them from the
         state file. Each step is one transaction; after a crash between them, the next open copies
-        again (rows already there are kept) and drops."""
+        again (rows already there are kept) and drops. The state file keeps the pages it frees for
+        its own later writes (``VACUUM`` gives them back to the file system)."""
         db = self.db
         if db.execute("SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = 'blocks'").fetchone() is None:
             return
+        count, top = db.execute("SELECT COUNT(*), MAX(height) FROM main.blocks").fetchone()
+        log.warning("moving %d blocks (up to height %s) from %s to %s, once", count, top, self.path.name,
+                    self.chain_path.name)
         with self._writing(self.locks.chain):
             db.execute("INSERT OR IGNORE INTO chain.blocks SELECT * FROM main.blocks")
             db.execute("INSERT OR IGNORE INTO chain.txs SELECT * FROM main.txs")
