@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from crev.errors import InvalidBlock
-from crev.node.node import DB_FILE, LedgerView
+from crev.ledger.apply import apply_block
+from crev.ledger.genesis import Genesis, state_from_genesis
+from crev.node.node import DB_FILE, GENESIS_FILE, LedgerView
 from crev.node.store import CHAIN_SCHEMA, Store, WriteLocks, chain_file
 from tests.node import nodekit as k
 
@@ -50,39 +52,38 @@ def test_a_block_commits_while_a_checkpoint_holds_the_state_file(tmp_path: Path)
     """The checkpoint thread's transaction holds the state file's write lock; a block commit on
     another connection (the sealer's) goes through meanwhile, where in one file it waited."""
     d = _ledger_with_blocks(tmp_path, 2)
-    src = Store(d / DB_FILE, readonly=True)
-    top = src.height()
-    block = src.block(top)
-    rows = src.db.execute("SELECT idx, hash, kind, ok, raw, result FROM txs WHERE height = ? ORDER BY idx",
-                          (top,)).fetchall()
-    src.close()
-    assert block is not None
+    g = Genesis.from_json((d / GENESIS_FILE).read_text("utf-8"))
+    st = state_from_genesis(g)
+    with closing(Store(d / DB_FILE, readonly=True)) as src:
+        blocks = list(src.blocks())
+    for block in blocks[:-1]:
+        apply_block(st, block)
+    tip = blocks[-1]
+    outcome = apply_block(st, tip)  # the tip's results, as the sealer commits them
     locks = WriteLocks()
     sealer = Store(tmp_path / "copy.sqlite", locks=locks)
     checkpointer = Store(tmp_path / "copy.sqlite", locks=locks)
     try:
-        with locks.state:  # a checkpoint transaction in progress, its write lock taken
+        with locks.state:  # a checkpoint transaction in progress, the state file's write lock taken
             checkpointer.db.execute("BEGIN")
             checkpointer.db.execute("INSERT OR REPLACE INTO meta VALUES ('x', x'01')")
             done = threading.Event()
 
             def commit() -> None:
-                # commit_block's own transaction, as it writes it, without the outcome object
-                with sealer._writing(sealer.locks.chain) as db:
-                    h = block.header
-                    db.execute("INSERT INTO blocks VALUES (?, ?, ?, ?, ?, ?)",
-                               (h.height, h.hash, h.encode(), block.signature, h.time, h.tx_count))
-                    db.executemany("INSERT INTO txs VALUES (?, ?, ?, ?, ?, ?, ?)",
-                                   [(h.height, *r) for r in rows])
+                sealer.commit_block(tip, outcome)
                 done.set()
 
             t = threading.Thread(target=commit)
             t.start()
-            assert done.wait(10), "the block commit waited for the state file's transaction"
+            finished = done.wait(10)
             checkpointer.db.execute("COMMIT")
-            t.join()
-        assert sealer.height() == top and sealer.get_meta("x") == b"\x01"
-        assert sealer.block(top) == block
+        t.join()  # (if it waited, it goes on now: the connections are closed only after it)
+        assert finished, "the block commit waited for the state file's transaction"
+        h = tip.header.height
+        assert sealer.height() == h and sealer.get_meta("x") == b"\x01"
+        assert sealer.block(h) == tip
+        stored = sealer.db.execute("SELECT result FROM txs WHERE height = ? ORDER BY idx", (h,)).fetchall()
+        assert [bytes(r[0]) for r in stored] == list(outcome.encoded_results)
     finally:
         sealer.close()
         checkpointer.close()
