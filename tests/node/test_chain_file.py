@@ -1,6 +1,7 @@
-"""The chain in a file of its own: a block commit never waits for a checkpoint's transaction, a
-read-only view sees the blocks its checkpoint covers, and a ledger written when blocks shared the
-state file is read where it is and moved when first opened writable."""
+"""The chain in a file of its own: blocks and state in separate files, a block commit that never
+waits for a checkpoint's transaction, a state file whose chain lacks its checkpoint's block
+refused, and a ledger written when blocks shared the state file read where it is and moved when
+first opened writable."""
 
 from __future__ import annotations
 
