@@ -51,6 +51,7 @@ from crev.ledger.messages.retire import Retire
 from crev.ledger.messages.submit_readings import SubmitReadings, parse_reading, reading_payload
 from crev.ledger.messages.transfer import Transfer
 from crev.ledger.tx import build_tx
+from crev.node.store import chain_file
 
 BUILD_FILE = "bench-build.json"
 HERE = Path(__file__).resolve().parent
@@ -221,7 +222,7 @@ def build(d: Path, readings: int, devices: int, owners: int, batch: int, tail_ro
         "checkpoint_write_cpu_s": spent["write_cpu_s"], "checkpoint_wal_s": spent["wal_s"],
         "checkpoint_queue_s": spent["queue_s"], "checkpoints": spent["writes"], "checkpoint_height": cp,
         "height": node.state.height,
-        "db_bytes": sum((d / f).stat().st_size for f in ("ledger.sqlite", "ledger.chain.sqlite")),
+        "db_bytes": sum(f.stat().st_size for f in (d / "ledger.sqlite", chain_file(d / "ledger.sqlite"))),
         "lot": lot_id(5, rounds // 2), "site": "d5", "participant": owner_of(5, devices, owners),
         "retirements": retirements, "at_checkpoint": str(at_cp),
     }

@@ -22,7 +22,6 @@ from crev.cli import main
 from crev.core.encoding import decode, encode
 from crev.ledger.block import Header
 from crev.node.node import DB_FILE, Node
-from crev.node.store import chain_file
 from tests.node import nodekit as k
 
 LOT0 = "dgc-0:20260601T0900"
@@ -137,9 +136,7 @@ def test_resume_from_the_node_checkpoint_replays_the_blocks_after_it(copy: Calla
 
 def _edit(path: Path, sql: str, args: tuple[object, ...]) -> None:
     """One statement on a ledger's state file with its chain's file attached, or on an auditor's record."""
-    with closing(sqlite3.connect(path, isolation_level=None)) as db:
-        if path.name == DB_FILE:
-            db.execute("ATTACH ? AS chain", (str(chain_file(path)),))
+    with closing(k.sql(path.parent) if path.name == DB_FILE else sqlite3.connect(path, isolation_level=None)) as db:
         assert db.execute(sql, args).rowcount == 1
 
 

@@ -222,8 +222,7 @@ class Store:
                 self.db.execute(MOVES_KEY)
                 for ddl in LATER_INDEXES:
                     self.db.execute(ddl)
-                self.db.execute("ATTACH ':memory:' AS chain")
-                self.db.executescript(CHAIN_SCHEMA)
+                self._attach_empty_chain()
             else:
                 self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None,
                                           check_same_thread=False, timeout=120)
@@ -231,8 +230,7 @@ class Store:
                 if self.chain_path.exists():
                     self.db.execute("ATTACH ? AS chain", (f"file:{self.chain_path}?mode=ro",))
                 elif legacy is None:  # the writer has created the state file but not yet the chain's
-                    self.db.execute("ATTACH ':memory:' AS chain")
-                    self.db.executescript(CHAIN_SCHEMA)
+                    self._attach_empty_chain()
                 # One read transaction for the store's life: every query sees the same snapshot (WAL
                 # readers do not block the writer), so the checkpoint, the state entries and the
                 # blocks after it cannot come from different moments of a running node. The state
@@ -260,6 +258,11 @@ class Store:
         # ix_orders lists every stored order (a file written by an earlier version opened read-only may lack it)
         self.has_order_index = self.get_meta(ORDERS_INDEXED_KEY) is not None
         self.has_device_index = self.get_meta(DEVICES_INDEXED_KEY) is not None
+
+    def _attach_empty_chain(self) -> None:
+        """A read-only store with no chain file to read: an empty chain in memory in its place."""
+        self.db.execute("ATTACH ':memory:' AS chain")
+        self.db.executescript(CHAIN_SCHEMA)
 
     def _migrate(self) -> None:
         """Bring a database written by an earlier version up to SCHEMA: ``ix_readings.owner`` (the
