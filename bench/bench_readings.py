@@ -15,11 +15,13 @@ A latency rate ``N%`` is N % of the end-to-end rate just measured (the last conf
 time to write the checkpoint of its blocks counted: the rate the node sustains, where the end-to-end
 rate alone leaves that work behind it.
 
-A configuration is verifier/workers[/codec[/tree]]: ``kernel/threads/reference`` verifies with the
+A configuration is verifier/workers[/codec[/tree[/rows]]]: ``kernel/threads/reference`` verifies with the
 kernel and decodes and encodes with the reference codec (crev.core.encoding) instead of the
 kernel's, so that one run compares the two on fresh ledgers (default codec: the kernel's, where
 installed); ``kernel/threads/kernel/reference`` keeps the kernel's codec but hashes, packs and
-updates the state tree with the reference (crev.core.statetree) instead of the kernel. Each run
+updates the state tree with the reference (crev.core.statetree) instead of the kernel;
+``kernel/threads/kernel/kernel/reference`` builds and binds the checkpoint's rows in Python
+(crev.node.store) instead of the kernel's packs (crev.node.packed). Each run
 also prints the node's RSS and how many records and tree buckets it holds beyond the fleet.
 
 ``--profile`` instead times, in this one interpreter and without a node, the stages of the reading
@@ -56,6 +58,7 @@ from crev.ledger.params import Params
 from crev.ledger.state import State
 from crev.ledger.tx import build_tx, decode_tx
 from crev.node.lazystate import resident_records
+from crev.node.packed import use_rows_kernel
 
 TARGET = 1_000_000 / 60  # 1,000,000 DGCs reporting every minute
 
@@ -260,7 +263,7 @@ def main() -> None:
     node = d = None
     last_rate = 0.0
     for config in configs:
-        verifier, workers, codec, tree = (config + "/kernel/kernel").split("/")[:4]
+        verifier, workers, codec, tree, rows = (config + "/kernel/kernel/kernel").split("/")[:5]
         if not use_kernel(verifier == "kernel") and verifier == "kernel":
             print(f"[{config}] skipped: crev_native is not installed (pip install ./native)")
             continue
@@ -268,6 +271,8 @@ def main() -> None:
             print(f"[{config}] (the kernel's codec is not installed: the reference codec decodes and encodes)")
         if not use_tree_kernel(tree == "kernel") and tree == "kernel":
             print(f"[{config}] (the kernel's tree functions are not installed: the reference hashes the tree)")
+        if not use_rows_kernel(rows == "kernel") and rows == "kernel":
+            print(f"[{config}] (the kernel's row packing is not installed: the reference builds checkpoint rows)")
         if node is not None:
             node.close()
             shutil.rmtree(d, ignore_errors=True)  # type: ignore[arg-type]

@@ -109,16 +109,16 @@ def test_a_checkpoint_being_built_holds_no_database_lock_a_block_commits_meanwhi
     inside the checkpoint's write transaction, so the block's commit waited for the whole of it:
     here, for ever.)"""
     node = running
-    real = store_module.index_events
+    real = store_module.event_index_rows
     entered, release = threading.Event(), threading.Event()
 
-    def stalled(*args: Any) -> None:
+    def stalled(*args: Any) -> Any:
         if threading.current_thread().name == "crev-checkpoint" and not release.is_set():
             entered.set()
             release.wait(WAIT_S * 3)
-        real(*args)
+        return real(*args)
 
-    monkeypatch.setattr(store_module, "index_events", stalled)
+    monkeypatch.setattr(store_module, "event_index_rows", stalled)
     try:
         r1 = node.submit_wait(k.batch(DEVICES, 0), WAIT_S)
         assert r1.committed
@@ -175,17 +175,17 @@ def test_a_block_commits_while_a_checkpoint_holds_its_write_transaction_open(
     (When blocks and state shared one file, the block's commit waited for the whole transaction:
     here, for ever.)"""
     node = running
-    real = store_module.insert_rows
+    real = store_module.write_rows
     entered, release = threading.Event(), threading.Event()
 
-    def stalled(db: Any, head: str, rows: Any, tail: str = "") -> None:
-        real(db, head, rows, tail)
+    def stalled(db: Any, head: str, kinds: str, rows: Any, tail: str = "") -> None:
+        real(db, head, kinds, rows, tail)
         if (threading.current_thread().name == "crev-checkpoint" and "ix_readings" in head
                 and not release.is_set()):
             entered.set()
             release.wait(WAIT_S * 3)
 
-    monkeypatch.setattr(store_module, "insert_rows", stalled)
+    monkeypatch.setattr(store_module, "write_rows", stalled)
     try:
         r1 = node.submit_wait(k.batch(DEVICES, 0), WAIT_S)
         assert r1.committed

@@ -67,6 +67,7 @@ from crev.ledger.events import (
     Transferred,
 )
 from crev.ledger.messages.submit_readings import SubmitReadings
+from crev.node.packed import LOT_ROWS, READING_ROWS, STATE_KINDS, PackedRows, insert_packed, packed, rows_kernel
 
 log = logging.getLogger(__name__)
 
@@ -402,11 +403,11 @@ class Store:
             # an upsert, not INSERT OR REPLACE: a changed device or account keeps its row, so the
             # partial index of the small kinds is not rewritten (measured: 190 → 140 ms CPU for the
             # 32,000 entries of 8,000 readings)
-            insert_rows(db, "INSERT INTO state (kh, key, value)", cp.upserts,
-                        " ON CONFLICT (kh, key) DO UPDATE SET value = excluded.value")
+            write_rows(db, "INSERT INTO state (kh, key, value)", STATE_KINDS, cp.upserts,
+                       " ON CONFLICT (kh, key) DO UPDATE SET value = excluded.value")
             db.executemany("DELETE FROM state WHERE kh = ? AND key = ?", cp.deletes)
-            insert_rows(db, "INSERT OR REPLACE INTO ix_readings", cp.readings)
-            insert_rows(db, "INSERT OR REPLACE INTO ix_lots", cp.lots)
+            write_rows(db, "INSERT OR REPLACE INTO ix_readings", READING_ROWS[2], cp.readings)
+            write_rows(db, "INSERT OR REPLACE INTO ix_lots", LOT_ROWS[2], cp.lots)
             insert_rows(db, "INSERT OR IGNORE INTO ix_moves", cp.moves)
             insert_rows(db, "INSERT OR REPLACE INTO ix_orders", cp.orders)
             insert_rows(db, "INSERT OR REPLACE INTO ix_devices", cp.devices)
@@ -479,10 +480,10 @@ class Store:
             db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
 
     def _insert_index(self, outcomes: Sequence[tuple[int, list[TxResult]]], prefix: str = "") -> None:
-        readings, lots, moves = index_rows(outcomes)
+        readings, lots, moves = event_index_rows(outcomes)
         db = self.db
-        insert_rows(db, f"INSERT OR REPLACE INTO {prefix}ix_readings", readings)
-        insert_rows(db, f"INSERT OR REPLACE INTO {prefix}ix_lots", lots)
+        write_rows(db, f"INSERT OR REPLACE INTO {prefix}ix_readings", READING_ROWS[2], readings)
+        write_rows(db, f"INSERT OR REPLACE INTO {prefix}ix_lots", LOT_ROWS[2], lots)
         insert_rows(db, f"INSERT OR IGNORE INTO {prefix}ix_moves", moves)
 
     def index_in_memory(self, outcomes: Sequence[tuple[int, list[TxResult]]]) -> None:
@@ -668,19 +669,31 @@ def insert_rows(db: sqlite3.Connection, head: str, rows: Sequence[Row], tail: st
         db.execute(f"{head} VALUES {','.join([one] * len(part))}{tail}", [v for row in part for v in row])
 
 
+def write_rows(db: sqlite3.Connection, head: str, kinds: str, rows: Sequence[Row] | PackedRows,
+               tail: str = "") -> None:
+    """``insert_rows``, or ``packed.insert_packed`` for the kernel's pack of the same rows (whose
+    cells are of ``kinds``)."""
+    if isinstance(rows, PackedRows):
+        insert_packed(db, head, kinds, rows, tail)
+    else:
+        insert_rows(db, head, rows, tail)
+
+
 @dataclass(frozen=True)
 class PreparedCheckpoint:
     """A checkpoint's rows, built before its write transaction (``prepare_checkpoint``) and
     written by ``Store.store_checkpoint``: the state entries to upsert as (kh, key, value) in table
     order and those to delete as (kh, key), the index rows of its blocks, the key hashes of every
-    changed entry (which rows of stored bucket hashes they touch) and the bucket hashes."""
+    changed entry (which rows of stored bucket hashes they touch) and the bucket hashes. The state
+    upserts and the reading and lot index rows are Python rows, or the kernel's packs of the same
+    rows (``node/packed.py``)."""
 
     height: int
-    upserts: list[tuple[int, str, bytes]]
+    upserts: list[tuple[int, str, bytes]] | PackedRows
     deletes: list[tuple[int, str]]
     key_hashes: list[int]
-    readings: list[Row]
-    lots: list[Row]
+    readings: list[Row] | PackedRows
+    lots: list[Row] | PackedRows
     moves: list[Row]
     orders: list[Row]
     devices: list[Row]
@@ -691,15 +704,40 @@ def prepare_checkpoint(height: int, changes: dict[str, bytes | None], outcomes: 
                        bucket_hashes: bytes | BucketHashes | BucketHashRows | None = None) -> PreparedCheckpoint:
     """The rows ``Store.write_checkpoint`` writes (see there), built without touching the database:
     the Python half of a checkpoint, which the node's checkpoint thread does before it takes the
-    database's write lock, so a block commit never waits for it."""
-    upserts = sorted((key_hash32(k), k, v) for k, v in changes.items() if v is not None)  # in table order
-    deletes = [(key_hash32(k), k) for k, v in changes.items() if v is None]
-    readings, lots, moves = index_rows(outcomes)
-    orders = [order_index_row(k, v) for _, k, v in upserts if k[:2] == "o/"]  # orders are never deleted
+    database's write lock, so a block commit never waits for it. With the kernel, the bulk of them
+    are packed by it instead (the same rows)."""
     devices = [device_index_row(key, v) for key in sorted(f"d/{d}" for d in owner_changes(outcomes))
                if (v := changes.get(key)) is not None]
+    readings, lots, moves = event_index_rows(outcomes)
+    kernel = rows_kernel()
+    state = None if kernel is None else kernel.pack_state_rows(changes)
+    if state is not None:
+        pack, deletes, key_hashes, order_entries = state
+        orders = [order_index_row(k, v) for k, v in order_entries]
+        return PreparedCheckpoint(height, packed(pack), deletes, key_hashes, readings, lots, moves, orders,
+                                  devices, bucket_hashes)
+    upserts = sorted((key_hash32(k), k, v) for k, v in changes.items() if v is not None)  # in table order
+    deletes = [(key_hash32(k), k) for k, v in changes.items() if v is None]
+    orders = [order_index_row(k, v) for _, k, v in upserts if k[:2] == "o/"]  # orders are never deleted
     return PreparedCheckpoint(height, upserts, deletes, [r[0] for r in upserts] + [r[0] for r in deletes],
                               readings, lots, moves, orders, devices, bucket_hashes)
+
+
+def event_index_rows(outcomes: Sequence[tuple[int, list[TxResult]]]
+                     ) -> tuple[list[Row] | PackedRows, list[Row] | PackedRows, list[Row]]:
+    """The index rows (readings, lots, unit movements) of blocks' results: the first two packed by
+    the kernel where it is in use (every event of the other kinds is indexed by ``index_event``)."""
+    kernel = rows_kernel()
+    got = None if kernel is None else kernel.pack_event_rows(list(outcomes), [READING_ROWS, LOT_ROWS])
+    if got is None:
+        return index_rows(outcomes)
+    (readings, lots), others = got
+    moves: list[Row] = []
+    rest: list[Row] = []
+    for h, th, e in others:
+        index_event(e, h, th, rest, rest, moves)
+    assert not rest, "the kernel packs every reading and lot row"
+    return packed(readings), packed(lots), moves
 
 
 def owner_changes(outcomes: Sequence[tuple[int, list[TxResult]]]) -> set[str]:
@@ -746,22 +784,29 @@ def index_events(res: TxResult, height: int, readings: list[tuple[Any, ...]],
     """Turn a result's events into index rows."""
     th = res.tx_hash
     for e in res.events:
-        if type(e) is ReadingAccepted:
-            readings.append((e.device_id, e.seq, e.interval_start, e.interval_s, e.generation_wh,
-                             e.import_wh, e.export_wh, e.lot_id, e.reading_hash, height, th, e.owner))
-        elif type(e) is Issued:
-            lots.append((e.lot_id, e.first_unit, e.quantity_g, e.device_id, e.owner, e.slot_id,
-                         e.self_consumed_wh, e.factor_g_per_kwh, e.origin, height, th))
-        elif type(e) is Transferred:
-            moves.append((e.lot_id, "transfer", e.sender, e.recipient, e.start_unit, e.end_unit, "",
-                          height, th))
-        elif type(e) is Traded:
-            for lot_id, start, end in e.ranges:
-                moves.append((lot_id, "trade", e.seller, e.buyer, start, end,
-                              f"{e.trade_id} {e.market_id} @{e.price} JPY/t", height, th))
-        elif type(e) is Retired:
-            moves.append((e.lot_id, "retire", e.account, e.beneficiary, e.start_unit, e.end_unit,
-                          e.retirement_id, height, th))
-        elif type(e) is Cancelled:
-            moves.append((e.lot_id, "cancel", e.holder, "", e.start_unit, e.end_unit,
-                          f"{e.reason} [{e.reference}]", height, th))
+        index_event(e, height, th, readings, lots, moves)
+
+
+def index_event(e: Any, height: int, th: bytes, readings: list[tuple[Any, ...]],
+                lots: list[tuple[Any, ...]], moves: list[tuple[Any, ...]]) -> None:
+    """An event's index row, if it has one (``packed.READING_ROWS`` and ``LOT_ROWS`` are the first
+    two rows below, for the kernel)."""
+    if type(e) is ReadingAccepted:
+        readings.append((e.device_id, e.seq, e.interval_start, e.interval_s, e.generation_wh,
+                         e.import_wh, e.export_wh, e.lot_id, e.reading_hash, height, th, e.owner))
+    elif type(e) is Issued:
+        lots.append((e.lot_id, e.first_unit, e.quantity_g, e.device_id, e.owner, e.slot_id,
+                     e.self_consumed_wh, e.factor_g_per_kwh, e.origin, height, th))
+    elif type(e) is Transferred:
+        moves.append((e.lot_id, "transfer", e.sender, e.recipient, e.start_unit, e.end_unit, "",
+                      height, th))
+    elif type(e) is Traded:
+        for lot_id, start, end in e.ranges:
+            moves.append((lot_id, "trade", e.seller, e.buyer, start, end,
+                          f"{e.trade_id} {e.market_id} @{e.price} JPY/t", height, th))
+    elif type(e) is Retired:
+        moves.append((e.lot_id, "retire", e.account, e.beneficiary, e.start_unit, e.end_unit,
+                      e.retirement_id, height, th))
+    elif type(e) is Cancelled:
+        moves.append((e.lot_id, "cancel", e.holder, "", e.start_unit, e.end_unit,
+                      f"{e.reason} [{e.reference}]", height, th))
