@@ -10,7 +10,7 @@
 //! reference binds it (an integer beyond 64 bits, a bool, a float, a text holding NUL, a lone
 //! surrogate, an unexpected type) makes them return `None`, and the reference builds the rows.
 
-use std::fmt::Write;
+use std::io::Write;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyInt, PyList, PyString, PyTuple, PyType};
@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 /// One table's rows as `json_each` reads them: the JSON text, the blob the blob cells point
 /// into, the number of rows.
 struct Pack {
-    json: String,
+    json: Vec<u8>,
     blob: Vec<u8>,
     rows: usize,
     first: bool,
@@ -27,25 +27,25 @@ struct Pack {
 
 impl Pack {
     fn new() -> Self {
-        Pack { json: String::from("["), blob: Vec::new(), rows: 0, first: true }
+        Pack { json: vec![b'['], blob: Vec::new(), rows: 0, first: true }
     }
 
     fn row(&mut self) {
         if self.rows > 0 {
-            self.json.push(',');
+            self.json.push(b',');
         }
-        self.json.push('[');
+        self.json.push(b'[');
         self.rows += 1;
         self.first = true;
     }
 
     fn end_row(&mut self) {
-        self.json.push(']');
+        self.json.push(b']');
     }
 
     fn sep(&mut self) {
         if !self.first {
-            self.json.push(',');
+            self.json.push(b',');
         }
         self.first = false;
     }
@@ -61,23 +61,8 @@ impl Pack {
             return false;
         }
         self.sep();
-        self.json.push('"');
-        if s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
-            for c in s.chars() {
-                match c {
-                    '"' => self.json.push_str("\\\""),
-                    '\\' => self.json.push_str("\\\\"),
-                    c if (c as u32) < 0x20 => {
-                        let _ = write!(self.json, "\\u{:04x}", c as u32);
-                    }
-                    c => self.json.push(c),
-                }
-            }
-        } else {
-            self.json.push_str(s);
-        }
-        self.json.push('"');
-        true
+        // serde_json writes it as a JSON string: quotes, backslashes and control characters escaped
+        serde_json::to_writer(&mut self.json, s).is_ok()
     }
 
     fn bytes(&mut self, b: &[u8]) {
@@ -87,12 +72,13 @@ impl Pack {
     }
 
     fn finish<'py>(mut self, py: Python<'py>) -> (Bound<'py, PyString>, Bound<'py, PyBytes>, usize) {
-        self.json.push(']');
+        self.json.push(b']');
         if self.blob.is_empty() {
             // SQLite's substr of an empty blob is NULL, not an empty blob: never bind an empty one
             self.blob.push(0);
         }
-        (PyString::new(py, &self.json), PyBytes::new(py, &self.blob), self.rows)
+        let json = String::from_utf8(self.json).expect("numbers, punctuation and JSON strings of str are UTF-8");
+        (PyString::new(py, &json), PyBytes::new(py, &self.blob), self.rows)
     }
 }
 
