@@ -237,8 +237,9 @@ pub fn pack_event_rows<'py>(py: Python<'py>, outcomes: &Bound<'py, PyList>, tabl
     let events = pyo3::intern!(py, "events");
     let mut others = Vec::new();
     for item in outcomes.iter() {
-        let (height, results): (i64, Bound<'py, PyList>) = item.extract()?;
-        for res in results.iter() {
+        let (height, results): (i64, Bound<'py, PyAny>) = item.extract()?;
+        for res in results.try_iter()? {
+            let res = res?;
             let th = res.getattr(tx_hash)?;
             for e in res.getattr(events)?.try_iter()? {
                 let e = e?;

@@ -45,9 +45,6 @@ class PackedRows:
     blob: bytes
     count: int
 
-    def __len__(self) -> int:
-        return self.count
-
 
 class RowsKernel(Protocol):
     """What ``crev_native`` offers for checkpoint rows (native/crev_native.pyi)."""
