@@ -17,7 +17,7 @@ from fractions import Fraction
 import cbor2
 import pytest
 
-from crev.core.encoding import MAX_DEPTH, decode, encode
+from crev.core.encoding import MAX_DEPTH, decode, decode_committed, encode
 from crev.errors import MalformedError
 
 
@@ -105,3 +105,25 @@ def test_a_length_claiming_more_than_the_body_holds_allocates_nothing() -> None:
     for raw in (b"\x9b" + (2**40).to_bytes(8, "big"), b"\x5b" + (2**40).to_bytes(8, "big"),
                 b"\x9a" + (2**31).to_bytes(4, "big") + b"\x00" * 8):
         assert "not valid CBOR" in decode_within(raw).reason
+
+
+def test_committed_bytes_decode_as_decode_decodes_them_and_hostile_ones_are_refused_the_same_way() -> None:
+    """``decode_committed`` (state entries already checked against a signed root) skips only the
+    canonical round trip: canonical bytes give decode's value, and tags, indefinite lengths, deep
+    nests and short bodies give decode's error, reason for reason."""
+    for value in ([], ["d/x", 0, 2**64 - 1, -2**64, b"\x00" * 32, True, False, None, [["é", [1]]]],
+                  "あ", 23, 24, -25):
+        raw = encode(value)
+        assert decode_committed(raw, "v") == decode(raw, "v") == value
+    hostile = [cbor2.dumps(cbor2.CBORTag(2, b"\x01" * 9)), shared_chain(24), b"\x9f\x01\xff",
+               b"\x81" * (MAX_DEPTH + 1) + b"\x00", b"\x9b" + (2**40).to_bytes(8, "big"), b"\x82\x01"]
+    for raw in hostile:
+        with pytest.raises(MalformedError) as committed:
+            decode_committed(raw, "v")
+        with pytest.raises(MalformedError) as plain:
+            decode(raw, "v")
+        assert (committed.value.field, committed.value.reason) == (plain.value.field, plain.value.reason)
+    # what it does not check, by design: a non-canonical head (1 as 0x18 0x01) decodes to its value
+    assert decode_committed(b"\x18\x01", "v") == 1
+    with pytest.raises(MalformedError, match="canonical"):
+        decode(b"\x18\x01", "v")

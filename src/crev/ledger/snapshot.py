@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from crev.core.encoding import decode
+from crev.core.encoding import decode, decode_committed
 from crev.core.factors import FactorRow
 from crev.ledger.genesis import Genesis, state_from_genesis
 from crev.ledger.records import (
@@ -55,11 +55,13 @@ def state_key(kind: str, key: Any) -> str:
     return f"{kind}/{key}"
 
 
-def decode_entry(key: str, value: bytes) -> Any:
+def decode_entry(key: str, value: bytes, *, committed: bool = False) -> Any:
     """The record stored under ``key`` (``FactorRow`` for ``f/``; not for ``g``, which the state
-    derives from its genesis)."""
+    derives from its genesis). ``committed``: the bytes were already checked against the leaf a
+    signed state root commits to, so their canonical form is not checked again
+    (``encoding.decode_committed``)."""
     kind = key.partition("/")[0]
-    v = decode(value, key)
+    v = decode_committed(value, key) if committed else decode(value, key)
     if kind == "f":
         return FactorRow.from_list(v, key)
     cls = _RECORDS.get(kind)

@@ -353,8 +353,8 @@ def _check_record(kind: str, key: str, rec: Any, height: int) -> None:
 def _records(cp: Checkpoint, kind: str, lock: AbstractContextManager[Any] | None) -> LazyRecords[Any, Any]:
     prefix = f"{kind}/"
 
-    def load(key: str, value: bytes) -> Any:
-        rec = decode_entry(key, value)
+    def load(key: str, value: bytes) -> Any:  # value: checked against the tree by ``cp`` (Checkpoint.value, .kind)
+        rec = decode_entry(key, value, committed=True)
         _check_record(kind, key, rec, cp.height)
         cp.decoded += 1
         return rec
