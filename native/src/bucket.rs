@@ -16,6 +16,13 @@ const PREFIXED: u32 = 1 << 31;
 
 type Entry = (Vec<u8>, [u8; 32]);
 
+/// A key's place in the tree (`crev.core.statetree.key_hash32`): the first 4 bytes of SHA-256(key),
+/// big-endian; its bucket at depth d is this shifted right by 32 − d.
+pub(crate) fn key_hash32(key: &[u8]) -> u32 {
+    let d = Sha256::digest(key);
+    u32::from_be_bytes([d[0], d[1], d[2], d[3]])
+}
+
 pub(crate) fn leaf_hash(key: &[u8], value: &[u8]) -> PyResult<[u8; 32]> {
     let Ok(n) = u16::try_from(key.len()) else {
         return Err(PyValueError::new_err("a state key is at most 65,535 bytes"));

@@ -303,8 +303,7 @@ pub fn new_slotted<'py>(cls: &Bound<'py, pyo3::types::PyType>, names: &Bound<'py
 pub fn state_leaf(key: &str, value: &[u8]) -> PyResult<(u32, [u8; 32])> {
     let k = key.as_bytes();
     let leaf = crate::bucket::leaf_hash(k, value)?;
-    let kh: [u8; 32] = Sha256::digest(k).into();
-    Ok((u32::from_be_bytes([kh[0], kh[1], kh[2], kh[3]]), leaf))
+    Ok((crate::bucket::key_hash32(k), leaf))
 }
 
 // --- events -----------------------------------------------------------------------------------

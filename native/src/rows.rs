@@ -14,7 +14,6 @@ use std::io::Write;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyInt, PyList, PyString, PyTuple, PyType};
-use sha2::{Digest, Sha256};
 
 /// One table's rows as `json_each` reads them: the JSON text, the blob the blob cells point
 /// into, the number of rows.
@@ -146,10 +145,7 @@ pub fn pack_state_rows<'py>(py: Python<'py>, changes: &Bound<'py, PyDict>) -> Op
         let mut order: Vec<(u32, usize)> = views
             .iter()
             .enumerate()
-            .map(|(i, (k, _))| {
-                let d = Sha256::digest(k.as_bytes());
-                (u32::from_be_bytes([d[0], d[1], d[2], d[3]]), i)
-            })
+            .map(|(i, (k, _))| (crate::bucket::key_hash32(k.as_bytes()), i))
             .collect();
         // Python sorts (kh, key) and str order is code-point order, which UTF-8 byte order keeps
         order.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| views[a.1].0.as_bytes().cmp(views[b.1].0.as_bytes())));
