@@ -27,3 +27,10 @@ def pack_state_rows(
 def pack_event_rows(
     outcomes: list[tuple[int, list[Any]]], tables: list[tuple[type, tuple[str, ...], str]], /
 ) -> tuple[list[tuple[str, bytes, int]], list[tuple[int, bytes, Any]]] | None: ...
+
+class SpanReader:
+    @staticmethod
+    def open(path: str, sqlite_module_file: str, /) -> SpanReader | None: ...
+    def read(
+        self, keys: list[str], shift: int, held: dict[int, bytes], reads: list[str], /
+    ) -> tuple[list[int], list[tuple[bytes, bytes] | None], dict[str, bytes]]: ...

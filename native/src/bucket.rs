@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 const HELD_MIN: usize = 512;
 const PREFIXED: u32 = 1 << 31;
 
-type Entry = (Vec<u8>, [u8; 32]);
+pub(crate) type Entry = (Vec<u8>, [u8; 32]);
 
 /// A key's place in the tree (`crev.core.statetree.key_hash32`): the first 4 bytes of SHA-256(key),
 /// big-endian; its bucket at depth d is this shifted right by 32 − d.
@@ -24,15 +24,18 @@ pub(crate) fn key_hash32(key: &[u8]) -> u32 {
 }
 
 pub(crate) fn leaf_hash(key: &[u8], value: &[u8]) -> PyResult<[u8; 32]> {
-    let Ok(n) = u16::try_from(key.len()) else {
-        return Err(PyValueError::new_err("a state key is at most 65,535 bytes"));
-    };
+    leaf_hash_raw(key, value).ok_or_else(|| PyValueError::new_err("a state key is at most 65,535 bytes"))
+}
+
+/// `leaf_hash` without Python: None for a key over 65,535 bytes.
+pub(crate) fn leaf_hash_raw(key: &[u8], value: &[u8]) -> Option<[u8; 32]> {
+    let n = u16::try_from(key.len()).ok()?;
     let mut h = Sha256::new();
     h.update([0u8]);
     h.update(n.to_be_bytes());
     h.update(key);
     h.update(value);
-    Ok(h.finalize().into())
+    Some(h.finalize().into())
 }
 
 fn word(bytes: &[u8]) -> usize {
@@ -81,7 +84,7 @@ fn unpack(held: &[u8]) -> PyResult<Vec<Entry>> {
 }
 
 /// Entries sorted by key (no duplicates) as a held bucket, and the bucket's hash.
-fn pack(entries: &[Entry]) -> (Vec<u8>, [u8; 32]) {
+pub(crate) fn pack(entries: &[Entry]) -> (Vec<u8>, [u8; 32]) {
     let prefixed = entries.iter().any(|(k, _)| k.contains(&0));
     let keys_len: usize = if prefixed {
         entries.iter().map(|(k, _)| 2 + k.len()).sum()

@@ -26,6 +26,7 @@ mod bucket;
 mod codec;
 mod merkle;
 mod rows;
+mod spans;
 
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -239,6 +240,7 @@ fn crev_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(bucket::bucket_fold, m)?)?;
     m.add_function(wrap_pyfunction!(rows::pack_state_rows, m)?)?;
     m.add_function(wrap_pyfunction!(rows::pack_event_rows, m)?)?;
+    m.add_class::<spans::SpanReader>()?;
     m.add("LIBSODIUM_RULES", "1.0.20-stable crypto_sign_verify_detached")?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

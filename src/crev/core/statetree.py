@@ -206,6 +206,10 @@ class StateTree:
             self._levels = [bytearray(self._empty[i]) * (1 << (self.depth - i)) for i in range(self.depth + 1)]
         return self._levels[d]
 
+    def prefetch(self, keys: Collection[str]) -> None:
+        """Make ready what changing ``keys`` will need: nothing for a tree held whole
+        (``LazyStateTree`` loads the buckets it lacks together)."""
+
     def set(self, key: str, value: bytes) -> None:
         kh, leaf = _leaf(key, value)
         b = kh >> (32 - self.depth)
@@ -356,6 +360,14 @@ _PREFIXED = 1 << 31  # in a held bucket's second word: its keys are length-prefi
 _HELD_MIN = 512
 
 
+# What a reader of many buckets gives (node/spans.py): the buckets read; each one's (held form,
+# hash), or None for the reference to load it; the stored values of the keys asked for, as found
+SpansRead = tuple[list[int], list[tuple[bytes, bytes] | None], dict[str, bytes]]
+# ``fetch_many(keys, held, reads)`` → the buckets of ``keys`` not in ``held`` and the values of
+# ``reads``, or None: no such reader
+FetchMany = Callable[[list[str], dict[int, bytes], list[str]], SpansRead | None]
+
+
 class LazyStateTree(StateTree):
     """A state tree built from packed bucket hashes (``pack_bucket_hashes``) whose buckets' entries
     are fetched only when first needed, by ``fetch(bucket) → (key, value) pairs``, and checked:
@@ -378,8 +390,10 @@ class LazyStateTree(StateTree):
     that same bucket hash when next needed."""
 
     def __init__(self, depth: int, packed: bytes, fetch: Callable[[int], Iterable[tuple[str, bytes]]],
-                 mismatch: Callable[[int, list[str]], Exception] = BucketMismatch) -> None:
+                 mismatch: Callable[[int, list[str]], Exception] = BucketMismatch,
+                 fetch_many: FetchMany | None = None) -> None:
         super().__init__(depth)
+        self._fetch_many = fetch_many
         if len(packed) != HASH_SIZE << depth:
             raise ValueError(f"packed bucket hashes: {len(packed)} bytes, depth {depth} needs {HASH_SIZE << depth}")
         self._fetch = fetch
@@ -401,6 +415,11 @@ class LazyStateTree(StateTree):
 
     def loaded(self, b: int) -> bool:
         return b in self._held
+
+    def held_buckets(self) -> dict[int, bytes]:
+        """The loaded buckets (bucket → held form), for reading only: a reader on another thread
+        (``read_keys``'s caller) skips them."""
+        return self._held
 
     def loaded_buckets(self) -> int:
         return len(self._held)
@@ -424,13 +443,63 @@ class LazyStateTree(StateTree):
             # else refused below, by the reference, which names the keys
         try:
             leaves = {k: entry_leaf_hash(k, v) for k, v in rows}
-        except (struct.error, TypeError, ValueError):  # e.g. a key over 65,535 bytes: never stored by a node
+        except (struct.error, TypeError, ValueError, AttributeError):  # a key over 65,535 bytes, or not text
             raise self._mismatch(b, sorted(str(k) for k, _ in rows)) from None
         keys = sorted(leaves)
         if len(leaves) != len(rows) or bucket_hash(leaves[k] for k in keys) != self.committed_bucket_hash(b):
             raise self._mismatch(b, keys)
         self._held[b] = _pack(keys, leaves)
         return rows
+
+    def load_keys(self, keys: Collection[str], reads: Collection[str] = ()) -> dict[str, bytes]:
+        """Load the buckets of ``keys`` that are not loaded yet, all in one call of ``fetch_many``
+        where it answers (node/spans.py: the kernel reads them with the interpreter lock
+        released), each held form checked against the bucket's hash as ``load`` checks fetched
+        rows; a bucket it leaves to the reference, or whose hash differs, goes through ``load``,
+        which refuses it naming its keys. Returns stored values of ``reads`` as read (from the
+        buckets fetched; ``fetch_many`` also reads those in loaded buckets), for the caller to
+        check against their leaves."""
+        if not keys:
+            return {}
+        held = self._held
+        got = None if self._fetch_many is None else self._fetch_many(list(keys), held, list(reads))
+        if got is None:  # the reference: one fetch a bucket
+            depth = self.depth
+            ask = set(reads)
+            found: dict[str, bytes] = {}
+            for b in sorted({bucket_index(k, depth) for k in keys} - held.keys()):
+                found.update((k, v) for k, v in self.load(b) or () if k in ask)
+            return found
+        buckets, packed, found = got
+        for b in self.hold_read(buckets, packed):
+            self.load(b)
+        return found
+
+    def read_keys(self, keys: list[str], reads: list[str]) -> SpansRead | None:
+        """The buckets of ``keys`` not loaded now and the values of ``reads``, read by ``fetch_many``
+        but not held: for a thread other than the one that changes the tree, whose ``hold_read``
+        takes them later (None: no ``fetch_many``, or it did not answer)."""
+        return None if self._fetch_many is None else self._fetch_many(keys, self._held, reads)
+
+    def hold_read(self, buckets: list[int], packed: list[tuple[bytes, bytes] | None]) -> list[int]:
+        """Hold each of ``buckets`` not loaded yet whose read form (``fetch_many``'s) hashes to the
+        bucket's hash now. Returns the others (not answered, or changed since they were read),
+        which only ``load`` may load: it reads them again and refuses rows that still differ."""
+        held = self._held
+        left: list[int] = []
+        for b, item in zip(buckets, packed, strict=True):
+            if b in held:
+                continue
+            if item is not None and item[1] == self.committed_bucket_hash(b):
+                held[b] = item[0]
+                self.fetches += 1
+            else:
+                left.append(b)
+        return left
+
+    def prefetch(self, keys: Collection[str]) -> None:
+        """Load the buckets of ``keys`` that are not loaded, together (``load_keys``)."""
+        self.load_keys(keys)
 
     def leaf(self, key: str) -> bytes | None:
         """The leaf hash of ``key`` as the tree holds it now (None: absent), loading its bucket."""

@@ -32,13 +32,13 @@ changed since the last checkpoint, not the history.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 from crev.core.encoding import decode
 from crev.core.factors import FactorRow
-from crev.core.statetree import LazyStateTree, bucket_index, bucket_span, entry_leaf_hash
+from crev.core.statetree import LazyStateTree, SpansRead, bucket_index, bucket_span, entry_leaf_hash
 from crev.errors import InvalidBlock
 from crev.ledger.block import Header
 from crev.ledger.genesis import Genesis
@@ -278,6 +278,7 @@ class Checkpoint:
         self.height = height
         self.depth = tree.depth
         self._last: tuple[int, dict[str, bytes]] = (-1, {})  # the bucket fetched last, as fetched
+        self._near: dict[str, bytes] = {}  # values ``prefetch`` found, as fetched
         self.decoded = 0  # records read from the store and decoded (``_records``' loads)
 
     def moved_to(self, height: int) -> None:
@@ -285,6 +286,26 @@ class Checkpoint:
         the bucket kept from an earlier one."""
         self.height = height
         self._last = (-1, {})
+        self._near = {}
+
+    def prefetch(self, keys: Collection[str], reads: Collection[str] = (), early: Sequence[SpansRead] = ()) -> None:
+        """Load the buckets of ``keys`` the tree has not loaded, together (``LazyStateTree.load_keys``),
+        and keep the stored values of ``reads`` found for ``value`` until the next prefetch: the
+        node calls it with the keys a block's readings will change, and the records they will
+        read that are not in memory, before applying them (``Node.seal``). ``early``: what
+        ``read_early`` read for them on another thread, held first where it is still current."""
+        near: dict[str, bytes] = {}
+        for buckets, packed, found in early:
+            self.tree.hold_read(buckets, packed)  # a bucket changed since is loaded below
+            near.update(found)
+        near.update(self.tree.load_keys(keys, [key for key in reads if key not in near]))
+        self._near = near
+
+    def read_early(self, keys: list[str], reads: list[str]) -> SpansRead | None:
+        """``prefetch``'s reads without holding anything, on a connection of their own: for the
+        check thread, ahead of the sealer (``Node._read_early``); None: no kernel reader. Any
+        thread may call it: it only reads the tree's loaded buckets to skip them."""
+        return self.store.state_spans(keys, self.depth, self.tree.held_buckets(), reads, early=True)
 
     def _wrong(self, key: str) -> InvalidBlock:
         return InvalidBlock("state", f"the stored state entry {key!r} (bucket {bucket_index(key, self.depth)}) is "
@@ -301,6 +322,10 @@ class Checkpoint:
         leaf = self.tree.leaf(key)
         if leaf is None:
             return None
+        stored = self._near.get(key)
+        if stored is not None and entry_leaf_hash(key, stored) == leaf:
+            return stored
+        # not read ahead (or read before a later checkpoint was written): read it now
         stored = self._last[1].get(key) if self._last[0] == b else self.store.state_value(key)
         if stored is None or entry_leaf_hash(key, stored) != leaf:
             raise self._wrong(key)
@@ -413,8 +438,11 @@ def lazy_state_at(genesis: Genesis, store: Store, height: int, last_hash: bytes,
     def fetch(b: int) -> list[tuple[str, bytes]]:
         return store.state_span(*bucket_span(b, depth))
 
+    def fetch_many(keys: list[str], held: dict[int, bytes], reads: list[str]) -> SpansRead | None:
+        return store.state_spans(keys, depth, held, reads)
+
     try:
-        tree = LazyStateTree(depth, packed, fetch, wrong_bucket)
+        tree = LazyStateTree(depth, packed, fetch, wrong_bucket, fetch_many)
     except ValueError:
         return None
     if tree.root() != root:

@@ -40,19 +40,21 @@ import multiprocessing
 import os
 import queue
 import signal
+import sqlite3
 import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future, InvalidStateError, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from crev.core.encoding import decode
 from crev.core.hashing import sha256
 from crev.core.signing import Signer, kernel_in_use, use_kernel, verify, verify_many
-from crev.core.statetree import BucketHashRows
+from crev.core.statetree import BucketHashRows, SpansRead
 from crev.core.units import SLOT_SECONDS
 from crev.errors import CrevError, InvalidBlock, MalformedError, SignatureError
 from crev.ledger.apply import BlockBuilder, BlockOutcome, SigCache, TxResult, apply_block, signing_key
@@ -63,12 +65,20 @@ from crev.ledger.invariants import check_invariants
 from crev.ledger.messages.market_tick import MarketTick
 from crev.ledger.messages.submit_controls import SubmitControls
 from crev.ledger.messages.submit_meter_values import SubmitMeterValues
-from crev.ledger.messages.submit_readings import SubmitReadings
+from crev.ledger.messages.submit_readings import SubmitReadings, keys_touched
 from crev.ledger.snapshot import load_state
 from crev.ledger.state import State
 from crev.ledger.trading import tick_due
 from crev.ledger.tx import Tx, build_tx, decode_tx
-from crev.node.lazystate import check_fleet_invariants, evict, hold_small_kinds, lazy_state, lazy_state_at
+from crev.node.lazystate import (
+    Checkpoint,
+    check_fleet_invariants,
+    checkpoint_of,
+    evict,
+    hold_small_kinds,
+    lazy_state,
+    lazy_state_at,
+)
 from crev.node.store import CHUNK_BUCKETS, Store, WriteLocks, prepare_checkpoint
 
 PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies (Linux)
@@ -78,6 +88,26 @@ DB_FILE = "ledger.sqlite"
 SEQUENCER_KEY_FILE = "sequencer.key"
 
 Triple = tuple[bytes, bytes, bytes]
+# A batch the check stage passed has its buckets read early (``Node._read_early``) only while fewer
+# readings than this wait for the sealer: further ahead, the blocks before it load many of the same
+# buckets (a reading's four keys share buckets with others'), and they would be read twice.
+READ_EARLY_BELOW = 5_000
+SWITCH_INTERVAL_S = 0.001  # the interpreter's switch interval while the node runs (``Node.start``)
+
+
+@dataclass(frozen=True)
+class Early:
+    """What was read early for a batch the check stage passed (``Node._read_early``): the state
+    keys its readings will change, the tallies they will read, and what the kernel read."""
+
+    keys: list[str]
+    reads: list[str]
+    got: SpansRead
+
+
+# a checked transaction waiting for the sealer: its future, its signature triples, what is being
+# read early for it (on the reader thread)
+Ready = tuple[Tx, "Future[Receipt]", list[Triple], "Future[Early | None] | None"]
 # height, changed entries, blocks to index, who waits for it, the state tree's bucket hashes at height
 # (the rows of CHUNK_BUCKETS holding the changed entries' buckets)
 CheckpointItem = tuple[int, dict[str, "bytes | None"], list[tuple[int, list[TxResult]]], "threading.Event | None",
@@ -561,6 +591,8 @@ class Node:
         self._locks = WriteLocks()
         self.store = Store(self.data_dir / DB_FILE, locks=self._locks)
         self._reads = Store(self.data_dir / DB_FILE)  # the check stage's own connection
+        # reads ahead of the sealer what a checked batch will need (``_read_early``), while started
+        self._early_reader: ThreadPoolExecutor | None = None
         key_path = self.data_dir / SEQUENCER_KEY_FILE
         self.sequencer = Signer(bytes.fromhex(key_path.read_text().strip())) if key_path.exists() else None
         self.block_interval = block_interval_ms / 1000
@@ -576,7 +608,7 @@ class Node:
         self._finalized: BlockOutcome | None = None
         self.listeners: list[Callable[[Block, BlockOutcome], None]] = []
         self._incoming: queue.Queue[tuple[bytes | Tx, Future[Receipt]] | None] = queue.Queue()
-        self._ready: queue.Queue[tuple[Tx, Future[Receipt], list[Triple]] | None] = queue.Queue()
+        self._ready: queue.Queue[Ready | None] = queue.Queue()
         self._ready_readings = 0
         self._inflight: dict[bytes, Future[Receipt]] = {}
         self._inflight_lock = threading.Lock()
@@ -722,6 +754,14 @@ class Node:
         # young generation less often (measured: +6 % readings/s, docs/benchmarks.md).
         gc.freeze()
         gc.set_threshold(50_000, 20, 100)
+        self._early_reader = ThreadPoolExecutor(1, thread_name_prefix="crev-read")
+        # A thread that wants the interpreter lock waits up to the switch interval for a busy holder to
+        # drop it. The sealer holds it for long stretches (a block's buckets are read with it released
+        # once, not at every row), and the check stage, which takes it back after each verification
+        # batch, waited up to 5 ms each time: 1 ms keeps it fed (docs/benchmarks.md, "A block's
+        # buckets read by the kernel"). Restored by ``stop``.
+        self._switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         for target, name in ((self._check_loop, "crev-check"), (self._seal_loop, "crev-seal")):
             t = threading.Thread(target=self._guard(target), name=name, daemon=True)
             t.start()
@@ -757,6 +797,10 @@ class Node:
             self._writer.join(timeout=60)
             self._writer = None
         self.verifier.close()
+        if self._early_reader is not None:
+            self._early_reader.shutdown(wait=True, cancel_futures=True)
+            self._early_reader = None
+            sys.setswitchinterval(self._switch_interval)
 
     def close(self) -> None:
         self.stop()
@@ -782,7 +826,7 @@ class Node:
             self._check_batch(batch)
 
     def _check_batch(self, batch: list[tuple[bytes | Tx, Future[Receipt]]]) -> None:
-        accepted: list[tuple[Tx, Future[Receipt], list[Triple]]] = []
+        accepted: list[Ready] = []
         triples: list[Triple] = []
         for raw, fut in batch:
             if isinstance(raw, Tx):  # already decoded by check_tx (the API does it off this thread)
@@ -818,8 +862,15 @@ class Node:
                 settle(fut, refused(tx.hash, SignatureError("readings", forged)))
                 continue
             triples.extend(ts)
-            accepted.append((tx, fut, ts))
+            accepted.append((tx, fut, ts, None))
         self.verifier.fill(self._cache, triples)
+        # the batch's buckets and tallies, read while the sealer works (``seal`` holds them), unless
+        # so many readings wait that blocks before them will load much of it first
+        reader = self._early_reader
+        if accepted and reader is not None and self._ready_readings < READ_EARLY_BELOW and self.store.reads_spans():
+            early: Future[Early | None] | None = reader.submit(self._read_early,
+                                                                [item[0].message for item in accepted])
+            accepted = [(tx, fut, ts, early) for tx, fut, ts, _ in accepted]
         for item in accepted:
             n = readings_in(item[0])
             with self._inflight_lock:
@@ -845,11 +896,65 @@ class Node:
                 with self.lock:
                     self._evict_written()
 
+    def _touched(self, msgs: list[Any]) -> tuple[list[str], list[str]]:
+        """The state keys the readings of ``msgs`` will change (``keys_touched``, and their devices'
+        owners' accounts and the supply), and the slot tallies they will read that are not in
+        memory. Devices are held whole, so looking up their owners reads nothing."""
+        keys: list[str] = []
+        reads: list[str] = []
+        owners: set[str] = set()
+        st = self.state
+        tallies, devices = st.tallies, st.devices
+        for msg in msgs:
+            if isinstance(msg, SubmitReadings):
+                k, t = keys_touched(msg)
+                keys += k
+                reads += [f"v/{dev}/{slot}" for dev, slot in t if not dict.__contains__(tallies, (dev, slot))]
+                owners.update(d.owner for r in msg.readings if (d := devices.get(r.device_id)) is not None)
+        if keys:  # the lots' owners' accounts and the supply change too
+            keys += ["s", *(f"a/{owner}" for owner in owners)]
+        return keys, reads
+
+    def _read_early(self, msgs: list[Any]) -> Early | None:
+        """On the reader thread, for a batch the check stage passed: read the buckets and tallies
+        the readings of ``msgs`` will need that are not in memory now, without holding them
+        (``Checkpoint.read_early``; the kernel reads them with the interpreter lock released,
+        beside the sealer). What comes back is held by ``seal``, checked then against the tree as
+        it is then."""
+        cp = checkpoint_of(self.state)
+        if cp is None:
+            return None
+        keys, reads = self._touched(msgs)
+        if not keys:
+            return None
+        try:
+            got = cp.read_early(keys, reads)
+        except sqlite3.Error:  # only a head start: the sealer reads them itself, and stops on the error it meets
+            return None
+        return None if got is None else Early(keys, reads, got)
+
+    def _read_ahead(self, cp: Checkpoint, items: list[Ready]) -> None:
+        """Hold what the check stage read early for ``items`` (each bucket checked against its hash
+        now), and load together what is still missing: the tree buckets the readings will change
+        and the slot tallies they will read (``Checkpoint.prefetch``: one call of the kernel,
+        node/spans.py, instead of a query a bucket and a record)."""
+        pending = {id(f): f for item in items if (f := item[3]) is not None}  # one a check batch
+        early: dict[int, Early | None] = {}
+        for key, f in pending.items():
+            # one not started yet is dropped (the sealer reads for itself); one under way is waited for
+            early[key] = None if f.cancel() else f.result()
+        keys, reads = self._touched([item[0].message for item in items if item[3] is None or not early[id(item[3])]])
+        done = [e for e in early.values() if e is not None]
+        for e in done:
+            keys += e.keys
+            reads += e.reads
+        cp.prefetch(keys, reads, [e.got for e in done])
+
     def seal(self) -> Block | None:
         """Build, sign and commit one block from what is ready. Returns None if nothing was. What
         a written checkpoint lets go is dropped after the receipts are out (``_evict_written``, by
         the seal loop), not before: its submitters do not wait for it."""
-        items: list[tuple[Tx, Future[Receipt], list[Triple]]] = []
+        items: list[Ready] = []
         n = 0
         while n < self.max_block_readings and len(items) < self.max_block_txs:
             try:
@@ -871,11 +976,14 @@ class Node:
             due = tick_due(st, now)
             if not items and not due:
                 return None
+            cp = checkpoint_of(st)
+            if cp is not None and self.store.reads_spans():  # else each bucket is read when first needed
+                self._read_ahead(cp, items)
             builder = BlockBuilder(st, st.height + 1, now, self._cache)
             if due:
                 builder.add(build_tx(st.chain_id, MarketTick(now)), keep_failed=False)
             kept: list[tuple[Tx, Future[Receipt], int]] = []
-            for tx, fut, _ in items:
+            for tx, fut, _, _ in items:
                 res = builder.add(tx, keep_failed=False)
                 if res.ok:
                     kept.append((tx, fut, len(builder.txs) - 1))
@@ -885,13 +993,13 @@ class Node:
                         self._inflight.pop(tx.hash, None)
                     settle(fut, refused(tx.hash, res.error))
             if not builder.txs:  # everything was refused: no block, nothing changed
-                for _, _, ts in items:
+                for _, _, ts, _ in items:
                     for t in ts:
                         self._cache.discard(t)
                 return None
             outcome = builder.finish()
             block = self._commit_outcome(outcome)
-        for _, _, ts in items:
+        for _, _, ts, _ in items:
             for t in ts:
                 self._cache.discard(t)
         h = outcome.header

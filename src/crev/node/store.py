@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from crev.core.encoding import decode
-from crev.core.statetree import HASH_SIZE, BucketHashes, BucketHashRows, key_hash32
+from crev.core.statetree import HASH_SIZE, BucketHashes, BucketHashRows, SpansRead, key_hash32
 from crev.ledger.apply import BlockOutcome, TxResult
 from crev.ledger.block import Block, Header
 from crev.ledger.events import (
@@ -68,6 +68,7 @@ from crev.ledger.events import (
 )
 from crev.ledger.messages.submit_readings import SubmitReadings
 from crev.node.packed import LOT_ROWS, READING_ROWS, STATE_KINDS, PackedRows, insert_packed, packed, rows_kernel
+from crev.node.spans import SpanReader, open_span_reader
 
 log = logging.getLogger(__name__)
 
@@ -259,6 +260,10 @@ class Store:
         # ix_orders lists every stored order (a file written by an earlier version opened read-only may lack it)
         self.has_order_index = self.get_meta(ORDERS_INDEXED_KEY) is not None
         self.has_device_index = self.get_meta(DEVICES_INDEXED_KEY) is not None
+        # the kernel's readers of buckets (node/spans.py): the sealer's, the check thread's; opened on first use
+        self._spans: list[SpanReader | None] = []
+        self._spans_tried = readonly
+        self._spans_lock = threading.Lock()
 
     def _attach_empty_chain(self) -> None:
         """A read-only store with no chain file to read: an empty chain in memory in its place."""
@@ -332,6 +337,7 @@ class Store:
             self.set_meta(done_key, b"1")
 
     def close(self) -> None:
+        self._spans, self._spans_tried = [], True
         self.db.close()  # a read-only store's read transaction ends with it
 
     # --- meta ------------------------------------------------------------------------------
@@ -583,6 +589,39 @@ class Store:
         bytes do, in ``LazyStateTree.load``)."""
         return self.db.execute("SELECT key, CAST(value AS BLOB) FROM state WHERE kh >= ? AND kh < ?",
                                (low, high)).fetchall()
+
+    def reads_spans(self) -> bool:
+        """Whether ``state_spans`` has the kernel's reader (else it returns None)."""
+        self._open_spans()
+        return bool(self._spans) and self._spans[0] is not None
+
+    def _open_spans(self) -> None:
+        if not self._spans_tried:
+            with self._spans_lock:
+                if not self._spans_tried:
+                    self._spans = [open_span_reader(self.path), open_span_reader(self.path)]
+                    self._spans_tried = True
+
+    def state_spans(self, keys: list[str], depth: int, held: dict[int, bytes], reads: list[str],
+                    early: bool = False) -> SpansRead | None:
+        """The state-tree buckets (at ``depth``) of ``keys`` that ``held`` lacks, and the stored
+        values of ``reads``, read by the kernel in one call with the interpreter lock released for
+        all of them (node/spans.py): the buckets, for each its held form and hash as
+        ``LazyStateTree`` holds a loaded bucket (None: rows the reference must judge), and the
+        values of ``reads`` found.
+        None where there is no kernel reader (the kernel is absent or not in use, or the store is
+        read-only: its one read transaction is the snapshot every read must see); the caller then
+        reads bucket by bucket (``state_span``). Only what other connections committed is seen,
+        never this one's open transaction. ``early``: on the early reader's connection (the check
+        thread's), not the sealer's."""
+        self._open_spans()
+        reader = self._spans[early] if self._spans else None
+        if reader is None:
+            return None
+        try:
+            return reader.read(keys, 32 - depth, held, reads)
+        except OSError as err:
+            raise sqlite3.OperationalError(str(err)) from None
 
     def read_ahead(self, spans: Sequence[tuple[int, int]], threads: int = READ_AHEAD_THREADS) -> None:
         """Read the state entries of the ``kh`` spans (state-tree buckets) on ``threads`` connections

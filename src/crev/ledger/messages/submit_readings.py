@@ -48,7 +48,7 @@ from crev.core.hashing import sha256
 from crev.core.metering import MAX_WH, capacity_limit_wh, register_delta
 from crev.core.signing import SIGNATURE_LEN
 from crev.core.slotted import constructor
-from crev.core.units import ALLOWED_INTERVAL_SECONDS, SLOT_SECONDS, co2_g_floor_carried
+from crev.core.units import ALLOWED_INTERVAL_SECONDS, SLOT_SECONDS, co2_g_floor_carried, slot_id
 from crev.errors import (
     ConflictError,
     MalformedError,
@@ -164,6 +164,21 @@ class SubmitReadings:
                     f"(readings[0] was accepted at height {head.height}, lot {head.lot_id!r})")
 
         return judge(ctx, self.items(), accept_reading, "readings", "reading", all_duplicates)
+
+
+def keys_touched(msg: SubmitReadings) -> tuple[list[str], list[tuple[str, int]]]:
+    """What accepting ``msg``'s readings changes and reads, as far as their own fields tell: the
+    state keys of each reading's device, slot tally, reading record and lot, and the tallies' map
+    keys (device, slot), which it reads. A hint for a node, which loads their buckets, and the
+    tallies it does not hold, together before applying a block (``Node.seal``); applying reads
+    whatever it needs either way."""
+    keys: list[str] = []
+    tallies: list[tuple[str, int]] = []
+    for r in msg.readings:
+        dev, slot = r.device_id, slot_id(r.interval_start)
+        keys += (f"d/{dev}", f"v/{dev}/{slot}", f"r/{dev}/{r.seq}", f"l/{lot_id_for(dev, r.interval_start)}")
+        tallies.append((dev, slot))
+    return keys, tallies
 
 
 def accept_reading(ctx: Any, r: Reading) -> tuple[list[Any], bool]:
