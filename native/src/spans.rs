@@ -50,24 +50,37 @@ unsafe extern "C" {
 type Db = *mut c_void;
 type Stmt = *mut c_void;
 
+type OpenV2 = unsafe extern "C" fn(*const c_char, *mut Db, c_int, *const c_char) -> c_int;
+type OfDb = unsafe extern "C" fn(Db) -> c_int;
+type PrepareV2 = unsafe extern "C" fn(Db, *const c_char, c_int, *mut Stmt, *mut *const c_char) -> c_int;
+type BindInt64 = unsafe extern "C" fn(Stmt, c_int, i64) -> c_int;
+type BindText = unsafe extern "C" fn(Stmt, c_int, *const c_char, c_int, isize) -> c_int;
+type OfStmt = unsafe extern "C" fn(Stmt) -> c_int;
+type ColumnInt = unsafe extern "C" fn(Stmt, c_int) -> c_int;
+type ColumnBlob = unsafe extern "C" fn(Stmt, c_int) -> *const c_void;
+type ColumnText = unsafe extern "C" fn(Stmt, c_int) -> *const u8;
+type Exec = unsafe extern "C" fn(Db, *const c_char, *const c_void, *const c_void, *mut *mut c_char) -> c_int;
+type BusyTimeout = unsafe extern "C" fn(Db, c_int) -> c_int;
+type ErrMsg = unsafe extern "C" fn(Db) -> *const c_char;
+
 /// The SQLite C functions used, as resolved in the process's one copy of the library.
 #[derive(Clone, Copy)]
 struct Api {
-    open_v2: unsafe extern "C" fn(*const c_char, *mut Db, c_int, *const c_char) -> c_int,
-    close_v2: unsafe extern "C" fn(Db) -> c_int,
-    prepare_v2: unsafe extern "C" fn(Db, *const c_char, c_int, *mut Stmt, *mut *const c_char) -> c_int,
-    bind_int64: unsafe extern "C" fn(Stmt, c_int, i64) -> c_int,
-    bind_text: unsafe extern "C" fn(Stmt, c_int, *const c_char, c_int, isize) -> c_int,
-    step: unsafe extern "C" fn(Stmt) -> c_int,
-    reset: unsafe extern "C" fn(Stmt) -> c_int,
-    finalize: unsafe extern "C" fn(Stmt) -> c_int,
-    column_type: unsafe extern "C" fn(Stmt, c_int) -> c_int,
-    column_blob: unsafe extern "C" fn(Stmt, c_int) -> *const c_void,
-    column_text: unsafe extern "C" fn(Stmt, c_int) -> *const u8,
-    column_bytes: unsafe extern "C" fn(Stmt, c_int) -> c_int,
-    exec: unsafe extern "C" fn(Db, *const c_char, *const c_void, *const c_void, *mut *mut c_char) -> c_int,
-    busy_timeout: unsafe extern "C" fn(Db, c_int) -> c_int,
-    errmsg: unsafe extern "C" fn(Db) -> *const c_char,
+    open_v2: OpenV2,
+    close_v2: OfDb,
+    prepare_v2: PrepareV2,
+    bind_int64: BindInt64,
+    bind_text: BindText,
+    step: OfStmt,
+    reset: OfStmt,
+    finalize: OfStmt,
+    column_type: ColumnInt,
+    column_blob: ColumnBlob,
+    column_text: ColumnText,
+    column_bytes: ColumnInt,
+    exec: Exec,
+    busy_timeout: BusyTimeout,
+    errmsg: ErrMsg,
 }
 
 /// The functions of the SQLite library already loaded in the process, provided that `module_file`
@@ -91,27 +104,27 @@ fn process_sqlite(module_file: &str) -> Option<Api> {
         return None; // _sqlite3 uses another copy (linked statically, say): not ours to open a second
     }
     macro_rules! f {
-        ($name:literal) => {
-            // SAFETY: the symbol is SQLite's C function of that name, whose signature the field gives.
-            unsafe { std::mem::transmute::<*mut c_void, _>(sym($name)?) }
+        ($name:literal, $ty:ty) => {
+            // SAFETY: the symbol is SQLite's C function of that name, whose C signature `$ty` is.
+            unsafe { std::mem::transmute::<*mut c_void, $ty>(sym($name)?) }
         };
     }
     Some(Api {
-        open_v2: f!(c"sqlite3_open_v2"),
-        close_v2: f!(c"sqlite3_close_v2"),
-        prepare_v2: f!(c"sqlite3_prepare_v2"),
-        bind_int64: f!(c"sqlite3_bind_int64"),
-        bind_text: f!(c"sqlite3_bind_text"),
-        step: f!(c"sqlite3_step"),
-        reset: f!(c"sqlite3_reset"),
-        finalize: f!(c"sqlite3_finalize"),
-        column_type: f!(c"sqlite3_column_type"),
-        column_blob: f!(c"sqlite3_column_blob"),
-        column_text: f!(c"sqlite3_column_text"),
-        column_bytes: f!(c"sqlite3_column_bytes"),
-        exec: f!(c"sqlite3_exec"),
-        busy_timeout: f!(c"sqlite3_busy_timeout"),
-        errmsg: f!(c"sqlite3_errmsg"),
+        open_v2: f!(c"sqlite3_open_v2", OpenV2),
+        close_v2: f!(c"sqlite3_close_v2", OfDb),
+        prepare_v2: f!(c"sqlite3_prepare_v2", PrepareV2),
+        bind_int64: f!(c"sqlite3_bind_int64", BindInt64),
+        bind_text: f!(c"sqlite3_bind_text", BindText),
+        step: f!(c"sqlite3_step", OfStmt),
+        reset: f!(c"sqlite3_reset", OfStmt),
+        finalize: f!(c"sqlite3_finalize", OfStmt),
+        column_type: f!(c"sqlite3_column_type", ColumnInt),
+        column_blob: f!(c"sqlite3_column_blob", ColumnBlob),
+        column_text: f!(c"sqlite3_column_text", ColumnText),
+        column_bytes: f!(c"sqlite3_column_bytes", ColumnInt),
+        exec: f!(c"sqlite3_exec", Exec),
+        busy_timeout: f!(c"sqlite3_busy_timeout", BusyTimeout),
+        errmsg: f!(c"sqlite3_errmsg", ErrMsg),
     })
 }
 
@@ -258,10 +271,11 @@ fn read_in(conn: &Conn, buckets: &[u32], shift: u32, reads: &[(u32, Vec<u8>)], w
     }
     let fetched: HashSet<u32> = buckets.iter().copied().collect();
     for (kh, key) in reads {
-        if !fetched.contains(&(kh >> shift)) {
-            if let Some(v) = conn.value(*kh, key)? {
-                found.push((key.clone(), v));
-            }
+        if fetched.contains(&(kh >> shift)) {
+            continue; // read with its bucket
+        }
+        if let Some(v) = conn.value(*kh, key)? {
+            found.push((key.clone(), v));
         }
     }
     Ok((out, found))
@@ -301,10 +315,6 @@ impl SpanReader {
         };
         if rc != SQLITE_OK {
             return Err(PyOSError::new_err(conn.error("preparing the state queries")));
-        }
-        if let Ok(p) = std::env::var("CREV_SPAN_PRAGMA") {
-            let c = CString::new(p).unwrap();
-            conn.exec(&c).map_err(PyOSError::new_err)?;
         }
         Ok(Some(SpanReader { conn: Mutex::new(conn) }))
     }
