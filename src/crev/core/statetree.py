@@ -206,10 +206,6 @@ class StateTree:
             self._levels = [bytearray(self._empty[i]) * (1 << (self.depth - i)) for i in range(self.depth + 1)]
         return self._levels[d]
 
-    def prefetch(self, keys: Collection[str]) -> None:
-        """Make ready what changing ``keys`` will need: nothing for a tree held whole
-        (``LazyStateTree`` loads the buckets it lacks together)."""
-
     def set(self, key: str, value: bytes) -> None:
         kh, leaf = _leaf(key, value)
         b = kh >> (32 - self.depth)
@@ -418,7 +414,7 @@ class LazyStateTree(StateTree):
 
     def held_buckets(self) -> dict[int, bytes]:
         """The loaded buckets (bucket → held form), for reading only: a reader on another thread
-        (``read_keys``'s caller) skips them."""
+        skips them (``Checkpoint.read_early``), and ``hold_read`` takes what it read."""
         return self._held
 
     def loaded_buckets(self) -> int:
@@ -475,12 +471,6 @@ class LazyStateTree(StateTree):
             self.load(b)
         return found
 
-    def read_keys(self, keys: list[str], reads: list[str]) -> SpansRead | None:
-        """The buckets of ``keys`` not loaded now and the values of ``reads``, read by ``fetch_many``
-        but not held: for a thread other than the one that changes the tree, whose ``hold_read``
-        takes them later (None: no ``fetch_many``, or it did not answer)."""
-        return None if self._fetch_many is None else self._fetch_many(keys, self._held, reads)
-
     def hold_read(self, buckets: list[int], packed: list[tuple[bytes, bytes] | None]) -> list[int]:
         """Hold each of ``buckets`` not loaded yet whose read form (``fetch_many``'s) hashes to the
         bucket's hash now. Returns the others (not answered, or changed since they were read),
@@ -496,10 +486,6 @@ class LazyStateTree(StateTree):
             else:
                 left.append(b)
         return left
-
-    def prefetch(self, keys: Collection[str]) -> None:
-        """Load the buckets of ``keys`` that are not loaded, together (``load_keys``)."""
-        self.load_keys(keys)
 
     def leaf(self, key: str) -> bytes | None:
         """The leaf hash of ``key`` as the tree holds it now (None: absent), loading its bucket."""
