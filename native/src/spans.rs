@@ -207,9 +207,7 @@ impl Conn {
         }
         Ok(judged.then_some(rows))
     }
-}
 
-impl Conn {
     /// The stored value of `key` (whose `kh` is `kh`), if any (None also for a NULL value, which
     /// `Checkpoint.value` then reads and refuses itself).
     fn value(&self, kh: u32, key: &[u8]) -> Result<Option<Vec<u8>>, String> {
