@@ -615,7 +615,7 @@ class Store:
         never this one's open transaction. ``early``: on the early reader's connection (the check
         thread's), not the sealer's."""
         self._open_spans()
-        reader = self._spans[early] if self._spans else None
+        reader = self._spans[1 if early else 0] if self._spans else None
         if reader is None:
             return None
         try:
