@@ -130,12 +130,17 @@ pub fn bucket_pack<'py>(py: Python<'py>, rows: &Bound<'py, PyAny>)
         let leaf = leaf_hash(&k, &v)?;
         entries.push((k, leaf));
     }
+    Ok(pack_rows(entries).map(|(held, hash)| (PyBytes::new(py, &held), PyBytes::new(py, &hash))))
+}
+
+/// A bucket's entries in any order → its held form and hash (`pack`), or None if a key comes twice
+/// (the caller then leaves the bucket to the reference, which refuses it).
+pub(crate) fn pack_rows(mut entries: Vec<Entry>) -> Option<(Vec<u8>, [u8; 32])> {
     entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     if entries.windows(2).any(|w| w[0].0 == w[1].0) {
-        return Ok(None);
+        return None;
     }
-    let (held, hash) = pack(&entries);
-    Ok(Some((PyBytes::new(py, &held), PyBytes::new(py, &hash))))
+    Some(pack(&entries))
 }
 
 /// A held bucket with `changes` (key → new leaf hash, or None: deleted) folded in, and its hash.

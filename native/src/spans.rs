@@ -26,7 +26,7 @@ use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
 
-use crate::bucket::{Entry, key_hash32, leaf_hash_raw, pack};
+use crate::bucket::{Entry, key_hash32, leaf_hash_raw, pack_rows};
 
 const RTLD_NOW: c_int = 2;
 const RTLD_NOLOAD: c_int = 4;
@@ -88,8 +88,9 @@ struct Api {
 fn process_sqlite(module_file: &str) -> Option<Api> {
     let lib = CString::new("libsqlite3.so.0").ok()?;
     let module = CString::new(module_file).ok()?;
+    let flags = RTLD_NOW | RTLD_NOLOAD;
     // SAFETY: RTLD_NOLOAD only looks up objects already loaded; the handles are never closed.
-    let (h, hm) = unsafe { (dlopen(lib.as_ptr(), RTLD_NOW | RTLD_NOLOAD), dlopen(module.as_ptr(), RTLD_NOW | RTLD_NOLOAD)) };
+    let (h, hm) = unsafe { (dlopen(lib.as_ptr(), flags), dlopen(module.as_ptr(), flags)) };
     if h.is_null() || hm.is_null() {
         return None;
     }
@@ -160,8 +161,9 @@ impl Conn {
     }
 
     fn exec(&self, sql: &CStr) -> Result<(), String> {
+        let (none, no_err) = (std::ptr::null(), std::ptr::null_mut());
         // SAFETY: a live connection and a NUL-terminated statement.
-        let rc = unsafe { (self.api.exec)(self.db, sql.as_ptr(), std::ptr::null(), std::ptr::null(), std::ptr::null_mut()) };
+        let rc = unsafe { (self.api.exec)(self.db, sql.as_ptr(), none, none, no_err) };
         if rc == SQLITE_OK { Ok(()) } else { Err(self.error(&sql.to_string_lossy())) }
     }
 
@@ -238,15 +240,8 @@ impl Conn {
 /// A bucket's rows → its held form and hash, as `bucket_pack` gives them (None: a key twice or
 /// too long, for the reference to refuse).
 fn packed_bucket(rows: &Rows) -> Option<(Vec<u8>, [u8; 32])> {
-    let mut entries: Vec<Entry> = Vec::with_capacity(rows.len());
-    for (k, v) in rows {
-        entries.push((k.clone(), leaf_hash_raw(k, v)?));
-    }
-    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    if entries.windows(2).any(|w| w[0].0 == w[1].0) {
-        return None;
-    }
-    Some(pack(&entries))
+    let entries: Option<Vec<Entry>> = rows.iter().map(|(k, v)| Some((k.clone(), leaf_hash_raw(k, v)?))).collect();
+    pack_rows(entries?)
 }
 
 type Read = (Vec<Option<(Vec<u8>, [u8; 32])>>, Rows);
@@ -295,8 +290,9 @@ impl SpanReader {
         let Some(api) = process_sqlite(sqlite_module_file) else { return Ok(None) };
         let cpath = CString::new(path).map_err(|_| PyOSError::new_err("a path holding NUL"))?;
         let mut db: Db = std::ptr::null_mut();
+        let flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX;
         // SAFETY: open_v2 writes a handle (even on failure, which close_v2 then releases).
-        let rc = unsafe { (api.open_v2)(cpath.as_ptr(), &mut db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, std::ptr::null()) };
+        let rc = unsafe { (api.open_v2)(cpath.as_ptr(), &mut db, flags, std::ptr::null()) };
         let mut conn = Conn { api, db, stmt: std::ptr::null_mut(), value_stmt: std::ptr::null_mut() };
         if rc != SQLITE_OK {
             return Err(PyOSError::new_err(conn.error(&format!("opening {path}"))));

@@ -303,7 +303,7 @@ class Checkpoint:
 
     def read_early(self, keys: list[str], reads: list[str]) -> SpansRead | None:
         """``prefetch``'s reads without holding anything, on a connection of their own: for the
-        check thread, ahead of the sealer (``Node._read_early``); None: no kernel reader. Any
+        reader thread, ahead of the sealer (``Node._read_early``); None: no kernel reader. Any
         thread may call it: it only reads the tree's loaded buckets to skip them."""
         return self.store.state_spans(keys, self.depth, self.tree.held_buckets(), reads, early=True)
 

@@ -11,9 +11,10 @@ goes").
 Where the kernel is installed, ``crev_native.SpanReader`` (native/src/spans.rs) opens the state
 file read-only with the SQLite library Python's own ``_sqlite3`` links (found in the process, never
 a second copy), and reads every bucket a block needs in one read transaction with the lock
-released: the rows of each bucket are hashed and packed into the tree's held form there. The node
-calls it once before applying a block (``Checkpoint.prefetch``) with the keys the block's
-readings will touch, and once more before sealing for any other changed key. The tree checks each
+released: the rows of each bucket are hashed and packed into the tree's held form there. A reader
+thread calls it for each batch the check stage passed (``Node._read_early``, its own connection),
+and the sealer before applying a block (``Checkpoint.prefetch``) for what is still missing, with
+the keys the block's readings will touch. The tree checks each
 bucket's hash against the one it holds, as for a bucket it reads itself; a bucket the kernel cannot
 judge, or whose hash differs, is read again by the reference path (``LazyStateTree.load``), which
 refuses it naming its keys.

@@ -260,7 +260,7 @@ class Store:
         # ix_orders lists every stored order (a file written by an earlier version opened read-only may lack it)
         self.has_order_index = self.get_meta(ORDERS_INDEXED_KEY) is not None
         self.has_device_index = self.get_meta(DEVICES_INDEXED_KEY) is not None
-        # the kernel's readers of buckets (node/spans.py): the sealer's, the check thread's; opened on first use
+        # the kernel's readers of buckets (node/spans.py): the sealer's, the reader thread's; opened on first use
         self._spans: list[SpanReader | None] = []
         self._spans_tried = readonly
         self._spans_lock = threading.Lock()
@@ -612,8 +612,8 @@ class Store:
         None where there is no kernel reader (the kernel is absent or not in use, or the store is
         read-only: its one read transaction is the snapshot every read must see); the caller then
         reads bucket by bucket (``state_span``). Only what other connections committed is seen,
-        never this one's open transaction. ``early``: on the early reader's connection (the check
-        thread's), not the sealer's."""
+        never this one's open transaction. ``early``: on the reader thread's connection
+        (``Node._read_early``), not the sealer's."""
         self._open_spans()
         reader = self._spans[1 if early else 0] if self._spans else None
         if reader is None:
