@@ -22,7 +22,9 @@ installed); ``kernel/threads/kernel/reference`` keeps the kernel's codec but has
 updates the state tree with the reference (crev.core.statetree) instead of the kernel;
 ``kernel/threads/kernel/kernel/reference`` builds and binds the checkpoint's rows in Python
 (crev.node.store) instead of the kernel's packs (crev.node.packed). Each run
-also prints the node's RSS and how many records and tree buckets it holds beyond the fleet.
+also prints where the CPU went (each node thread's CPU time per reading, the cyclic collector's
+share of it, and the sealer's by phase: ``Node.seal_times``), the node's RSS, and how many records
+and tree buckets it holds beyond the fleet.
 
 ``--profile`` instead times, in this one interpreter and without a node, the stages of the reading
 path on blocks of ``--devices × --per-device`` readings (docs/benchmarks.md: 5,000 × 4 = 20,000),
@@ -40,12 +42,13 @@ import statistics
 import sys
 import threading
 import time
+from dataclasses import replace
 
 sys.path.insert(0, os.path.dirname(__file__))
 
 from nacl.bindings import crypto_sign_open
 
-from common import CHAIN, T0, batch_tx, key, machine, make_ledger, now, rss_mb, signed_readings
+from common import CHAIN, T0, CpuByThread, batch_tx, key, machine, make_ledger, now, rss_mb, signed_readings
 from crev.core.encoding import encode, use_codec_kernel
 from crev.core.factors import FactorRow
 from crev.core.signing import Signer, use_kernel
@@ -58,6 +61,7 @@ from crev.ledger.params import Params
 from crev.ledger.state import State
 from crev.ledger.tx import build_tx, decode_tx
 from crev.node.lazystate import resident_records
+from crev.node.node import SealTimes
 from crev.node.packed import use_rows_kernel
 
 TARGET = 1_000_000 / 60  # 1,000,000 DGCs reporting every minute
@@ -77,6 +81,9 @@ def raw_verify_rate(n: int = 20_000) -> float:
 def throughput(node: object, txs: list[bytes]) -> tuple[float, float]:
     """Submit every batch at once, wait for every receipt; readings accepted per second, and the
     same with the time to write the checkpoint of those blocks added (the sustained rate)."""
+    threads = CpuByThread()
+    threads.start()
+    sealer = replace(node.seal_times)  # type: ignore[attr-defined]
     t, cpu = now(), time.process_time()
     futs = [node.submit(raw) for raw in txs]  # type: ignore[attr-defined]
     accepted = 0
@@ -85,6 +92,7 @@ def throughput(node: object, txs: list[bytes]) -> tuple[float, float]:
         assert r.ok, r.error
         accepted += sum(1 for x in r.detail if x[0] == "accepted")
     dt, cpu = now() - t, time.process_time() - cpu
+    threads.stop()
     rate = accepted / dt
     # CPU time of this process (every thread; verification in worker processes not included): on a
     # shared machine it moves less than the wall-clock rate
@@ -94,6 +102,11 @@ def throughput(node: object, txs: list[bytes]) -> tuple[float, float]:
         st = node.state  # type: ignore[attr-defined]
         held = sum(resident_records(st).values())
         buckets = st.tree.loaded_buckets() if isinstance(st.tree, LazyStateTree) else 0
+    print(f"  CPU by thread, µs a reading: {threads.line(accepted)}")
+    after: SealTimes = node.seal_times  # type: ignore[attr-defined]
+    phases = ", ".join(f"{p.replace('_', ' ')} {(getattr(after, p) - getattr(sealer, p)) / accepted * 1e6:,.1f}"
+                       for p in SealTimes.PHASES)
+    print(f"  the sealer's CPU by phase, µs a reading: {phases}")
     print(f"  RSS {rss_mb():,.0f} MB; held beyond the fleet: {held:,} records and {buckets:,} tree buckets")
     # the checkpoint work still owed (rows built and written in the background): counted here, the
     # rate is one the node could sustain, not a burst that leaves work behind

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import platform
 import resource
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -33,6 +35,62 @@ def rss_mb() -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class CpuByThread:
+    """CPU time [s] each thread of this process spends between ``start()`` and ``stop()``, by
+    thread name (each thread's CPU clock, ``pthread_getcpuclockid``; a thread that ends in between
+    is not counted), and the cyclic collector's CPU time in that span (``gc.callbacks``, timed on
+    the collecting thread)."""
+
+    def __init__(self) -> None:
+        self.gc_s = 0.0
+        self.collections = 0
+        self._gc_t0 = 0.0
+        self._before: dict[str, float] = {}
+        self.spent: dict[str, float] = {}
+
+    @staticmethod
+    def now() -> dict[str, float]:
+        """Each live thread's CPU time so far [s], by name (the threads of a pool added up)."""
+        out: dict[str, float] = {}
+        for t in threading.enumerate():
+            if t.ident is None:
+                continue
+            try:
+                cpu = time.clock_gettime(time.pthread_getcpuclockid(t.ident))
+            except (OSError, AttributeError):  # ended meanwhile, or no per-thread clocks here
+                continue
+            out[t.name] = out.get(t.name, 0.0) + cpu
+        return out
+
+    def _on_gc(self, phase: str, _info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_t0 = time.thread_time()
+        else:
+            self.gc_s += time.thread_time() - self._gc_t0
+            self.collections += 1
+
+    def start(self) -> None:
+        self._before = self.now()
+        gc.callbacks.append(self._on_gc)
+
+    def stop(self) -> None:
+        gc.callbacks.remove(self._on_gc)
+        after = self.now()
+        self.spent = {k: v - self._before.get(k, 0.0) for k, v in after.items()}
+
+    def line(self, per: int) -> str:
+        """``seal 138, checkpoint 76, ...`` in µs per ``per`` (crev- prefixes and pool suffixes
+        dropped, the threads of a pool added up), busiest first, and the collector's share."""
+        total: dict[str, float] = {}
+        for name, s in self.spent.items():
+            short = name.removeprefix("crev-").rsplit("_", 1)[0]
+            total[short] = total.get(short, 0.0) + s
+        parts = [f"{k} {v / per * 1e6:,.0f}" for k, v in sorted(total.items(), key=lambda kv: -kv[1])
+                 if v / per * 1e6 >= 0.5]
+        return (", ".join(parts) + f"; cyclic GC {self.gc_s / per * 1e6:,.0f} of them "
+                f"({self.collections} collections)")
 
 
 def machine() -> str:

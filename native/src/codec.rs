@@ -183,7 +183,7 @@ fn reading<'a>(c: &mut Cur<'a>) -> Option<Parsed<'a>> {
     }
     let [seq, interval_start, interval_s, generation, _, export, ..] = ints;
     let interval_ok = (60..=1800).contains(&interval_s) && interval_s % 60 == 0 && 1800 % interval_s == 0;
-    if seq < 1 || seq > MAX_SEQ || interval_start > MAX_TIME || !interval_ok || interval_start % interval_s != 0
+    if !(1..=MAX_SEQ).contains(&seq) || interval_start > MAX_TIME || !interval_ok || interval_start % interval_s != 0
         || export > generation
     {
         return None;
@@ -200,7 +200,7 @@ fn reading<'a>(c: &mut Cur<'a>) -> Option<Parsed<'a>> {
 fn readings_tx<'a>(raw: &'a [u8], chain_id: &str, max_batch: u64) -> Option<Vec<Parsed<'a>>> {
     let mut c = Cur { b: raw, i: 0 };
     if c.head(4)? != 7 || c.text()? != TX_VERSION || c.text()? != chain_id || c.text()? != "submit_readings"
-        || c.text()? != "" || c.head(0)? != 0
+        || !c.text()?.is_empty() || c.head(0)? != 0
     {
         return None;
     }
@@ -283,13 +283,32 @@ pub fn new_slotted<'py>(cls: &Bound<'py, pyo3::types::PyType>, names: &Bound<'py
         let p = pyo3::ffi::PyType_GenericAlloc(cls.as_type_ptr(), 0);
         Bound::from_owned_ptr_or_err(py, p)?
     };
+    let mut atomic = true;
     for (n, v) in names.iter().zip(values.iter()) {
         let r = unsafe { pyo3::ffi::PyObject_GenericSetAttr(obj.as_ptr(), n.as_ptr(), v.as_ptr()) };
         if r != 0 {
             return Err(PyErr::fetch(py));
         }
+        atomic &= is_atomic(&v);
+    }
+    let gc = unsafe { pyo3::ffi::PyType_GetFlags(cls.as_type_ptr()) } & pyo3::ffi::Py_TPFLAGS_HAVE_GC != 0;
+    if atomic && gc {
+        // Nothing it holds can lead back to it: no reference cycle can pass through it, so the
+        // cyclic collector need not scan it (refcounting frees it). CPython does the same for a
+        // tuple or dict of atomic values. A record stays untracked if a container is set on it
+        // later; that only matters if a cycle then runs through it, which crev's records, whose
+        // fields are typed atomic, never make.
+        unsafe { pyo3::ffi::PyObject_GC_UnTrack(obj.as_ptr().cast()) };
     }
     Ok(obj)
+}
+
+/// An int, bool, float, str, bytes or None (exactly, not a subclass): a value that holds no
+/// other object.
+fn is_atomic(v: &Bound<'_, PyAny>) -> bool {
+    v.is_none() || v.is_exact_instance_of::<pyo3::types::PyInt>() || v.is_exact_instance_of::<pyo3::types::PyString>()
+        || v.is_exact_instance_of::<PyBytes>() || v.is_exact_instance_of::<pyo3::types::PyBool>()
+        || v.is_exact_instance_of::<pyo3::types::PyFloat>()
 }
 
 // --- state tree -------------------------------------------------------------------------------

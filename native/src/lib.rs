@@ -187,7 +187,7 @@ fn verify_chunk(items: &[(&[u8], &[u8], &[u8])], out: &mut [bool]) {
 type Triple<'py> = (Bound<'py, PyBytes>, Bound<'py, PyBytes>, Bound<'py, PyBytes>);
 
 fn triples<'py>(items: &Bound<'py, PyAny>) -> PyResult<Vec<Triple<'py>>> {
-    items.try_iter()?.map(|it| it?.extract::<Triple<'py>>().map_err(PyErr::from)).collect()
+    items.try_iter()?.map(|it| it?.extract::<Triple<'py>>()).collect()
 }
 
 /// True if `signature` (64 bytes) is `public_key`'s (32 bytes) signature of `message`, by

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 /// pair, in order. `level`'s length must be a multiple of 64.
 #[pyfunction]
 pub fn merkle_parents<'py>(py: Python<'py>, level: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
-    if level.len() % 64 != 0 {
+    if !level.len().is_multiple_of(64) {
         return Err(PyValueError::new_err(format!(
             "level: {} bytes, not whole pairs of 32-byte hashes",
             level.len()

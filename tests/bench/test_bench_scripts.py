@@ -86,3 +86,17 @@ def test_bench_state_runs_and_reports_every_figure(tmp_path: Path) -> None:
     m = re.search(r"RSS\(200\) / RSS\(100\) = (\d+\.\d\d) \(bar ≤ 1\.2: (MET|NOT MET)\)", r.stdout)
     assert m and float(m.group(1)) > 0, r.stdout
     assert re.search(r"crev report of one site at 200 readings: [\d.]+ s \(bar < 2\.0 s", r.stdout)
+
+
+def test_bench_readings_runs_and_reports_where_the_cpu_goes() -> None:
+    r = subprocess.run([sys.executable, str(BENCH / "bench_readings.py"), "--devices", "50", "--per-device", "2",
+                        "--batch", "20", "--configs", "pynacl/threads", "--latency-rates", ""],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    m = re.search(r"end-to-end: 100 readings verified\+issued\+committed in [\d.]+ s = ([\d,]+) readings/s", r.stdout)
+    assert m and int(m.group(1).replace(",", "")) > 0, r.stdout
+    m = re.search(r"CPU by thread, µs a reading: (.*); cyclic GC [\d,]+ of them \(\d+ collections\)", r.stdout)
+    assert m and re.search(r"\bseal [\d,]+", m.group(1)) and re.search(r"\bcheck [\d,]+", m.group(1)), r.stdout
+    phases = re.search(r"the sealer's CPU by phase, µs a reading: read ahead [\d.]+, apply ([\d.]+), finish ([\d.]+), "
+                       r"commit [\d.]+, receipts [\d.]+, evict [\d.]+", r.stdout)
+    assert phases and float(phases.group(1)) > 0 and float(phases.group(2)) > 0, r.stdout

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import Future
 from contextlib import closing
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from crev.ledger.genesis import Genesis
 from crev.ledger.messages.transfer import Transfer
 from crev.ledger.snapshot import load_state
 from crev.ledger.tx import build_tx
-from crev.node.node import DB_FILE, GENESIS_FILE, LedgerView, Node, Receipt
+from crev.node.node import DB_FILE, GENESIS_FILE, LedgerView, Node, Receipt, SealTimes
 from crev.node.store import Store
 from tests.node import nodekit as k
 
@@ -121,6 +122,21 @@ def test_the_sealer_builds_no_event_json_until_a_receipt_s_events_are_asked_for(
     assert r.to_dict()["events"] == r.events
     stored = node.committed_receipt(sha256(raw))  # read back from the block's stored results
     assert stored is not None and stored == r and stored.to_dict() == r.to_dict()
+
+
+def test_the_sealer_accounts_its_cpu_by_phase(ledger: tuple[Node, k.Signers, Path]) -> None:
+    node, _, _ = ledger
+    before = replace(node.seal_times)
+    h = node.state.height
+    for j in range(3):
+        assert node.submit_wait(k.batch(2, j)).ok
+    t = node.seal_times
+    assert (t.readings - before.readings, t.blocks - before.blocks) == (6, node.state.height - h)
+    assert t.apply > before.apply and t.finish > before.finish and t.commit > before.commit
+    per = t.per_reading_us()
+    assert list(per) == ["read_ahead", "apply", "finish", "commit", "receipts", "evict"]
+    assert per["apply"] == t.apply / t.readings * 1e6
+    assert SealTimes().per_reading_us() == {}
 
 
 def test_receipts_of_one_block_have_distinct_indexes(ledger: tuple[Node, k.Signers, Path]) -> None:

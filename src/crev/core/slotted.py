@@ -5,10 +5,12 @@ A frozen, slotted dataclass's generated ``__init__`` sets each field through
 times per reading. Where the compiled kernel is installed, ``constructor(cls)`` returns a function
 with ``cls``'s signature that allocates the instance and sets the same fields to the same values in
 C (``crev_native.new_slotted``, ~0.4 µs): the same object, which ``==``, ``hash`` and every reader
-cannot tell apart. It does so only for a slotted dataclass whose ``__init__`` does nothing but
-assign every field in order (no ``__post_init__``, every field in ``__init__``); called with
-keywords or with fewer values than fields (defaults), or while ``use_codec_kernel(False)`` holds,
-it calls the class itself. Where the kernel is not installed ``constructor(cls)`` is ``cls``.
+cannot tell apart, except that one holding only atomic values (int, bool, float, str, bytes,
+None) is left out of the cyclic collector's scans (``gc.is_tracked`` is False: no cycle can pass
+through it, and refcounting frees it). It does so only for a slotted dataclass whose ``__init__``
+does nothing but assign every field in order (no ``__post_init__``, every field in ``__init__``);
+called with keywords or with fewer values than fields (defaults), or while
+``use_codec_kernel(False)`` holds, it calls the class itself. Where the kernel is not installed ``constructor(cls)`` is ``cls``.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from crev.ledger.state import State
 
 _new_lot = constructor(Lot)
 _new_issued = constructor(Issued)
+_new_segment = constructor(Segment)
 
 
 @lru_cache(maxsize=65536)
@@ -46,7 +47,7 @@ def issue_lot(state: State, events: list[object], *, lot_id: str, device: Device
     lot = _new_lot(lot_id, first, quantity_g, device.device_id, owner, slot_id(interval_start), interval_start,
                    interval_end, self_consumed_wh, factor_g_per_kwh, factor_ref, device.technology,
                    device.latitude_e6, device.longitude_e6, device.grid_area, device.fit, height, block_time,
-                   reading_hash, origin, reference, [Segment(first, first + quantity_g, owner, TRADABLE, "")])
+                   reading_hash, origin, reference, [_new_segment(first, first + quantity_g, owner, TRADABLE, "")])
     state.lots[lot_id] = lot
     supply.next_unit = first + quantity_g
     supply.issued_g += quantity_g

@@ -49,7 +49,7 @@ from concurrent.futures import Executor, Future, InvalidStateError, ProcessPoolE
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from crev.core.encoding import decode
 from crev.core.hashing import sha256
@@ -103,6 +103,34 @@ class Early:
     keys: list[str]
     reads: list[str]
     got: SpansRead
+
+
+@dataclass
+class SealTimes:
+    """The sealer thread's CPU time [s] by phase since the node started (``Node.seal_times``):
+    where a reading's cost goes on the thread that bounds the node's rate. ``read_ahead``: holding
+    and loading the buckets and tallies a block touches; ``apply``: the transactions through the
+    builder; ``finish``: the changed records encoded, the state tree and the results hashed, the
+    header built; ``commit``: the header signed and the block written to the chain file;
+    ``receipts``: the submitters' futures settled and the listeners told; ``evict``: what a
+    written checkpoint lets go, dropped."""
+
+    read_ahead: float = 0.0
+    apply: float = 0.0
+    finish: float = 0.0
+    commit: float = 0.0
+    receipts: float = 0.0
+    evict: float = 0.0
+    blocks: int = 0
+    readings: int = 0
+
+    PHASES: ClassVar[tuple[str, ...]] = ("read_ahead", "apply", "finish", "commit", "receipts", "evict")
+
+    def per_reading_us(self) -> dict[str, float]:
+        """Each phase in µs per reading sealed (empty before the first reading)."""
+        if not self.readings:
+            return {}
+        return {p: getattr(self, p) / self.readings * 1e6 for p in self.PHASES}
 
 
 # a checked transaction waiting for the sealer: its future, its signature triples, what is being
@@ -627,6 +655,7 @@ class Node:
         # (and the state-tree buckets they rehashed)
         self._unwritten: list[tuple[int, dict[str, bytes | None], set[int]]] = []
         self._written = self._evicted = self.state.height
+        self.seal_times = SealTimes()
 
     # --- set-up ----------------------------------------------------------------------------
 
@@ -893,8 +922,10 @@ class Node:
             started = self.timer()
             self.seal()
             if self._written > self._evicted:
+                t = time.thread_time()
                 with self.lock:
                     self._evict_written()
+                self.seal_times.evict += time.thread_time() - t
 
     def _touched(self, msgs: list[Any]) -> tuple[list[str], list[str]]:
         """The state keys the readings of ``msgs`` will change (``keys_touched``, and their devices'
@@ -976,9 +1007,12 @@ class Node:
             due = tick_due(st, now)
             if not items and not due:
                 return None
+            times = self.seal_times
+            t0 = time.thread_time()
             cp = checkpoint_of(st)
             if cp is not None and self.store.reads_spans():  # else each bucket is read when first needed
                 self._read_ahead(cp, items)
+            t1 = time.thread_time()
             builder = BlockBuilder(st, st.height + 1, now, self._cache)
             if due:
                 builder.add(build_tx(st.chain_id, MarketTick(now)), keep_failed=False)
@@ -997,8 +1031,11 @@ class Node:
                     for t in ts:
                         self._cache.discard(t)
                 return None
+            t2 = time.thread_time()
             outcome = builder.finish()
+            t3 = time.thread_time()
             block = self._commit_outcome(outcome)
+            t4 = time.thread_time()
         for _, _, ts, _ in items:
             for t in ts:
                 self._cache.discard(t)
@@ -1010,6 +1047,13 @@ class Node:
             settle(fut, Receipt(tx.hash.hex(), True, h.height, idx, True, None, res.detail, of_events=res.events))
         for listener in self.listeners:
             listener(block, outcome)
+        times.read_ahead += t1 - t0
+        times.apply += t2 - t1
+        times.finish += t3 - t2
+        times.commit += t4 - t3
+        times.receipts += time.thread_time() - t4
+        times.blocks += 1
+        times.readings += n
         return block
 
     def _fail_pending(self, exc: BaseException) -> None:

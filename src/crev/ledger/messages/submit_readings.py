@@ -110,6 +110,7 @@ def reading_payload(chain_id: str, device_id: str, seq: int, interval_start: int
 
 _new_reading = constructor(Reading)
 _new_accepted = constructor(ReadingAccepted)
+_new_record = constructor(ReadingRecord)
 
 
 def parse_reading(v: Any, where: str) -> Reading:
@@ -285,7 +286,7 @@ def accept_reading(ctx: Any, r: Reading) -> tuple[list[Any], bool]:
     dev.import_register_wh = r.import_register_wh
     dev.export_register_wh = r.export_register_wh
     dev.readings += 1
-    st.readings[(r.device_id, r.seq)] = ReadingRecord(r.interval_start, r.hash, lot_id, ctx.height)
+    st.readings[(r.device_id, r.seq)] = _new_record(r.interval_start, r.hash, lot_id, ctx.height)
     st.mark(f"d/{r.device_id}")
     st.mark(f"r/{r.device_id}/{r.seq}")
     if gap is not None:
