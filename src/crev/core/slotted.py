@@ -10,7 +10,8 @@ None) is left out of the cyclic collector's scans (``gc.is_tracked`` is False: n
 through it, and refcounting frees it). It does so only for a slotted dataclass whose ``__init__``
 does nothing but assign every field in order (no ``__post_init__``, every field in ``__init__``);
 called with keywords or with fewer values than fields (defaults), or while
-``use_codec_kernel(False)`` holds, it calls the class itself. Where the kernel is not installed ``constructor(cls)`` is ``cls``.
+``use_codec_kernel(False)`` holds, it calls the class itself. Where the kernel is not installed
+``constructor(cls)`` is ``cls``.
 """
 
 from __future__ import annotations

@@ -121,8 +121,8 @@ class SealTimes:
     commit: float = 0.0
     receipts: float = 0.0
     evict: float = 0.0
-    blocks: int = 0
-    readings: int = 0
+    blocks: int = 0  # blocks sealed
+    readings: int = 0  # readings taken from the queue for them (those of refused transactions too)
 
     PHASES: ClassVar[tuple[str, ...]] = ("read_ahead", "apply", "finish", "commit", "receipts", "evict")
 
