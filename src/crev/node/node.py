@@ -940,7 +940,7 @@ class Node:
             if isinstance(msg, SubmitReadings):
                 k, t = keys_touched(msg)
                 keys += k
-                reads += [f"v/{dev}/{slot}" for dev, slot in t if not dict.__contains__(tallies, (dev, slot))]
+                reads += [key for dev, slot, key in t if not dict.__contains__(tallies, (dev, slot))]
                 owners.update(d.owner for r in msg.readings if (d := devices.get(r.device_id)) is not None)
         if keys:  # the lots' owners' accounts and the supply change too
             keys += ["s", *(f"a/{owner}" for owner in owners)]
@@ -965,7 +965,7 @@ class Node:
         return None if got is None else Early(keys, reads, got)
 
     def _read_ahead(self, cp: Checkpoint, items: list[Ready]) -> None:
-        """Hold what the check stage read early for ``items`` (each bucket checked against its hash
+        """Hold what the reader thread read early for ``items`` (each bucket checked against its hash
         now), and load together what is still missing: the tree buckets the readings will change
         and the slot tallies they will read (``Checkpoint.prefetch``: one call of the kernel,
         node/spans.py, instead of a query a bucket and a record)."""

@@ -167,18 +167,19 @@ class SubmitReadings:
         return judge(ctx, self.items(), accept_reading, "readings", "reading", all_duplicates)
 
 
-def keys_touched(msg: SubmitReadings) -> tuple[list[str], list[tuple[str, int]]]:
+def keys_touched(msg: SubmitReadings) -> tuple[list[str], list[tuple[str, int, str]]]:
     """What accepting ``msg``'s readings changes and reads, as far as their own fields tell: the
-    state keys of each reading's device, slot tally, reading record and lot, and the tallies' map
-    keys (device, slot), which it reads. A hint for a node, which loads their buckets, and the
-    tallies it does not hold, together before applying a block (``Node.seal``); applying reads
-    whatever it needs either way."""
+    state keys of each reading's device, slot tally, reading record and lot, and the tallies it
+    reads, each as its map key (device, slot) and its state key. A hint for a node, which loads
+    their buckets, and the tallies it does not hold, together before applying a block
+    (``Node.seal``); applying reads whatever it needs either way."""
     keys: list[str] = []
-    tallies: list[tuple[str, int]] = []
+    tallies: list[tuple[str, int, str]] = []
     for r in msg.readings:
         dev, slot = r.device_id, slot_id(r.interval_start)
-        keys += (f"d/{dev}", f"v/{dev}/{slot}", f"r/{dev}/{r.seq}", f"l/{lot_id_for(dev, r.interval_start)}")
-        tallies.append((dev, slot))
+        tally = f"v/{dev}/{slot}"
+        keys += (f"d/{dev}", tally, f"r/{dev}/{r.seq}", f"l/{lot_id_for(dev, r.interval_start)}")
+        tallies.append((dev, slot, tally))
     return keys, tallies
 
 
