@@ -28,8 +28,10 @@ and tree buckets it holds beyond the fleet.
 
 ``--profile`` instead times, in this one interpreter and without a node, the stages of the reading
 path on blocks of ``--devices × --per-device`` readings (docs/benchmarks.md: 5,000 × 4 = 20,000),
-signatures verified beforehand, alternately with the reference codec and the kernel's: µs per
-reading per stage, and the ratio, with every root compared between the two.
+signatures verified beforehand, alternately with the reference codec, the kernel's one record at a
+time (``State.value_of`` and ``StateTree.set`` for each changed record, as before the batched
+calls) and the kernel's: µs per reading per stage, and the ratios, with every root compared
+between the three.
 """
 
 from __future__ import annotations
@@ -43,16 +45,19 @@ import sys
 import threading
 import time
 from dataclasses import replace
+from typing import Any
 
 sys.path.insert(0, os.path.dirname(__file__))
 
 from nacl.bindings import crypto_sign_open
 
 from common import CHAIN, T0, CpuByThread, batch_tx, key, machine, make_ledger, now, rss_mb, signed_readings
+from crev.core import statetree
 from crev.core.encoding import encode, use_codec_kernel
 from crev.core.factors import FactorRow
 from crev.core.signing import Signer, use_kernel
 from crev.core.statetree import LazyStateTree, use_tree_kernel
+from crev.ledger import record_codec
 from crev.ledger.apply import BlockBuilder, SigCache
 from crev.ledger.genesis import Genesis, state_from_genesis
 from crev.ledger.messages.register_device import RegisterDevice
@@ -174,13 +179,31 @@ def profile_block(st: State, raws: list[bytes], time_s: int) -> tuple[dict[str, 
     for tx in txs:
         assert b.add(tx, keep_failed=False).ok
     spent["apply"] = now() - t
-    value_of, seal = State.value_of, State.seal
+    value_of, seal, codec = State.value_of, State.seal, record_codec.KERNEL_CODEC
 
     def timed_value_of(self: State, k: str) -> bytes | None:
         t0 = now()
         out = value_of(self, k)
         spent["re-encode records"] += now() - t0
         return out
+
+    class TimedCodec:
+        """The kernel's record codec, its ``values_of`` timed as re-encoding."""
+
+        def values_of(self, maps: dict[str, Any], keys: list[str]) -> list[bytes | None]:
+            assert codec is not None
+            t0 = now()
+            out = codec.values_of(maps, keys)
+            spent["re-encode records"] += now() - t0
+            return out
+
+        def encode(self, obj: Any) -> bytes | None:
+            assert codec is not None
+            return codec.encode(obj)
+
+        def encode_value(self, value: Any) -> bytes | None:
+            assert codec is not None
+            return codec.encode_value(value)
 
     def timed_seal(self: State) -> tuple[bytes, list[tuple[str, bytes | None]]]:
         t0 = now()
@@ -189,12 +212,15 @@ def profile_block(st: State, raws: list[bytes], time_s: int) -> tuple[dict[str, 
         return out
 
     State.value_of, State.seal = timed_value_of, timed_seal  # type: ignore[method-assign]
+    if codec is not None:
+        record_codec.KERNEL_CODEC = TimedCodec()
     try:
         t = now()
         out = b.finish()
         finished = now() - t
     finally:
         State.value_of, State.seal = value_of, seal  # type: ignore[method-assign]
+        record_codec.KERNEL_CODEC = codec
     spent["results"] = finished - spent["state tree"]
     spent["state tree"] -= spent["re-encode records"]
     t = now()
@@ -204,9 +230,22 @@ def profile_block(st: State, raws: list[bytes], time_s: int) -> tuple[dict[str, 
     return spent, out.header.hash
 
 
+BATCHED = (record_codec.KERNEL_CODEC, statetree._SET_MANY, statetree._FOLD_MANY)
+
+
+def use_batched(on: bool) -> None:
+    """The kernel's calls for a whole block's changed records (``RecordCodec.values_of``,
+    ``tree_set_many``, ``bucket_fold_many``), or (False) one call a record, as before them."""
+    codec, set_many, fold_many = BATCHED if on else (None, None, None)
+    record_codec.KERNEL_CODEC, statetree._SET_MANY, statetree._FOLD_MANY = codec, set_many, fold_many
+
+
 def profile(devices: int, per_block: int, blocks: int) -> None:
-    """The stage profile, reference codec against the kernel's, block by block alternately."""
-    configs = ("reference", "kernel") if use_codec_kernel(True) else ("reference",)
+    """The stage profile: the reference codec, the kernel's one record at a time and the kernel's,
+    block by block alternately."""
+    configs: tuple[str, ...] = ("reference",)
+    if use_codec_kernel(True):
+        configs = ("reference", "per record", "kernel") if BATCHED[0] is not None else ("reference", "kernel")
     states = {c: profile_state(devices) for c in configs}
     readings = signed_readings(devices, per_block * blocks)
     n = devices * per_block
@@ -219,26 +258,33 @@ def profile(devices: int, per_block: int, blocks: int) -> None:
         raws = [batch_tx(chunk[i:i + 1000]) for i in range(0, n, 1000)]
         hashes = set()
         for c in configs if k % 2 == 0 else configs[::-1]:
-            use_codec_kernel(c == "kernel")
+            use_codec_kernel(c != "reference")
+            use_batched(c == "kernel")
             spent, block_hash = profile_block(states[c], raws, T0 + 10 * 86400 + 60 * (k + 1))
             hashes.add(block_hash)
             for s in STAGES:
                 per[c][s].append(spent[s] * 1e6 / n)
         assert len(hashes) == 1, "the reference and the kernel disagree"
     use_codec_kernel(True)
+    use_batched(True)
     print(f"stage profile: {devices:,} devices, {blocks} blocks of {n:,} readings (batches of 1,000), "
           "signatures verified beforehand; µs per reading, median over the blocks")
-    print(f"{'stage':22}" + "".join(f"{c:>12}" for c in configs) + ("       ratio" if len(configs) == 2 else ""))
+    against = [c for c in ("reference", "per record") if c in configs and "kernel" in configs]
+    print(f"{'stage':22}" + "".join(f"{c:>12}" for c in configs)
+          + "".join(f"{'÷ ' + c:>14}" for c in against))
     total = dict.fromkeys(configs, 0.0)
+
+    def row(name: str, med: dict[str, float]) -> None:
+        ratios = "".join(f"{med['kernel'] / med[c] if med[c] else float('nan'):14.2f}" for c in against)
+        print(f"{name:22}" + "".join(f"{med[c]:12.1f}" for c in configs) + ratios)
+
     for s in STAGES:
         med = {c: statistics.median(per[c][s]) for c in configs}
         for c in configs:
             total[c] += med[c]
-        ratio = f"{med['kernel'] / med['reference']:12.2f}" if len(configs) == 2 else ""
-        print(f"{s:22}" + "".join(f"{med[c]:12.1f}" for c in configs) + ratio)
-    ratio = f"{total['kernel'] / total['reference']:12.2f}" if len(configs) == 2 else ""
-    print(f"{'total':22}" + "".join(f"{total[c]:12.1f}" for c in configs) + ratio)
-    print("block hashes (and so every root) identical with both codecs")
+        row(s, med)
+    row("total", total)
+    print(f"block hashes (and so every root) identical in all {len(configs)} configurations")
 
 
 def main() -> None:

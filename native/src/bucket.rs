@@ -147,6 +147,12 @@ pub(crate) fn pack_rows(mut entries: Vec<Entry>) -> Option<(Vec<u8>, [u8; 32])> 
 #[pyfunction]
 pub fn bucket_fold<'py>(py: Python<'py>, held: &[u8], changes: &Bound<'py, PyDict>)
                         -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
+    let (held, hash) = fold(held, changes)?;
+    Ok((PyBytes::new(py, &held), PyBytes::new(py, &hash)))
+}
+
+/// `bucket_fold`'s held form and hash, as Rust values.
+fn fold<'py>(held: &[u8], changes: &Bound<'py, PyDict>) -> PyResult<(Vec<u8>, [u8; 32])> {
     let old = unpack(held)?;
     let mut ch: Vec<(Vec<u8>, Option<[u8; 32]>)> = Vec::with_capacity(changes.len());
     for item in changes.items().iter() {  // a snapshot of the dict's items
@@ -176,6 +182,92 @@ pub fn bucket_fold<'py>(py: Python<'py>, held: &[u8], changes: &Bound<'py, PyDic
         }
     }
     merged.extend(old);
-    let (held, hash) = pack(&merged);
-    Ok((PyBytes::new(py, &held), PyBytes::new(py, &hash)))
+    Ok(pack(&merged))
+}
+
+/// A `LazyStateTree`'s recomputation of its dirty buckets' hashes (`_recompute`, by way of
+/// `_bucket_hash` and `_fold`) in one call: for each bucket of `dirty`, its waiting changes
+/// (`pending[b]`, removed) folded into `held[b]` as `bucket_fold` does, and its hash written into
+/// `level0` (32 bytes at b × 32). A dirty bucket with no changes waiting (folded earlier by a read)
+/// keeps its held form; its hash is that of its leaves.
+#[pyfunction]
+pub fn bucket_fold_many(held: &Bound<'_, PyDict>, pending: &Bound<'_, PyDict>, dirty: Vec<usize>,
+                        level0: &Bound<'_, pyo3::types::PyByteArray>) -> PyResult<()> {
+    let py = held.py();
+    for b in dirty {
+        let at = b.checked_mul(32).filter(|&a| a + 32 <= level0.len())
+            .ok_or_else(|| PyValueError::new_err(format!("bucket {b} is past level 0")))?;
+        let bucket = held.get_item(b)?.ok_or_else(|| PyValueError::new_err(format!("bucket {b} is not loaded")))?;
+        let bucket = bucket.cast_into::<PyBytes>()?;
+        let changes = match pending.get_item(b)? {
+            Some(c) => {
+                pending.del_item(b)?;
+                Some(c.cast_into::<PyDict>()?)
+            }
+            None => None,
+        };
+        let hash = match changes.filter(|c| !c.is_empty()) {
+            Some(c) => {
+                let (new, hash) = fold(bucket.as_bytes(), &c)?;
+                held.set_item(b, PyBytes::new(py, &new))?;
+                hash
+            }
+            None => {
+                let h = bucket.as_bytes();
+                let n = word(h.get(..4).ok_or_else(|| PyValueError::new_err("held bucket: truncated"))?);
+                let leaves = h.get(8..8 + n * 32).ok_or_else(|| PyValueError::new_err("held bucket: truncated"))?;
+                let mut d = Sha256::new();
+                d.update([0x02u8]);
+                d.update(leaves);
+                d.finalize().into()
+            }
+        };
+        // the level is the caller's own bytearray, not resized while this runs (the GIL is held)
+        unsafe { level0.as_bytes_mut()[at..at + 32].copy_from_slice(&hash) };
+    }
+    Ok(())
+}
+
+/// `set(key, value)` of a state tree (crev.core.statetree) for each `(key, value)` of `entries`
+/// (distinct keys), in one call: each entry's leaf (`state_leaf`) goes into `pending[bucket][key]`
+/// and its bucket into `dirty`, where `held` (a `LazyStateTree`'s loaded buckets; None for a
+/// `StateTree`, which holds every bucket) holds the bucket. Returns the entries left to the
+/// caller's own `set` or `delete`: those whose value is None (deletions) or whose bucket is not
+/// loaded (the caller's `set` loads and checks it first).
+#[pyfunction]
+pub fn tree_set_many<'py>(held: Option<&Bound<'py, PyDict>>, pending: &Bound<'py, PyDict>,
+                          dirty: &Bound<'py, pyo3::types::PySet>, entries: &Bound<'py, pyo3::types::PyList>,
+                          depth: u32) -> PyResult<Bound<'py, pyo3::types::PyList>> {
+    let py = pending.py();
+    if !(1..=24).contains(&depth) {
+        return Err(PyValueError::new_err("depth must be 1..24"));
+    }
+    let left = pyo3::types::PyList::empty(py);
+    for item in entries.iter() {
+        let (key, value): (Bound<'py, PyString>, Bound<'py, PyAny>) = item.extract()?;
+        let Ok(value) = value.cast_exact::<PyBytes>() else {
+            left.append(item)?;
+            continue;
+        };
+        let k = key.to_str()?.as_bytes();
+        let leaf = leaf_hash(k, value.as_bytes())?;
+        let b = key_hash32(k) >> (32 - depth);
+        if let Some(h) = held
+            && !h.contains(b)?
+        {
+            left.append(item)?;
+            continue;
+        }
+        let bucket = match pending.get_item(b)? {
+            Some(d) => d.cast_into::<PyDict>()?,
+            None => {
+                let d = PyDict::new(py);
+                pending.set_item(b, &d)?;
+                d
+            }
+        };
+        bucket.set_item(&key, PyBytes::new(py, &leaf))?;
+        dirty.add(b)?;
+    }
+    Ok(left)
 }

@@ -14,11 +14,13 @@
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyList, PyString, PyTuple};
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Deeper values are left to cbor2 (crev's deepest message nests 5 arrays).
 const MAX_DEPTH: u32 = 32;
 
-fn head(out: &mut Vec<u8>, major: u8, n: u64) {
+pub(crate) fn head(out: &mut Vec<u8>, major: u8, n: u64) {
     let m = major << 5;
     if n < 24 {
         out.push(m | n as u8);
@@ -37,7 +39,7 @@ fn head(out: &mut Vec<u8>, major: u8, n: u64) {
 }
 
 /// Append the canonical encoding of `v`; false if `v` holds anything but the handled exact types.
-fn put(out: &mut Vec<u8>, v: &Bound<'_, PyAny>, depth: u32) -> bool {
+pub(crate) fn put(out: &mut Vec<u8>, v: &Bound<'_, PyAny>, depth: u32) -> bool {
     if depth > MAX_DEPTH {
         return false;
     }
@@ -58,16 +60,24 @@ fn put(out: &mut Vec<u8>, v: &Bound<'_, PyAny>, depth: u32) -> bool {
         return true;
     }
     if v.is_exact_instance_of::<pyo3::types::PyInt>() {
-        if let Ok(n) = v.extract::<u64>() {
-            head(out, 0, n);
+        // within ±2^63 without raising (an OverflowError costs more than the whole encoding)
+        let mut overflow: std::os::raw::c_int = 0;
+        let n = unsafe { pyo3::ffi::PyLong_AsLongLongAndOverflow(v.as_ptr(), &mut overflow) };
+        if overflow == 0 {
+            if n >= 0 {
+                head(out, 0, n as u64);
+            } else {
+                head(out, 1, (-1 - n) as u64); // CBOR's −1 − n
+            }
             return true;
         }
-        if let Ok(n) = v.extract::<i64>() {
-            // negative here (non-negative fit u64): CBOR's −1 − n
-            head(out, 1, (-1 - n) as u64);
+        let n = unsafe { pyo3::ffi::PyLong_AsUnsignedLongLong(v.as_ptr()) };
+        if n != u64::MAX || unsafe { pyo3::ffi::PyErr_Occurred() }.is_null() {
+            head(out, 0, n); // 2^63 … 2^64 − 1
             return true;
         }
-        return false; // beyond 64 bits: cbor2's bignum tags
+        unsafe { pyo3::ffi::PyErr_Clear() }; // below −2^63 or at 2^64 and beyond: left to cbor2
+        return false;
     }
     if let Ok(l) = v.cast_exact::<PyList>() {
         head(out, 4, l.len() as u64);
@@ -263,7 +273,8 @@ pub fn parse_readings_tx<'py>(py: Python<'py>, raw: &Bound<'py, PyBytes>, chain_
 // --- records ----------------------------------------------------------------------------------
 
 /// A new instance of the slotted class `cls` with its fields `names` set to `values`, in order,
-/// through `object.__setattr__` (so a frozen dataclass's own `__setattr__` is not in the way):
+/// each stored straight into its slot (the offsets probed once, `slot_offsets`), else through
+/// `object.__setattr__` (either way a frozen dataclass's own `__setattr__` is not in the way):
 /// what the class's dataclass `__init__` does when it is given every field and has no
 /// `__post_init__`. crev.core.records_fast checks those conditions before it uses this.
 #[pyfunction]
@@ -284,12 +295,30 @@ pub fn new_slotted<'py>(cls: &Bound<'py, pyo3::types::PyType>, names: &Bound<'py
         Bound::from_owned_ptr_or_err(py, p)?
     };
     let mut atomic = true;
-    for (n, v) in names.iter().zip(values.iter()) {
-        let r = unsafe { pyo3::ffi::PyObject_GenericSetAttr(obj.as_ptr(), n.as_ptr(), v.as_ptr()) };
-        if r != 0 {
-            return Err(PyErr::fetch(py));
+    match slot_offsets(cls, names) {
+        Some(offsets) => {
+            // each field straight into its slot, as `object.__setattr__` would put it there (the
+            // instance is fresh: every slot is empty)
+            for (&off, v) in offsets.iter().zip(values.iter()) {
+                atomic &= is_atomic(&v);
+                unsafe {
+                    let slot = (obj.as_ptr() as *mut u8).add(off).cast::<*mut pyo3::ffi::PyObject>();
+                    let old = std::mem::replace(&mut *slot, v.into_ptr());
+                    if !old.is_null() {
+                        pyo3::ffi::Py_DECREF(old);
+                    }
+                }
+            }
         }
-        atomic &= is_atomic(&v);
+        None => {
+            for (n, v) in names.iter().zip(values.iter()) {
+                let r = unsafe { pyo3::ffi::PyObject_GenericSetAttr(obj.as_ptr(), n.as_ptr(), v.as_ptr()) };
+                if r != 0 {
+                    return Err(PyErr::fetch(py));
+                }
+                atomic &= is_atomic(&v);
+            }
+        }
     }
     let gc = unsafe { pyo3::ffi::PyType_GetFlags(cls.as_type_ptr()) } & pyo3::ffi::Py_TPFLAGS_HAVE_GC != 0;
     if atomic && gc {
@@ -301,6 +330,38 @@ pub fn new_slotted<'py>(cls: &Bound<'py, pyo3::types::PyType>, names: &Bound<'py
         unsafe { pyo3::ffi::PyObject_GC_UnTrack(obj.as_ptr().cast()) };
     }
     Ok(obj)
+}
+
+/// A class's slot offsets for one tuple of field names, kept alive with them.
+struct Offsets {
+    _cls: Py<pyo3::types::PyType>,
+    names: Py<PyTuple>,
+    offsets: Option<Arc<[usize]>>,
+}
+
+static OFFSETS: OnceLock<Mutex<HashMap<usize, Offsets>>> = OnceLock::new();
+
+/// The slot offset of each of `names` in instances of `cls` (`records::probe_offsets`), probed
+/// once per class and names tuple (`crev.core.slotted.constructor` passes the same tuple each
+/// time); None where a name is not a slot of the class (then `new_slotted` sets it by name).
+fn slot_offsets(cls: &Bound<'_, pyo3::types::PyType>, names: &Bound<'_, PyTuple>) -> Option<Arc<[usize]>> {
+    let key = cls.as_type_ptr() as usize;
+    let map = OFFSETS.get_or_init(|| Mutex::new(HashMap::new()));
+    {
+        let m = map.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(o) = m.get(&key)
+            && o.names.bind(cls.py()).is(names)
+        {
+            return o.offsets.clone();
+        }
+    }
+    // probed without the lock held: probing runs Python code
+    let strs: Option<Vec<Bound<'_, PyString>>> = names.iter().map(|n| n.cast_into::<PyString>().ok()).collect();
+    let offsets: Option<Arc<[usize]>> =
+        strs.and_then(|s| crate::records::probe_offsets(cls, &s).ok()).map(Arc::from);
+    let entry = Offsets { _cls: cls.clone().unbind(), names: names.clone().unbind(), offsets: offsets.clone() };
+    map.lock().unwrap_or_else(|e| e.into_inner()).insert(key, entry);
+    offsets
 }
 
 /// An int, bool, float, str, bytes or None (exactly, not a subclass): a value that holds no

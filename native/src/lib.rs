@@ -25,6 +25,7 @@ use curve25519_dalek::traits::{IsIdentity, VartimeMultiscalarMul};
 mod bucket;
 mod codec;
 mod merkle;
+mod records;
 mod rows;
 mod spans;
 
@@ -238,9 +239,12 @@ fn crev_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(merkle::merkle_update, m)?)?;
     m.add_function(wrap_pyfunction!(bucket::bucket_pack, m)?)?;
     m.add_function(wrap_pyfunction!(bucket::bucket_fold, m)?)?;
+    m.add_function(wrap_pyfunction!(bucket::tree_set_many, m)?)?;
+    m.add_function(wrap_pyfunction!(bucket::bucket_fold_many, m)?)?;
     m.add_function(wrap_pyfunction!(rows::pack_state_rows, m)?)?;
     m.add_function(wrap_pyfunction!(rows::pack_event_rows, m)?)?;
     m.add_class::<spans::SpanReader>()?;
+    m.add_class::<records::RecordCodec>()?;
     m.add("LIBSODIUM_RULES", "1.0.20-stable crypto_sign_verify_detached")?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

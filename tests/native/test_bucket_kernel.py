@@ -1,5 +1,5 @@
 """The kernel's held buckets and level updates (``crev_native.bucket_pack``, ``bucket_fold``,
-``merkle_update``) change speed, never bytes: each equals the Python reference
+``bucket_fold_many``, ``tree_set_many``, ``merkle_update``) change speed, never bytes: each equals the Python reference
 (``statetree._pack``/``_unpack``, ``LazyStateTree.load``/``_fold``, ``update_levels_reference``)
 on hand-made and random buckets, keys holding NUL or non-ASCII characters among them, and a lazy
 tree driven through both ends with the same held bytes and roots."""
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Callable
 
 import pytest
 
@@ -138,19 +139,35 @@ def test_level_updates_refuse_a_bucket_past_the_depth_or_a_level_of_the_wrong_si
     assert levels == [bytearray(64), bytearray(32)]  # refused before anything was written
 
 
-def test_a_lazy_tree_through_the_kernel_holds_what_the_reference_holds() -> None:
-    """Loads, changes, deletions and evictions through both: the same held bytes and roots."""
-    depth = 6
-    rng = random.Random(3)
-    base = {random_key(rng): rng.randbytes(20) for _ in range(800)}
+def stored_tree(rng: random.Random, n: int, depth: int
+                ) -> tuple[dict[str, bytes], StateTree, Callable[[int], list[tuple[str, bytes]]]]:
+    """``n`` random entries, the plain tree of them and a ``fetch`` of each bucket's rows (what a
+    store holding them answers a ``LazyStateTree``)."""
+    base = {random_key(rng): rng.randbytes(20) for _ in range(n)}
     plain = StateTree(depth)
     for k, v in base.items():
         plain.set(k, v)
-    packed = plain.packed()
 
     def fetch(b: int) -> list[tuple[str, bytes]]:
         return [(k, v) for k, v in base.items() if statetree.bucket_index(k, depth) == b]
 
+    return base, plain, fetch
+
+
+def set_one_by_one(tree: StateTree, entries: list[tuple[str, bytes | None]]) -> None:
+    for k, v in entries:
+        if v is None:
+            tree.delete(k)
+        else:
+            tree.set(k, v)
+
+
+def test_a_lazy_tree_through_the_kernel_holds_what_the_reference_holds() -> None:
+    """Loads, changes, deletions and evictions through both: the same held bytes and roots."""
+    depth = 6
+    rng = random.Random(3)
+    base, plain, fetch = stored_tree(rng, 800, depth)
+    packed = plain.packed()
     steps = [[(random_key(rng) if rng.random() < 0.5 else rng.choice(sorted(base)),
                None if rng.random() < 0.2 else rng.randbytes(10)) for _ in range(60)] for _ in range(5)]
     runs = []
@@ -160,17 +177,77 @@ def test_a_lazy_tree_through_the_kernel_holds_what_the_reference_holds() -> None
             t = LazyStateTree(depth, packed, fetch)
             roots = [t.root()]
             for step in steps:
-                for k, v in step:
-                    if v is None:
-                        t.delete(k)
-                    else:
-                        t.set(k, v)
+                set_one_by_one(t, step)
                 roots.append(t.root())
             runs.append((roots, dict(t._held), t.fetches))
         finally:
             statetree.use_tree_kernel(True)
     assert runs[0] == runs[1]
     assert runs[0][0][0] == plain.root()
+
+
+@pytest.mark.parametrize("lazy", [True, False])
+def test_set_many_holds_what_set_and_delete_hold(lazy: bool) -> None:
+    """``set_many`` (the kernel's ``tree_set_many`` for the buckets a lazy tree holds, ``set`` and
+    ``delete`` for the rest) against ``set``/``delete`` one by one: the same roots, held bytes and
+    fetches, step after step of new keys, changed keys and deletions."""
+    depth = 5
+    rng = random.Random(11)
+    base, plain, fetch = stored_tree(rng, 300, depth)
+    packed = plain.packed()
+
+    def tree() -> StateTree:
+        if lazy:
+            return LazyStateTree(depth, packed, fetch)
+        t = StateTree(depth)
+        for k, v in base.items():
+            t.set(k, v)
+        return t
+
+    steps: list[list[tuple[str, bytes | None]]] = []
+    for _ in range(6):
+        changes = {(random_key(rng) if rng.random() < 0.5 else rng.choice(sorted(base))):
+                   (None if rng.random() < 0.2 else rng.randbytes(10)) for _ in range(40)}
+        steps.append(sorted(changes.items()))
+    one, many = tree(), tree()
+    for step in steps:
+        set_one_by_one(one, step)
+        many.set_many(list(step))
+        assert many.root() == one.root()
+    if isinstance(one, LazyStateTree) and isinstance(many, LazyStateTree):
+        assert many._held == one._held
+        assert many.fetches == one.fetches
+
+
+def test_set_many_by_the_kernel_leaves_deletions_and_unloaded_buckets() -> None:
+    held = {0: b"held"}
+    pending: dict[int, dict[str, bytes | None]] = {}
+    dirty: set[int] = set()
+    key = next(k for k in (f"l/{i}" for i in range(100)) if statetree.bucket_index(k, 1) == 0)
+    other = next(k for k in (f"l/{i}" for i in range(100)) if statetree.bucket_index(k, 1) == 1)
+    left = crev_native.tree_set_many(held, pending, dirty, [(key, b"v"), (other, b"w"), ("d/x", None)], 1)
+    assert left == [(other, b"w"), ("d/x", None)]
+    assert pending == {0: {key: entry_leaf_hash(key, b"v")}}
+    assert dirty == {0}
+
+
+def test_fold_many_folds_each_dirty_bucket_and_writes_its_hash() -> None:
+    """``bucket_fold_many``: a bucket with changes waiting is folded as ``bucket_fold`` folds it (the
+    changes removed), one without keeps its held form and gets its leaves' hash; each hash lands at
+    its bucket's place in level 0, the others untouched."""
+    leaf_a, leaf_b = entry_leaf_hash("l/a", b"1"), entry_leaf_hash("l/b", b"2")
+    one = reference_pack([("l/a", b"1")])[0]
+    two, two_hash = reference_pack([("l/a", b"1"), ("l/b", b"2")])
+    held = {0: one, 2: two}
+    pending: dict[int, dict[str, bytes | None]] = {0: {"l/b": leaf_b}}
+    level0 = bytearray(b"\xee" * (4 * HASH_SIZE))
+    crev_native.bucket_fold_many(held, pending, [0, 2], level0)
+    assert held == {0: two, 2: two} and pending == {}
+    assert level0 == two_hash + b"\xee" * HASH_SIZE + bucket_hash([leaf_a, leaf_b]) + b"\xee" * HASH_SIZE
+    with pytest.raises(ValueError, match="bucket 1 is not loaded"):
+        crev_native.bucket_fold_many(held, {}, [1], level0)
+    with pytest.raises(ValueError, match="bucket 4 is past level 0"):
+        crev_native.bucket_fold_many(held, {}, [4], level0)
 
 
 @pytest.mark.parametrize("use", [True, False])

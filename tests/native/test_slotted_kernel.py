@@ -138,3 +138,32 @@ def test_an_untracked_record_is_freed_when_its_last_reference_goes() -> None:
     gone = weakref.ref(got)
     del got
     assert gone() is None
+
+
+def test_each_value_goes_into_its_own_slot_and_is_held_once() -> None:
+    """The kernel stores each value straight into the slot whose offset it probed for that name
+    (once per class and names tuple): each field reads back its own value whatever the order of the
+    names, and each value gains exactly one reference per object, released with it."""
+    import sys
+
+    marker = object()
+    before = sys.getrefcount(marker)
+    names = ("status", "start", "ref", "end", "holder")  # not the declaration order
+    made = [crev_native.new_slotted(Segment, names, ("tradable", 1, marker, 5, "a")) for _ in range(100)]
+    assert all((s.start, s.end, s.holder, s.status, s.ref) == (1, 5, "a", "tradable", marker) for s in made)
+    assert sys.getrefcount(marker) == before + 100
+    del made
+    assert sys.getrefcount(marker) == before
+
+
+def test_a_name_that_is_no_slot_is_set_by_name() -> None:
+    """Probing finds no slot for a name the class does not declare as one: the field is set through
+    ``object.__setattr__``, which raises as it would."""
+    with pytest.raises(AttributeError):
+        crev_native.new_slotted(Segment, ("start", "end", "holder", "status", "nope"), (1, 2, "a", "t", ""))
+
+    class Open:  # a plain class with a __dict__: no slots to probe, set by name
+        pass
+
+    got = crev_native.new_slotted(Open, ("x",), (7,))
+    assert got.x == 7

@@ -74,6 +74,20 @@ class TreeKernel(Protocol):
     def bucket_fold(self, held: bytes, changes: dict[str, bytes | None], /) -> tuple[bytes, bytes]: ...
 
 
+class SetManyKernel(Protocol):
+    """``crev_native.tree_set_many`` (native/crev_native.pyi), which a kernel built before it lacks."""
+
+    def __call__(self, held: dict[int, bytes] | None, pending: dict[int, dict[str, bytes | None]], dirty: set[int],
+                 entries: list[tuple[str, bytes | None]], depth: int, /) -> list[tuple[str, bytes | None]]: ...
+
+
+class FoldManyKernel(Protocol):
+    """``crev_native.bucket_fold_many`` (native/crev_native.pyi), which a kernel built before it lacks."""
+
+    def __call__(self, held: dict[int, bytes], pending: dict[int, dict[str, bytes | None]], dirty: list[int],
+                 level0: bytearray, /) -> None: ...
+
+
 def _installed_tree_kernel() -> TreeKernel | None:
     try:
         import crev_native  # the compiled kernel, where `pip install ./native` built it
@@ -87,6 +101,8 @@ def _installed_tree_kernel() -> TreeKernel | None:
 
 TREE_KERNEL = _installed_tree_kernel()
 _tree_kernel = TREE_KERNEL
+_SET_MANY: SetManyKernel | None = getattr(TREE_KERNEL, "tree_set_many", None)
+_FOLD_MANY: FoldManyKernel | None = getattr(TREE_KERNEL, "bucket_fold_many", None)
 
 
 def use_tree_kernel(enabled: bool) -> bool:
@@ -211,6 +227,25 @@ class StateTree:
         b = kh >> (32 - self.depth)
         self._buckets.setdefault(b, {})[key] = leaf
         self._dirty.add(b)
+
+    def set_many(self, entries: list[tuple[str, bytes | None]]) -> None:
+        """``set`` each (key, value) of ``entries``, or ``delete`` the key where the value is None.
+        The keys are distinct. The kernel sets what it can in one call (``tree_set_many``)."""
+        k = _SET_MANY if _tree_kernel is not None else None
+        left = entries if k is None else k(self._held_buckets(), self._pending(), self._dirty, entries, self.depth)
+        for key, value in left:
+            if value is None:
+                self.delete(key)
+            else:
+                self.set(key, value)
+
+    def _held_buckets(self) -> dict[int, bytes] | None:
+        """The loaded buckets, where not every bucket is (``set_many`` leaves the others to ``set``)."""
+        return None
+
+    def _pending(self) -> dict[int, dict[str, bytes | None]]:
+        """Where ``set`` puts a leaf: bucket → key → leaf hash."""
+        return self._buckets  # type: ignore[return-value]
 
     def delete(self, key: str) -> None:
         b = bucket_index(key, self.depth)
@@ -512,6 +547,20 @@ class LazyStateTree(StateTree):
         self._fold(b)
         return _unpack(self._held[b])
 
+    def _recompute(self) -> None:
+        """As ``StateTree._recompute``; the kernel folds and hashes every dirty bucket in one call
+        (``bucket_fold_many``: ``_bucket_hash`` of each)."""
+        k = _FOLD_MANY if _tree_kernel is not None else None
+        if k is None:
+            super()._recompute()
+            return
+        dirty = self._dirty
+        self._dirty = set()
+        if self._touched is not None:
+            self._touched |= dirty
+        k(self._held, self._changes, list(dirty), self._level(0))
+        update_levels(self._levels, dirty)
+
     def _bucket_hash(self, b: int) -> bytes:
         folded = self._fold(b)
         if folded is not None:
@@ -544,6 +593,12 @@ class LazyStateTree(StateTree):
         self.load(b)
         self._changes.setdefault(b, {})[key] = leaf
         self._dirty.add(b)
+
+    def _held_buckets(self) -> dict[int, bytes] | None:
+        return self._held
+
+    def _pending(self) -> dict[int, dict[str, bytes | None]]:
+        return self._changes
 
     def delete(self, key: str) -> None:
         if self.leaf(key) is not None:

@@ -22,6 +22,7 @@ from crev.errors import CrevError, InvalidBlock, NonceError, NotFoundError, Perm
 from crev.ledger import messages  # noqa: F401 - fills the registry
 from crev.ledger.block import Block, Header
 from crev.ledger.events import Event
+from crev.ledger.record_codec import record_codec
 from crev.ledger.records import Account, Delegate
 from crev.ledger.state import State
 from crev.ledger.tx import Tx, decode_tx
@@ -92,11 +93,23 @@ class TxResult:
     events: tuple[Event, ...]
     detail: Any
 
-    def to_value(self) -> list[Any]:
+    def to_value(self, events_as_records: bool = False) -> list[Any]:
+        """The canonical list hashed into the results root; with ``events_as_records``, the events
+        left as they are, for the kernel's record codec, which encodes each as its ``to_value``."""
         err = [] if self.error is None else [self.error.code, self.error.field, self.error.reason]
         # a failed transaction did nothing: its detail is the empty array, so results hold no null
         detail = [] if self.detail is None else self.detail
-        return [self.tx_hash, self.kind, self.ok, err, [e.to_value() for e in self.events], detail]
+        events = self.events if events_as_records else [e.to_value() for e in self.events]
+        return [self.tx_hash, self.kind, self.ok, err, events, detail]
+
+    def encode(self) -> bytes:
+        """``encode(self.to_value())``, by the kernel's record codec where it can."""
+        codec = record_codec()
+        if codec is not None:
+            out = codec.encode_value(self.to_value(events_as_records=True))
+            if out is not None:
+                return out
+        return encode(self.to_value())
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -226,7 +239,7 @@ class BlockBuilder:
     def finish(self) -> BlockOutcome:
         state = self.state
         state_root, changed = state.seal()
-        encoded = [encode(r.to_value()) for r in self.results]
+        encoded = [r.encode() for r in self.results]
         header = Header(
             chain_id=state.chain_id,
             height=self.height,

@@ -28,6 +28,7 @@ from crev.core.factors import FactorRow, FactorTable
 from crev.core.statetree import StateProof, StateTree
 from crev.ledger.indexes import OpenOrders, Seed, TradableLots
 from crev.ledger.params import Params
+from crev.ledger.record_codec import encode_record, record_codec
 from crev.ledger.records import (
     Account,
     ControlRecord,
@@ -151,23 +152,27 @@ class State:
                            self.sequencer_key])
         else:
             raise KeyError(key)
-        return None if obj is None else encode(obj.to_value())
+        return None if obj is None else encode_record(obj)
 
     def seal(self) -> tuple[bytes, list[tuple[str, bytes | None]]]:
         """Fold every marked record into the tree. Returns (state root, changed entries)."""
         if self._lot_touches:
             self._read_touched_lots()
-        changed: list[tuple[str, bytes | None]] = []
         tree = self.tree
-        for key in sorted(self._dirty):
-            value = self.value_of(key)
-            if value is None:
-                tree.delete(key)
-            else:
-                tree.set(key, value)
-            changed.append((key, value))
+        keys = sorted(self._dirty)
+        codec = record_codec()
+        # the hot records' bytes in one call of the kernel; None where ``value_of`` must tell
+        values = [None] * len(keys) if codec is None else codec.values_of(self._record_maps(), keys)
+        changed = [(key, value if value is not None else self.value_of(key))
+                   for key, value in zip(keys, values, strict=True)]
+        tree.set_many(changed)
         self._dirty.clear()
         return tree.root(), changed
+
+    def _record_maps(self) -> dict[str, Any]:
+        """The maps ``RecordCodec.values_of`` reads, by key prefix (``s``: the supply record)."""
+        return {"a": self.accounts, "d": self.devices, "l": self.lots, "r": self.readings, "v": self.tallies,
+                "s": self.supply}
 
     def discard_changes(self) -> None:
         """Forget the marks (a loader calls this once it has filled the maps); the indexes are
