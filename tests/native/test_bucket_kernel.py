@@ -186,11 +186,14 @@ def test_a_lazy_tree_through_the_kernel_holds_what_the_reference_holds() -> None
     assert runs[0][0][0] == plain.root()
 
 
+@pytest.mark.parametrize("chunk", [256, 7])
 @pytest.mark.parametrize("lazy", [True, False])
-def test_set_many_holds_what_set_and_delete_hold(lazy: bool) -> None:
+def test_set_many_holds_what_set_and_delete_hold(lazy: bool, chunk: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """``set_many`` (the kernel's ``tree_set_many`` for the buckets a lazy tree holds, ``set`` and
     ``delete`` for the rest) against ``set``/``delete`` one by one: the same roots, held bytes and
-    fetches, step after step of new keys, changed keys and deletions."""
+    fetches, step after step of new keys, changed keys and deletions; in one kernel call a step, or
+    in calls of 7 (``KERNEL_CHUNK``)."""
+    monkeypatch.setattr(statetree, "KERNEL_CHUNK", chunk)
     depth = 5
     rng = random.Random(11)
     base, plain, fetch = stored_tree(rng, 300, depth)

@@ -236,3 +236,22 @@ def test_a_result_with_its_events_encodes_as_the_reference() -> None:
         finally:
             use_codec_kernel(True)
     assert CODEC.encode_value([1.5, issued]) is None  # a float: the reference's
+
+
+def test_the_golden_chain_replays_alike_in_small_kernel_calls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``State.seal`` and the tree hand the kernel a block's records, leaves and buckets in calls of
+    ``KERNEL_CHUNK`` at most: with a chunk of 3, every block of the golden chain still has its
+    golden hash (so every root is the same across chunk boundaries)."""
+    import json
+    from pathlib import Path
+
+    from crev.core import statetree
+    from crev.ledger import state
+    from tests.core.test_golden_vectors import replay_chain
+
+    golden = json.loads((Path(__file__).parents[1] / "vectors" / "golden.json").read_text(encoding="utf-8"))
+    monkeypatch.setattr(statetree, "KERNEL_CHUNK", 3)
+    monkeypatch.setattr(state, "KERNEL_CHUNK", 3)
+    _, outcomes = replay_chain()
+    assert [o.header.hash.hex() for o in outcomes] == [b["block_hash"] for b in golden["chain"]["blocks"]]
+    assert max(len(o.changed) for o in outcomes) > 3  # the chunks were used

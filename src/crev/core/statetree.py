@@ -99,6 +99,12 @@ def _installed_tree_kernel() -> TreeKernel | None:
     return cast(TreeKernel, crev_native) if ok else None
 
 
+#: Entries, buckets or records per call of the kernel's batched work (``set_many``, the lazy tree's
+#: ``_recompute``, ``State.seal``'s records): each call holds the interpreter lock throughout, and
+#: a node's other threads (the check stage, the verifiers handing back results) wait for it, so a
+#: block's thousands go in calls of a fraction of a millisecond each.
+KERNEL_CHUNK = 256
+
 TREE_KERNEL = _installed_tree_kernel()
 _tree_kernel = TREE_KERNEL
 _SET_MANY: SetManyKernel | None = getattr(TREE_KERNEL, "tree_set_many", None)
@@ -230,9 +236,14 @@ class StateTree:
 
     def set_many(self, entries: list[tuple[str, bytes | None]]) -> None:
         """``set`` each (key, value) of ``entries``, or ``delete`` the key where the value is None.
-        The keys are distinct. The kernel sets what it can in one call (``tree_set_many``)."""
+        The keys are distinct. The kernel sets what it can (``tree_set_many``, ``KERNEL_CHUNK``
+        entries a call)."""
         k = _SET_MANY if _tree_kernel is not None else None
-        left = entries if k is None else k(self._held_buckets(), self._pending(), self._dirty, entries, self.depth)
+        left = entries
+        if k is not None:  # in calls short enough not to hold the interpreter lock for long
+            held, pending = self._held_buckets(), self._pending()
+            left = [e for i in range(0, len(entries), KERNEL_CHUNK)
+                    for e in k(held, pending, self._dirty, entries[i:i + KERNEL_CHUNK], self.depth)]
         for key, value in left:
             if value is None:
                 self.delete(key)
@@ -548,8 +559,8 @@ class LazyStateTree(StateTree):
         return _unpack(self._held[b])
 
     def _recompute(self) -> None:
-        """As ``StateTree._recompute``; the kernel folds and hashes every dirty bucket in one call
-        (``bucket_fold_many``: ``_bucket_hash`` of each)."""
+        """As ``StateTree._recompute``; the kernel folds and hashes the dirty buckets
+        (``bucket_fold_many``: ``_bucket_hash`` of each, ``KERNEL_CHUNK`` buckets a call)."""
         k = _FOLD_MANY if _tree_kernel is not None else None
         if k is None:
             super()._recompute()
@@ -558,7 +569,9 @@ class LazyStateTree(StateTree):
         self._dirty = set()
         if self._touched is not None:
             self._touched |= dirty
-        k(self._held, self._changes, list(dirty), self._level(0))
+        buckets, level0 = list(dirty), self._level(0)
+        for i in range(0, len(buckets), KERNEL_CHUNK):  # short calls: see ``set_many``
+            k(self._held, self._changes, buckets[i:i + KERNEL_CHUNK], level0)
         update_levels(self._levels, dirty)
 
     def _bucket_hash(self, b: int) -> bytes:
