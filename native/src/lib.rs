@@ -245,6 +245,7 @@ fn crev_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(rows::pack_event_rows, m)?)?;
     m.add_class::<spans::SpanReader>()?;
     m.add_class::<records::RecordCodec>()?;
+    m.add_function(wrap_pyfunction!(records::map_keys, m)?)?;
     m.add("LIBSODIUM_RULES", "1.0.20-stable crypto_sign_verify_detached")?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -278,3 +278,50 @@ impl RecordCodec {
         Ok(out)
     }
 }
+
+/// `crev.ledger.snapshot.map_key` of each state key of `keys` whose kind (its first character,
+/// then "/") is one of `kinds`, grouped by kind: `(device, n)` for "r", "v" and "c", `(account,
+/// market)` for "b", the rest of the key otherwise. Returns (kind → map keys, the keys of those
+/// kinds left to the reference): an "r", "v" or "c" key whose number is not 1–18 ASCII digits, or
+/// that has no second "/". Keys of other kinds are skipped, as `lazystate.evict` skips them.
+#[pyfunction]
+pub fn map_keys<'py>(keys: &Bound<'py, PyAny>, kinds: &str) -> PyResult<(Bound<'py, PyDict>, Bound<'py, PyList>)> {
+    let py = keys.py();
+    let out = PyDict::new(py);
+    let left = PyList::empty(py);
+    let mut lists: Vec<(char, Bound<'py, PyList>)> = Vec::new();
+    for c in kinds.chars() {
+        let l = PyList::empty(py);
+        out.set_item(c.to_string(), &l)?;
+        lists.push((c, l));
+    }
+    for key in keys.try_iter()? {
+        let key = key?;
+        let s = key.cast::<PyString>()?.to_str()?;
+        let b = s.as_bytes();
+        if b.len() < 2 || b[1] != b'/' {
+            continue;
+        }
+        let kind = b[0] as char;
+        let Some((_, list)) = lists.iter().find(|(c, _)| *c == kind) else { continue };
+        let rest = &s[2..];
+        match kind {
+            'r' | 'v' | 'c' => {
+                let parsed = rest.rsplit_once('/').and_then(|(name, n)| {
+                    let ok = !n.is_empty() && n.len() <= 18 && n.bytes().all(|d| d.is_ascii_digit());
+                    if ok { n.parse::<i64>().ok().map(|n| (name, n)) } else { None }
+                });
+                match parsed {
+                    Some((name, n)) => list.append((name, n))?,
+                    None => left.append(&key)?,
+                }
+            }
+            'b' => match rest.split_once('/') {
+                Some((acct, market)) => list.append((acct, market))?,
+                None => list.append((rest, ""))?,
+            },
+            _ => list.append(rest)?,
+        }
+    }
+    Ok((out, left))
+}

@@ -255,3 +255,24 @@ def test_the_golden_chain_replays_alike_in_small_kernel_calls(monkeypatch: pytes
     _, outcomes = replay_chain()
     assert [o.header.hash.hex() for o in outcomes] == [b["block_hash"] for b in golden["chain"]["blocks"]]
     assert max(len(o.changed) for o in outcomes) > 3  # the chunks were used
+
+
+def test_map_keys_parse_state_keys_as_map_key_does() -> None:
+    """``crev_native.map_keys`` (``lazystate.evict``'s keep list): each key of the given kinds
+    parsed as ``crev.ledger.snapshot.map_key`` parses it, in order, grouped by kind; a numbered key
+    whose number is not plain ASCII digits is left to ``map_key`` (which may refuse it); other kinds
+    are skipped."""
+    from crev.ledger.snapshot import map_key
+
+    keys = ["r/d1/12", "r/d1/007", "r/d1/x", "r/d1", "v/d-2/944444", "c/d1/3", "b/acme/tokyo/x", "b/acme",
+            "l/lot.1", "t/ret1", "o/ord1", "d/dev1", "x", "r/", "é/x", "r/a/b/5", "r/d1/99999999999999999999",
+            "r/d1/+5", "r/d1/٥", "l/"]
+    kinds = "rvcblto"
+    got, left = crev_native.map_keys(iter(keys), kinds)
+    want: dict[str, list[Any]] = {k: [] for k in kinds}
+    for key in keys:
+        if key[0] in kinds and key[1:2] == "/" and key not in left:
+            want[key[0]].append(map_key(key[0], key[2:]))
+    assert got == want
+    assert left == ["r/d1/x", "r/d1", "r/", "r/d1/99999999999999999999", "r/d1/+5", "r/d1/٥"]
+    assert got["r"] == [("d1", 12), ("d1", 7), ("a/b", 5)] and got["b"] == [("acme", "tokyo/x"), ("acme", "")]

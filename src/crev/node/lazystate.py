@@ -36,7 +36,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
-from crev.core.encoding import decode
+from crev.core.encoding import codec_kernel, decode
 from crev.core.factors import FactorRow
 from crev.core.statetree import LazyStateTree, SpansRead, bucket_index, bucket_span, entry_leaf_hash
 from crev.errors import InvalidBlock
@@ -586,6 +586,13 @@ def resident_records(st: State) -> dict[str, int]:
             for name in EVICTED_MAPS.values()}
 
 
+def _map_keys() -> Callable[[Iterable[str], str], tuple[dict[str, list[Any]], list[str]]] | None:
+    """``crev_native.map_keys`` where the codec kernel is in use (``map_key`` of many state keys,
+    grouped by kind), else None."""
+    k = codec_kernel()
+    return getattr(k, "map_keys", None) if k is not None else None
+
+
 def evict(st: State, height: int, keep: Iterable[str], buckets: Iterable[int] | None = None) -> tuple[int, int]:
     """After the store has durably written the checkpoint at ``height``: drop from memory every
     big-kind record (lots, reading records, retirements, slot tallies, control records) and every
@@ -606,6 +613,12 @@ def evict(st: State, height: int, keep: Iterable[str], buckets: Iterable[int] | 
         keep_maps["o"] += opened.open
     depth = tree.depth
     held: set[int] = set()
+    split = _map_keys()
+    if buckets is not None and split is not None:  # the kernel parses what the loop below would
+        got, left = split(keep, "".join(keep_maps))
+        for kind, keys in got.items():
+            keep_maps[kind] += keys
+        keep = left
     for key in keep:
         if buckets is None:
             held.add(bucket_index(key, depth))
