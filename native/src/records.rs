@@ -153,15 +153,21 @@ impl RecordCodec {
     }
 }
 
+/// `<name>/<n>` split at its last "/" with `n` 1–18 ASCII digits (and, if `canonical`, no leading
+/// zero), as (name, n); None where the reference must decide.
+fn split_number(rest: &str, canonical: bool) -> Option<(&str, i64)> {
+    let (name, n) = rest.rsplit_once('/')?;
+    let b = n.as_bytes();
+    if b.is_empty() || b.len() > 18 || !b.iter().all(u8::is_ascii_digit) || (canonical && b[0] == b'0' && b.len() > 1) {
+        return None;
+    }
+    Some((name, n.parse().ok()?))
+}
+
 /// `<name>/<n>` with `n` a canonical decimal (as `crev.ledger.state._num_key` takes it, in ASCII)
 /// as the map key (name, n); None where the reference must decide.
 fn num_key<'py>(py: Python<'py>, rest: &str) -> Option<Bound<'py, PyTuple>> {
-    let (name, n) = rest.rsplit_once('/')?;
-    let b = n.as_bytes();
-    if b.is_empty() || b.len() > 18 || !b.iter().all(u8::is_ascii_digit) || (b[0] == b'0' && b.len() > 1) {
-        return None;
-    }
-    let n: i64 = n.parse().ok()?;
+    let (name, n) = split_number(rest, true)?;
     PyTuple::new(py, [PyString::new(py, name).into_any(), n.into_pyobject(py).ok()?.into_any()]).ok()
 }
 
@@ -307,11 +313,7 @@ pub fn map_keys<'py>(keys: &Bound<'py, PyAny>, kinds: &str) -> PyResult<(Bound<'
         let rest = &s[2..];
         match kind {
             'r' | 'v' | 'c' => {
-                let parsed = rest.rsplit_once('/').and_then(|(name, n)| {
-                    let ok = !n.is_empty() && n.len() <= 18 && n.bytes().all(|d| d.is_ascii_digit());
-                    if ok { n.parse::<i64>().ok().map(|n| (name, n)) } else { None }
-                });
-                match parsed {
+                match split_number(rest, false) {  // `map_key`'s int() takes leading zeros too
                     Some((name, n)) => list.append((name, n))?,
                     None => left.append(&key)?,
                 }

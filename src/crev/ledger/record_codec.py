@@ -61,14 +61,14 @@ def _probe(cls: type, nested: dict[str, type], last: bytes | None) -> Any:
     """An instance of ``cls`` whose fields all hold different values: a distinct int, a one-item
     list for a list field (one probe record for a nested one), ``last`` in the last field if given."""
     obj: Any = object.__new__(cls)
-    names = [f.name for f in fields(cls)]
-    for i, f in enumerate(fields(cls)):
+    fs = fields(cls)
+    for i, f in enumerate(fs):
         value: Any = 1_000 + i
         if f.name in nested:
             value = [_probe(nested[f.name], {}, None)]
         elif str(f.type).startswith("list["):
             value = [f"p{i}"]
-        elif last is not None and i == len(names) - 1:
+        elif last is not None and i == len(fs) - 1:
             value = last
         object.__setattr__(obj, f.name, value)
     return obj
