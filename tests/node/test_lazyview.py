@@ -450,8 +450,10 @@ def test_a_view_without_a_tail_uses_the_file_s_tables(tmp_path: Path) -> None:
 
 
 def test_the_write_ahead_log_stays_bounded_during_a_long_ingest(tmp_path: Path) -> None:
-    """A checkpoint every 20 ms over 300 batches: the log is emptied after each state checkpoint,
-    so it never holds more than about one checkpoint's pages, however much goes through it."""
+    """Checkpoints as often as the writer's pace lets (``checkpoint_s`` 20 ms, then each one waits
+    until the writer has been idle three times as long as it wrote) over 300 batches: the log is
+    emptied after each state checkpoint, so it never holds more than about one checkpoint's pages,
+    however much goes through it."""
     d = k.init_dir(tmp_path / "ledger")
     wal = d / (DB_FILE + "-wal")
     node = k.open_node(d, checkpoint_s=0.02)
@@ -477,8 +479,10 @@ def test_the_write_ahead_log_stays_bounded_during_a_long_ingest(tmp_path: Path) 
         node.close()
     through = sum(max(0, b - a) for a, b in itertools.pairwise(sizes))  # bytes appended to the log
     emptied = sum(1 for a, b in itertools.pairwise(sizes) if b < a and b == 0)
-    assert through > 30 << 20 and emptied >= 20, (through, emptied)
-    assert max(sizes) < 4 << 20, max(sizes)  # a checkpoint's pages (2 MiB of bucket hashes, the first)
+    assert through > 30 << 20 and emptied >= 10, (through, emptied)
+    # about one checkpoint's pages (2 MiB of bucket hashes in the first; later ones hold the blocks of
+    # up to four times the previous write), against the 30 MiB and more that went through
+    assert max(sizes) < 8 << 20, max(sizes)
 
 
 def test_lazy_records_behave_as_dicts() -> None:

@@ -197,3 +197,77 @@ def test_a_block_commits_while_a_checkpoint_holds_its_write_transaction_open(
         release.set()
     node.flush()
     assert node.store.checkpoint_height() == r2.height
+
+
+def test_blocks_sealed_while_a_checkpoint_is_written_gather_into_the_next_one(
+        running: Node, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The checkpoint thread is stalled writing block 1's checkpoint; blocks 2–4 are sealed and
+    answered meanwhile, and none of them queues a checkpoint of its own. Once the writer is free,
+    one checkpoint holds all three, queued by the idle sealer without a fifth block. (Before, each
+    block queued its own behind the stalled one, and at full ingest the writer, busy all the time,
+    rewrote most of the state file's pages for each: docs/benchmarks.md.)"""
+    node = running
+    monkeypatch.setattr(node_module, "CHECKPOINT_DUTY", 1.0)  # the pace is the next test's
+    real = store_module.event_index_rows
+    entered, release = threading.Event(), threading.Event()
+
+    def stalled(*args: Any) -> Any:
+        if threading.current_thread().name == "crev-checkpoint" and not release.is_set():
+            entered.set()
+            release.wait(WAIT_S * 3)
+        return real(*args)
+
+    written: list[int] = []
+    real_write = node._write_checkpoint
+
+    def write(store: Any, item: Any) -> None:
+        real_write(store, item)
+        written.append(item[0])
+
+    monkeypatch.setattr(store_module, "event_index_rows", stalled)
+    monkeypatch.setattr(node, "_write_checkpoint", write)
+    try:
+        r1 = node.submit_wait(k.batch(DEVICES, 0), WAIT_S)
+        assert entered.wait(WAIT_S), "the checkpoint thread never built index rows"
+        later = [node.submit_wait(k.batch(DEVICES, j), WAIT_S) for j in (1, 2, 3)]
+        assert [r.height for r in later] == [r1.height + 1, r1.height + 2, r1.height + 3]
+        assert node._checkpoints.qsize() == 0 and node._queued == r1.height  # gathered, not queued
+    finally:
+        release.set()
+    wait_until(lambda: node._written == r1.height + 3, "the gathered checkpoint to be written")
+    assert written == [r1.height, r1.height + 3]
+    assert node.store.checkpoint_height() == r1.height + 3
+    with k.sql(node.data_dir) as db:
+        assert db.execute("SELECT count(*) FROM ix_readings WHERE height > ?",
+                          (r1.height,)).fetchone()[0] == 3 * DEVICES
+
+
+def test_the_writer_is_paced_to_a_quarter_of_the_time_and_never_past_the_longest_interval(
+        ledger: Path) -> None:
+    """With the writer idle, a checkpoint is due once ``checkpoint_s`` has passed and the writer
+    has been idle three times as long as its last write took (busy at most CHECKPOINT_DUTY = 1/4
+    of the time), or at the latest after ``checkpoint_max_s``, however long the last write took."""
+    timer = FakeTimer(1_000.0)
+    node = k.open_node(ledger, checkpoint_s=2.0, checkpoint_max_s=10.0, timer=timer)
+
+    def due_at(*times: float) -> list[bool]:
+        due = []
+        for t in times:
+            timer.t = t
+            due.append(node._checkpoint_due())
+        return due
+
+    try:
+        assert node_module.CHECKPOINT_DUTY == 0.25
+        node._last_checkpoint = 1_000.0
+        node._last_write_s = 0.1  # a quick write: checkpoint_s decides
+        assert due_at(1_001.9, 1_002.0) == [False, True]
+        node._last_write_s = 1.5  # 1.5 s busy, then idle 4.5 s: due 6 s after the last one began
+        assert due_at(1_005.9, 1_006.0) == [False, True]
+        node._last_write_s = 30.0  # a write slower than the longest interval: due at 10 s
+        assert due_at(1_009.9, 1_010.0) == [False, True]
+        node._queued = node._written + 1  # one queued and not written yet: never due
+        assert node._checkpoint_due() is False
+    finally:
+        node._queued = node._written
+        node.close()
