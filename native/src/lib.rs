@@ -32,6 +32,8 @@ mod spans;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use sha2::{Digest, Sha512};
+use std::collections::HashMap;
+use std::cell::RefCell;
 
 /// L = 2^252 + 27742317777372353535851937790883648493, little-endian.
 const L_BYTES: [u8; 32] = [
@@ -110,16 +112,45 @@ fn split(pk: &[u8], sig: &[u8]) -> Option<([u8; 32], [u8; 32], [u8; 32])> {
     Some((pk.try_into().ok()?, sig[..32].try_into().ok()?, sig[32..].try_into().ok()?))
 }
 
+// Public keys already decoded (rule 4), negated as the equation uses them, by their 32 bytes:
+// a node verifies each device's readings with the same registered key every minute, and decoding
+// it (a square root) is ~4.7 µs of a ~42 µs verification here (docs/benchmarks.md). Only keys
+// that passed rules 1–4 are held, and what a key decodes to never changes, so holding it changes
+// no result. One cache per thread: shared by the verify threads behind a lock (one, or 64 shards)
+// it made two threads verifying at once slower than decoding every time (45–47 µs against 42),
+// where a thread's own made them faster (38–40). Each entry is ~200 B; at KEY_CACHE_MAX keys (the
+// most a table of 2^20 slots holds without growing: ≤ ~200 MB a thread) it starts again empty.
+thread_local! {
+    static DECODED_KEYS: RefCell<HashMap<[u8; 32], EdwardsPoint>> = RefCell::new(HashMap::new());
+}
+const KEY_CACHE_MAX: usize = (1 << 20) / 8 * 7;
+
+/// −A for the (rule-3-checked) encoding `pk`, or None where it is not a curve point (rule 4).
+fn negated_key(pk: &[u8; 32]) -> Option<EdwardsPoint> {
+    DECODED_KEYS.with(|cell| {
+        let mut held = cell.borrow_mut();
+        if let Some(p) = held.get(pk) {
+            return Some(*p);
+        }
+        let minus_a = -CompressedEdwardsY(*pk).decompress()?;
+        if held.len() >= KEY_CACHE_MAX {
+            held.clear();
+        }
+        held.insert(*pk, minus_a);
+        Some(minus_a)
+    })
+}
+
 /// One signature, exactly as libsodium's `crypto_sign_verify_detached` decides it.
 fn verify_single(pk: &[u8], msg: &[u8], sig: &[u8]) -> bool {
     let Some((pk, r, s)) = split(pk, sig) else { return false };
     if !encodings_pass(&pk, &r, &s) {
         return false;
     }
-    let Some(a) = CompressedEdwardsY(pk).decompress() else { return false };
+    let Some(minus_a) = negated_key(&pk) else { return false };
     let s = Scalar::from_bytes_mod_order(s); // already < L: unchanged
     let h = challenge(&r, &pk, msg);
-    let check = EdwardsPoint::vartime_double_scalar_mul_basepoint(&h, &-a, &s);
+    let check = EdwardsPoint::vartime_double_scalar_mul_basepoint(&h, &minus_a, &s);
     check.compress().to_bytes() == r
 }
 

@@ -398,6 +398,38 @@ def test_a_batch_of_hostile_triples_is_judged_item_by_item_as_libsodium() -> Non
     assert crev_native.verify_many(items) == want
 
 
+def test_a_key_is_judged_alike_on_its_first_use_and_every_later_one() -> None:
+    """The kernel keeps each public key it has decoded, by its 32 bytes, on each verifying thread
+    (a device signs with one key every minute). Fresh keys, each judged many times in one list,
+    in reverse and one by one:
+    every answer is libsodium's, for a good key and its encoding with the sign bit flipped (the
+    same y, the opposite point: a signature by either must not pass for the other), a
+    mixed-order key, and a y that is on no point (never kept)."""
+    rng = random.Random(11)
+    a = rng.randrange(1, L)
+    pk = encode(mul(a, B))
+    flipped = bytes([*pk[:31], pk[31] ^ 0x80])
+    mixed = encode(add(mul(a, B), TORSION[3]))
+    off = next(y.to_bytes(32, "little") for y in range(1_000, 2_000) if x_for(y, 0) is None)
+
+    def signed(key: bytes, secret: int, msg: bytes) -> bytes:
+        r = rng.randrange(1, L)
+        r_enc = encode(mul(r, B))
+        return sig_of(r_enc, (r + h_of(r_enc, key, msg) * secret) % L)
+
+    items: list[Triple] = []
+    for i in range(6):
+        msg = b"reading %d" % i
+        items += [(pk, msg, signed(pk, a, msg)), (flipped, msg, signed(flipped, L - a, msg)),
+                  (pk, msg, signed(flipped, L - a, msg)), (flipped, msg, signed(pk, a, msg)),
+                  (mixed, msg, signed(mixed, a, msg)), (off, msg, signed(pk, a, msg))]
+    want = [verify_reference(*t) for t in items]
+    assert want[:4] == [True, True, False, False] and want[5] is False
+    assert crev_native.verify_many(items) == want
+    assert crev_native.verify_many(items[::-1]) == want[::-1]
+    assert [crev_native.verify(*t) for t in items] == want
+
+
 def test_empty_lists() -> None:
     assert crev_native.verify_many([]) == []
     assert crev_native.verify_batch([]) == []
