@@ -32,8 +32,8 @@ mod spans;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use sha2::{Digest, Sha512};
-use std::collections::HashMap;
 use std::cell::RefCell;
+use std::collections::HashMap;
 
 /// L = 2^252 + 27742317777372353535851937790883648493, little-endian.
 const L_BYTES: [u8; 32] = [
