@@ -271,3 +271,17 @@ def test_the_writer_is_paced_to_a_quarter_of_the_time_and_never_past_the_longest
     finally:
         node._queued = node._written
         node.close()
+
+
+def test_an_idle_node_drops_what_its_last_checkpoint_holds_without_another_block(running: Node) -> None:
+    """One block, then nothing: its checkpoint is written after the block's seal, and the seal
+    loop, finding nothing more to seal, drops from memory what that checkpoint holds (the block's
+    lots): a node whose ingest stopped does not hold them until its next block."""
+    node = running
+    r = node.submit_wait(k.batch(DEVICES, 0), WAIT_S)
+    assert r.committed
+    wait_until(lambda: node._evicted == r.height, "the idle sealer to evict the block's checkpoint")
+    assert node._written == r.height
+    lots = node.state.lots
+    assert not any(key.startswith("dgc-") for key in dict.keys(lots)), "the block's lots are still held"
+    assert node.state.lots["dgc-0:20260601T0900"].quantity_g == k.PER_READING_G  # read back from the store

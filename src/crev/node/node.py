@@ -939,16 +939,15 @@ class Node:
         full block is waiting). Measured from its end, a seal that took longer than the interval
         was followed by a whole interval of waiting with work ready: under overload the sealer
         idled up to half the time (docs/benchmarks.md, the front door under overload). Between
-        seals, what the checkpoint thread has written is dropped from memory, and while idle, a
-        checkpoint held back by the writer's pace (``_checkpoint_due``) is queued once it is due."""
+        turns (after a seal, or after finding nothing to seal), what the checkpoint thread has
+        written is dropped from memory, and while idle, a checkpoint held back by the writer's pace
+        (``_checkpoint_due``) is queued once it is due (``_idle_upkeep``)."""
         started = self.timer()
         while not self._stop.is_set():
             wait = started + self.block_interval - self.timer()
             if (wait > 0 and self._ready_readings < self.max_block_readings
                     and self._ready.qsize() < self.max_block_txs):
-                if self._pending_outcomes and self._checkpoint_due():  # idle: what was held back goes now
-                    with self.lock:
-                        self._queue_checkpoint()
+                self._idle_upkeep()
                 time.sleep(min(wait, 0.005))
                 continue
             started = self.timer()
@@ -958,6 +957,15 @@ class Node:
                 with self.lock:
                     self._evict_written()
                 self.seal_times.evict += time.thread_time() - t
+
+    def _idle_upkeep(self) -> None:
+        """While no block is due: queue a checkpoint held back by the writer's pace once it is due.
+        (What a written checkpoint holds is dropped after every turn of the seal loop, a block
+        sealed or not.)"""
+        if self._pending_outcomes and self._checkpoint_due():
+            with self.lock:
+                if self._pending_outcomes:  # not taken meanwhile by ``flush``
+                    self._queue_checkpoint()
 
     def _touched(self, msgs: list[Any]) -> tuple[list[str], list[str]]:
         """The state keys the readings of ``msgs`` will change (``keys_touched``, and their devices'
