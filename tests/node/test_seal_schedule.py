@@ -9,6 +9,8 @@ stalled step is a step that blocks until the test lets it go.
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -285,3 +287,17 @@ def test_an_idle_node_drops_what_its_last_checkpoint_holds_without_another_block
     lots = node.state.lots
     assert not any(key.startswith("dgc-") for key in dict.keys(lots)), "the block's lots are still held"
     assert node.state.lots["dgc-0:20260601T0900"].quantity_g == k.PER_READING_G  # read back from the store
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a thread's own nice value is Linux's")
+def test_the_checkpoint_writer_runs_at_a_lower_priority_than_the_sealer(running: Node) -> None:
+    """The writer's SQLite work takes the cores only when the sealer and the verify threads leave
+    them some (node.WRITER_NICE); the sealer and the process keep theirs."""
+    threads = {t.name: t for t in threading.enumerate()}
+    writer, sealer = threads["crev-checkpoint"], threads["crev-seal"]
+    assert writer.native_id is not None and sealer.native_id is not None
+    base = os.getpriority(os.PRIO_PROCESS, os.getpid())
+    wait_until(lambda: os.getpriority(os.PRIO_PROCESS, writer.native_id) == base + node_module.WRITER_NICE
+               or os.getpriority(os.PRIO_PROCESS, writer.native_id) == 19, "the writer to lower its priority")
+    assert os.getpriority(os.PRIO_PROCESS, sealer.native_id) == base
+    assert os.getpriority(os.PRIO_PROCESS, os.getpid()) == base
