@@ -47,6 +47,22 @@ def wait_until(cond: Any, what: str) -> None:
         time.sleep(0.002)
 
 
+def stall_index_rows(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, threading.Event]:
+    """Stop the checkpoint thread where it builds a checkpoint's index rows (Python work, before
+    its write transaction), until the test sets ``release``; ``entered`` is set once it is there."""
+    real = store_module.event_index_rows
+    entered, release = threading.Event(), threading.Event()
+
+    def stalled(*args: Any) -> Any:
+        if threading.current_thread().name == "crev-checkpoint" and not release.is_set():
+            entered.set()
+            release.wait(WAIT_S * 3)
+        return real(*args)
+
+    monkeypatch.setattr(store_module, "event_index_rows", stalled)
+    return entered, release
+
+
 @pytest.fixture()
 def ledger(tmp_path: Path) -> Path:
     """A data directory with the owner and DGCs registered (by a node with the usual clock)."""
@@ -111,16 +127,7 @@ def test_a_checkpoint_being_built_holds_no_database_lock_a_block_commits_meanwhi
     inside the checkpoint's write transaction, so the block's commit waited for the whole of it:
     here, for ever.)"""
     node = running
-    real = store_module.event_index_rows
-    entered, release = threading.Event(), threading.Event()
-
-    def stalled(*args: Any) -> Any:
-        if threading.current_thread().name == "crev-checkpoint" and not release.is_set():
-            entered.set()
-            release.wait(WAIT_S * 3)
-        return real(*args)
-
-    monkeypatch.setattr(store_module, "event_index_rows", stalled)
+    entered, release = stall_index_rows(monkeypatch)
     try:
         r1 = node.submit_wait(k.batch(DEVICES, 0), WAIT_S)
         assert r1.committed
@@ -210,15 +217,7 @@ def test_blocks_sealed_while_a_checkpoint_is_written_gather_into_the_next_one(
     rewrote most of the state file's pages for each: docs/benchmarks.md.)"""
     node = running
     monkeypatch.setattr(node_module, "CHECKPOINT_DUTY", 1.0)  # the pace is the next test's
-    real = store_module.event_index_rows
-    entered, release = threading.Event(), threading.Event()
-
-    def stalled(*args: Any) -> Any:
-        if threading.current_thread().name == "crev-checkpoint" and not release.is_set():
-            entered.set()
-            release.wait(WAIT_S * 3)
-        return real(*args)
-
+    entered, release = stall_index_rows(monkeypatch)
     written: list[int] = []
     real_write = node._write_checkpoint
 
@@ -226,7 +225,6 @@ def test_blocks_sealed_while_a_checkpoint_is_written_gather_into_the_next_one(
         real_write(store, item)
         written.append(item[0])
 
-    monkeypatch.setattr(store_module, "event_index_rows", stalled)
     monkeypatch.setattr(node, "_write_checkpoint", write)
     try:
         r1 = node.submit_wait(k.batch(DEVICES, 0), WAIT_S)
