@@ -246,12 +246,10 @@ def test_the_golden_chain_replays_alike_in_small_kernel_calls(monkeypatch: pytes
     from pathlib import Path
 
     from crev.core import statetree
-    from crev.ledger import state
     from tests.core.test_golden_vectors import replay_chain
 
     golden = json.loads((Path(__file__).parents[1] / "vectors" / "golden.json").read_text(encoding="utf-8"))
-    monkeypatch.setattr(statetree, "KERNEL_CHUNK", 3)
-    monkeypatch.setattr(state, "KERNEL_CHUNK", 3)
+    monkeypatch.setattr(statetree, "KERNEL_CHUNK", 3)  # every kernel_chunks caller: tree and records
     _, outcomes = replay_chain()
     assert [o.header.hash.hex() for o in outcomes] == [b["block_hash"] for b in golden["chain"]["blocks"]]
     assert max(len(o.changed) for o in outcomes) > 3  # the chunks were used

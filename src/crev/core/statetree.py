@@ -22,9 +22,9 @@ from __future__ import annotations
 import builtins
 import hashlib
 import struct
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import Protocol, TypeVar, cast
 
 DEFAULT_DEPTH = 16
 HASH_SIZE = 32
@@ -104,6 +104,13 @@ def _installed_tree_kernel() -> TreeKernel | None:
 #: a node's other threads (the check stage, the verifiers handing back results) wait for it, so a
 #: block's thousands go in calls of a fraction of a millisecond each.
 KERNEL_CHUNK = 256
+T = TypeVar("T")
+
+
+def kernel_chunks(items: list[T]) -> Iterator[list[T]]:
+    """``items`` in consecutive slices of ``KERNEL_CHUNK``, one a call of the kernel."""
+    for i in range(0, len(items), KERNEL_CHUNK):
+        yield items[i:i + KERNEL_CHUNK]
 
 TREE_KERNEL = _installed_tree_kernel()
 _tree_kernel = TREE_KERNEL
@@ -242,8 +249,7 @@ class StateTree:
         left = entries
         if k is not None:  # in calls short enough not to hold the interpreter lock for long
             held, pending = self._held_buckets(), self._pending()
-            left = [e for i in range(0, len(entries), KERNEL_CHUNK)
-                    for e in k(held, pending, self._dirty, entries[i:i + KERNEL_CHUNK], self.depth)]
+            left = [e for part in kernel_chunks(entries) for e in k(held, pending, self._dirty, part, self.depth)]
         for key, value in left:
             if value is None:
                 self.delete(key)
@@ -569,9 +575,9 @@ class LazyStateTree(StateTree):
         self._dirty = set()
         if self._touched is not None:
             self._touched |= dirty
-        buckets, level0 = list(dirty), self._level(0)
-        for i in range(0, len(buckets), KERNEL_CHUNK):  # short calls: see ``set_many``
-            k(self._held, self._changes, buckets[i:i + KERNEL_CHUNK], level0)
+        level0 = self._level(0)
+        for part in kernel_chunks(list(dirty)):  # short calls: see ``set_many``
+            k(self._held, self._changes, part, level0)
         update_levels(self._levels, dirty)
 
     def _bucket_hash(self, b: int) -> bytes:

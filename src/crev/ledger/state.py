@@ -25,7 +25,7 @@ from typing import Any
 
 from crev.core.encoding import encode
 from crev.core.factors import FactorRow, FactorTable
-from crev.core.statetree import KERNEL_CHUNK, StateProof, StateTree
+from crev.core.statetree import StateProof, StateTree, kernel_chunks
 from crev.ledger.indexes import OpenOrders, Seed, TradableLots
 from crev.ledger.params import Params
 from crev.ledger.record_codec import encode_record, record_codec
@@ -165,8 +165,7 @@ class State:
         values: list[bytes | None] = [None] * len(keys)
         if codec is not None:
             maps = self._record_maps()
-            values = [v for i in range(0, len(keys), KERNEL_CHUNK)  # short calls (``KERNEL_CHUNK``)
-                      for v in codec.values_of(maps, keys[i:i + KERNEL_CHUNK])]
+            values = [v for part in kernel_chunks(keys) for v in codec.values_of(maps, part)]  # short calls
         changed = [(key, value if value is not None else self.value_of(key))
                    for key, value in zip(keys, values, strict=True)]
         tree.set_many(changed)
