@@ -192,8 +192,33 @@ enum Source<'py> {
 struct Table<'py> {
     cls: Bound<'py, PyType>,
     sources: Vec<Source<'py>>,
+    /// each attribute source's slot offset in the class's instances, where probing found one
+    /// (`records::probe_offsets`); `getattr` otherwise, and for an unset slot
+    offsets: Vec<Option<usize>>,
     kinds: Vec<u8>,
     pack: Pack,
+}
+
+/// `records::probe_offsets` of each attribute source on its own (None where it is not a slot).
+fn slot_offsets(cls: &Bound<'_, PyType>, sources: &[Source<'_>]) -> Vec<Option<usize>> {
+    sources.iter().map(|s| match s {
+        Source::Attr(n) => crate::records::probe_offsets(cls, std::slice::from_ref(n)).ok().map(|o| o[0]),
+        _ => None,
+    }).collect()
+}
+
+/// Attribute `name` of `obj`: read from its slot at `offset` (`obj`'s class is exactly the class
+/// whose offset it is), else, or if the slot is unset, by `getattr`.
+fn attr<'py>(obj: &Bound<'py, PyAny>, name: &Bound<'py, PyString>, offset: Option<usize>) -> PyResult<Bound<'py, PyAny>> {
+    if let Some(off) = offset {
+        // SAFETY: `offset` was probed on exactly `obj`'s class (the caller matched its type with
+        // `is`), so the word at `offset` is that slot's object pointer, or null if unset.
+        let p = unsafe { *(obj.as_ptr() as *const u8).add(off).cast::<*mut pyo3::ffi::PyObject>() };
+        if !p.is_null() {
+            return Ok(unsafe { Bound::from_borrowed_ptr(obj.py(), p) });
+        }
+    }
+    obj.getattr(name)
 }
 
 type EventPack<'py> = (
@@ -206,7 +231,8 @@ type EventPack<'py> = (
 /// attributes named in `sources` (`@height` is the block's height, `@tx` the result's `tx_hash`),
 /// each of the kind at the same place in `kinds` (`i`, `t`, `b`: see `cell`). Returns each table's
 /// pack, and every other event as (height, tx_hash, event), in order, for the reference to index.
-/// None if a cell is not of its kind.
+/// None if a cell is not of its kind. An attribute is read from its slot at the offset probed on
+/// the class once a call (`records::probe_offsets`), by `getattr` where it is not a slot or is unset.
 #[pyfunction]
 pub fn pack_event_rows<'py>(py: Python<'py>, outcomes: &Bound<'py, PyList>, tables: &Bound<'py, PyList>)
                             -> PyResult<Option<EventPack<'py>>> {
@@ -227,7 +253,8 @@ pub fn pack_event_rows<'py>(py: Python<'py>, outcomes: &Bound<'py, PyList>, tabl
         if sources.len() != kinds.len() {
             return Err(pyo3::exceptions::PyValueError::new_err("one kind per source"));
         }
-        specs.push(Table { cls, sources, kinds: kinds.into_bytes(), pack: Pack::new() });
+        let offsets = slot_offsets(&cls, &sources);
+        specs.push(Table { cls, sources, offsets, kinds: kinds.into_bytes(), pack: Pack::new() });
     }
     let tx_hash = pyo3::intern!(py, "tx_hash");
     let events = pyo3::intern!(py, "events");
@@ -245,9 +272,9 @@ pub fn pack_event_rows<'py>(py: Python<'py>, outcomes: &Bound<'py, PyList>, tabl
                     continue;
                 };
                 t.pack.row();
-                for (s, &k) in t.sources.iter().zip(&t.kinds) {
+                for ((s, &k), &off) in t.sources.iter().zip(&t.kinds).zip(&t.offsets) {
                     let ok = match s {
-                        Source::Attr(n) => cell(&mut t.pack, &e.getattr(n)?, k),
+                        Source::Attr(n) => cell(&mut t.pack, &attr(&e, n, off)?, k),
                         Source::Height if k == b'i' => {
                             t.pack.int(height);
                             true

@@ -133,6 +133,29 @@ def test_values_the_kernel_cannot_render_exactly_are_left_to_the_reference() -> 
     assert isinstance(cp.upserts, list) and isinstance(cp.readings, list) and cp.readings[0][1] == 2**64
 
 
+def test_event_fields_are_read_from_their_slots_and_an_unset_one_is_refused_as_getattr_refuses_it() -> None:
+    """The kernel reads an event's fields at slot offsets it probes on the class (not by
+    ``getattr``): each row holds the values the event holds, and a field left unset (an event made
+    without ``__init__``) raises the AttributeError that reading it in Python raises."""
+    th = b"\x01" * 32
+    events = (reading("d", 3, "L", "o"), issued("L", "d", "o", 9))
+    (reading_rows, lot_rows), others = crev_native.pack_event_rows(
+        [(4, [TxResult(th, "submit_readings", True, None, events, None)])], [READING_ROWS, LOT_ROWS])
+    assert others == []
+    assert reading_rows[2] == 1 and lot_rows[2] == 1
+    # the JSON rows: each field in the table's order, the blob cells as (offset, length) into the blob
+    assert reading_rows[0] == '[["d",3,1764300180,60,500,120,80,"L",1,32,4,33,32,"o"]]'
+    assert reading_rows[1] == b"\x11" * 32 + th
+    assert lot_rows[0] == '[["L",9,187,"d","o",980167,420,445,"reading",4,1,32]]'
+    unset = object.__new__(ReadingAccepted)
+    for name in ReadingAccepted.__slots__[:-1]:  # every field but ``owner``
+        object.__setattr__(unset, name, getattr(events[0], name))
+    with pytest.raises(AttributeError, match="owner"):
+        unset.owner  # noqa: B018
+    with pytest.raises(AttributeError, match="owner"):
+        crev_native.pack_event_rows([(4, [TxResult(th, "k", True, None, (unset,), None)])], [READING_ROWS, LOT_ROWS])
+
+
 def test_the_kernel_packs_where_it_can_whatever_sequence_holds_the_results() -> None:
     one = TxResult(b"\x01" * 32, "k", True, None, (reading("d", 1, "L", "o"),), None)
     for results in ([one], (one,)):
