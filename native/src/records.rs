@@ -48,7 +48,7 @@ pub struct RecordCodec {
 /// The object in the slot at `offset` of `obj` (None if the slot is unset).
 ///
 /// Safety: `obj` is an instance of exactly the class whose probed slot offsets these are.
-unsafe fn slot<'py>(obj: &Bound<'py, PyAny>, offset: usize) -> Option<Bound<'py, PyAny>> {
+pub(crate) unsafe fn slot<'py>(obj: &Bound<'py, PyAny>, offset: usize) -> Option<Bound<'py, PyAny>> {
     unsafe {
         let p = *(obj.as_ptr() as *const u8).add(offset).cast::<*mut ffi::PyObject>();
         if p.is_null() { None } else { Some(Bound::from_borrowed_ptr(obj.py(), p)) }

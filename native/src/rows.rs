@@ -210,13 +210,9 @@ fn slot_offsets(cls: &Bound<'_, PyType>, sources: &[Source<'_>]) -> Vec<Option<u
 /// Attribute `name` of `obj`: read from its slot at `offset` (`obj`'s class is exactly the class
 /// whose offset it is), else, or if the slot is unset, by `getattr`.
 fn attr<'py>(obj: &Bound<'py, PyAny>, name: &Bound<'py, PyString>, offset: Option<usize>) -> PyResult<Bound<'py, PyAny>> {
-    if let Some(off) = offset {
-        // SAFETY: `offset` was probed on exactly `obj`'s class (the caller matched its type with
-        // `is`), so the word at `offset` is that slot's object pointer, or null if unset.
-        let p = unsafe { *(obj.as_ptr() as *const u8).add(off).cast::<*mut pyo3::ffi::PyObject>() };
-        if !p.is_null() {
-            return Ok(unsafe { Bound::from_borrowed_ptr(obj.py(), p) });
-        }
+    // SAFETY: `offset` was probed on exactly `obj`'s class (the caller matched its type with `is`)
+    if let Some(v) = offset.and_then(|off| unsafe { crate::records::slot(obj, off) }) {
+        return Ok(v);
     }
     obj.getattr(name)
 }
