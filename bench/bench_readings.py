@@ -111,7 +111,8 @@ def throughput(node: object, txs: list[bytes]) -> tuple[float, float]:
     after: SealTimes = node.seal_times  # type: ignore[attr-defined]
     phases = ", ".join(f"{p.replace('_', ' ')} {(getattr(after, p) - getattr(sealer, p)) / accepted * 1e6:,.1f}"
                        for p in SealTimes.PHASES)
-    print(f"  the sealer's CPU by phase, µs a reading: {phases}")
+    waited = after.writer_wait - sealer.writer_wait
+    print(f"  the sealer's CPU by phase, µs a reading: {phases}; it waited {waited:.2f} s for the checkpoint writer")
     print(f"  RSS {rss_mb():,.0f} MB; held beyond the fleet: {held:,} records and {buckets:,} tree buckets")
     # the checkpoint work still owed (rows built and written in the background): counted here, the
     # rate is one the node could sustain, not a burst that leaves work behind

@@ -214,6 +214,34 @@ def pymalloc_stats() -> dict[str, int]:
     return out
 
 
+class _Mallinfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+                 "keepcost")]
+
+
+def c_heap() -> dict[str, int]:
+    """The C allocator's view (glibc ``mallinfo2``: bytes in use and free in its heaps, and in blocks it
+    mapped apart) and SQLite's own (``sqlite3_memory_used``: page caches, statements, of every
+    connection in this process, the kernel's included). Python's objects larger than 512 bytes
+    and the Rust kernel's vectors come from the C heap; {} where either library is not found."""
+    out: dict[str, int] = {}
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallinfo2.restype = _Mallinfo2
+        m = libc.mallinfo2()
+        out.update(in_use=m.uordblks + m.hblkhd, free=m.fordblks, mapped=m.hblkhd)
+    except (OSError, AttributeError):
+        pass
+    try:
+        lib = ctypes.CDLL("libsqlite3.so.0")
+        lib.sqlite3_memory_used.restype = ctypes.c_int64
+        out["sqlite"] = lib.sqlite3_memory_used()
+    except (OSError, AttributeError):
+        pass
+    return out
+
+
 def disk_bytes(d: Path) -> int:
     return sum(f.stat().st_size for f in d.iterdir() if f.is_file())
 
@@ -364,6 +392,7 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     snap = tracemalloc.take_snapshot() if a.tracemalloc else None
     last_accepted, stretch_t = 0, now()
+    waited_before = node.seal_times.writer_wait
     progress_t = now()
     stop_early = []  # SIGINT: measure at the end of the round under way and stop there
     signal.signal(signal.SIGINT, lambda *_: stop_early.append(True))
@@ -387,12 +416,16 @@ def main() -> None:
         stretch_s = now() - stretch_t
         rate = (accepted - last_accepted) / stretch_s
         node.flush()
+        flushed_rate = (accepted - last_accepted) / (now() - stretch_t)
+        waited = node.seal_times.writer_wait - waited_before
+        waited_before = node.seal_times.writer_wait
         gc.collect()
         row: dict[str, Any] = {"readings": accepted, "rate": rate, "rss_kb": status_kb("VmRSS"),
                                "hwm_kb": status_kb("VmHWM"), "disk": disk_bytes(d), "height": node.state.height,
                                "elapsed_s": now() - t_all}
         print(f"{accepted:,} readings at height {row['height']:,}: {rate:,.0f} readings/s over the last "
-              f"{accepted - last_accepted:,}; RSS {row['rss_kb'] / 1024:,.0f} MB (peak {row['hwm_kb'] / 1024:,.0f}); "
+              f"{accepted - last_accepted:,} ({flushed_rate:,.0f} with its checkpoint written; the sealer waited "
+              f"{waited:.0f} s for the writer); RSS {row['rss_kb'] / 1024:,.0f} MB (peak {row['hwm_kb'] / 1024:,.0f}); "
               f"on disk {row['disk'] / 1e9:.2f} GB = {row['disk'] / accepted:,.0f} B/reading; "
               f"{row['elapsed_s'] / 60:.1f} min so far; load average {os.getloadavg()[0]:.1f}", flush=True)
         if a.market:
@@ -408,6 +441,12 @@ def main() -> None:
                 f"{status_kb('RssFile') / 1024:,.0f} MB; Python objects' blocks allocated {row['blocks']:,}; "
                 f"pymalloc arenas {pm.get('arenas', 0):,} (peak {pm.get('arenas_peak', 0):,}), "
                 f"{pm.get('allocated', 0) / 1e6:,.1f} MB in use, {pm.get('free', 0) / 1e6:,.1f} MB free inside them")
+        ch = row["c_heap"] = c_heap()
+        if "in_use" in ch:
+            line += (f"; C heap {ch['in_use'] / 1e6:,.1f} MB in use ({ch['mapped'] / 1e6:,.1f} MB mapped apart), "
+                     f"{ch['free'] / 1e6:,.1f} MB free")
+        if "sqlite" in ch:
+            line += f"; SQLite {ch['sqlite'] / 1e6:,.1f} MB"
         if a.trim:
             ctypes.CDLL("libc.so.6").malloc_trim(0)
             line += f"; RSS after malloc_trim(0) {status_kb('VmRSS') / 1024:,.0f} MB"

@@ -63,6 +63,19 @@ def stall_index_rows(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, 
     return entered, release
 
 
+def heights_written(node: Node, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The heights of the checkpoints ``node``'s writer writes from now on, in order."""
+    written: list[int] = []
+    real_write = node._write_checkpoint
+
+    def write(store: Any, item: Any) -> None:
+        real_write(store, item)
+        written.append(item[0])
+
+    monkeypatch.setattr(node, "_write_checkpoint", write)
+    return written
+
+
 @pytest.fixture()
 def ledger(tmp_path: Path) -> Path:
     """A data directory with the owner and DGCs registered (by a node with the usual clock)."""
@@ -218,14 +231,7 @@ def test_blocks_sealed_while_a_checkpoint_is_written_gather_into_the_next_one(
     node = running
     monkeypatch.setattr(node_module, "CHECKPOINT_DUTY", 1.0)  # the pace is the next test's
     entered, release = stall_index_rows(monkeypatch)
-    written: list[int] = []
-    real_write = node._write_checkpoint
-
-    def write(store: Any, item: Any) -> None:
-        real_write(store, item)
-        written.append(item[0])
-
-    monkeypatch.setattr(node, "_write_checkpoint", write)
+    written = heights_written(node, monkeypatch)
     try:
         r1 = node.submit_wait(k.batch(DEVICES, 0), WAIT_S)
         assert entered.wait(WAIT_S), "the checkpoint thread never built index rows"
@@ -240,6 +246,41 @@ def test_blocks_sealed_while_a_checkpoint_is_written_gather_into_the_next_one(
     with k.sql(node.data_dir) as db:
         assert db.execute("SELECT count(*) FROM ix_readings WHERE height > ?",
                           (r1.height,)).fetchone()[0] == 3 * DEVICES
+
+
+def test_the_sealer_waits_for_a_writer_a_whole_checkpoint_behind_then_queues_the_gathered_one_at_once(
+        ledger: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the node holds unwritten is bounded (``checkpoint_max_changes``, here 1). The writer is
+    stalled on block 1's checkpoint; block 2 is sealed and its changes gather; block 3's batch is
+    checked and ready, but the sealer waits for the writer instead of sealing it (before, it sealed
+    on, and under hours of full load the node held ever more). Once the writer is free, block 3 is
+    sealed and, the changes gathered being past the bound, its checkpoint (blocks 2–3) is queued at
+    once, though the writer's pace alone would hold it back for an hour."""
+    monkeypatch.setattr(node_module, "CHECKPOINT_DUTY", 0.001)  # pace: due only after checkpoint_max_s
+    node = k.open_node(ledger, checkpoint_s=0.0, checkpoint_max_s=3_600.0, checkpoint_max_changes=1)
+    entered, release = stall_index_rows(monkeypatch)
+    written = heights_written(node, monkeypatch)
+    try:
+        r1 = node.submit_wait(k.batch(DEVICES, 0), WAIT_S)
+        assert entered.wait(WAIT_S), "the checkpoint thread never built index rows"
+        r2 = node.submit_wait(k.batch(DEVICES, 1), WAIT_S)
+        assert r2.height == r1.height + 1 and len(node._pending_changes) > 1
+        third = node.submit(k.batch(DEVICES, 2))
+        wait_until(lambda: node._ready.qsize() == 1, "block 3's batch to be checked")
+        waited = node.seal_times.writer_wait
+        wait_until(lambda: node.seal_times.writer_wait > waited, "the sealer to wait with block 3's batch ready")
+        assert not third.done() and node.state.height == r2.height
+        assert written == [] and node._queued == r1.height
+    finally:
+        release.set()
+    r3 = third.result(WAIT_S)
+    assert r3.committed and r3.height == r2.height + 1
+    wait_until(lambda: node._written == r3.height, "the gathered checkpoint to be written")
+    assert written == [r1.height, r3.height]
+    node.close()
+    with k.sql(node.data_dir) as db:
+        assert db.execute("SELECT count(*) FROM ix_readings WHERE height > ?",
+                          (r1.height,)).fetchone()[0] == 2 * DEVICES
 
 
 def test_the_writer_is_paced_to_a_quarter_of_the_time_and_never_past_the_longest_interval(

@@ -96,6 +96,17 @@ READ_EARLY_BELOW = 5_000
 # written (its changes gather into the next), and then until the writer has been idle long enough
 # that it is busy at most CHECKPOINT_DUTY of the time, but never longer than ``checkpoint_max_s``.
 CHECKPOINT_DUTY = 0.25
+# The most changed state entries gathered for the next checkpoint while one is being written: past
+# it the sealer waits for the writer (``Node._seal_loop``), so what the node holds unwritten (the
+# records changed, their encoded values, the blocks to index) is bounded by this, not by how far
+# the writer has fallen behind. A checkpoint's SQLite cost grows with the state file (its rows land
+# in random pages by key hash), so without the bound, a node under full load for hours held ever
+# more: 10,000 devices, depth 20, at ~6,000 readings/s offered, checkpoints of 140,000 → 500,000
+# changes taking 7 → 29 s each between 0.3M and 1.5M readings, and RSS after a flush 955 MB at 1M,
+# 1,970 MB at 3M (docs/benchmarks.md, 2026-12-05). About 3 changes a reading: ~50,000 readings.
+# Once the state file outgrows a checkpoint, a smaller bound costs the writer little more (a row
+# is about one page written either way) and the node's peak memory much less.
+CHECKPOINT_MAX_CHANGES = 150_000
 # The checkpoint writer's thread runs this much nicer than the node (Linux; ``lower_priority``): its SQLite
 # work competes with the sealer and the verify threads for the 2 cores only when they leave some.
 # Measured at 7,500 readings/s offered, 5 alternated pairs (docs/benchmarks.md, 2026-12-05): p99 better
@@ -122,7 +133,8 @@ class SealTimes:
     builder; ``finish``: the changed records encoded, the state tree and the results hashed, the
     header built; ``commit``: the header signed and the block written to the chain file;
     ``receipts``: the submitters' futures settled and the listeners told; ``evict``: what a
-    written checkpoint lets go, dropped."""
+    written checkpoint lets go, dropped. ``writer_wait`` is wall time, not CPU: how long the sealer
+    waited for the checkpoint writer to catch up (``Node._writer_behind``)."""
 
     read_ahead: float = 0.0
     apply: float = 0.0
@@ -130,6 +142,7 @@ class SealTimes:
     commit: float = 0.0
     receipts: float = 0.0
     evict: float = 0.0
+    writer_wait: float = 0.0
     blocks: int = 0  # blocks sealed
     readings: int = 0  # readings taken from the queue for them (those of refused transactions too)
 
@@ -627,6 +640,7 @@ class Node:
                  max_block_readings: int = 50_000, max_block_txs: int = 10_000, verify_threads: int = 2,
                  verify_processes: bool | None = None,
                  checkpoint_s: float = 2.0, checkpoint_max_s: float = 10.0,
+                 checkpoint_max_changes: int = CHECKPOINT_MAX_CHANGES,
                  clock: Callable[[], float] = time.time,
                  timer: Callable[[], float] = time.monotonic) -> None:
         self.data_dir = Path(data_dir)
@@ -666,6 +680,7 @@ class Node:
         self.fatal: BaseException | None = None
         self.checkpoint_interval = checkpoint_s
         self.checkpoint_max_interval = max(checkpoint_s, checkpoint_max_s)
+        self.checkpoint_max_changes = checkpoint_max_changes
         self._queued = self.state.height  # the height of the last checkpoint queued
         self._last_write_s = 0.0  # how long the writer took over the last one (wall clock)
         self._pending_changes: dict[str, bytes | None] = {}
@@ -770,12 +785,14 @@ class Node:
         2026-12-05): over 800,000 readings at ~10,500 /s, 53 → 42 µs of the writer's CPU a
         reading, and the writer no longer falls behind."""
         since = self.timer() - self._last_checkpoint
-        if since < self.checkpoint_interval:
-            return False
         if self._writer is None or not self._writer.is_alive():
-            return True  # written at once by the sealer (not started, or stopped)
+            return since >= self.checkpoint_interval  # written at once by the sealer (not started, or stopped)
         if self._queued > self._written:
             return False  # the writer is busy: let the changes gather
+        if len(self._pending_changes) >= self.checkpoint_max_changes:
+            return True  # the sealer has waited for the writer (``_writer_behind``) or would
+        if since < self.checkpoint_interval:
+            return False
         return since >= min(self._last_write_s / CHECKPOINT_DUTY, self.checkpoint_max_interval)
 
     def query(self, path: str) -> Any:
@@ -957,9 +974,16 @@ class Node:
         idled up to half the time (docs/benchmarks.md, the front door under overload). Between
         turns (after a seal, or after finding nothing to seal), what the checkpoint thread has
         written is dropped from memory, and while idle, a checkpoint held back by the writer's pace
-        (``_checkpoint_due``) is queued once it is due (``_idle_upkeep``)."""
+        (``_checkpoint_due``) is queued once it is due (``_idle_upkeep``). While the writer is a
+        whole checkpoint behind (``_writer_behind``), nothing is sealed: the transactions wait in
+        the queues, and what the node holds unwritten stays bounded."""
         started = self.timer()
         while not self._stop.is_set():
+            if self._writer_behind():
+                t = time.monotonic()
+                time.sleep(0.002)
+                self.seal_times.writer_wait += time.monotonic() - t
+                continue
             wait = started + self.block_interval - self.timer()
             if (wait > 0 and self._ready_readings < self.max_block_readings
                     and self._ready.qsize() < self.max_block_txs):
@@ -973,6 +997,12 @@ class Node:
                 with self.lock:
                     self._evict_written()
                 self.seal_times.evict += time.thread_time() - t
+
+    def _writer_behind(self) -> bool:
+        """Whether the sealer must wait for the checkpoint writer: it is writing one checkpoint and
+        the changes gathered for the next have reached ``checkpoint_max_changes``."""
+        return (self._queued > self._written and len(self._pending_changes) >= self.checkpoint_max_changes
+                and self._writer is not None and self._writer.is_alive())
 
     def _idle_upkeep(self) -> None:
         """While no block is due: queue a checkpoint held back by the writer's pace once it is due.
@@ -1189,6 +1219,8 @@ class Node:
                 if item is None:
                     return
                 self._write_checkpoint(writer, item)
+                # written: hold none of it (its changes, its blocks' results) while waiting for the next
+                del item
         finally:
             writer.close()
 

@@ -99,4 +99,9 @@ def insert_packed(db: sqlite3.Connection, head: str, kinds: str, rows: PackedRow
         else:
             cells.append(f"value->>{j}")
             j += 1
-    db.execute(f"{head} SELECT {', '.join(cells)} FROM json_each(?1) WHERE true{tail}", (rows.json, rows.blob))
+    sql = f"{head} SELECT {', '.join(cells)} FROM json_each(?1) WHERE true{tail}"
+    db.execute(sql, (rows.json, rows.blob))
+    # SQLite keeps a statement's bound values (its copies of them) until they are bound again, and
+    # the connection keeps the statement in its cache: a checkpoint's arrays (tens of MB at full
+    # load) would stay allocated until the next checkpoint. Bound again to empty ones (no row).
+    db.execute(sql, ("[]", b""))
