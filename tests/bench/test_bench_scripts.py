@@ -77,8 +77,12 @@ def test_bench_state_runs_and_reports_every_figure(tmp_path: Path) -> None:
     assert re.search(r"signed 4 rounds \(200 readings\) in [\d.]+ s", r.stdout)
     assert len(list((tmp_path / "signed").iterdir())) == 4
     assert re.search(r"ledger: 50 devices, 50 owners, state tree depth 8, batches of 25", r.stdout)
-    heights = [int(h) for h in re.findall(r"(?:100|200) readings at height (\d+): [\d,]+ readings/s over the last "
-                                            r"100; RSS [\d,]+ MB \(peak [\d,]+\); on disk [\d.]+ GB", r.stdout)]
+    heights = [int(h) for h in re.findall(
+        r"(?:100|200) readings at height (\d+): [\d,]+ readings/s over the last 100 \([\d,]+ with its checkpoint "
+        r"written; the sealer waited [\d.]+ s for the writer\); RSS [\d,]+ MB \(peak [\d,]+\); on disk [\d.]+ GB",
+        r.stdout)]
+    assert len(re.findall(r"; C heap [\d.,]+ MB in use \([\d.,]+ MB mapped apart\), [\d.,]+ MB free; "
+                          r"SQLite [\d.,]+ MB", r.stdout)) == 2, r.stdout
     assert len(heights) == 2 and 0 < heights[0] < heights[1], r.stdout
     assert len(re.findall(r"restart \(child\): Node\(dir\)\.start\(\) → info\(\) in [\d.]+ s", r.stdout)) == 2
     assert re.search(r"crev report \S+ c00005 \(one site, 4 slots\): [\d.]+ s to exit", r.stdout)

@@ -229,24 +229,50 @@ def test_forwarded_addresses_are_ignored_unless_the_proxy_is_trusted(ledger: Nod
 # --- 4. back-pressure -----------------------------------------------------------------------
 
 
+class HeldClock:
+    """A node's interval clock that stands still (no block comes due) until ``let_go``, then jumps
+    a block interval ahead and runs as ``time.monotonic`` does."""
+
+    def __init__(self) -> None:
+        self.offset: float | None = None
+
+    def __call__(self) -> float:
+        return 1_000.0 if self.offset is None else time.monotonic() + self.offset
+
+    def let_go(self) -> None:
+        self.offset = 1_010.0 - time.monotonic()
+
+
 def test_a_node_that_falls_behind_answers_503_with_retry_after(tmp_path: Path) -> None:
-    node = k.open_node(k.init_dir(tmp_path / "slow"), block_interval_ms=1500)
-    k.register_fleet(node, 4)
-    srv = serve(node, admission=Admission(budget_s=1e9, max_wait_s=0.3))  # the queue-age rule alone
+    """The node seals nothing until the test lets its interval clock go, and a transaction may
+    wait at most 0.3 s: the second batch, sent 0.6 s after the first, is turned away while the
+    first waits for its block, and admitted once the first is answered. (With a real block
+    interval, the seal loop's phase decided whether the first was still waiting: it failed in 2 of
+    12 runs on a machine with both cores busy.)"""
+    d = k.init_dir(tmp_path / "slow")
+    setup = k.open_node(d)
+    k.register_fleet(setup, 4)
+    setup.close()
+    clock = HeldClock()
+    node = k.open_node(d, block_interval_ms=1000, timer=clock)
+    admission = Admission(budget_s=1e9, max_wait_s=0.3)  # the queue-age rule alone
+    srv = serve(node, admission=admission)
     try:
         first = k.batch(4, 0)
         st, _, body = request(srv.port, "POST", "/v1/tx?wait=false", first, cbor_post(first))
         assert st == 202
-        time.sleep(0.6)  # the first still waits for its block (sealed every 1.5 s): the queue is 0.6 s old
+        time.sleep(0.6)  # the first waits for its block: the queue is 0.6 s old
         second = k.batch(4, 1)
         st, headers, body = request(srv.port, "POST", "/v1/tx", second, cbor_post(second))
         assert st == 503 and body["error"]["code"] == "overloaded", body
         assert int(headers["retry-after"]) >= 1
+        assert node.state.devices["dgc-0"].readings == 0
+        clock.let_go()
         deadline = time.monotonic() + 10
-        while node.state.devices["dgc-0"].readings < 1:
+        while admission.waiting():  # the first answered
             assert time.monotonic() < deadline
-            time.sleep(0.05)
-        time.sleep(0.1)
+            time.sleep(0.02)
+        assert node.state.devices["dgc-0"].readings == 1
         st, _, body = request(srv.port, "POST", "/v1/tx", second, cbor_post(second))  # drained: admitted
         assert st == 200 and body["committed"], body
     finally:
