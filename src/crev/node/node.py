@@ -783,7 +783,9 @@ class Node:
         so while the file is small, each checkpoint rewrites most of it however few readings it
         holds; and one queued behind another only waited to do so. Measured (docs/benchmarks.md,
         2026-12-05): over 800,000 readings at ~10,500 /s, 53 → 42 µs of the writer's CPU a
-        reading, and the writer no longer falls behind."""
+        reading, and the writer no longer falls behind (on a small file; on a large one it does,
+        and the bound below holds the sealer back). Once ``checkpoint_max_changes`` have gathered,
+        due as soon as no checkpoint is being written, whatever the pace."""
         since = self.timer() - self._last_checkpoint
         if self._writer is None or not self._writer.is_alive():
             return since >= self.checkpoint_interval  # written at once by the sealer (not started, or stopped)
